@@ -1,0 +1,124 @@
+#  Lakehouse - a message-bus data substrate in C over ZeroMQ
+#
+#  make              build everything into build/
+#  make check        build, then run every test (tests/run); last line "N passed, N failed"
+#  make up           build, then run the whole system in one process (lakehouse up)
+#  make bench        run the benchmarks under bench/, results in bench/results/
+#  make asan         build into build-asan/ with ASan+UBSan and run the test suite there
+#  make fuzz         build the libFuzzer targets (clang) and run each briefly
+#  make install      install binaries under $(DESTDIR)$(PREFIX)/bin
+#  make clean
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+CXX     ?= c++
+
+PKGS     = libczmq libzmq msgpack sqlite3 libcurl libsodium lmdb libmicrohttpd jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+WARN     = -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++17 $(WARN)
+INCS     = -Iproto -Icommon -Ibroker -Igateway $(patsubst %,-I%,$(wildcard actors/*)) $(PKG_CFLAGS)
+LDLIBS   = $(PKG_LIBS) -lpthread -lm
+
+#  Library: every .c under proto/, common/, broker/, gateway/, actors/*/
+LIB_SRC  = $(wildcard proto/*.c common/*.c broker/*.c gateway/*.c actors/*/*.c)
+LIB_CXX  = $(wildcard proto/*.cpp common/*.cpp broker/*.cpp gateway/*.cpp actors/*/*.cpp)
+LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(patsubst %.cpp,$(BUILD)/%.o,$(LIB_CXX))
+LIB      = $(BUILD)/liblakehouse.a
+LINK     = $(if $(LIB_CXX),$(CXX),$(CC))
+
+#  Programs: one per tools/*.c
+TOOLS    = $(patsubst tools/%.c,$(BUILD)/%,$(wildcard tools/*.c))
+SELFTEST = $(BUILD)/lh_selftest
+#  Fuzz targets, built with gcc as corpus replayers for `make check`
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY   = $(patsubst tests/fuzz/%.c,$(BUILD)/%_replay,$(FUZZ_SRC))
+#  Test helper programs: tests/bin/*.c
+TESTBIN  = $(patsubst tests/bin/%.c,$(BUILD)/%,$(wildcard tests/bin/*.c))
+BENCHBIN = $(patsubst bench/%.c,$(BUILD)/bench_%,$(wildcard bench/*.c))
+
+HEADERS  = $(wildcard proto/*.h common/*.h broker/*.h gateway/*.h actors/*/*.h)
+
+all: $(LIB) $(TOOLS) $(SELFTEST) $(REPLAY) $(TESTBIN) $(BENCHBIN)
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INCS) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(INCS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%: tools/%.c $(LIB)
+	$(CC) $(CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+
+$(BUILD)/%: tests/bin/%.c $(LIB)
+	$(CC) $(CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+
+$(BUILD)/bench_%: bench/%.c $(LIB)
+	$(CC) $(CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+
+#  The selftest table is generated: every "lh_NAME_test (bool verbose)"
+#  defined in the library becomes a case of the runner.
+$(BUILD)/lh_selftest_table.h: $(LIB_SRC) $(LIB_CXX)
+	@mkdir -p $(dir $@)
+	grep -h -o '^lh_[a-z0-9_]*_test (bool verbose)' $(LIB_SRC) $(LIB_CXX) | sed 's/ (bool verbose)//' | sort -u \
+	    | awk '{ printf "LH_SELFTEST (%s)\n", $$1 }' > $@
+
+$(SELFTEST): tests/lh_selftest.c $(BUILD)/lh_selftest_table.h $(LIB)
+	$(CC) $(CFLAGS) $(INCS) -I$(BUILD) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+
+$(BUILD)/%_replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
+	$(CC) $(CFLAGS) $(INCS) $< tests/fuzz/replay_main.c $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+
+check: all
+	BUILD=$(BUILD) tests/run
+
+up: all
+	$(BUILD)/lakehouse up
+
+bench: all
+	BUILD=$(BUILD) bench/run
+
+#  ASan + UBSan build of the whole test suite
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    CXXFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" all
+	BUILD=build-asan LH_ASAN=1 tests/run
+
+#  libFuzzer targets (clang), each run briefly under a memory limit
+FUZZ_SECONDS ?= 30
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang CXX=clang++ CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+	    CXXFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" $(LIB:$(BUILD)/%=build-fuzz/%)
+	@set -e; for src in $(FUZZ_SRC); do \
+	    name=$$(basename $$src .c); \
+	    clang -O1 -g -fsanitize=fuzzer,address,undefined $(WARN) -std=gnu11 -D_GNU_SOURCE $(INCS) $$src build-fuzz/liblakehouse.a $(LDLIBS) \
+	        $(if $(LIB_CXX),-lstdc++) -o build-fuzz/$$name; \
+	    corpus=tests/fuzz/corpus/$${name#fuzz_}; mkdir -p $$corpus build-fuzz/corpus-$$name; \
+	    build-fuzz/$$name -rss_limit_mb=256 -malloc_limit_mb=64 -max_total_time=$(FUZZ_SECONDS) \
+	        build-fuzz/corpus-$$name $$corpus; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/lakehouse
+	install -m 0644 conf/lakehouse.cfg $(DESTDIR)$(PREFIX)/share/lakehouse/
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all check up bench asan fuzz install clean
+.SECONDARY:

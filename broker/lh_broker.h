@@ -1,0 +1,66 @@
+/*  =========================================================================
+    lh_broker - the central broker: routing, queues, credit, heartbeats,
+    deadlines, PUB/SUB, the built-in `broker` service, and the tap
+
+    The broker is a czmq actor. Create it, configure it, bind it:
+
+        zactor_t *broker = zactor_new (lh_broker_actor, "lakehouse");
+        zstr_sendx (broker, "CONFIGURE", "hb_ivl", "1000", NULL);
+        zsock_send (broker, "ss", "BIND", "inproc://lh-bus");
+        char *status, *detail;
+        zsock_recv (broker, "ss", &status, &detail);    //  "0" and the endpoint,
+                                                        //  or "-1" and why
+        ...
+        zactor_destroy (&broker);
+
+    Pipe commands (each answered as noted; all answers are "ss" frames:
+    status "0" or "-1", then a detail string):
+
+    CONFIGURE key value     set a setting before BIND; answers status.
+                            Keys: hb_ivl (ms, 1000), hb_live (3),
+                            max_msg (bytes, 16 MiB), queue_max (requests
+                            per service, 1000), queue_bytes (per service,
+                            64 MiB), retry_after_ms (for 429, 100),
+                            sub_queue (PUBs held per slow subscriber, 1000),
+                            tap_hwm (1000), max_attempts (3), name.
+    BIND endpoint           bind the bus ROUTER; detail = the bound
+                            endpoint (a "tcp://h:*" bind reports its port).
+    TAP endpoint            bind the tap PUB socket; detail as BIND.
+    STATS                   detail = stats as JSON (what `broker.stats`
+                            answers on the bus).
+    VERBOSE                 log every message.
+    $TERM                   end the actor.
+
+    Bus service "broker" (built in), ops:
+    ping        -> {"pong": true, "name": NAME}
+    services    -> {"services": [{"name","ops","workers","queued"}]}
+    workers     -> {"workers": [{"service","src","credit","inflight","idle_ms"}]}
+    stats       -> {"uptime_ms", "bseq", "peers", "services": {NAME: {"requests",
+                   "replies", "errors": {"404": n, ...}, "queued", "p50_us",
+                   "p99_us", "dropped"}}, "dropped": {"malformed", "unroutable",
+                   "full", "late_reply", "tap", "sub"}}
+    =========================================================================
+*/
+
+#ifndef LH_BROKER_H_INCLUDED
+#define LH_BROKER_H_INCLUDED
+
+#include "lh_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  The broker actor; args is the broker's name (const char *), or NULL
+void
+    lh_broker_actor (zsock_t *pipe, void *args);
+
+//  Self test of this class
+void
+    lh_broker_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
