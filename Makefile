@@ -19,10 +19,12 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
 WARN     = -Wall -Wextra -Werror -Wno-unused-parameter
+#  CFLAGS/CXXFLAGS/LDFLAGS are the user's (optimisation, sanitizers); the
+#  language and warning flags below always apply, whatever is passed.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing
 CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++17 $(WARN)
+LH_CFLAGS   = -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing
+LH_CXXFLAGS = -std=c++17 $(WARN)
 INCS     = -Iproto -Icommon -Ibroker -Igateway $(patsubst %,-I%,$(wildcard actors/*)) $(PKG_CFLAGS)
 LDLIBS   = $(PKG_LIBS) -lpthread -lm
 
@@ -49,24 +51,24 @@ all: $(LIB) $(TOOLS) $(SELFTEST) $(REPLAY) $(TESTBIN) $(BENCHBIN)
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCS) -c $< -o $@
+	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) -c $< -o $@
 
 $(BUILD)/%.o: %.cpp $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(INCS) -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(LH_CXXFLAGS) $(INCS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/%: tools/%.c $(LIB)
-	$(CC) $(CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
 $(BUILD)/%: tests/bin/%.c $(LIB)
-	$(CC) $(CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
 $(BUILD)/bench_%: bench/%.c $(LIB)
-	$(CC) $(CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
 #  The selftest table is generated: every "lh_NAME_test (bool verbose)"
 #  defined in the library becomes a case of the runner.
@@ -76,10 +78,10 @@ $(BUILD)/lh_selftest_table.h: $(LIB_SRC) $(LIB_CXX)
 	    | awk '{ printf "LH_SELFTEST (%s)\n", $$1 }' > $@
 
 $(SELFTEST): tests/lh_selftest.c $(BUILD)/lh_selftest_table.h $(LIB)
-	$(CC) $(CFLAGS) $(INCS) -I$(BUILD) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) -I$(BUILD) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
 $(BUILD)/%_replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
-	$(CC) $(CFLAGS) $(INCS) $< tests/fuzz/replay_main.c $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
+	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) $< tests/fuzz/replay_main.c $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
 check: all
 	BUILD=$(BUILD) tests/run

@@ -16,7 +16,9 @@
     Pipe commands (each answered as noted; all answers are "ss" frames:
     status "0" or "-1", then a detail string):
 
-    CONFIGURE key value     set a setting before BIND; answers status.
+    CONFIGURE key value     set a setting (before BIND; hb_*, queue_*,
+                            retry_after_ms, sub_queue, max_attempts and
+                            name also apply later); answers status.
                             Keys: hb_ivl (ms, 1000), hb_live (3),
                             max_msg (bytes, 16 MiB), queue_max (requests
                             per service, 1000), queue_bytes (per service,
@@ -35,10 +37,13 @@
     ping        -> {"pong": true, "name": NAME}
     services    -> {"services": [{"name","ops","workers","queued"}]}
     workers     -> {"workers": [{"service","src","credit","inflight","idle_ms"}]}
-    stats       -> {"uptime_ms", "bseq", "peers", "services": {NAME: {"requests",
-                   "replies", "errors": {"404": n, ...}, "queued", "p50_us",
-                   "p99_us", "dropped"}}, "dropped": {"malformed", "unroutable",
+    stats       -> {"uptime_ms", "bseq", "peers", "redelivered",
+                   "services": {NAME: {"requests", "replies", "errors":
+                   {"404": n, ...}, "queued", "workers", "p50_us", "p99_us",
+                   "dropped"}}, "dropped": {"malformed", "unroutable",
                    "full", "late_reply", "tap", "sub"}}
+                   (p50/p99: REQ received -> worker's REP forwarded, from a
+                   fixed log histogram, within ~6 %; docs/broker.md)
     =========================================================================
 */
 

@@ -111,6 +111,12 @@ int lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
                       uint64_t retry_after_ms, const char *format, ...)
                       CHECK_PRINTF (5);
 
+//  Heartbeat this thread's worker if it has been silent for hb_ivl. Call it
+//  now and then from work that can outlast hb_ivl x hb_live (a slow upload,
+//  a long query) where no request is at hand; cheap when nothing is due,
+//  and a no-op on a thread that is not a worker.
+void lh_keepalive (void);
+
 //  Publish an event from a handler or tick (body may be NULL)
 int lh_request_publish (lh_request_t *self, const char *topic,
                         const void *body, size_t size);

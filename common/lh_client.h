@@ -102,6 +102,15 @@ zsock_t *
 //  ---------------------------------------------------------------------
 //  Helpers shared with the actor runtime
 
+//  Called each time the client waits for the broker (at least once per
+//  heartbeat interval while a call waits). The actor runtime uses it to
+//  keep its worker's own session alive while a handler waits on a call.
+typedef void (lh_client_idle_fn) (void *arg);
+
+//  Set (or clear, with NULL) the idle function
+void
+    lh_client_set_idle (lh_client_t *self, lh_client_idle_fn *idle_fn, void *arg);
+
 //  Create a DEALER connected to the link's endpoint, with the CURVE client
 //  options applied when link->cert is set (then server_key is required).
 //  Returns NULL (and logs why) on failure.

@@ -1,7 +1,7 @@
 /*  =========================================================================
     lh_json - msgpack <-> JSON (jansson), for the gateway and the tools
 
-    Conventions (documented in docs/protocol.md, "JSON mapping"):
+    Conventions (documented in docs/json.md):
     - integers stay integers: msgpack int/uint <-> JSON integer (int64);
       a msgpack uint above INT64_MAX becomes a JSON string of its digits;
     - floats stay floats: msgpack float32/64 <-> JSON real;

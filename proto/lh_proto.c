@@ -12,7 +12,7 @@
 #include "lh_proto.h"
 
 const lh_limits_t lh_limits_default = {
-    .max_depth = 64,
+    .max_depth = 32,               //  msgpack-c cannot unpack deeper than 32
     .max_elements = 1024 * 1024,
     .max_string = 16 * 1024 * 1024
 };
@@ -526,7 +526,11 @@ int
 lh_msgpack_unpack (const void *data, size_t size, const lh_limits_t *limits,
                    msgpack_zone *zone, msgpack_object *object)
 {
-    int rc = lh_msgpack_check (data, size, limits);
+    //  msgpack-c's unpacker holds at most 32 open containers
+    lh_limits_t bounded = limits? *limits: lh_limits_default;
+    if (bounded.max_depth > LH_UNPACK_DEPTH_MAX)
+        bounded.max_depth = LH_UNPACK_DEPTH_MAX;
+    int rc = lh_msgpack_check (data, size, &bounded);
     if (rc)
         return rc;
     size_t offset = 0;
@@ -1055,6 +1059,14 @@ lh_proto_test (bool verbose)
     assert (lh_msgpack_unpack (simple, sizeof (simple), NULL, &zone, &object) == 0);
     assert (object.type == MSGPACK_OBJECT_MAP && object.via.map.size == 2);
     assert (lh_msgpack_unpack (bomb, sizeof (bomb), NULL, &zone, &object) == -1);
+    //  Nesting at msgpack-c's limit unpacks; one more is refused by the check
+    uint8_t nest [LH_UNPACK_DEPTH_MAX + 2];
+    for (size_t index = 0; index < sizeof (nest); index++)
+        nest [index] = 0x91;
+    nest [LH_UNPACK_DEPTH_MAX] = 0x01;
+    assert (lh_msgpack_unpack (nest, LH_UNPACK_DEPTH_MAX + 1, &roomy, &zone, &object) == 0);
+    nest [LH_UNPACK_DEPTH_MAX + 1] = 0x01;
+    assert (lh_msgpack_unpack (nest, LH_UNPACK_DEPTH_MAX + 2, &roomy, &zone, &object) == -2);
     msgpack_zone_destroy (&zone);
 
     //  Error body

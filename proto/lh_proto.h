@@ -41,6 +41,7 @@ extern "C" {
 #define LH_OPS_MAX          1024    //  READY: comma-separated op names
 #define LH_HEADER_KEYS_MAX  32      //  most keys one header map may hold
 #define LH_HEADER_MAX       4096    //  largest encoded header frame
+#define LH_UNPACK_DEPTH_MAX 32      //  deepest nesting msgpack-c unpacks
 
 //  Message types (header key "t")
 typedef enum {
@@ -136,7 +137,8 @@ typedef struct {
     size_t max_string;                  //  bytes in one str/bin/ext
 } lh_limits_t;
 
-//  Default body limits: depth 64, 1M elements, 16 MiB strings
+//  Default body limits: depth 32 (msgpack-c's own unpack limit), 1M
+//  elements, 16 MiB strings
 extern const lh_limits_t lh_limits_default;
 
 //  ---------------------------------------------------------------------

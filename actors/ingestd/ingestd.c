@@ -1,0 +1,1108 @@
+/*  =========================================================================
+    ingestd - CSV to tables; see ingestd.h and docs/ingestd.md
+    =========================================================================
+*/
+
+#include "ingestd.h"
+#include "lh_csv.h"
+#include "lh_log.h"
+#include <sqlite3.h>
+
+#define S_NAME          "ingestd"
+#define S_NAME_MAX      128             //  longest dataset name
+#define S_VALUE_MAX     64              //  longest value counted as distinct
+#define S_INDEX_COLUMNS 8               //  numeric columns in a covering index
+#define S_PART_MAX      (8 * 1024 * 1024)
+#define S_BUSY_TRIES    20              //  upload_begin retries on 503
+#define S_SAMPLE_ROWS   1000            //  rows whose types start the table
+#define S_SAMPLE_BYTES  (4 * 1024 * 1024)
+
+typedef enum {
+    S_SPEC_SAMPLING,                    //  keeping the first rows
+    S_SPEC_LOADING,                     //  table created, rows inserted
+    S_SPEC_FAILED                       //  a value did not fit: second pass
+} s_spec_t;
+
+//  A row kept before the table exists
+typedef struct {
+    char *data;                         //  fields, each NUL-terminated
+    size_t *sizes;                      //  their sizes
+    uint64_t line;                      //  line the row starts on
+} s_sample_t;
+
+typedef struct {
+    int64_t max_ingest_bytes;           //  largest source, bytes
+    size_t record_max;                  //  longest record, bytes
+    uint64_t read_chunk;                //  bytes per storaged get
+    uint32_t timeout_ms;                //  deadline of each call we make
+    char *tmp_dir;                      //  where table files are built
+    int page_size;                      //  SQLite page size
+    int cache_kib;                      //  SQLite cache while building
+    int index_max;                      //  covering indexes per table
+    int distinct_max;                   //  distinct values of an indexed column
+} s_state_t;
+
+//  One ingest in progress
+typedef struct {
+    s_state_t *state;                   //  service state
+    lh_request_t *request;              //  the request being served
+    lh_client_t *client;                //  bus client of this worker
+    const char *trace;                  //  trace id, for logs
+    char name [S_NAME_MAX + 1];         //  dataset name
+    char *source;                       //  storaged key of the CSV
+    uint64_t size;                      //  source size
+    char etag [80];                     //  source ETag (SHA-256 hex)
+    uint32_t status;                    //  failure status, 0 = none yet
+    char kind [32];                     //  failure kind
+    char reason [600];                  //  failure reason
+    zhash_t **distinct;                 //  per column: values seen, or NULL
+    size_t columns;                     //  column count
+    lh_csv_type_t *types;               //  column types of the table
+    lh_csv_table_t *schema;             //  the first pass's table reader
+    lh_csv_infer_t *infer;              //  whole-file inference
+    s_spec_t spec;                      //  speculative load state
+    s_sample_t *samples;                //  first rows, while sampling
+    size_t sample_count;                //  rows sampled
+    size_t sample_bytes;                //  their bytes
+    sqlite3 *db;                        //  table file being built
+    sqlite3_stmt *insert;               //  the prepared INSERT
+    uint64_t rows;                      //  rows inserted
+} s_ingest_t;
+
+//  A growing SQL text
+typedef struct {
+    char *text;                         //  NUL-terminated text
+    size_t size;                        //  bytes used
+    size_t capacity;                    //  bytes allocated
+} s_sql_t;
+
+
+//  --------------------------------------------------------------------------
+//  Append printf-style text to an SQL string
+
+static void
+s_sql_add (s_sql_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char *piece = zsys_vprintf (format, args);
+    va_end (args);
+    assert (piece);
+    size_t size = strlen (piece);
+    if (self->size + size + 1 > self->capacity) {
+        self->capacity = (self->size + size + 1) * 2;
+        self->text = (char *) realloc (self->text, self->capacity);
+        assert (self->text);
+    }
+    memcpy (self->text + self->size, piece, size + 1);
+    self->size += size;
+    free (piece);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Append an identifier, double-quoted ("" inside)
+
+static void
+s_sql_ident (s_sql_t *self, const char *name)
+{
+    s_sql_add (self, "\"");
+    for (const char *at = name; *at; at++)
+        s_sql_add (self, *at == '"'? "\"\"": "%c", *at);
+    s_sql_add (self, "\"");
+}
+
+
+//  --------------------------------------------------------------------------
+//  True if name is a valid dataset name
+
+bool
+lh_ingestd_name_valid (const char *name, size_t size)
+{
+    if (!name || size == 0 || size > S_NAME_MAX)
+        return false;
+    if (size >= 7 && strncasecmp (name, "sqlite_", 7) == 0)
+        return false;
+    for (size_t index = 0; index < size; index++) {
+        char c = name [index];
+        bool ok = isalnum ((unsigned char) c) || c == '_'
+               || (index > 0 && (c == '.' || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Note the first failure of an ingest (later ones are consequences)
+
+static void
+s_fail (s_ingest_t *self, uint32_t status, const char *kind, const char *format, ...)
+    CHECK_PRINTF (4);
+
+static void
+s_fail (s_ingest_t *self, uint32_t status, const char *kind, const char *format, ...)
+{
+    if (self->status)
+        return;
+    self->status = status;
+    snprintf (self->kind, sizeof (self->kind), "%s", kind);
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->reason, sizeof (self->reason), format, args);
+    va_end (args);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Fail with a bus reply that was not what we wanted: storage down (503)
+//  or refused (500). what names the step.
+
+static void
+s_fail_reply (s_ingest_t *self, lh_reply_t *reply, const char *service, const char *what)
+{
+    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
+    const char *reason = reply? lh_reply_reason (reply): NULL;
+    lh_warn (S_NAME, self->trace, "%s %s: %u %s", service, what, status, reason? reason: "");
+    if (status == LH_ST_UNAVAILABLE || status == LH_ST_TIMEOUT || status == LH_ST_TOO_MANY)
+        s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
+                "%s did not answer the %s (%u)", service, what, status);
+    else
+        s_fail (self, LH_ST_INTERNAL, "storage_failed", "%s refused the %s (%u): %s",
+                service, what, status, reason? reason: "no reason given");
+}
+
+
+//  --------------------------------------------------------------------------
+//  Call svc.op with a pack (destroyed); returns the reply (any status), or
+//  NULL when the caller's deadline has passed (the failure is noted)
+
+static lh_reply_t *
+s_call (s_ingest_t *self, const char *svc, const char *op, lh_pack_t **pack_p)
+{
+    uint64_t left = lh_request_time_left (self->request);
+    if (left == 0) {
+        lh_pack_destroy (pack_p);
+        s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+        return NULL;
+    }
+    size_t size;
+    const void *data = lh_pack_data (*pack_p, &size);
+    lh_call_opts_t opts = {
+        .timeout_ms = left < self->state->timeout_ms? (uint32_t) left: self->state->timeout_ms,
+        .queue = true
+    };
+    lh_reply_t *reply = NULL;
+    lh_client_call (self->client, svc, op, data, size, &opts, &reply);
+    lh_pack_destroy (pack_p);
+    return reply;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Pass 1 row: count distinct short values per column, dropping a column
+//  once it has too many (it will not be indexed)
+
+static int
+s_row_distinct (void *arg, char **fields, const size_t *sizes, size_t count, uint64_t line)
+{
+    s_ingest_t *self = (s_ingest_t *) arg;
+    if (!self->distinct) {
+        self->columns = count;
+        self->distinct = (zhash_t **) zmalloc (count * sizeof (zhash_t *));
+        assert (self->distinct);
+        for (size_t column = 0; column < count; column++)
+            self->distinct [column] = zhash_new ();
+    }
+    for (size_t column = 0; column < count; column++) {
+        zhash_t *seen = self->distinct [column];
+        if (!seen || sizes [column] == 0)
+            continue;
+        if (sizes [column] > S_VALUE_MAX || memchr (fields [column], 0, sizes [column])
+        ||  (zhash_size (seen) >= (size_t) self->state->distinct_max
+             && !zhash_lookup (seen, fields [column])))
+            zhash_destroy (&self->distinct [column]);
+        else
+            zhash_insert (seen, fields [column], (void *) 1);
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Read the whole source from storaged in ranges into a table reader.
+//  Returns 0, or -1 with the failure noted.
+
+static int
+s_read_source (s_ingest_t *self, lh_csv_table_t *table)
+{
+    uint64_t offset = 0;
+    while (offset < self->size) {
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 3);
+        lh_pack_kv_str (pack, "key", self->source);
+        lh_pack_kv_uint (pack, "offset", offset);
+        lh_pack_kv_uint (pack, "length", self->state->read_chunk);
+        lh_reply_t *reply = s_call (self, "storaged", "get", &pack);
+        if (!reply)
+            return -1;
+        const msgpack_object *body = lh_reply_status (reply) == LH_ST_OK?
+                                     lh_reply_object (reply): NULL;
+        const msgpack_object *data = lh_obj_get (body, "data");
+        const char *etag;
+        size_t etag_size;
+        if (!data || data->type != MSGPACK_OBJECT_BIN
+        ||  !lh_obj_str (body, "etag", &etag, &etag_size)) {
+            if (lh_reply_status (reply) == LH_ST_NOT_FOUND)
+                s_fail (self, LH_ST_CONFLICT, "source_changed",
+                        "the source '%s' was deleted during the ingest", self->source);
+            else
+                s_fail_reply (self, reply, "storaged", "source read");
+            lh_reply_destroy (&reply);
+            return -1;
+        }
+        if (etag_size != strlen (self->etag) || memcmp (etag, self->etag, etag_size)) {
+            s_fail (self, LH_ST_CONFLICT, "source_changed",
+                    "the source '%s' changed during the ingest", self->source);
+            lh_reply_destroy (&reply);
+            return -1;
+        }
+        size_t length = data->via.bin.size;
+        if (length == 0) {
+            s_fail (self, LH_ST_INTERNAL, "storage_failed",
+                    "storaged returned no bytes at offset %" PRIu64 " of %" PRIu64,
+                    offset, self->size);
+            lh_reply_destroy (&reply);
+            return -1;
+        }
+        int rc = lh_csv_table_feed (table, data->via.bin.ptr, length);
+        lh_reply_destroy (&reply);
+        if (rc == -2) {
+            s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (table));
+            return -1;
+        }
+        if (rc)
+            return -1;
+        offset += length;
+    }
+    int rc = lh_csv_table_finish (table);
+    if (rc == -2)
+        s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (table));
+    return rc? -1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Pass 2 row: bind each value by the column's type and insert
+
+static int
+s_row_insert (void *arg, char **fields, const size_t *sizes, size_t count, uint64_t line)
+{
+    s_ingest_t *self = (s_ingest_t *) arg;
+    sqlite3_stmt *insert = self->insert;
+    for (size_t column = 0; column < count; column++) {
+        int slot = (int) column + 1;
+        const char *value = fields [column];
+        if (sizes [column] == 0) {
+            sqlite3_bind_null (insert, slot);
+            continue;
+        }
+        switch (self->types [column]) {
+            case LH_CSV_BOOLEAN:
+                sqlite3_bind_int (insert, slot, value [0] == 't' || value [0] == 'T');
+                break;
+            case LH_CSV_BIGINT:
+                sqlite3_bind_int64 (insert, slot, strtoll (value, NULL, 10));
+                break;
+            case LH_CSV_DOUBLE:
+                sqlite3_bind_double (insert, slot, strtod (value, NULL));
+                break;
+            default:
+                sqlite3_bind_text (insert, slot, value, (int) sizes [column], SQLITE_STATIC);
+                break;
+        }
+    }
+    int rc = sqlite3_step (insert);
+    sqlite3_reset (insert);
+    if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_INTERRUPT)
+            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+        else
+            s_fail (self, LH_ST_INTERNAL, "table_failed", "line %" PRIu64 ": insert failed: %s",
+                    line, sqlite3_errmsg (self->db));
+        return -1;
+    }
+    self->rows++;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  SQLite progress handler: heartbeat, and stop past the deadline
+
+static int
+s_progress (void *arg)
+{
+    s_ingest_t *self = (s_ingest_t *) arg;
+    return lh_request_time_left (self->request) == 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Run SQL on the table file; notes a failure and returns -1 if it fails
+
+static int
+s_exec (s_ingest_t *self, const char *sql)
+{
+    char *error = NULL;
+    int rc = sqlite3_exec (self->db, sql, NULL, NULL, &error);
+    if (rc != SQLITE_OK) {
+        if (rc == SQLITE_INTERRUPT)
+            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+        else
+            s_fail (self, LH_ST_INTERNAL, "table_failed", "building the table failed: %s",
+                    error? error: sqlite3_errstr (rc));
+        sqlite3_free (error);
+        return -1;
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Open a new table file at path with the build pragmas. Returns 0 or -1.
+
+static int
+s_build_open (s_ingest_t *self, const char *path)
+{
+    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)
+        != SQLITE_OK) {
+        s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot create a table file: %s",
+                sqlite3_errmsg (self->db));
+        sqlite3_close (self->db);
+        self->db = NULL;
+        return -1;
+    }
+    sqlite3_progress_handler (self->db, 20000, s_progress, self);
+    char sql [300];
+    snprintf (sql, sizeof (sql), "PRAGMA page_size = %d; PRAGMA journal_mode = OFF; "
+              "PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; "
+              "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE",
+              self->state->page_size, self->state->cache_kib);
+    return s_exec (self, sql);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Create the table with self->types, prepare the INSERT, begin the one
+//  transaction. Returns 0 or -1.
+
+static int
+s_build_create (s_ingest_t *self, lh_csv_table_t *schema)
+{
+    s_sql_t sql = { NULL, 0, 0 };
+    s_sql_add (&sql, "CREATE TABLE ");
+    s_sql_ident (&sql, self->name);
+    s_sql_add (&sql, " (");
+    for (size_t column = 0; column < self->columns; column++) {
+        s_sql_add (&sql, column? ", ": "");
+        s_sql_ident (&sql, lh_csv_table_name (schema, column));
+        s_sql_add (&sql, " %s", lh_csv_type_name (self->types [column]));
+    }
+    s_sql_add (&sql, ")");
+    int rc = s_exec (self, sql.text);
+    sql.size = 0;
+    if (rc == 0) {
+        s_sql_add (&sql, "INSERT INTO ");
+        s_sql_ident (&sql, self->name);
+        s_sql_add (&sql, " VALUES (");
+        for (size_t column = 0; column < self->columns; column++)
+            s_sql_add (&sql, column? ", ?": "?");
+        s_sql_add (&sql, ")");
+        if (sqlite3_prepare_v2 (self->db, sql.text, -1, &self->insert, NULL) != SQLITE_OK) {
+            s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot prepare the insert: %s",
+                    sqlite3_errmsg (self->db));
+            rc = -1;
+        }
+    }
+    free (sql.text);
+    return rc == 0? s_exec (self, "BEGIN"): -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Drop a table file being built (a speculation that failed, or an error)
+
+static void
+s_build_discard (s_ingest_t *self, const char *path)
+{
+    sqlite3_finalize (self->insert);
+    self->insert = NULL;
+    sqlite3_close (self->db);
+    self->db = NULL;
+    self->rows = 0;
+    if (truncate (path, 0))
+        lh_warn (S_NAME, self->trace, "cannot truncate a temporary table file");
+}
+
+
+//  --------------------------------------------------------------------------
+//  Commit the rows, build the covering indexes, close the file
+
+static int
+s_build_finish (s_ingest_t *self, lh_csv_table_t *schema)
+{
+    s_state_t *state = self->state;
+    sqlite3_finalize (self->insert);
+    self->insert = NULL;
+    int rc = s_exec (self, "COMMIT");
+    //  Covering indexes on low-cardinality text columns with the numeric
+    //  columns: GROUP BY / WHERE on them then reads the index, not the rows
+    s_sql_t sql = { NULL, 0, 0 };
+    int indexes = 0;
+    for (size_t column = 0; rc == 0 && column < self->columns
+                           && indexes < state->index_max; column++) {
+        if (!self->distinct || !self->distinct [column]
+        ||  (self->types [column] != LH_CSV_VARCHAR && self->types [column] != LH_CSV_BOOLEAN))
+            continue;
+        sql.size = 0;
+        s_sql_add (&sql, "CREATE INDEX \"_lh_%zu\" ON ", column);
+        s_sql_ident (&sql, self->name);
+        s_sql_add (&sql, " (");
+        s_sql_ident (&sql, lh_csv_table_name (schema, column));
+        size_t numeric = 0;
+        for (size_t other = 0; other < self->columns && numeric < S_INDEX_COLUMNS; other++)
+            if (self->types [other] == LH_CSV_BIGINT || self->types [other] == LH_CSV_DOUBLE) {
+                s_sql_add (&sql, ", ");
+                s_sql_ident (&sql, lh_csv_table_name (schema, other));
+                numeric++;
+            }
+        s_sql_add (&sql, ")");
+        rc = s_exec (self, sql.text);
+        indexes++;
+    }
+    if (rc == 0 && indexes)
+        rc = s_exec (self, "PRAGMA analysis_limit = 1000; ANALYZE");
+    free (sql.text);
+    if (sqlite3_close (self->db) != SQLITE_OK && rc == 0) {
+        s_fail (self, LH_ST_INTERNAL, "table_failed", "closing the table file failed");
+        rc = -1;
+    }
+    self->db = NULL;
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Does a value with these LH_CSV_IS_* bits fit a column of this type?
+
+static bool
+s_fits (lh_csv_type_t type, int bits)
+{
+    return type == LH_CSV_VARCHAR
+        || (type == LH_CSV_BIGINT && (bits & LH_CSV_IS_INT))
+        || (type == LH_CSV_DOUBLE && (bits & LH_CSV_IS_NUM))
+        || (type == LH_CSV_BOOLEAN && (bits & LH_CSV_IS_BOOL))
+        || (type == LH_CSV_TIMESTAMP && (bits & LH_CSV_IS_TS));
+}
+
+
+//  --------------------------------------------------------------------------
+//  Keep a copy of a sampled row (the first rows, before the table exists)
+
+static void
+s_sample_add (s_ingest_t *self, char **fields, const size_t *sizes, size_t count,
+              uint64_t line)
+{
+    size_t total = 0;
+    for (size_t column = 0; column < count; column++)
+        total += sizes [column] + 1;
+    s_sample_t *sample = &self->samples [self->sample_count++];
+    sample->data = (char *) malloc (total);
+    sample->sizes = (size_t *) malloc (count * sizeof (size_t));
+    assert (sample->data && sample->sizes);
+    sample->line = line;
+    char *at = sample->data;
+    for (size_t column = 0; column < count; column++) {
+        memcpy (at, fields [column], sizes [column] + 1);
+        at += sizes [column] + 1;
+        sample->sizes [column] = sizes [column];
+    }
+    self->sample_bytes += total;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Free the sampled rows
+
+static void
+s_sample_free (s_ingest_t *self)
+{
+    for (size_t index = 0; index < self->sample_count; index++) {
+        free (self->samples [index].data);
+        free (self->samples [index].sizes);
+    }
+    self->sample_count = 0;
+    self->sample_bytes = 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The speculation starts: create the table with the types of the rows
+//  seen so far and insert them. Returns 0 or -1.
+
+static int
+s_speculate (s_ingest_t *self, lh_csv_table_t *schema)
+{
+    for (size_t column = 0; column < self->columns; column++)
+        self->types [column] = lh_csv_infer_type (self->infer, column);
+    if (s_build_create (self, schema))
+        return -1;
+    self->spec = S_SPEC_LOADING;
+    char **fields = (char **) malloc (self->columns * sizeof (char *));
+    assert (fields);
+    int rc = 0;
+    for (size_t index = 0; rc == 0 && index < self->sample_count; index++) {
+        s_sample_t *sample = &self->samples [index];
+        char *at = sample->data;
+        for (size_t column = 0; column < self->columns; column++) {
+            fields [column] = at;
+            at += sample->sizes [column] + 1;
+        }
+        rc = s_row_insert (self, fields, sample->sizes, self->columns, sample->line);
+    }
+    free (fields);
+    s_sample_free (self);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The single pass: classify every value (whole-file inference), count
+//  distinct values, and load the rows into a table typed by the first
+//  S_SAMPLE_ROWS rows. If a later value does not fit its column's type,
+//  the speculation fails and a second pass loads the rows with the final
+//  types; otherwise the final types equal the speculated ones (they are
+//  the same inference) and the file is done.
+
+static int
+s_row_first (void *arg, char **fields, const size_t *sizes, size_t count, uint64_t line)
+{
+    s_ingest_t *self = (s_ingest_t *) arg;
+    s_row_distinct (self, fields, sizes, count, line);
+    if (!self->infer) {
+        self->infer = lh_csv_infer_new (count);
+        self->types = (lh_csv_type_t *) calloc (count, sizeof (lh_csv_type_t));
+        self->samples = (s_sample_t *) calloc (S_SAMPLE_ROWS, sizeof (s_sample_t));
+        assert (self->types && self->samples);
+    }
+    bool fits = true;
+    for (size_t column = 0; column < count; column++) {
+        if (sizes [column] == 0)
+            continue;
+        int bits = lh_csv_infer_value (self->infer, column, fields [column], sizes [column]);
+        if (self->spec == S_SPEC_LOADING && !s_fits (self->types [column], bits))
+            fits = false;
+    }
+    if (self->spec == S_SPEC_SAMPLING) {
+        s_sample_add (self, fields, sizes, count, line);
+        if (self->sample_count == S_SAMPLE_ROWS || self->sample_bytes >= S_SAMPLE_BYTES)
+            return s_speculate (self, self->schema);
+    }
+    else
+    if (self->spec == S_SPEC_LOADING) {
+        if (fits)
+            return s_row_insert (self, fields, sizes, count, line);
+        lh_debug (S_NAME, self->trace, "line %" PRIu64 " does not fit the types of the first "
+                  "rows: a second pass will load the file", line);
+        self->spec = S_SPEC_FAILED;
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Upload the table file at path to key by multipart upload, parts in
+//  order, one at a time. An object already under the key (412 at begin) is
+//  the same version: nothing to do. Returns 0 or -1.
+
+static int
+s_upload (s_ingest_t *self, const char *path, const char *key)
+{
+    lh_reply_t *reply = NULL;
+    for (int attempt = 0; attempt < S_BUSY_TRIES; attempt++) {
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 2);
+        lh_pack_kv_str (pack, "key", key);
+        lh_pack_kv_str (pack, "if_none_match", "*");
+        reply = s_call (self, "storaged", "upload_begin", &pack);
+        if (!reply)
+            return -1;
+        if (lh_reply_status (reply) != LH_ST_UNAVAILABLE)
+            break;
+        uint64_t wait = 250;
+        const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
+        lh_obj_uint (error, "retry_after_ms", &wait);
+        lh_reply_destroy (&reply);
+        zclock_sleep ((int) (wait > 2000? 2000: wait));
+    }
+    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
+    if (status == LH_ST_PRECONDITION) {
+        lh_reply_destroy (&reply);
+        return 0;
+    }
+    const msgpack_object *body = status == LH_ST_OK? lh_reply_object (reply): NULL;
+    const msgpack_object *id_object = lh_obj_get (body, "upload_id");
+    char *upload_id = id_object? lh_obj_strdup (id_object): NULL;
+    uint64_t part_max = 0;
+    if (!upload_id || !lh_obj_uint (body, "part_max", &part_max) || part_max == 0) {
+        s_fail_reply (self, reply, "storaged", "upload begin");
+        lh_reply_destroy (&reply);
+        free (upload_id);
+        return -1;
+    }
+    lh_reply_destroy (&reply);
+    if (part_max > S_PART_MAX)
+        part_max = S_PART_MAX;
+    int rc = 0;
+    FILE *file = fopen (path, "rb");
+    if (!file) {
+        s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
+        rc = -1;
+    }
+    uint8_t *buffer = (uint8_t *) malloc (part_max);
+    assert (buffer);
+    for (uint64_t part = 1; rc == 0; part++) {
+        size_t size = fread (buffer, 1, part_max, file);
+        if (size == 0 && part > 1)
+            break;
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 3);
+        lh_pack_kv_str (pack, "upload_id", upload_id);
+        lh_pack_kv_uint (pack, "part", part);
+        lh_pack_str (pack, "data");
+        lh_pack_bin (pack, buffer, size);
+        reply = s_call (self, "storaged", "upload_part", &pack);
+        if (!reply || lh_reply_status (reply) != LH_ST_OK) {
+            if (reply && lh_reply_status (reply) == LH_ST_TOO_LARGE)
+                s_fail (self, LH_ST_TOO_LARGE, "too_large",
+                        "the table file is larger than storaged accepts under 'datasets/'");
+            else
+            if (reply)
+                s_fail_reply (self, reply, "storaged", "upload part");
+            rc = -1;
+        }
+        lh_reply_destroy (&reply);
+        if (size < part_max)
+            break;
+    }
+    free (buffer);
+    if (file)
+        fclose (file);
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, rc == 0? 2: 1);
+    lh_pack_kv_str (pack, "upload_id", upload_id);
+    if (rc == 0)
+        lh_pack_kv_str (pack, "if_none_match", "*");
+    reply = s_call (self, "storaged", rc == 0? "upload_commit": "upload_abort", &pack);
+    if (rc == 0 && !reply)
+        rc = -1;
+    else
+    if (rc == 0
+    &&  lh_reply_status (reply) != LH_ST_OK && lh_reply_status (reply) != LH_ST_PRECONDITION) {
+        s_fail_reply (self, reply, "storaged", "upload commit");
+        rc = -1;
+    }
+    lh_reply_destroy (&reply);
+    free (upload_id);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Refuse early when the dataset exists with another schema. Returns 0, or
+//  -1 with the failure noted (409).
+
+static int
+s_check_drift (s_ingest_t *self, const char *fingerprint)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 1);
+    lh_pack_kv_str (pack, "name", self->name);
+    lh_reply_t *reply = s_call (self, "catalogd", "get", &pack);
+    if (!reply)
+        return -1;
+    const char *live;
+    size_t live_size;
+    int rc = 0;
+    if (lh_reply_status (reply) == LH_ST_OK
+    &&  lh_obj_str (lh_reply_object (reply), "schema_fingerprint", &live, &live_size)
+    &&  (live_size != strlen (fingerprint) || memcmp (live, fingerprint, live_size))) {
+        s_fail (self, LH_ST_CONFLICT, "schema_drift",
+                "dataset '%s' exists with schema fingerprint %.*s; this file's schema has %s "
+                "(the live dataset is unchanged)", self->name, (int) (live_size > 64? 64: live_size),
+                live, fingerprint);
+        rc = -1;
+    }
+    lh_reply_destroy (&reply);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Register the version with catalogd; on success fills dataset_id
+
+static int
+s_register (s_ingest_t *self, lh_csv_table_t *schema, const char *fingerprint,
+            const char *key, char *dataset_id, size_t dataset_id_size)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 5);
+    lh_pack_kv_str (pack, "name", self->name);
+    lh_pack_kv_str (pack, "schema_fingerprint", fingerprint);
+    lh_pack_str (pack, "schema");
+    lh_pack_array (pack, (uint32_t) self->columns);
+    for (size_t column = 0; column < self->columns; column++) {
+        lh_pack_map (pack, 2);
+        lh_pack_kv_str (pack, "name", lh_csv_table_name (schema, column));
+        lh_pack_kv_str (pack, "type", lh_csv_type_name (self->types [column]));
+    }
+    lh_pack_str (pack, "objects");
+    lh_pack_array (pack, 1);
+    lh_pack_str (pack, key);
+    lh_pack_kv_uint (pack, "row_count", self->rows);
+    lh_reply_t *reply = s_call (self, "catalogd", "register", &pack);
+    if (!reply)
+        return -1;
+    uint32_t status = lh_reply_status (reply);
+    const char *id;
+    size_t id_size;
+    int rc = 0;
+    if (status == LH_ST_CONFLICT) {
+        s_fail (self, LH_ST_CONFLICT, "schema_drift",
+                "dataset '%s' exists with another schema; this file's schema has fingerprint "
+                "%s (the live dataset is unchanged)", self->name, fingerprint);
+        rc = -1;
+    }
+    else
+    if ((status == LH_ST_OK || status == LH_ST_CREATED)
+    &&  lh_obj_str (lh_reply_object (reply), "dataset_id", &id, &id_size)
+    &&  id_size < dataset_id_size) {
+        memcpy (dataset_id, id, id_size);
+        dataset_id [id_size] = 0;
+    }
+    else {
+        s_fail_reply (self, reply, "catalogd", "register");
+        rc = -1;
+    }
+    lh_reply_destroy (&reply);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Find the source's size and ETag; refuse it if too large
+
+static int
+s_head_source (s_ingest_t *self)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 1);
+    lh_pack_kv_str (pack, "key", self->source);
+    lh_reply_t *reply = s_call (self, "storaged", "head", &pack);
+    if (!reply)
+        return -1;
+    uint32_t status = lh_reply_status (reply);
+    const msgpack_object *body = lh_reply_object (reply);
+    const char *etag;
+    size_t etag_size;
+    int rc = -1;
+    if (status == LH_ST_NOT_FOUND)
+        s_fail (self, LH_ST_NOT_FOUND, "no_such_source",
+                "no object '%.200s' in storage (upload the CSV first)", self->source);
+    else
+    if (status == LH_ST_BAD_REQUEST)
+        s_fail (self, LH_ST_BAD_REQUEST, "bad_body", "source: %s",
+                lh_reply_reason (reply)? lh_reply_reason (reply): "not a valid key");
+    else
+    if (status != LH_ST_OK || !lh_obj_uint (body, "size", &self->size)
+    ||  !lh_obj_str (body, "etag", &etag, &etag_size) || etag_size >= sizeof (self->etag))
+        s_fail_reply (self, reply, "storaged", "source head");
+    else
+    if (self->size > (uint64_t) self->state->max_ingest_bytes)
+        s_fail (self, LH_ST_TOO_LARGE, "too_large",
+                "the source is %" PRIu64 " bytes; ingestd accepts at most %" PRId64
+                " (ingestd/max_ingest_bytes)", self->size, self->state->max_ingest_bytes);
+    else {
+        memcpy (self->etag, etag, etag_size);
+        self->etag [etag_size] = 0;
+        rc = 0;
+    }
+    lh_reply_destroy (&reply);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  ingest {name, source}
+
+static void
+s_ingest (lh_request_t *request, void *state)
+{
+    s_ingest_t self = {
+        .state = (s_state_t *) state, .request = request,
+        .client = lh_request_client (request), .trace = lh_request_trace (request)
+    };
+    const msgpack_object *body = lh_request_object (request);
+    const char *name;
+    size_t name_size;
+    const msgpack_object *source = lh_obj_get (body, "source");
+    if (!lh_obj_str (body, "name", &name, &name_size)
+    ||  !lh_ingestd_name_valid (name, name_size)) {
+        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
+                          "name: a dataset name is 1..128 of [A-Za-z0-9_.-], starting with "
+                          "a letter, digit or '_', and not with 'sqlite_'");
+        return;
+    }
+    memcpy (self.name, name, name_size);
+    self.name [name_size] = 0;
+    self.source = source? lh_obj_strdup (source): NULL;
+    if (!self.source || !*self.source) {
+        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
+                          "source: the storaged key of the uploaded CSV is required");
+        free (self.source);
+        return;
+    }
+    int64_t started = zclock_mono ();
+    char fingerprint [65] = "", key [400] = "", dataset_id [64] = "", *path = NULL;
+    int rc = s_head_source (&self);
+    if (rc == 0) {
+        path = zsys_sprintf ("%s/build-XXXXXX", self.state->tmp_dir);
+        int fd = mkstemp (path);
+        if (fd == -1) {
+            s_fail (&self, LH_ST_INTERNAL, "table_failed", "cannot create a temporary table file");
+            zstr_free (&path);
+            rc = -1;
+        }
+        else
+            close (fd);
+    }
+    //  One pass: infer over the whole file while loading speculatively
+    if (rc == 0)
+        rc = s_build_open (&self, path);
+    if (rc == 0) {
+        self.schema = lh_csv_table_new (self.state->record_max, false, s_row_first, &self);
+        rc = s_read_source (&self, self.schema);
+    }
+    if (rc == 0) {
+        self.columns = lh_csv_table_columns (self.schema);
+        if (!self.infer) {
+            //  A header and no rows
+            self.infer = lh_csv_infer_new (self.columns);
+            self.types = (lh_csv_type_t *) calloc (self.columns + 1, sizeof (lh_csv_type_t));
+            assert (self.types);
+        }
+        if (self.spec == S_SPEC_SAMPLING)
+            rc = s_speculate (&self, self.schema);
+    }
+    bool second_pass = false;
+    if (rc == 0) {
+        lh_csv_type_t *final = (lh_csv_type_t *) malloc (self.columns * sizeof (lh_csv_type_t));
+        assert (final);
+        for (size_t column = 0; column < self.columns; column++) {
+            final [column] = lh_csv_infer_type (self.infer, column);
+            if (final [column] != self.types [column])
+                self.spec = S_SPEC_FAILED;
+        }
+        memcpy (self.types, final, self.columns * sizeof (lh_csv_type_t));
+        free (final);
+        const char **names = (const char **) malloc (self.columns * sizeof (char *));
+        assert (names);
+        for (size_t column = 0; column < self.columns; column++)
+            names [column] = lh_csv_table_name (self.schema, column);
+        lh_csv_fingerprint (names, self.types, self.columns, fingerprint);
+        free (names);
+        //  The version is named by the source's content (storaged's ETag
+        //  is its SHA-256): the same file always makes the same key
+        snprintf (key, sizeof (key), "datasets/%s/%s/%s.sqlite", self.name, fingerprint, self.etag);
+        rc = s_check_drift (&self, fingerprint);
+    }
+    int64_t inferred = zclock_mono ();
+    //  Second pass, only when a value contradicted the first rows' types
+    if (rc == 0 && self.spec == S_SPEC_FAILED) {
+        second_pass = true;
+        s_build_discard (&self, path);
+        rc = s_build_open (&self, path);
+        if (rc == 0)
+            rc = s_build_create (&self, self.schema);
+        if (rc == 0) {
+            lh_csv_table_t *table = lh_csv_table_new (self.state->record_max, false,
+                                                      s_row_insert, &self);
+            rc = s_read_source (&self, table);
+            lh_csv_table_destroy (&table);
+        }
+    }
+    if (rc == 0)
+        rc = s_build_finish (&self, self.schema);
+    int64_t built = zclock_mono ();
+    if (rc == 0)
+        rc = s_upload (&self, path, key);
+    if (self.db)
+        s_build_discard (&self, path);
+    if (path) {
+        unlink (path);
+        zstr_free (&path);
+    }
+    if (rc == 0)
+        rc = s_register (&self, self.schema, fingerprint, key, dataset_id, sizeof (dataset_id));
+    if (rc == 0) {
+        lh_info (S_NAME, self.trace, "ingested '%s': %" PRIu64 " rows x %zu columns, %" PRIu64
+                 " bytes in %" PRId64 " ms (read %" PRId64 ", %s %" PRId64 ") -> %s",
+                 self.name, self.rows, self.columns, self.size, zclock_mono () - started,
+                 inferred - started, second_pass? "second pass": "indexes", built - inferred, key);
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 5);
+        lh_pack_kv_str (pack, "dataset_id", dataset_id);
+        lh_pack_kv_str (pack, "schema_fingerprint", fingerprint);
+        lh_pack_str (pack, "columns");
+        lh_pack_array (pack, (uint32_t) self.columns);
+        for (size_t column = 0; column < self.columns; column++) {
+            lh_pack_map (pack, 2);
+            lh_pack_kv_str (pack, "name", lh_csv_table_name (self.schema, column));
+            lh_pack_kv_str (pack, "type", lh_csv_type_name (self.types [column]));
+        }
+        lh_pack_kv_uint (pack, "row_count", self.rows);
+        lh_pack_kv_str (pack, "key", key);
+        lh_request_reply_pack (request, LH_ST_OK, &pack);
+    }
+    else {
+        if (!self.status)
+            s_fail (&self, LH_ST_INTERNAL, "internal", "the ingest failed");
+        lh_info (S_NAME, self.trace, "ingest of '%s' refused: %u %s", self.name, self.status,
+                 self.reason);
+        lh_request_error (request, self.status, self.kind, 0, "%s", self.reason);
+    }
+    if (self.distinct) {
+        for (size_t column = 0; column < self.columns; column++)
+            zhash_destroy (&self.distinct [column]);
+        free (self.distinct);
+    }
+    s_sample_free (&self);
+    free (self.samples);
+    lh_csv_infer_destroy (&self.infer);
+    lh_csv_table_destroy (&self.schema);
+    free (self.types);
+    free (self.source);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Destroy the state
+
+static void
+s_state_destroy (void **state_p)
+{
+    s_state_t *self = (s_state_t *) *state_p;
+    if (self) {
+        free (self->tmp_dir);
+        free (self);
+        *state_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Create the state from the config; refuse bad values naming the key
+
+static void *
+s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
+{
+    lh_config_t *defaults = NULL;
+    if (!config)
+        config = defaults = lh_config_load (NULL, NULL);
+    assert (config);
+    s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
+    assert (self);
+    self->max_ingest_bytes = lh_config_int (config, "ingestd/max_ingest_bytes");
+    int64_t record_max = lh_config_int (config, "ingestd/record_max");
+    int64_t read_chunk = lh_config_int (config, "ingestd/read_chunk");
+    int64_t timeout = lh_config_int (config, "ingestd/timeout_ms");
+    int64_t page_size = lh_config_int (config, "ingestd/page_size");
+    int64_t cache_kib = lh_config_int (config, "ingestd/cache_kib");
+    int64_t index_max = lh_config_int (config, "ingestd/index_max");
+    int64_t distinct_max = lh_config_int (config, "ingestd/index_distinct_max");
+    const char *tmp_dir = lh_config_str (config, "ingestd/tmp_dir");
+    self->tmp_dir = *tmp_dir? strdup (tmp_dir)
+                            : zsys_sprintf ("%s/ingestd", lh_config_str (config, "data/dir"));
+    lh_config_destroy (&defaults);
+    *error = self->max_ingest_bytes < 1? "ingestd/max_ingest_bytes must be positive":
+             record_max < 1024 || record_max > 1024 * 1024 * 1024?
+                 "ingestd/record_max must be 1024..1073741824":
+             read_chunk < 1024 || read_chunk > 64 * 1024 * 1024?
+                 "ingestd/read_chunk must be 1024..67108864":
+             timeout < 1? "ingestd/timeout_ms must be positive":
+             page_size < 512 || page_size > 65536 || (page_size & (page_size - 1))?
+                 "ingestd/page_size must be a power of two in 512..65536":
+             cache_kib < 64 || cache_kib > 4 * 1024 * 1024?
+                 "ingestd/cache_kib must be 64..4194304":
+             index_max < 0 || index_max > 16? "ingestd/index_max must be 0..16":
+             distinct_max < 1 || distinct_max > 100000?
+                 "ingestd/index_distinct_max must be 1..100000": NULL;
+    if (!*error && zsys_dir_create ("%s", self->tmp_dir) != 0)
+        *error = "ingestd/tmp_dir cannot be created";
+    if (*error) {
+        s_state_destroy ((void **) &self);
+        return NULL;
+    }
+    self->record_max = (size_t) record_max;
+    self->read_chunk = (uint64_t) read_chunk;
+    self->timeout_ms = (uint32_t) (timeout > UINT32_MAX? UINT32_MAX: timeout);
+    self->page_size = (int) page_size;
+    self->cache_kib = (int) cache_kib;
+    self->index_max = (int) index_max;
+    self->distinct_max = (int) distinct_max;
+    lh_info (S_NAME, NULL, "building tables in %s", self->tmp_dir);
+    return self;
+}
+
+
+static const lh_op_t s_ops [] = {
+    { "ingest", s_ingest },
+    { NULL, NULL }
+};
+
+const lh_service_t lh_ingestd_service = {
+    .name = "ingestd",
+    .ops = s_ops,
+    .state_new = s_state_new,
+    .state_destroy = s_state_destroy,
+    .credit = 1
+};
+
+
+//  --------------------------------------------------------------------------
+//  Self test: name rules (the service itself is tested over the bus by
+//  tests/integration/test_ingest*.py)
+
+void
+lh_ingestd_test (bool verbose)
+{
+    printf (" * lh_ingestd: ");
+    assert (lh_ingestd_name_valid ("workers", 7));
+    assert (lh_ingestd_name_valid ("w_2024-01.v2", 12));
+    assert (lh_ingestd_name_valid ("_x", 2));
+    assert (!lh_ingestd_name_valid ("", 0));
+    assert (!lh_ingestd_name_valid ("-x", 2));
+    assert (!lh_ingestd_name_valid (".x", 2));
+    assert (!lh_ingestd_name_valid ("a/b", 3));
+    assert (!lh_ingestd_name_valid ("a b", 3));
+    assert (!lh_ingestd_name_valid ("a\"b", 3));
+    assert (!lh_ingestd_name_valid ("sqlite_master", 13));
+    assert (!lh_ingestd_name_valid ("SQLITE_x", 8));
+    char long_name [130];
+    memset (long_name, 'a', sizeof (long_name));
+    assert (lh_ingestd_name_valid (long_name, 128));
+    assert (!lh_ingestd_name_valid (long_name, 129));
+    printf ("OK\n");
+}

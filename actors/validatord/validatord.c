@@ -1,0 +1,663 @@
+/*  =========================================================================
+    validatord - is the model's output real? See validatord.h,
+    docs/validatord.md and docs/session_log.md
+
+    validate runs one validator. iterate runs the loop chat -> extract JSON
+    -> validate, feeding each failure back to the model, and writes one
+    session-log row whatever the outcome. While iterate waits for chatd it
+    polls its bus client in short slices and asks the runtime for the time
+    left in between, which heartbeats the broker: a worker waiting on a slow
+    model never looks dead.
+    =========================================================================
+*/
+
+#include "validatord.h"
+#include "chatd.h"
+#include "lh_extract_json.h"
+#include "lh_json.h"
+#include "lh_log.h"
+#include "lh_roster.h"
+#include "lh_session_log.h"
+#include "lh_validate.h"
+
+#define S_PROMPT_LOG_MAX    4000        //  prompt characters kept in a session row
+#define S_RESPONSE_KEEP     2000        //  model reply characters kept in history
+#define S_POLL_MS           200         //  bus poll slice while waiting for chatd
+#define S_TRACE_MAX         128         //  longest trace_id accepted in a body
+#define S_NO_JSON           "your response wasn't valid JSON"
+
+//  Shared state: the roster locks itself, the log is thread-safe
+typedef struct {
+    lh_roster_t *roster;                //  the worker roster
+    lh_session_log_t *log;              //  session log (maybe off)
+    int64_t chat_timeout_ms;            //  deadline of one chatd.chat
+    int64_t max_iterations_cap;         //  largest max_iterations
+    int64_t prompt_max_chars;           //  bound on a retry prompt
+} s_state_t;
+
+//  One iterate call in progress
+typedef struct {
+    lh_request_t *request;              //  the bus request
+    s_state_t *state;                   //  shared state
+    const char *kind;                   //  fill, email, sms, playbook
+    const char *model;                  //  model name as given
+    const char *prompt;                 //  the caller's prompt
+    const char *system;                 //  system prompt, or NULL
+    json_t *context;                    //  context, or NULL
+    int64_t max_iterations;             //  rounds allowed
+    double temperature;                 //  sent to chat
+    int64_t max_tokens;                 //  sent to chat
+    char trace [S_TRACE_MAX + 1];       //  session id / trace id
+    char bus_trace [LH_TRACE_SIZE + 1]; //  trace carried on the bus
+    char timestamp [40];                //  when the call started
+    int64_t start;                      //  zclock_mono at start
+    char *provider;                     //  provider that answered, or NULL
+    json_t *history;                    //  [{iteration, verdict_kind, error?, response?}]
+    json_t *attempts;                   //  session-log attempts
+} s_iterate_t;
+
+
+//  --------------------------------------------------------------------------
+//  Create the shared state
+
+static void s_state_destroy (void **state_p);
+
+static void *
+s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
+{
+    s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
+    assert (self);
+    char *loaded = NULL;
+    lh_config_t *defaults = config? NULL: lh_config_load (NULL, &loaded);
+    free (loaded);
+    lh_config_t *source = config? config: defaults;
+    assert (source);
+
+    char *problem = NULL;
+    self->roster = lh_roster_new (lh_config_str (source, "validatord/roster"), &problem);
+    if (!self->roster) {
+        lh_error ("validatord", NULL, "validatord/roster: %s", problem);
+        free (problem);
+        *error = "validatord/roster could not be loaded";
+        lh_config_destroy (&defaults);
+        void *state = self;
+        s_state_destroy (&state);
+        return NULL;
+    }
+    lh_roster_read_lock (self->roster);
+    lh_info ("validatord", NULL, "roster: %zu workers from %s", lh_roster_size (self->roster),
+             *lh_config_str (source, "validatord/roster")? lh_config_str (source, "validatord/roster"):
+                                                          "(none: validatord/roster is empty)");
+    lh_roster_read_unlock (self->roster);
+
+    const char *path = lh_config_str (source, "validatord/session_log");
+    char *full = NULL;
+    if (path && *path) {
+        full = *path == '/'? strdup (path):
+               zsys_sprintf ("%s/%s", lh_config_str (source, "data/dir"), path);
+        char *slash = strrchr (full, '/');
+        if (slash && slash != full) {
+            *slash = 0;
+            if (zsys_dir_create ("%s", full))
+                lh_warn ("validatord", NULL, "session log directory %s: %s", full, strerror (errno));
+            *slash = '/';
+        }
+    }
+    self->log = lh_session_log_new (full);
+    lh_info ("validatord", NULL, "session log: %s", full? full: "off");
+    zstr_free (&full);
+
+    self->chat_timeout_ms = lh_config_int (source, "validatord/chat_timeout_ms");
+    self->max_iterations_cap = lh_config_int (source, "validatord/max_iterations_cap");
+    self->prompt_max_chars = lh_config_int (source, "validatord/prompt_max_tokens") * 4;
+    lh_config_destroy (&defaults);
+    if (self->chat_timeout_ms < 1 || self->max_iterations_cap < 1 || self->prompt_max_chars < 400) {
+        *error = "validatord/chat_timeout_ms, max_iterations_cap or prompt_max_tokens is out of range";
+        void *state = self;
+        s_state_destroy (&state);
+        return NULL;
+    }
+    return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Destroy the shared state
+
+static void
+s_state_destroy (void **state_p)
+{
+    s_state_t *self = (s_state_t *) *state_p;
+    if (self) {
+        lh_roster_destroy (&self->roster);
+        lh_session_log_destroy (&self->log);
+        free (self);
+        *state_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Reply with a JSON body (taken)
+
+static void
+s_reply_json (lh_request_t *request, uint32_t status, json_t *json)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    char *error = NULL;
+    if (lh_json_to_pack (json, pack, &lh_limits_default, &error) == 0)
+        lh_request_reply_pack (request, status, &pack);
+    else {
+        lh_pack_destroy (&pack);
+        lh_request_error (request, LH_ST_INTERNAL, NULL, 0, "reply could not be encoded: %s",
+                          error? error: "?");
+        free (error);
+    }
+    json_decref (json);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Answer 400 naming a field
+
+static void
+s_bad (lh_request_t *request, const char *field, const char *reason)
+{
+    s_reply_json (request, LH_ST_BAD_REQUEST, json_pack ("{s:{s:s,s:s,s:s}}", "error",
+                  "kind", "bad_request", "reason", reason, "field", field));
+}
+
+
+//  --------------------------------------------------------------------------
+//  The request body as a JSON object, or NULL after answering 400
+
+static json_t *
+s_input (lh_request_t *request)
+{
+    const msgpack_object *object = lh_request_object (request);
+    char *error = NULL;
+    json_t *input = object? lh_json_from_object (object, &error): NULL;
+    if (!json_is_object (input)) {
+        char *reason = zsys_sprintf ("body must be a map%s%s", error? ": ": "", error? error: "");
+        s_bad (request, "body", reason);
+        zstr_free (&reason);
+        json_decref (input);
+        input = NULL;
+    }
+    free (error);
+    return input;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A copy of text cut to at most chars UTF-8 characters; caller frees
+
+static char *
+s_cut (const char *text, size_t chars)
+{
+    const unsigned char *scan = (const unsigned char *) text;
+    size_t count = 0;
+    while (*scan) {
+        if ((*scan & 0xC0) != 0x80) {
+            if (count == chars)
+                break;
+            count++;
+        }
+        scan++;
+    }
+    return strndup (text, (const char *) scan - text);
+}
+
+
+//  --------------------------------------------------------------------------
+//  validate: one validator over an artifact
+
+static void
+s_validate (lh_request_t *request, void *state)
+{
+    s_state_t *self = (s_state_t *) state;
+    json_t *input = s_input (request);
+    if (!input)
+        return;
+    const char *kind = json_string_value (json_object_get (input, "kind"));
+    json_t *artifact = json_object_get (input, "artifact");
+    json_t *context = json_object_get (input, "context");
+    if (!kind)
+        s_bad (request, "kind", "kind must be a string: fill, email, sms or playbook");
+    else
+    if (!artifact)
+        s_bad (request, "artifact", "artifact is required");
+    else
+    if (context && !json_is_null (context) && !json_is_object (context))
+        s_bad (request, "context", "context must be an object");
+    else {
+        json_t *copy = json_deep_copy (artifact);
+        lh_validate_merge_context (copy, context);
+        lh_roster_refresh (self->roster);
+        json_t *body = NULL;
+        uint32_t status = lh_validate (kind, copy, self->roster, &body);
+        lh_debug ("validatord", lh_request_trace (request), "validate %s: %u", kind, status);
+        s_reply_json (request, status, body);
+        json_decref (copy);
+    }
+    json_decref (input);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Call chatd.chat with body (taken) and wait, heartbeating. Returns the
+//  status and sets *reply_p (caller destroys) when a reply came.
+
+static uint32_t
+s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reason_p)
+{
+    *reply_p = NULL;
+    lh_pack_t *pack = lh_pack_new ();
+    char *error = NULL;
+    int rc = lh_json_to_pack (body, pack, &lh_limits_default, &error);
+    json_decref (body);
+    if (rc) {
+        lh_pack_destroy (&pack);
+        *reason_p = zsys_sprintf ("chat request could not be encoded: %s", error? error: "?");
+        free (error);
+        return LH_ST_INTERNAL;
+    }
+    lh_client_t *client = lh_request_client (self->request);
+    if (!client) {
+        lh_pack_destroy (&pack);
+        *reason_p = strdup ("the bus cannot be reached to call chatd");
+        return LH_ST_UNAVAILABLE;
+    }
+    uint64_t left = lh_request_time_left (self->request);
+    uint64_t timeout = (uint64_t) self->state->chat_timeout_ms;
+    if (left < timeout + 100)
+        timeout = left > 200? left - 100: 100;
+    lh_call_opts_t opts = { .timeout_ms = (uint32_t) timeout, .trace = self->bus_trace };
+    size_t size;
+    const void *data = lh_pack_data (pack, &size);
+    uint64_t id = lh_client_send (client, "chatd", "chat", data, size, &opts);
+    lh_pack_destroy (&pack);
+    if (id == 0) {
+        *reason_p = strdup ("chatd.chat could not be sent");
+        return LH_ST_UNAVAILABLE;
+    }
+    //  The broker answers 504 at the deadline; our own limit is a backstop
+    int64_t give_up = zclock_mono () + (int64_t) timeout + 2000;
+    while (zclock_mono () < give_up) {
+        lh_reply_t *reply = NULL;
+        if (lh_client_recv (client, &reply, S_POLL_MS) == 0) {
+            if (lh_reply_type (reply) == LH_T_REP && lh_reply_cid (reply) == id) {
+                *reply_p = reply;
+                uint32_t status = lh_reply_status (reply);
+                if (status != LH_ST_OK) {
+                    const char *reason = lh_reply_reason (reply);
+                    *reason_p = zsys_sprintf ("chatd.chat answered %u: %s", status,
+                                              reason? reason: lh_status_text (status));
+                }
+                return status;
+            }
+            lh_reply_destroy (&reply);  //  a PART, an event, or a stale reply
+        }
+        lh_request_time_left (self->request);
+    }
+    *reason_p = strdup ("chatd.chat did not answer before the deadline");
+    return LH_ST_TIMEOUT;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Append one attempt to the history and the session-log attempts. error
+//  is a tagged 422 body, a string, or NULL (all borrowed).
+
+static void
+s_record (s_iterate_t *self, int64_t iteration, const char *verdict, json_t *error,
+          const char *response)
+{
+    json_t *entry = json_pack ("{s:I,s:s}", "iteration", (json_int_t) iteration,
+                               "verdict_kind", verdict);
+    json_t *attempt = json_deep_copy (entry);
+    if (error) {
+        json_object_set (entry, "error", error);
+        if (json_is_string (error))
+            json_object_set (attempt, "error", error);
+        else {
+            //  "Consistency: fills[0].candidate_id ..." as one string
+            const char *tag = json_object_iter_key (json_object_iter (error));
+            json_t *inner = json_object_iter_value (json_object_iter (error));
+            const char *field = json_string_value (json_object_get (inner, "field"));
+            const char *reason = json_string_value (json_object_get (inner, "reason"));
+            json_object_set_new (attempt, "error", json_sprintf ("%s%s%s: %s", tag? tag: "?",
+                                 field? " ": "", field? field: "", reason? reason: ""));
+        }
+    }
+    if (response) {
+        char *kept = s_cut (response, S_RESPONSE_KEEP);
+        json_object_set_new (entry, "response", json_string (kept));
+        free (kept);
+    }
+    json_array_append_new (self->history, entry);
+    json_array_append_new (self->attempts, attempt);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write the session-log row for this call
+
+static void
+s_log_row (s_iterate_t *self, const char *verdict, int64_t iterations, json_t *artifact)
+{
+    if (!lh_session_log_enabled (self->state->log))
+        return;
+    const char *provider = self->provider;
+    lh_provider_t routed;
+    char model [256];
+    if (!provider && lh_chatd_route (self->model, &routed, model, sizeof (model)) == 0)
+        provider = lh_chatd_provider_name (routed);
+    char *prompt = s_cut (self->prompt, S_PROMPT_LOG_MAX);
+    json_t *row = json_pack ("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:I,s:I,s:s,s:O}",
+        "schema", LH_SESSION_SCHEMA,
+        "session_id", self->trace,
+        "timestamp", self->timestamp,
+        "daemon", "validatord",
+        "kind", self->kind,
+        "model", self->model,
+        "provider", provider,
+        "prompt", prompt,
+        "iterations", (json_int_t) iterations,
+        "max_iterations", (json_int_t) self->max_iterations,
+        "final_verdict", verdict,
+        "attempts", self->attempts);
+    free (prompt);
+    if (artifact)
+        json_object_set (row, "artifact", artifact);
+    if (streq (self->kind, "fill"))
+        json_object_set_new (row, "grounded_in_roster", json_boolean (
+            artifact && lh_validate_grounded (artifact, self->state->roster)));
+    else
+        json_object_set_new (row, "grounded_in_roster", json_null ());
+    json_object_set_new (row, "duration_ms", json_integer (zclock_mono () - self->start));
+    lh_session_log_append (self->state->log, row, self->trace);
+    json_decref (row);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Messages for one round: system?, the prompt, and after a failure the
+//  failed reply (cut to fit the bound) and the feedback
+
+static json_t *
+s_messages (s_iterate_t *self, const char *failed_reply, const char *feedback)
+{
+    json_t *messages = json_array ();
+    size_t used = strlen (self->prompt);
+    if (self->system) {
+        json_array_append_new (messages, json_pack ("{s:s,s:s}", "role", "system",
+                                                    "content", self->system));
+        used += strlen (self->system);
+    }
+    json_array_append_new (messages, json_pack ("{s:s,s:s}", "role", "user",
+                                                "content", self->prompt));
+    if (feedback) {
+        used += strlen (feedback);
+        size_t bound = (size_t) self->state->prompt_max_chars;
+        if (failed_reply && used + 64 < bound) {
+            size_t room = bound - used - 64;
+            char *kept = s_cut (failed_reply, room);
+            if (strlen (kept) < strlen (failed_reply)) {
+                char *marked = zsys_sprintf ("%s\n[... cut]", kept);
+                free (kept);
+                kept = marked;
+            }
+            json_array_append_new (messages, json_pack ("{s:s,s:s}", "role", "assistant",
+                                                        "content", kept));
+            free (kept);
+        }
+        json_array_append_new (messages, json_pack ("{s:s,s:s}", "role", "user",
+                                                    "content", feedback));
+    }
+    return messages;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Read and check iterate's input into self; returns 0, or -1 after
+//  answering 400
+
+static int
+s_iterate_input (s_iterate_t *self, json_t *input)
+{
+    lh_request_t *request = self->request;
+    self->kind = json_string_value (json_object_get (input, "kind"));
+    self->prompt = json_string_value (json_object_get (input, "prompt"));
+    self->model = json_string_value (json_object_get (input, "model"));
+    self->system = json_string_value (json_object_get (input, "system"));
+    self->context = json_object_get (input, "context");
+    json_t *system = json_object_get (input, "system");
+    json_t *iterations = json_object_get (input, "max_iterations");
+    json_t *temperature = json_object_get (input, "temperature");
+    json_t *max_tokens = json_object_get (input, "max_tokens");
+    json_t *trace = json_object_get (input, "trace_id");
+    self->max_iterations = 3;
+    self->temperature = 0.2;
+    self->max_tokens = 4096;
+    if (!lh_validate_kind_known (self->kind)) {
+        char *reason = zsys_sprintf ("unknown kind '%s': expected fill, email, sms or playbook",
+                                     self->kind? self->kind: "");
+        s_bad (request, "kind", reason);
+        zstr_free (&reason);
+        return -1;
+    }
+    if (!self->prompt || !*self->prompt) {
+        s_bad (request, "prompt", "prompt must be a non-empty string");
+        return -1;
+    }
+    if (!self->model || !*self->model) {
+        s_bad (request, "model", "model must be a non-empty string");
+        return -1;
+    }
+    if (system && !json_is_null (system) && !json_is_string (system)) {
+        s_bad (request, "system", "system must be a string");
+        return -1;
+    }
+    if (self->context && json_is_null (self->context))
+        self->context = NULL;
+    if (self->context && !json_is_object (self->context)) {
+        s_bad (request, "context", "context must be an object");
+        return -1;
+    }
+    if (iterations && !json_is_null (iterations)) {
+        if (!json_is_integer (iterations) || json_integer_value (iterations) < 1
+        ||  json_integer_value (iterations) > self->state->max_iterations_cap) {
+            char *reason = zsys_sprintf ("max_iterations must be an integer from 1 to %" PRId64
+                                         " (validatord/max_iterations_cap)",
+                                         self->state->max_iterations_cap);
+            s_bad (request, "max_iterations", reason);
+            zstr_free (&reason);
+            return -1;
+        }
+        self->max_iterations = json_integer_value (iterations);
+    }
+    if (temperature && !json_is_null (temperature)) {
+        if (!json_is_number (temperature) || json_number_value (temperature) < 0
+        ||  json_number_value (temperature) > 2) {
+            s_bad (request, "temperature", "temperature must be a number from 0 to 2");
+            return -1;
+        }
+        self->temperature = json_number_value (temperature);
+    }
+    if (max_tokens && !json_is_null (max_tokens)) {
+        if (!json_is_integer (max_tokens) || json_integer_value (max_tokens) < 1) {
+            s_bad (request, "max_tokens", "max_tokens must be a positive integer");
+            return -1;
+        }
+        self->max_tokens = json_integer_value (max_tokens);
+    }
+    //  Trace: the body's, else the bus's (the runtime minted one if the
+    //  REQ had none)
+    snprintf (self->bus_trace, sizeof (self->bus_trace), "%s", lh_request_trace (request));
+    snprintf (self->trace, sizeof (self->trace), "%s", lh_request_trace (request));
+    if (trace && !json_is_null (trace)) {
+        const char *value = json_string_value (trace);
+        size_t size = value? strlen (value): 0;
+        bool printable = size > 0 && size <= S_TRACE_MAX;
+        for (size_t index = 0; printable && index < size; index++)
+            printable = isalnum ((unsigned char) value [index]) || strchr ("-_.:", value [index]);
+        if (!printable) {
+            s_bad (request, "trace_id", "trace_id must be 1..128 characters of [A-Za-z0-9-_.:]");
+            return -1;
+        }
+        snprintf (self->trace, sizeof (self->trace), "%s", value);
+        //  A W3C trace id rides the bus too
+        bool hex = size == LH_TRACE_SIZE;
+        for (size_t index = 0; hex && index < size; index++)
+            hex = isxdigit ((unsigned char) value [index]);
+        if (hex) {
+            for (size_t index = 0; index < size; index++)
+                self->bus_trace [index] = (char) tolower ((unsigned char) value [index]);
+            self->bus_trace [size] = 0;
+        }
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  iterate: chat -> extract JSON -> validate, until valid or out of rounds
+
+static void
+s_iterate (lh_request_t *request, void *state)
+{
+    s_iterate_t self;
+    memset (&self, 0, sizeof (self));
+    self.request = request;
+    self.state = (s_state_t *) state;
+    self.start = zclock_mono ();
+    lh_session_log_timestamp (self.timestamp, sizeof (self.timestamp));
+    json_t *input = s_input (request);
+    if (!input)
+        return;
+    if (s_iterate_input (&self, input)) {
+        json_decref (input);
+        return;
+    }
+    self.history = json_array ();
+    self.attempts = json_array ();
+    lh_info ("validatord", self.trace, "iterate %s with %s, at most %" PRId64 " rounds",
+             self.kind, self.model, self.max_iterations);
+
+    char *failed_reply = NULL;          //  the latest failed reply
+    char *feedback = NULL;              //  what we tell the model about it
+    json_t *last_error = NULL;          //  the latest validation error
+    int64_t iteration;
+    for (iteration = 1; iteration <= self.max_iterations; iteration++) {
+        json_t *chat = json_pack ("{s:s,s:o,s:f,s:I}", "model", self.model,
+                                  "messages", s_messages (&self, failed_reply, feedback),
+                                  "temperature", self.temperature,
+                                  "max_tokens", (json_int_t) self.max_tokens);
+        lh_reply_t *reply = NULL;
+        char *reason = NULL;
+        uint32_t status = s_chat_call (&self, chat, &reply, &reason);
+        json_t *answer = NULL;
+        if (status == LH_ST_OK) {
+            char *error = NULL;
+            answer = lh_json_from_object (lh_reply_object (reply), &error);
+            free (error);
+            if (!json_is_string (json_object_get (answer, "content"))) {
+                status = LH_ST_BAD_GATEWAY;
+                reason = strdup ("chatd.chat answered 200 without content");
+            }
+        }
+        lh_reply_destroy (&reply);
+        if (status != LH_ST_OK) {
+            //  Infrastructure failed: no point retrying the model
+            lh_warn ("validatord", self.trace, "iterate round %" PRId64 ": %s", iteration, reason);
+            json_t *text = json_string (reason);
+            s_record (&self, iteration, "infra_error", text, NULL);
+            json_decref (text);
+            s_log_row (&self, "infra_error", iteration, NULL);
+            s_reply_json (request, LH_ST_BAD_GATEWAY, json_pack ("{s:{s:s,s:s},s:I,s:O,s:s}",
+                "error", "kind", "infra_error", "reason", reason,
+                "iterations", (json_int_t) iteration, "history", self.history,
+                "trace_id", self.trace));
+            zstr_free (&reason);
+            json_decref (answer);
+            break;
+        }
+        const char *provider = json_string_value (json_object_get (answer, "provider"));
+        if (provider && !self.provider)
+            self.provider = strdup (provider);
+        const char *content = json_string_value (json_object_get (answer, "content"));
+        json_t *artifact = lh_extract_json (content, strlen (content));
+        zstr_free (&failed_reply);
+        zstr_free (&feedback);
+        if (!artifact) {
+            json_t *text = json_string (S_NO_JSON);
+            s_record (&self, iteration, "no_json", text, content);
+            json_decref (text);
+            failed_reply = strdup (content);
+            feedback = strdup (S_NO_JSON "; reply with one JSON object and nothing else.");
+            json_decref (last_error);
+            last_error = json_string (S_NO_JSON);
+            json_decref (answer);
+            continue;
+        }
+        lh_validate_merge_context (artifact, self.context);
+        lh_roster_refresh (self.state->roster);
+        json_t *body = NULL;
+        status = lh_validate (self.kind, artifact, self.state->roster, &body);
+        if (status == LH_ST_OK) {
+            s_record (&self, iteration, "accepted", NULL, content);
+            s_log_row (&self, "accepted", iteration, artifact);
+            s_reply_json (request, LH_ST_OK, json_pack ("{s:O,s:O,s:I,s:O,s:s}",
+                "artifact", artifact, "validation", body,
+                "iterations", (json_int_t) iteration, "history", self.history,
+                "trace_id", self.trace));
+            json_decref (body);
+            json_decref (artifact);
+            json_decref (answer);
+            break;
+        }
+        //  422: the next round carries the error
+        s_record (&self, iteration, lh_validate_error_kind (body), body, content);
+        char *error_text = json_dumps (body, JSON_COMPACT);
+        failed_reply = strdup (content);
+        feedback = zsys_sprintf ("Your response failed validation: %s\n"
+                                 "Fix it and reply with the corrected JSON object only.", error_text);
+        free (error_text);
+        json_decref (last_error);
+        last_error = body;
+        json_decref (artifact);
+        json_decref (answer);
+    }
+    if (iteration > self.max_iterations) {
+        s_log_row (&self, "max_iter_exhausted", self.max_iterations, NULL);
+        char *reason = zsys_sprintf ("no valid %s after %" PRId64 " iteration%s", self.kind,
+                                     self.max_iterations, self.max_iterations == 1? "": "s");
+        s_reply_json (request, LH_ST_UNPROCESSABLE, json_pack ("{s:{s:s,s:s,s:O},s:I,s:O,s:s}",
+            "error", "kind", "max_iter_exhausted", "reason", reason, "last", last_error,
+            "iterations", (json_int_t) self.max_iterations, "history", self.history,
+            "trace_id", self.trace));
+        zstr_free (&reason);
+    }
+    zstr_free (&failed_reply);
+    zstr_free (&feedback);
+    json_decref (last_error);
+    json_decref (self.history);
+    json_decref (self.attempts);
+    free (self.provider);
+    json_decref (input);
+}
+
+static const lh_op_t s_ops [] = {
+    { "validate", s_validate },
+    { "iterate",  s_iterate },
+    { NULL, NULL }
+};
+
+const lh_service_t lh_validatord_service = {
+    .name = "validatord",
+    .ops = s_ops,
+    .state_new = s_state_new,
+    .state_destroy = s_state_destroy,
+    .credit = 1
+};

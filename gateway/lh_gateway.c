@@ -1,0 +1,1409 @@
+/*  =========================================================================
+    lh_gateway - the HTTP gateway actor: external HTTP in, bus requests out
+
+    libmicrohttpd runs a pool of epoll threads; each HTTP thread lazily
+    creates its own bus client (lh_client is not thread-safe) and keeps it
+    in a thread-specific slot, destroyed when the thread ends.
+
+    One request, as the access handler sees it:
+    1. first call (headers in): trace id, allow-list, route, token,
+       deadline header and declared body size are checked. Any error is
+       only recorded: libmicrohttpd closes the connection when a response
+       is queued on this first call, which would break keep-alive. The one
+       exception is a declared body over the route's limit: 413 now, and
+       the connection closes without reading it.
+    2. body calls: the body is kept up to the route's limit; past it the
+       rest is read and dropped (413 at the end), and past a hard cap the
+       connection is closed.
+    3. last call: answer the recorded error, or serve the route (a local
+       handler, or one bus call) and queue the response.
+    The completion callback writes the request's log line.
+
+    Slow clients: libmicrohttpd's idle timeout restarts with every byte, so
+    a client sending one byte a second would never time out. The actor
+    keeps a registry of connections and, every tick, shuts down the socket
+    of any connection whose request has not fully arrived within
+    gateway/read_timeout_s (libmicrohttpd then closes it normally).
+    =========================================================================
+*/
+
+#include "lh_gateway.h"
+#include "lh_routes.h"
+#include "lh_http_auth.h"
+#include "lh_json.h"
+#include "lh_log.h"
+#include <microhttpd.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <pthread.h>
+#include <signal.h>
+#include <netdb.h>
+#include <inttypes.h>
+#include <sys/socket.h>
+
+#define S_ACTOR         "gateway"
+#define S_TICK_MS       100             //  actor housekeeping period
+#define S_DISCARD_MAX   (64 * 1024 * 1024)  //  body bytes dropped before closing
+#define S_METHOD_MAX    16              //  longest method kept for the log
+#define S_BODY_PREALLOC (64 * 1024)     //  most body bytes allocated ahead of arrival
+#define S_HEALTH_CALL_MS 1000           //  deadline of the health probes
+
+//  A connection, in the actor's registry (for the read timeout)
+typedef struct _s_conn_t s_conn_t;
+struct _s_conn_t {
+    s_conn_t *prev;                     //  registry links
+    s_conn_t *next;
+    int fd;                             //  its socket
+    int64_t since;                      //  us: the current request began (atomic)
+    int busy;                           //  1 while the request is served (atomic)
+    bool killed;                        //  read timeout fired (under conn_lock)
+};
+
+//  One HTTP request in progress
+typedef struct {
+    int64_t started;                    //  us, first handler call
+    s_conn_t *conn;                     //  its connection, or NULL
+    char method [S_METHOD_MAX + 1];     //  request method (truncated)
+    char *path;                         //  request path (copy)
+    lh_route_match_t match;             //  the route, when found
+    char detail [128];                  //  Allow methods, or a routing reason
+    char trace [LH_TRACE_SIZE + 1];     //  trace id
+    char span [17];                     //  our span id (traceparent parent-id)
+    char flags [3];                     //  trace flags
+    uint32_t timeout_ms;                //  bus deadline
+    uint32_t error_status;              //  recorded error, 0 = none
+    const char *error_kind;             //  its kind
+    char *error_reason;                 //  its reason (owned)
+    char *body;                         //  body received so far
+    size_t size;                        //  its size
+    size_t capacity;                    //  allocated
+    size_t body_max;                    //  the route's limit
+    size_t discarded;                   //  body bytes dropped
+    bool answered;                      //  a response is queued
+    unsigned status;                    //  HTTP status sent
+    size_t bytes;                       //  response body bytes
+} s_request_t;
+
+//  The actor
+typedef struct {
+    zsock_t *pipe;                      //  actor command pipe
+    char *endpoint;                     //  broker endpoint (copy)
+    char *server_key;                   //  broker public key (copy), or NULL
+    lh_link_t link;                     //  link for every bus client
+    char *name;                         //  bus client name
+    struct MHD_Daemon *daemon;          //  the HTTP server, when started
+    char *url;                          //  bound URL
+    lh_http_auth_t *auth;               //  tokens and allow-list
+    pthread_key_t client_key;           //  per-thread bus client
+    bool client_key_made;               //  client_key exists
+    lh_limits_t limits;                 //  request body JSON limits
+    size_t body_max;                    //  gateway/body_max
+    uint32_t timeout_ms;                //  gateway/timeout_ms
+    uint32_t timeout_max_ms;            //  gateway/timeout_max_ms
+    int64_t read_timeout_us;            //  gateway/read_timeout_s, us
+    int64_t token_check_ms;             //  gateway/token_check_ms
+    int64_t health_ms;                  //  gateway/health_ms
+    int threads;                        //  gateway/threads
+    int64_t started_ms;                 //  zclock_mono at start
+    int64_t next_token_check;           //  zclock_mono of the next check
+    int64_t next_health;                //  zclock_mono of the next refresh
+    int sighups;                        //  SIGHUPs handled so far
+    pthread_mutex_t health_lock;        //  guards the health snapshot
+    char *health;                       //  "\"broker\":{...},\"services\":{...}"
+    bool broker_ok;                     //  broker answered ping
+    int64_t health_at;                  //  zclock_mono of the snapshot
+    lh_client_t *health_client;         //  the actor's own bus client
+    pthread_mutex_t conn_lock;          //  guards the registry
+    s_conn_t *conns;                    //  open connections
+    size_t read_timeouts;               //  connections cut by the read timeout
+} self_t;
+
+
+//  --------------------------------------------------------------------------
+//  SIGHUP: counted here, noticed by every gateway actor's tick. The
+//  handler chains to whatever handler was installed before ours.
+
+static volatile sig_atomic_t s_sighups = 0;
+static struct sigaction s_sighup_previous;
+static pthread_once_t s_sighup_once = PTHREAD_ONCE_INIT;
+
+static void
+s_sighup_handler (int signum)
+{
+    s_sighups++;
+    if (s_sighup_previous.sa_handler != SIG_DFL
+    &&  s_sighup_previous.sa_handler != SIG_IGN
+    &&  s_sighup_previous.sa_handler != NULL)
+        s_sighup_previous.sa_handler (signum);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Install our SIGHUP handler (once per process), keeping the previous one
+
+static void
+s_sighup_install (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof (action));
+    action.sa_handler = s_sighup_handler;
+    action.sa_flags = SA_RESTART;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGHUP, &action, &s_sighup_previous);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Is text exactly size lowercase hex digits, and (if nonzero) not all '0'?
+
+static bool
+s_is_hex (const char *text, size_t size, bool nonzero)
+{
+    bool all_zero = true;
+    for (size_t index = 0; index < size; index++) {
+        char c = text [index];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        if (c != '0')
+            all_zero = false;
+    }
+    return !(nonzero && all_zero);
+}
+
+//  --------------------------------------------------------------------------
+//  Parse a W3C traceparent ("00-<trace 32>-<parent 16>-<flags 2>").
+//  Returns 0 with trace (33 bytes) and flags (3 bytes) set, or -1.
+
+static int
+s_traceparent_parse (const char *text, char *trace, char *flags)
+{
+    if (!text)
+        return -1;
+    size_t size = strlen (text);
+    if (size < 55)
+        return -1;
+    if (!s_is_hex (text, 2, false) || memcmp (text, "ff", 2) == 0)
+        return -1;
+    if (text [2] != '-' || text [35] != '-' || text [52] != '-')
+        return -1;
+    if (!s_is_hex (text + 3, 32, true)
+    ||  !s_is_hex (text + 36, 16, true)
+    ||  !s_is_hex (text + 53, 2, false))
+        return -1;
+    //  Version 00 is exactly 55 characters; later versions may add fields
+    if (memcmp (text, "00", 2) == 0? size != 55: (size > 55 && text [55] != '-'))
+        return -1;
+    memcpy (trace, text + 3, 32);
+    trace [32] = 0;
+    memcpy (flags, text + 53, 2);
+    flags [2] = 0;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Fill buffer with size random lowercase hex digits, not all zero
+
+static void
+s_random_hex (char *buffer, size_t size)
+{
+    uint8_t bytes [16];
+    assert (size <= 32 && size % 2 == 0);
+    do {
+        randombytes_buf (bytes, size / 2);
+        for (size_t index = 0; index < size / 2; index++)
+            sprintf (buffer + 2 * index, "%02x", bytes [index]);
+        buffer [size] = 0;
+    } while (!s_is_hex (buffer, size, true));
+}
+
+//  --------------------------------------------------------------------------
+//  Choose the request's trace: a valid traceparent, else a valid
+//  X-Lakehouse-Trace-Id, else a new one. Always mints our span id.
+
+static void
+s_trace_choose (s_request_t *request, const char *traceparent, const char *trace_id)
+{
+    if (s_traceparent_parse (traceparent, request->trace, request->flags) == 0)
+        ;
+    else
+    if (trace_id && strlen (trace_id) == LH_TRACE_SIZE && s_is_hex (trace_id, LH_TRACE_SIZE, true)) {
+        memcpy (request->trace, trace_id, LH_TRACE_SIZE + 1);
+        strcpy (request->flags, "00");
+    }
+    else {
+        s_random_hex (request->trace, LH_TRACE_SIZE);
+        strcpy (request->flags, "00");
+    }
+    s_random_hex (request->span, 16);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Map a bus status to the HTTP status sent: bus st is an HTTP status, but
+//  anything outside 200..599 from upstream is a bad gateway.
+
+static unsigned
+s_http_status (uint32_t status)
+{
+    return status >= 200 && status <= 599? status: LH_ST_BAD_GATEWAY;
+}
+
+//  --------------------------------------------------------------------------
+//  Retry-After seconds for a retry_after_ms: ceil, at least 1
+
+static uint64_t
+s_retry_after_s (uint64_t retry_after_ms)
+{
+    uint64_t seconds = (retry_after_ms + 999) / 1000;
+    return seconds? seconds: 1;
+}
+
+//  --------------------------------------------------------------------------
+//  Parse X-Lakehouse-Timeout-Ms: 1..10 digits, > 0. Returns 0 or -1.
+
+static int
+s_timeout_parse (const char *text, uint64_t *value)
+{
+    size_t size = text? strlen (text): 0;
+    if (size == 0 || size > 10)
+        return -1;
+    uint64_t number = 0;
+    for (size_t index = 0; index < size; index++) {
+        if (text [index] < '0' || text [index] > '9')
+            return -1;
+        number = number * 10 + (text [index] - '0');
+    }
+    if (number == 0)
+        return -1;
+    *value = number;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Create a request record for url and method
+
+static s_request_t *
+s_request_new (const char *url, const char *method)
+{
+    s_request_t *request = (s_request_t *) zmalloc (sizeof (s_request_t));
+    assert (request);
+    request->started = zclock_usecs ();
+    snprintf (request->method, sizeof (request->method), "%s", method? method: "");
+    request->path = strdup (url? url: "");
+    assert (request->path);
+    return request;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Destroy a request record; nulls the caller's pointer
+
+static void
+s_request_destroy (s_request_t **request_p)
+{
+    if (*request_p) {
+        s_request_t *request = *request_p;
+        free (request->path);
+        free (request->body);
+        free (request->error_reason);
+        free (request);
+        *request_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Record an error to answer on the last handler call (first one wins)
+
+static void
+s_request_fail (s_request_t *request, uint32_t status, const char *kind,
+                const char *format, ...) CHECK_PRINTF (4);
+
+static void
+s_request_fail (s_request_t *request, uint32_t status, const char *kind,
+                const char *format, ...)
+{
+    if (request->error_status)
+        return;
+    request->error_status = status;
+    request->error_kind = kind;
+    va_list args;
+    va_start (args, format);
+    if (vasprintf (&request->error_reason, format, args) < 0)
+        request->error_reason = NULL;
+    va_end (args);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Responses
+
+//  --------------------------------------------------------------------------
+//  Queue a response with the trace headers. Takes body (malloc'd; may be
+//  NULL when size is 0).
+
+static enum MHD_Result
+s_respond (struct MHD_Connection *connection, s_request_t *request,
+           unsigned status, char *body, size_t size, const char *content_type,
+           uint64_t retry_after_ms)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        size, body? body: (char *) "", body? MHD_RESPMEM_MUST_FREE: MHD_RESPMEM_PERSISTENT);
+    if (!response) {
+        free (body);
+        return MHD_NO;
+    }
+    char traceparent [64];
+    snprintf (traceparent, sizeof (traceparent), "00-%s-%s-%s",
+              request->trace, request->span, request->flags);
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header (response, "X-Lakehouse-Trace-Id", request->trace);
+    MHD_add_response_header (response, "traceparent", traceparent);
+    if (status == LH_ST_TOO_MANY || status == LH_ST_UNAVAILABLE) {
+        char seconds [24];
+        snprintf (seconds, sizeof (seconds), "%" PRIu64, s_retry_after_s (retry_after_ms));
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
+    if (status == LH_ST_UNAUTHORIZED)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                 "Bearer realm=\"lakehouse\"");
+    if (status == 405 && request->detail [0])
+        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, request->detail);
+    enum MHD_Result rc = MHD_queue_response (connection, status, response);
+    MHD_destroy_response (response);
+    request->answered = true;
+    request->status = status;
+    request->bytes = size;
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Render a JSON value compactly and respond with it (json is taken)
+
+static enum MHD_Result
+s_respond_json (struct MHD_Connection *connection, s_request_t *request,
+                unsigned status, json_t *json, uint64_t retry_after_ms)
+{
+    char *text = json_dumps (json, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref (json);
+    if (!text)
+        return MHD_NO;
+    return s_respond (connection, request, status, text, strlen (text),
+                      "application/json", retry_after_ms);
+}
+
+//  --------------------------------------------------------------------------
+//  Respond with the SPEC error body {"error":{"kind","reason"}}
+
+static enum MHD_Result
+s_respond_error (struct MHD_Connection *connection, s_request_t *request,
+                 unsigned status, const char *kind, const char *reason,
+                 uint64_t retry_after_ms)
+{
+    json_t *error = json_object ();
+    json_object_set_new (error, "kind", json_string (kind? kind: lh_status_kind (status)));
+    json_t *text = reason? json_string (reason): NULL;
+    json_object_set_new (error, "reason", text? text: json_string (lh_status_text (status)));
+    if (retry_after_ms)
+        json_object_set_new (error, "retry_after_ms", json_integer ((json_int_t) retry_after_ms));
+    json_t *body = json_object ();
+    json_object_set_new (body, "error", error);
+    return s_respond_json (connection, request, status, body, retry_after_ms);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Destroy a thread's bus client (the thread-specific slot's destructor)
+
+static void
+s_client_free (void *client)
+{
+    lh_client_t *self = (lh_client_t *) client;
+    lh_client_destroy (&self);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The bus client of the calling HTTP thread, created on first use
+
+static lh_client_t *
+s_thread_client (self_t *self)
+{
+    lh_client_t *client = (lh_client_t *) pthread_getspecific (self->client_key);
+    if (!client) {
+        client = lh_client_new (&self->link, self->name);
+        if (client)
+            pthread_setspecific (self->client_key, client);
+    }
+    return client;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Answer a bus reply: status as is, body as JSON; error bodies are passed
+//  on when they have the SPEC shape, otherwise one is made.
+
+static enum MHD_Result
+s_respond_reply (self_t *self, struct MHD_Connection *connection,
+                 s_request_t *request, lh_reply_t *reply)
+{
+    uint32_t bus_status = lh_reply_status (reply);
+    unsigned status = s_http_status (bus_status);
+    size_t size = 0;
+    const void *data = lh_reply_body (reply, &size);
+    char *error = NULL;
+
+    if (bus_status != status) {
+        char reason [96];
+        snprintf (reason, sizeof (reason), "%s answered with status %u",
+                  request->match.service, bus_status);
+        return s_respond_error (connection, request, status, "bad_status", reason, 0);
+    }
+    if (status < 300) {
+        const lh_route_t *route = request->match.route;
+        if (route->out == LH_OUT_RAW) {
+            const msgpack_object *object = lh_reply_object (reply);
+            const msgpack_object *bytes = object? lh_obj_get (object, "data"): NULL;
+            if (!bytes || bytes->type != MSGPACK_OBJECT_BIN)
+                return s_respond_error (connection, request, LH_ST_BAD_GATEWAY, "bad_reply",
+                                        "the reply carries no \"data\" bytes", 0);
+            char *copy = malloc (bytes->via.bin.size + 1);
+            assert (copy);
+            memcpy (copy, bytes->via.bin.ptr, bytes->via.bin.size);
+            char content_type [128] = "application/octet-stream";
+            const char *type;
+            size_t type_size;
+            if (lh_obj_str (object, "content_type", &type, &type_size)
+            &&  type_size > 0 && type_size < sizeof (content_type)
+            &&  !memchr (type, '\r', type_size) && !memchr (type, '\n', type_size)) {
+                memcpy (content_type, type, type_size);
+                content_type [type_size] = 0;
+            }
+            return s_respond (connection, request, status, copy, bytes->via.bin.size,
+                              content_type, 0);
+        }
+        zlist_t *parts = lh_reply_parts (reply);
+        if (parts && zlist_size (parts) > 0) {
+            //  A streamed reply: {"parts": [...], "reply": ...}
+            json_t *list = json_array ();
+            for (zframe_t *part = (zframe_t *) zlist_first (parts); part;
+                 part = (zframe_t *) zlist_next (parts)) {
+                json_t *item = lh_json_from_msgpack (zframe_data (part), zframe_size (part),
+                                                     &lh_limits_default, &error);
+                if (!item)
+                    break;
+                json_array_append_new (list, item);
+            }
+            json_t *last = !error && data? lh_json_from_msgpack (data, size, &lh_limits_default, &error)
+                                         : json_null ();
+            if (error || !last) {
+                json_decref (list);
+                json_decref (last);
+                char reason [256];
+                snprintf (reason, sizeof (reason), "the reply cannot be rendered as JSON: %s",
+                          error? error: "no body");
+                free (error);
+                return s_respond_error (connection, request, LH_ST_BAD_GATEWAY, "bad_reply", reason, 0);
+            }
+            json_t *body = json_object ();
+            json_object_set_new (body, "parts", list);
+            json_object_set_new (body, "reply", last);
+            return s_respond_json (connection, request, status, body, 0);
+        }
+        char *text = data? lh_json_text_from_msgpack (data, size, &lh_limits_default, &error)
+                         : strdup ("null");
+        if (!text) {
+            char reason [256];
+            snprintf (reason, sizeof (reason), "the reply cannot be rendered as JSON: %s",
+                      error? error: "unknown error");
+            free (error);
+            return s_respond_error (connection, request, LH_ST_BAD_GATEWAY, "bad_reply", reason, 0);
+        }
+        return s_respond (connection, request, status, text, strlen (text),
+                          "application/json", 0);
+    }
+    //  An error status: keep the upstream body when it has the SPEC shape
+    json_t *json = data? lh_json_from_msgpack (data, size, &lh_limits_default, &error): NULL;
+    free (error);
+    json_t *inner = json_is_object (json)? json_object_get (json, "error"): NULL;
+    if (json_is_object (inner)
+    &&  json_is_string (json_object_get (inner, "kind"))
+    &&  json_is_string (json_object_get (inner, "reason"))) {
+        json_t *retry = json_object_get (inner, "retry_after_ms");
+        uint64_t retry_after_ms = json_is_integer (retry) && json_integer_value (retry) > 0
+                                ? (uint64_t) json_integer_value (retry): 0;
+        return s_respond_json (connection, request, status, json, retry_after_ms);
+    }
+    json_decref (json);
+    return s_respond_error (connection, request, status, NULL, lh_reply_reason (reply), 0);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Query parameter lookup for lh_routes_request
+
+static const char *
+s_query_lookup (void *arg, const char *name)
+{
+    return MHD_lookup_connection_value ((struct MHD_Connection *) arg,
+                                        MHD_GET_ARGUMENT_KIND, name);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Serve a bus route: build the request, one call, answer the reply
+
+static enum MHD_Result
+s_serve_bus (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    zframe_t *body = NULL;
+    char *error = NULL;
+    int status = lh_routes_request (&request->match, request->body, request->size,
+                                    s_query_lookup, connection, &self->limits, &body, &error);
+    if (status) {
+        enum MHD_Result rc = s_respond_error (connection, request, status, "bad_request", error, 0);
+        free (error);
+        return rc;
+    }
+    lh_client_t *client = s_thread_client (self);
+    if (!client) {
+        zframe_destroy (&body);
+        return s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
+                                "the gateway cannot reach the broker", 1000);
+    }
+    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    lh_reply_t *reply = NULL;
+    lh_client_call (client, request->match.service, request->match.op,
+                    body? zframe_data (body): NULL, body? zframe_size (body): 0,
+                    &opts, &reply);
+    zframe_destroy (&body);
+    if (!reply)
+        return s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
+                                "no reply from the bus", 1000);
+    enum MHD_Result rc = s_respond_reply (self, connection, request, reply);
+    lh_reply_destroy (&reply);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  GET /health: the gateway itself, plus the actor's latest view of the
+//  broker and the services (refreshed every gateway/health_ms)
+
+static enum MHD_Result
+s_serve_health (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    pthread_mutex_lock (&self->health_lock);
+    char *snapshot = strdup (self->health? self->health: "\"broker\":{\"ok\":false},\"services\":{}");
+    bool ok = self->broker_ok;
+    int64_t age = zclock_mono () - self->health_at;
+    pthread_mutex_unlock (&self->health_lock);
+    assert (snapshot);
+
+    char *text = NULL;
+    int size = asprintf (&text,
+        "{\"status\":\"%s\",\"gateway\":{\"ok\":true,\"uptime_ms\":%" PRId64 ",\"threads\":%d},"
+        "%s,\"checked_ms_ago\":%" PRId64 "%s}",
+        ok? "ok": "unavailable", zclock_mono () - self->started_ms, self->threads,
+        snapshot, age,
+        ok? "": ",\"error\":{\"kind\":\"broker_down\",\"reason\":\"the broker does not answer\"}");
+    free (snapshot);
+    if (size < 0)
+        return MHD_NO;
+    return s_respond (connection, request, ok? LH_ST_OK: LH_ST_UNAVAILABLE, text, size,
+                      "application/json", ok? 0: 1000);
+}
+
+
+//  --------------------------------------------------------------------------
+//  First handler call: the headers are in. Record the outcome of every
+//  check; answer now only a declared body over the limit.
+
+static enum MHD_Result
+s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    request->conn = info? (s_conn_t *) info->socket_context: NULL;
+
+    s_trace_choose (request,
+        MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "traceparent"),
+        MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "X-Lakehouse-Trace-Id"));
+    request->timeout_ms = self->timeout_ms;
+    request->body_max = self->body_max;
+
+    //  Client address
+    info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!lh_http_auth_allowed (self->auth, info? info->client_addr: NULL))
+        s_request_fail (request, LH_ST_FORBIDDEN, "forbidden",
+                        "this client address is not in the gateway's allow-list");
+
+    //  Token, unless the route is open: checked before the route's own
+    //  errors, so that without a token nothing tells which routes exist
+    int status = lh_routes_match (request->method, request->path, &request->match,
+                                  request->detail, sizeof (request->detail));
+    bool open = status == 200 && (request->match.route->flags & LH_ROUTE_OPEN);
+    if (!open && !lh_http_auth_check (self->auth,
+            MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_AUTHORIZATION)))
+        s_request_fail (request, LH_ST_UNAUTHORIZED, "unauthorized",
+                        "a valid bearer token is required (Authorization: Bearer TOKEN)");
+
+    //  Route errors come after the token check
+    if (status == 404)
+        s_request_fail (request, 404, "no_such_route", "no route for %s %s",
+                        request->method, request->path);
+    else
+    if (status == 405)
+        s_request_fail (request, 405, "method_not_allowed",
+                        "%s is not allowed on %s (allowed: %s)",
+                        request->method, request->path, request->detail);
+    else
+    if (status == 400)
+        s_request_fail (request, 400, "bad_request", "%s", request->detail);
+    else
+    if (request->match.route->body_max)
+        request->body_max = request->match.route->body_max;
+
+    //  Deadline
+    const char *timeout = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                       "X-Lakehouse-Timeout-Ms");
+    if (timeout) {
+        uint64_t value = 0;
+        if (s_timeout_parse (timeout, &value))
+            s_request_fail (request, 400, "bad_request",
+                            "X-Lakehouse-Timeout-Ms must be a positive whole number of milliseconds");
+        else
+            request->timeout_ms = value < self->timeout_max_ms? (uint32_t) value: self->timeout_max_ms;
+    }
+
+    //  Declared body size: over the limit answers now and closes
+    const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length) {
+        char *end = NULL;
+        unsigned long long declared = strtoull (length, &end, 10);
+        if (declared > request->body_max) {
+            char reason [128];
+            snprintf (reason, sizeof (reason), "the request body (%llu bytes) is over this "
+                      "route's limit of %zu bytes", declared, request->body_max);
+            if (request->error_status)      //  an earlier error is the better answer
+                return s_respond_error (connection, request, request->error_status,
+                                        request->error_kind, request->error_reason, 0);
+            return s_respond_error (connection, request, LH_ST_TOO_LARGE, "too_large", reason, 0);
+        }
+        //  Allocate for what arrives, not for what is declared: a client
+        //  that declares 1 MiB and stalls costs no more than it sent
+        if (declared > 0 && !request->error_status) {
+            request->capacity = declared < S_BODY_PREALLOC? declared: S_BODY_PREALLOC;
+            request->body = malloc (request->capacity);
+            assert (request->body);
+        }
+    }
+    return MHD_YES;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A piece of body: keep it up to the limit, drop the rest. Returns MHD_NO
+//  to close the connection when far too much has been sent.
+
+static enum MHD_Result
+s_request_take (s_request_t *request, const char *data, size_t size)
+{
+    if (request->error_status || request->size + size > request->body_max) {
+        if (!request->error_status)
+            s_request_fail (request, LH_ST_TOO_LARGE, "too_large",
+                            "the request body is over this route's limit of %zu bytes",
+                            request->body_max);
+        free (request->body);
+        request->body = NULL;
+        request->capacity = 0;
+        request->discarded += size;
+        return request->discarded > S_DISCARD_MAX? MHD_NO: MHD_YES;
+    }
+    if (request->size + size > request->capacity) {
+        size_t capacity = request->capacity? request->capacity * 2: 4096;
+        while (capacity < request->size + size)
+            capacity *= 2;
+        if (capacity > request->body_max)
+            capacity = request->body_max;
+        char *body = realloc (request->body, capacity);
+        assert (body);
+        request->body = body;
+        request->capacity = capacity;
+    }
+    memcpy (request->body + request->size, data, size);
+    request->size += size;
+    return MHD_YES;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The access handler: called once with the headers, once per piece of
+//  body, and once more when the request is complete.
+
+static enum MHD_Result
+s_access (void *cls, struct MHD_Connection *connection, const char *url,
+          const char *method, const char *version, const char *upload_data,
+          size_t *upload_data_size, void **con_cls)
+{
+    self_t *self = (self_t *) cls;
+    s_request_t *request = (s_request_t *) *con_cls;
+    if (!request) {
+        request = s_request_new (url, method);
+        *con_cls = request;
+        return s_request_begin (self, connection, request);
+    }
+    if (request->answered) {
+        *upload_data_size = 0;          //  answered early: drop the rest
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        enum MHD_Result rc = s_request_take (request, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rc;
+    }
+    //  The whole request is in: answer it
+    if (request->conn)
+        __atomic_store_n (&request->conn->busy, 1, __ATOMIC_RELAXED);
+    if (request->error_status)
+        return s_respond_error (connection, request, request->error_status,
+                                request->error_kind, request->error_reason, 0);
+    if (request->match.route->service == NULL) {
+        if (streq (request->match.op, "health"))
+            return s_serve_health (self, connection, request);
+        return s_respond_error (connection, request, LH_ST_INTERNAL, "internal",
+                                "route has no local handler", 0);
+    }
+    return s_serve_bus (self, connection, request);
+}
+
+
+//  --------------------------------------------------------------------------
+//  A request ended (answered, or its connection closed): log one line
+
+static void
+s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+             enum MHD_RequestTerminationCode code)
+{
+    s_request_t *request = (s_request_t *) *con_cls;
+    if (!request)
+        return;
+    int64_t now = zclock_usecs ();
+    const char *ending = code == MHD_REQUEST_TERMINATED_COMPLETED_OK? ""
+                       : code == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED? " (timed out)"
+                       : code == MHD_REQUEST_TERMINATED_CLIENT_ABORT? " (client closed)"
+                       : " (connection closed)";
+    lh_info (S_ACTOR, request->trace, "%s %s %u %zu bytes %" PRId64 " us%s",
+             request->method, request->path, request->status, request->bytes,
+             now - request->started, ending);
+    if (request->conn) {
+        __atomic_store_n (&request->conn->since, now, __ATOMIC_RELAXED);
+        __atomic_store_n (&request->conn->busy, 0, __ATOMIC_RELAXED);
+    }
+    s_request_destroy (&request);
+    *con_cls = NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Connections come and go: keep the registry the read timeout scans
+
+static void
+s_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    self_t *self = (self_t *) cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!info)
+            return;
+        s_conn_t *conn = (s_conn_t *) zmalloc (sizeof (s_conn_t));
+        assert (conn);
+        conn->fd = info->connect_fd;
+        conn->since = zclock_usecs ();
+        pthread_mutex_lock (&self->conn_lock);
+        conn->next = self->conns;
+        if (self->conns)
+            self->conns->prev = conn;
+        self->conns = conn;
+        pthread_mutex_unlock (&self->conn_lock);
+        *socket_context = conn;
+    }
+    else
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        s_conn_t *conn = (s_conn_t *) *socket_context;
+        pthread_mutex_lock (&self->conn_lock);
+        if (conn->prev)
+            conn->prev->next = conn->next;
+        else
+            self->conns = conn->next;
+        if (conn->next)
+            conn->next->prev = conn->prev;
+        pthread_mutex_unlock (&self->conn_lock);
+        free (conn);
+        *socket_context = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Cut connections whose request has been arriving for too long. The
+//  registry lock is held across shutdown(): a connection is removed (under
+//  the same lock) before libmicrohttpd closes its socket, so the fd we
+//  shut down is always still that connection's.
+
+static void
+s_read_timeouts (self_t *self)
+{
+    int64_t now = zclock_usecs ();
+    pthread_mutex_lock (&self->conn_lock);
+    for (s_conn_t *conn = self->conns; conn; conn = conn->next) {
+        if (conn->killed || __atomic_load_n (&conn->busy, __ATOMIC_RELAXED))
+            continue;
+        if (now - __atomic_load_n (&conn->since, __ATOMIC_RELAXED) > self->read_timeout_us) {
+            shutdown (conn->fd, SHUT_RDWR);
+            conn->killed = true;
+            self->read_timeouts++;
+        }
+    }
+    pthread_mutex_unlock (&self->conn_lock);
+}
+
+
+//  --------------------------------------------------------------------------
+//  libmicrohttpd's own messages go to our log
+
+static void
+s_mhd_log (void *cls, const char *format, va_list args)
+{
+    char text [512];
+    vsnprintf (text, sizeof (text), format, args);
+    size_t size = strlen (text);
+    while (size && (text [size - 1] == '\n' || text [size - 1] == '\r'))
+        text [--size] = 0;
+    lh_debug (S_ACTOR, NULL, "libmicrohttpd: %s", text);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Refresh the health snapshot: broker.ping and broker.services
+
+static void
+s_health_refresh (self_t *self)
+{
+    if (!self->health_client) {
+        char name [LH_NAME_MAX + 1];
+        snprintf (name, sizeof (name), "%s-health", self->name);
+        self->health_client = lh_client_new (&self->link, name);
+    }
+    json_t *broker = json_object ();
+    json_t *services = json_object ();
+    bool ok = false;
+    lh_client_t *client = self->health_client;
+    if (client) {
+        lh_call_opts_t opts = { .timeout_ms = S_HEALTH_CALL_MS };
+        lh_reply_t *reply = NULL;
+        int64_t sent = zclock_usecs ();
+        if (lh_client_call (client, "broker", "ping", NULL, 0, &opts, &reply) == 0
+        &&  lh_reply_status (reply) == LH_ST_OK) {
+            ok = true;
+            json_object_set_new (broker, "rtt_us", json_integer (zclock_usecs () - sent));
+            const msgpack_object *object = lh_reply_object (reply);
+            const char *name;
+            size_t size;
+            if (object && lh_obj_str (object, "name", &name, &size))
+                json_object_set_new (broker, "name", json_stringn (name, size));
+        }
+        lh_reply_destroy (&reply);
+        if (ok && lh_client_call (client, "broker", "services", NULL, 0, &opts, &reply) == 0
+        &&  lh_reply_status (reply) == LH_ST_OK) {
+            const msgpack_object *object = lh_reply_object (reply);
+            const msgpack_object *list = object? lh_obj_get (object, "services"): NULL;
+            if (list && list->type == MSGPACK_OBJECT_ARRAY)
+                for (uint32_t index = 0; index < list->via.array.size; index++) {
+                    const msgpack_object *item = &list->via.array.ptr [index];
+                    const char *name;
+                    size_t size;
+                    uint64_t workers = 0, queued = 0;
+                    if (!lh_obj_str (item, "name", &name, &size)
+                    ||  (size == 6 && memcmp (name, "broker", 6) == 0))
+                        continue;       //  the broker has its own entry
+                    lh_obj_uint (item, "workers", &workers);
+                    lh_obj_uint (item, "queued", &queued);
+                    json_t *service = json_object ();
+                    json_object_set_new (service, "ok", json_boolean (workers > 0));
+                    json_object_set_new (service, "workers", json_integer ((json_int_t) workers));
+                    json_object_set_new (service, "queued", json_integer ((json_int_t) queued));
+                    char key [LH_NAME_MAX + 1];
+                    snprintf (key, sizeof (key), "%.*s", (int) size, name);
+                    json_t *valid = json_stringn (name, size);
+                    if (valid)
+                        json_object_set_new (services, key, service);
+                    else
+                        json_decref (service);
+                    json_decref (valid);
+                }
+        }
+        lh_reply_destroy (&reply);
+    }
+    json_object_set_new (broker, "ok", json_boolean (ok));
+    char *broker_text = json_dumps (broker, JSON_COMPACT);
+    char *services_text = json_dumps (services, JSON_COMPACT);
+    json_decref (broker);
+    json_decref (services);
+    char *snapshot = NULL;
+    if (asprintf (&snapshot, "\"broker\":%s,\"services\":%s", broker_text, services_text) < 0)
+        snapshot = NULL;
+    free (broker_text);
+    free (services_text);
+
+    pthread_mutex_lock (&self->health_lock);
+    if (snapshot) {
+        free (self->health);
+        self->health = snapshot;
+    }
+    self->broker_ok = ok;
+    self->health_at = zclock_mono ();
+    pthread_mutex_unlock (&self->health_lock);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Re-read the tokens; log what happened. Returns 0 or -1 with *detail_p.
+
+static int
+s_tokens_reload (self_t *self, bool force, char **detail_p)
+{
+    char *error = NULL;
+    int rc = lh_http_auth_reload (self->auth, force, &error);
+    if (rc == 1)
+        lh_info (S_ACTOR, NULL, "bearer tokens reloaded: %zu accepted",
+                 lh_http_auth_tokens (self->auth));
+    else
+    if (rc == -1)
+        lh_warn (S_ACTOR, NULL, "bearer tokens not reloaded: %s", error);
+    if (detail_p)
+        *detail_p = rc == -1? error
+                  : zsys_sprintf ("%zu tokens", lh_http_auth_tokens (self->auth));
+    else
+        free (error);
+    return rc == -1? -1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Parse gateway/listen into an address. Returns 0, or -1 with *error_p.
+
+static int
+s_listen_parse (const char *listen, struct sockaddr_storage *address,
+                socklen_t *size, char **error_p)
+{
+    char host [256];
+    const char *port;
+    if (listen [0] == '[') {
+        const char *close = strchr (listen, ']');
+        if (!close || close [1] != ':' || (size_t) (close - listen - 1) >= sizeof (host)) {
+            *error_p = zsys_sprintf ("gateway/listen '%s' must be HOST:PORT or [IPV6]:PORT", listen);
+            return -1;
+        }
+        snprintf (host, sizeof (host), "%.*s", (int) (close - listen - 1), listen + 1);
+        port = close + 2;
+    }
+    else {
+        const char *colon = strrchr (listen, ':');
+        if (!colon || (size_t) (colon - listen) >= sizeof (host)) {
+            *error_p = zsys_sprintf ("gateway/listen '%s' must be HOST:PORT or [IPV6]:PORT", listen);
+            return -1;
+        }
+        snprintf (host, sizeof (host), "%.*s", (int) (colon - listen), listen);
+        port = colon + 1;
+    }
+    char *end = NULL;
+    long number = strtol (port, &end, 10);
+    if (*port == 0 || *end || number < 0 || number > 65535) {
+        *error_p = zsys_sprintf ("gateway/listen '%s': the port must be 0..65535", listen);
+        return -1;
+    }
+    struct addrinfo hints, *result = NULL;
+    memset (&hints, 0, sizeof (hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    int rc = getaddrinfo (*host? host: NULL, port, &hints, &result);
+    if (rc || !result) {
+        *error_p = zsys_sprintf ("gateway/listen '%s': %s", listen, gai_strerror (rc));
+        return -1;
+    }
+    memcpy (address, result->ai_addr, result->ai_addrlen);
+    *size = result->ai_addrlen;
+    freeaddrinfo (result);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start serving. Returns 0 with *detail_p the URL, or -1 with the reason.
+
+static int
+s_self_start (self_t *self, lh_config_t *config, char **detail_p)
+{
+    self->threads = (int) lh_config_int (config, "gateway/threads");
+    int64_t conn_max = lh_config_int (config, "gateway/conn_max");
+    int64_t conn_per_ip = lh_config_int (config, "gateway/conn_per_ip");
+    int64_t idle_timeout = lh_config_int (config, "gateway/idle_timeout_s");
+    int64_t read_timeout = lh_config_int (config, "gateway/read_timeout_s");
+    int64_t header_max = lh_config_int (config, "gateway/header_max");
+    int64_t body_max = lh_config_int (config, "gateway/body_max");
+    int64_t depth = lh_config_int (config, "gateway/json_depth");
+    int64_t timeout = lh_config_int (config, "gateway/timeout_ms");
+    int64_t timeout_max = lh_config_int (config, "gateway/timeout_max_ms");
+    self->token_check_ms = lh_config_int (config, "gateway/token_check_ms");
+    self->health_ms = lh_config_int (config, "gateway/health_ms");
+
+    struct {
+        const char *key;
+        int64_t value, low, high;
+    } checks [] = {
+        { "gateway/threads", self->threads, 1, 256 },
+        { "gateway/conn_max", conn_max, 1, 1000000 },
+        { "gateway/conn_per_ip", conn_per_ip, 0, 1000000 },
+        { "gateway/idle_timeout_s", idle_timeout, 1, 86400 },
+        { "gateway/read_timeout_s", read_timeout, 1, 86400 },
+        { "gateway/header_max", header_max, 4096, 16 * 1024 * 1024 },
+        { "gateway/body_max", body_max, 0, (int64_t) 1 << 40 },
+        { "gateway/json_depth", depth, 1, 2048 },
+        { "gateway/timeout_ms", timeout, 1, UINT32_MAX },
+        { "gateway/timeout_max_ms", timeout_max, 1, UINT32_MAX },
+        { "gateway/token_check_ms", self->token_check_ms, 10, 86400000 },
+        { "gateway/health_ms", self->health_ms, 10, 86400000 },
+    };
+    for (size_t index = 0; index < sizeof (checks) / sizeof (checks [0]); index++)
+        if (checks [index].value < checks [index].low || checks [index].value > checks [index].high) {
+            *detail_p = zsys_sprintf ("%s is %" PRId64 ": it must be %" PRId64 "..%" PRId64,
+                                      checks [index].key, checks [index].value,
+                                      checks [index].low, checks [index].high);
+            return -1;
+        }
+    self->body_max = (size_t) body_max;
+    self->limits = lh_limits_default;
+    self->limits.max_depth = (size_t) depth;
+    if (self->limits.max_string > self->body_max)
+        self->limits.max_string = self->body_max? self->body_max: 1;
+    self->timeout_ms = (uint32_t) timeout;
+    self->timeout_max_ms = (uint32_t) timeout_max;
+    self->read_timeout_us = read_timeout * 1000000;
+
+    //  Tokens and allow-list
+    char *error = NULL;
+    self->auth = lh_http_auth_new (lh_config_str (config, "gateway/token_file"),
+                                   lh_config_str (config, "gateway/allow"), &error);
+    if (!self->auth) {
+        *detail_p = error;
+        return -1;
+    }
+    //  Address; a non-loopback one needs a token
+    const char *listen = lh_config_str (config, "gateway/listen");
+    struct sockaddr_storage address;
+    socklen_t address_size = 0;
+    if (s_listen_parse (listen, &address, &address_size, detail_p))
+        return -1;
+    if (!lh_http_auth_loopback ((struct sockaddr *) &address)
+    &&  lh_http_auth_tokens (self->auth) == 0) {
+        *detail_p = zsys_sprintf ("refusing to listen on %s without a bearer token: set "
+                                  "LAKEHOUSE_TOKEN (or LAKEHOUSE_TOKENS) or gateway/token_file, "
+                                  "or listen on a loopback address", listen);
+        return -1;
+    }
+    int rc = pthread_key_create (&self->client_key, s_client_free);
+    assert (rc == 0);
+    self->client_key_made = true;
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (address.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    //  The logger comes first so that option warnings reach it too; a
+    //  pool of one is no pool (libmicrohttpd warns), so leave it out
+    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access, self,
+        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) (self->threads > 1? self->threads: 0),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) conn_max,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) conn_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) header_max,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) 511,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_NOTIFY_CONNECTION, s_connection, self,
+        MHD_OPTION_END);
+    if (!self->daemon) {
+        *detail_p = zsys_sprintf ("cannot listen on %s: %s", listen,
+                                  errno? strerror (errno): "libmicrohttpd refused to start");
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = info? info->port: 0;
+    char host [INET6_ADDRSTRLEN] = "";
+    if (address.ss_family == AF_INET6)
+        inet_ntop (AF_INET6, &((struct sockaddr_in6 *) &address)->sin6_addr, host, sizeof (host));
+    else
+        inet_ntop (AF_INET, &((struct sockaddr_in *) &address)->sin_addr, host, sizeof (host));
+    self->url = address.ss_family == AF_INET6? zsys_sprintf ("http://[%s]:%u", host, port)
+                                             : zsys_sprintf ("http://%s:%u", host, port);
+
+    pthread_once (&s_sighup_once, s_sighup_install);
+    self->sighups = s_sighups;
+    self->started_ms = zclock_mono ();
+    s_health_refresh (self);
+    self->next_health = zclock_mono () + self->health_ms;
+    self->next_token_check = zclock_mono () + self->token_check_ms;
+    lh_info (S_ACTOR, NULL, "listening on %s (%d threads, %zu tokens%s)", self->url,
+             self->threads, lh_http_auth_tokens (self->auth),
+             *lh_config_str (config, "gateway/allow")? ", allow-list": "");
+    *detail_p = strdup (self->url);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Housekeeping, every tick: SIGHUP, token file, read timeouts, health
+
+static void
+s_self_tick (self_t *self)
+{
+    if (!self->daemon)
+        return;
+    int64_t now = zclock_mono ();
+    int sighups = s_sighups;
+    if (sighups != self->sighups) {
+        self->sighups = sighups;
+        s_tokens_reload (self, true, NULL);
+    }
+    else
+    if (now >= self->next_token_check) {
+        s_tokens_reload (self, false, NULL);
+        self->next_token_check = now + self->token_check_ms;
+    }
+    s_read_timeouts (self);
+    if (now >= self->next_health) {
+        s_health_refresh (self);
+        self->next_health = zclock_mono () + self->health_ms;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Create and destroy the actor's state
+
+static self_t *
+s_self_new (zsock_t *pipe, lh_gateway_args_t *args)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    assert (self);
+    self->pipe = pipe;
+    self->endpoint = strdup (args->link.endpoint? args->link.endpoint: "");
+    self->server_key = args->link.server_key? strdup (args->link.server_key): NULL;
+    self->link.endpoint = self->endpoint;
+    self->link.server_key = self->server_key;
+    self->link.cert = args->link.cert;
+    self->name = strdup (args->name? args->name: "gateway");
+    pthread_mutex_init (&self->health_lock, NULL);
+    pthread_mutex_init (&self->conn_lock, NULL);
+    return self;
+}
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    if (*self_p) {
+        self_t *self = *self_p;
+        //  Stopping the daemon ends its threads; each thread's bus client
+        //  is destroyed by the thread-specific destructor as it ends.
+        if (self->daemon)
+            MHD_stop_daemon (self->daemon);
+        if (self->client_key_made)
+            pthread_key_delete (self->client_key);
+        lh_client_destroy (&self->health_client);
+        lh_http_auth_destroy (&self->auth);
+        pthread_mutex_destroy (&self->health_lock);
+        pthread_mutex_destroy (&self->conn_lock);
+        free (self->health);
+        free (self->url);
+        free (self->name);
+        free (self->endpoint);
+        free (self->server_key);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  The actor: start, send the start reply, then serve pipe commands and
+//  tick until $TERM
+
+void
+lh_gateway_actor (zsock_t *pipe, void *args)
+{
+    lh_gateway_args_t *gateway_args = (lh_gateway_args_t *) args;
+    assert (gateway_args && gateway_args->config);
+    self_t *self = s_self_new (pipe, gateway_args);
+    zsock_signal (pipe, 0);
+
+    char *detail = NULL;
+    int rc = s_self_start (self, gateway_args->config, &detail);
+    if (rc) {
+        lh_error (S_ACTOR, NULL, "not started: %s", detail);
+        if (self->daemon) {
+            MHD_stop_daemon (self->daemon);
+            self->daemon = NULL;
+        }
+    }
+    zsock_send (pipe, "ss", rc == 0? "0": "-1", detail? detail: "");
+    free (detail);
+
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait (poller, S_TICK_MS);
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            if (!command)
+                break;
+            if (streq (command, "$TERM")) {
+                zstr_free (&command);
+                break;
+            }
+            if (streq (command, "RELOAD")) {
+                char *reload = NULL;
+                int status = self->auth? s_tokens_reload (self, true, &reload): -1;
+                zsock_send (pipe, "ss", status == 0? "0": "-1",
+                            reload? reload: "the gateway is not running");
+                free (reload);
+            }
+            else
+            if (streq (command, "URL"))
+                zsock_send (pipe, "ss", self->url? "0": "-1", self->url? self->url: "");
+            else
+                lh_warn (S_ACTOR, NULL, "unknown pipe command '%s'", command);
+            zstr_free (&command);
+        }
+        else
+        if (zpoller_terminated (poller))
+            break;
+        s_self_tick (self);
+    }
+    zpoller_destroy (&poller);
+    s_self_destroy (&self);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Self test: trace ids, status mapping, deadline header, listen parsing
+
+void
+lh_gateway_test (bool verbose)
+{
+    printf (" * lh_gateway: ");
+    char trace [LH_TRACE_SIZE + 1];
+    char flags [3];
+
+    //  traceparent: table of valid and invalid headers
+    struct {
+        const char *text;
+        int rc;
+    } cases [] = {
+        { "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
+        { "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", 0 },
+        { "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", 0 },
+        { "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 0 },
+        { "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", -1 },
+        { "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", -1 },
+        { "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", -1 },
+        { "00-00000000000000000000000000000000-00f067aa0ba902b7-01", -1 },
+        { "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", -1 },
+        { "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", -1 },
+        { "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", -1 },
+        { "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g", -1 },
+        { "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", -1 },
+        { "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", -1 },
+        { "", -1 },
+        { "garbage", -1 },
+    };
+    for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
+        int rc = s_traceparent_parse (cases [index].text, trace, flags);
+        if (verbose)
+            printf ("\n   '%s' -> %d", cases [index].text, rc);
+        assert (rc == cases [index].rc);
+        if (rc == 0)
+            assert (streq (trace, "4bf92f3577b34da6a3ce929d0e0e4736"));
+    }
+    assert (s_traceparent_parse (NULL, trace, flags) == -1);
+    s_traceparent_parse (cases [0].text, trace, flags);
+    assert (streq (flags, "01"));
+
+    //  Choosing a trace: traceparent first, then the Lakehouse header, else new
+    s_request_t *request = s_request_new ("/x", "GET");
+    s_trace_choose (request, cases [0].text, "11111111111111111111111111111111");
+    assert (streq (request->trace, "4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert (streq (request->flags, "01"));
+    assert (strlen (request->span) == 16 && s_is_hex (request->span, 16, true));
+    s_trace_choose (request, cases [6].text, "11111111111111111111111111111111");
+    assert (streq (request->trace, "11111111111111111111111111111111"));
+    s_trace_choose (request, NULL, "1111111111111111111111111111111");
+    assert (strlen (request->trace) == 32 && s_is_hex (request->trace, 32, true));
+    assert (!streq (request->trace, "11111111111111111111111111111111"));
+    char first [LH_TRACE_SIZE + 1];
+    strcpy (first, request->trace);
+    s_trace_choose (request, NULL, NULL);
+    assert (!streq (first, request->trace));
+    s_request_fail (request, 401, "unauthorized", "no %s", "token");
+    s_request_fail (request, 404, "no_such_route", "later");
+    assert (request->error_status == 401 && streq (request->error_reason, "no token"));
+    s_request_destroy (&request);
+    assert (request == NULL);
+
+    //  Status mapping and Retry-After
+    assert (s_http_status (200) == 200);
+    assert (s_http_status (429) == 429);
+    assert (s_http_status (504) == 504);
+    assert (s_http_status (0) == 502);
+    assert (s_http_status (99) == 502);
+    assert (s_http_status (600) == 502);
+    assert (s_retry_after_s (0) == 1);
+    assert (s_retry_after_s (1) == 1);
+    assert (s_retry_after_s (1000) == 1);
+    assert (s_retry_after_s (1001) == 2);
+    assert (s_retry_after_s (2500) == 3);
+
+    //  Deadline header
+    uint64_t value = 0;
+    assert (s_timeout_parse ("250", &value) == 0 && value == 250);
+    assert (s_timeout_parse ("0", &value) == -1);
+    assert (s_timeout_parse ("-5", &value) == -1);
+    assert (s_timeout_parse ("12a", &value) == -1);
+    assert (s_timeout_parse ("", &value) == -1);
+    assert (s_timeout_parse ("99999999999", &value) == -1);
+    assert (s_timeout_parse (NULL, &value) == -1);
+
+    //  Listen addresses
+    struct sockaddr_storage address;
+    socklen_t size;
+    char *error = NULL;
+    assert (s_listen_parse ("127.0.0.1:3110", &address, &size, &error) == 0);
+    assert (address.ss_family == AF_INET && lh_http_auth_loopback ((struct sockaddr *) &address));
+    assert (s_listen_parse ("[::1]:0", &address, &size, &error) == 0);
+    assert (address.ss_family == AF_INET6 && lh_http_auth_loopback ((struct sockaddr *) &address));
+    assert (s_listen_parse ("0.0.0.0:80", &address, &size, &error) == 0);
+    assert (!lh_http_auth_loopback ((struct sockaddr *) &address));
+    const char *bad [] = { "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "[::1:80", "[::1]80" };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++) {
+        assert (s_listen_parse (bad [index], &address, &size, &error) == -1);
+        if (verbose)
+            printf ("\n   %s", error);
+        zstr_free (&error);
+    }
+    printf ("OK\n");
+}

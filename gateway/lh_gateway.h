@@ -1,0 +1,65 @@
+/*  =========================================================================
+    lh_gateway - the HTTP gateway actor: external HTTP in, bus requests out
+
+    Serves HTTP/1.1 with libmicrohttpd (epoll, a pool of gateway/threads
+    threads, each with its own bus client). Each HTTP request matching a
+    route (lh_routes.c) becomes one bus request; the reply's status is the
+    HTTP status and its body, as JSON, the HTTP body. docs/http.md lists
+    the routes, limits, auth and error bodies.
+
+        lh_gateway_args_t args = { .config = config, .link = { .endpoint = "inproc://lh-bus" } };
+        zactor_t *gateway = zactor_new (lh_gateway_actor, &args);
+        char *status, *detail;
+        zsock_recv (gateway, "ss", &status, &detail);   //  sent once, unasked:
+                                                        //  "0" + "http://127.0.0.1:3110"
+                                                        //  or "-1" + why it refused
+        ...
+        zactor_destroy (&gateway);
+
+    The start reply comes right after zactor_new returns; on "-1" the actor
+    serves nothing and waits for $TERM. args (and the config and link it
+    points to) only need to live until the start reply has been received;
+    the link's cert, if any, must live as long as the actor.
+
+    Pipe commands (after the start reply):
+
+    RELOAD          re-read the bearer tokens now (as SIGHUP does);
+                    answers "ss": "0"/"-1" and a detail.
+    URL             answers "ss": "0" and the bound URL.
+    $TERM           stop serving and end the actor.
+
+    The actor also re-reads the tokens on SIGHUP (it chains to any SIGHUP
+    handler installed before it) and when the token file changes.
+    =========================================================================
+*/
+
+#ifndef LH_GATEWAY_H_INCLUDED
+#define LH_GATEWAY_H_INCLUDED
+
+#include "lh_client.h"
+#include "lh_config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  What the gateway actor needs to start
+typedef struct {
+    lh_config_t *config;                //  gateway/... keys (borrowed)
+    lh_link_t link;                     //  how each HTTP thread reaches the broker
+    const char *name;                   //  bus client name; NULL = "gateway"
+} lh_gateway_args_t;
+
+//  The gateway actor; args is an lh_gateway_args_t *
+void
+    lh_gateway_actor (zsock_t *pipe, void *args);
+
+//  Self test of this class (pure parts: trace ids, status mapping)
+void
+    lh_gateway_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

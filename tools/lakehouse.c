@@ -1,0 +1,984 @@
+/*  =========================================================================
+    lakehouse - the launcher: one binary that hosts the broker and any set
+    of actors, in one process or spread over several
+
+    lakehouse [options] up                  broker + every actor, one process
+    lakehouse [options] broker              the broker alone (tcp + tap)
+    lakehouse [options] node [--actors a,b] actors against a remote broker
+    lakehouse [options] gateway             the HTTP gateway, against a remote broker
+    lakehouse config                        print every key with its default
+
+    Options (anywhere on the line):
+    --config FILE       config file (else $LAKEHOUSE_CONFIG, else
+                        ./conf/lakehouse.cfg if present, else defaults)
+    --set KEY=VALUE     override one key (repeatable)
+    --actors a,b        node: services to run (default: config actors/run)
+    -v, --verbose       debug logging
+    -h, --help          this text
+
+    Readiness is announced on stdout, one line each, flushed, so a script
+    can start the process and read the real endpoints (a tcp endpoint
+    "tcp://127.0.0.1:*" or ":0" binds an ephemeral port):
+
+        lakehouse: broker ready on tcp://127.0.0.1:41234 (tap tcp://127.0.0.1:41235)
+        lakehouse: gateway ready on http://127.0.0.1:3110
+        lakehouse: up (echo x2)
+        lakehouse: node ready (echo x2)
+
+    `up` prints its lines only once every actor has registered with the
+    broker and the gateway listens, so the first request after them finds
+    a worker. An empty gateway/listen runs no gateway. SIGINT or SIGTERM
+    stops the gateway, the actors, then the broker, and exits 0. Exit
+    codes: 0 ok, 1 failure at run time (bind, start), 2 usage or bad
+    config.
+    =========================================================================
+*/
+
+#include "lh_proto.h"
+#include "lh_body.h"
+#include "lh_config.h"
+#include "lh_log.h"
+#include "lh_client.h"
+#include "lh_actor.h"
+#include "lh_broker.h"
+#include "lh_gateway.h"
+#include "lh_registry.h"
+
+#include <signal.h>
+#include <pthread.h>
+
+#define S_EXIT_FAILURE      1           //  failure at run time
+#define S_EXIT_USAGE        2           //  bad command line or config
+#define S_WORKERS_MAX       256         //  most workers per service
+#define S_UP_READY_MS       10000       //  `up`: actors register within this
+#define S_CHECK_IVL_MS      100         //  readiness poll interval
+
+//  Every declared config key, from the same X-macro table lh_config uses,
+//  so we can tell "unknown key" from "wrong type" and know whether a
+//  service has an actors/NAME/workers key.
+typedef struct {
+    const char *path;                   //  "broker/hb_ivl"
+    const char *type;                   //  "STR", "INT", "BOOL"
+} s_key_t;
+
+#define LH_KEY(path, type, value, comment) { path, #type },
+static const s_key_t s_keys [] = {
+#include "lh_config_keys.h"
+    { NULL, NULL }
+};
+#undef LH_KEY
+
+//  The command line, parsed
+typedef struct {
+    const char *command;                //  up, broker, node, gateway, config
+    const char *config_path;            //  --config, or NULL
+    const char *actors;                 //  --actors, or NULL
+    zlist_t *sets;                      //  "KEY=VALUE" strings (borrowed)
+    bool verbose;                       //  -v
+    bool help;                          //  -h
+} s_args_t;
+
+//  One service this process runs
+typedef struct {
+    const lh_service_t *service;        //  from the registry
+    int workers;                        //  worker threads
+    uint64_t baseline;                  //  workers the broker had before ours
+    lh_service_runner_t *runner;        //  running, or NULL
+} s_service_t;
+
+//  The launcher
+typedef struct {
+    lh_config_t *config;                //  loaded config
+    zactor_t *broker;                   //  broker actor, or NULL
+    zactor_t *gateway;                  //  gateway actor, or NULL
+    char *gateway_url;                  //  its bound URL, or NULL
+    char *bus_endpoint;                 //  bound tcp endpoint, or NULL
+    char *tap_endpoint;                 //  bound tap endpoint, or NULL
+    zlist_t *services;                  //  s_service_t items, in start order
+    sigset_t signals;                   //  SIGINT + SIGTERM, blocked everywhere
+} s_self_t;
+
+
+//  --------------------------------------------------------------------------
+//  Print usage
+
+static void
+s_usage (FILE *file)
+{
+    fprintf (file,
+        "usage: lakehouse [options] up | broker | node [--actors a,b] | gateway | config\n"
+        "\n"
+        "  up                   broker + every actor (config actors/run) + gateway, one process\n"
+        "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
+        "  node                 actors against the broker at bus/endpoint\n"
+        "  gateway              the HTTP gateway (gateway/listen) against bus/endpoint\n"
+        "  config               print every config key with its default\n"
+        "\n"
+        "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
+        "                       ./conf/lakehouse.cfg if present, else defaults)\n"
+        "  --set KEY=VALUE      override one config key (repeatable)\n"
+        "  --actors a,b         node: the services to run (default: actors/run)\n"
+        "  -v, --verbose        debug logging\n"
+        "  -h, --help           this text\n"
+        "\n"
+        "services:");
+    for (size_t index = 0; index < lh_registry_size (); index++)
+        fprintf (file, " %s", lh_registry_at (index)->name);
+    fprintf (file, "\n");
+}
+
+
+//  --------------------------------------------------------------------------
+//  Return the declared key of that path, or NULL
+
+static const s_key_t *
+s_key_lookup (const char *path)
+{
+    for (const s_key_t *key = s_keys; key->path; key++)
+        if (streq (key->path, path))
+            return key;
+    return NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Return a declared key's value as text, whatever its type (buffer holds
+//  numbers and booleans; strings are returned borrowed)
+
+static const char *
+s_config_text (lh_config_t *config, const char *path, char *buffer, size_t size)
+{
+    const s_key_t *key = s_key_lookup (path);
+    assert (key);
+    if (streq (key->type, "INT"))
+        snprintf (buffer, size, "%" PRId64, lh_config_int (config, path));
+    else
+    if (streq (key->type, "BOOL"))
+        snprintf (buffer, size, "%s", lh_config_bool (config, path)? "true": "false");
+    else
+        return lh_config_str (config, path);
+    return buffer;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Match option argv [*argn] as "--name VALUE" or "--name=VALUE". Returns
+//  1 and the value (advancing *argn past it), 0 if argv [*argn] is not
+//  this option, -1 if the value is missing.
+
+static int
+s_option_value (int argc, char *argv [], int *argn, const char *name,
+                const char **value)
+{
+    const char *arg = argv [*argn];
+    size_t length = strlen (name);
+    if (strncmp (arg, name, length) != 0)
+        return 0;
+    if (arg [length] == '=') {
+        *value = arg + length + 1;
+        return 1;
+    }
+    if (arg [length] != '\0')
+        return 0;
+    if (*argn + 1 >= argc)
+        return -1;
+    *value = argv [++*argn];
+    return 1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Parse the command line. Returns 0, or -1 after printing why.
+
+static int
+s_args_parse (s_args_t *args, int argc, char *argv [])
+{
+    for (int argn = 1; argn < argc; argn++) {
+        const char *arg = argv [argn];
+        const char *value = NULL;
+        int rc;
+        if (streq (arg, "-v") || streq (arg, "--verbose"))
+            args->verbose = true;
+        else
+        if (streq (arg, "-h") || streq (arg, "--help"))
+            args->help = true;
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--config", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->config_path = value;
+        }
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--set", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            if (!strchr (value, '=')) {
+                fprintf (stderr, "lakehouse: --set %s: expected KEY=VALUE\n", value);
+                return -1;
+            }
+            zlist_append (args->sets, (void *) value);
+        }
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--actors", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->actors = value;
+        }
+        else
+        if (*arg == '-') {
+            fprintf (stderr, "lakehouse: unknown option '%s' (see --help)\n", arg);
+            return -1;
+        }
+        else
+        if (!args->command)
+            args->command = arg;
+        else {
+            fprintf (stderr, "lakehouse: unexpected argument '%s' (see --help)\n", arg);
+            return -1;
+        }
+        continue;
+    missing:
+        fprintf (stderr, "lakehouse: %s needs a value (see --help)\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Check the keys the launcher itself uses. Returns 0, or -1 and a
+//  sentence naming the key in *error_p (caller frees).
+
+static int
+s_config_check (lh_config_t *config, char **error_p)
+{
+    const char *level = lh_config_str (config, "log/level");
+    if (!streq (level, "debug") && !streq (level, "info")
+    &&  !streq (level, "warn") && !streq (level, "error")) {
+        *error_p = zsys_sprintf ("config log/level: '%s' is not one of "
+                                 "debug, info, warn, error", level);
+        return -1;
+    }
+    const char *endpoint = lh_config_str (config, "bus/endpoint");
+    if (strncmp (endpoint, "tcp://", 6) != 0 && strncmp (endpoint, "ipc://", 6) != 0) {
+        *error_p = zsys_sprintf ("config bus/endpoint: '%s' is not a tcp:// "
+                                 "or ipc:// endpoint", endpoint);
+        return -1;
+    }
+    const char *tap = lh_config_str (config, "bus/tap");
+    if (*tap && strncmp (tap, "tcp://", 6) != 0 && strncmp (tap, "ipc://", 6) != 0) {
+        *error_p = zsys_sprintf ("config bus/tap: '%s' is not empty, a tcp:// "
+                                 "or an ipc:// endpoint", tap);
+        return -1;
+    }
+    const char *inproc = lh_config_str (config, "bus/inproc");
+    if (strncmp (inproc, "inproc://", 9) != 0 || !inproc [9]) {
+        *error_p = zsys_sprintf ("config bus/inproc: '%s' is not an inproc:// "
+                                 "endpoint", inproc);
+        return -1;
+    }
+    if (!*lh_config_str (config, "data/dir")) {
+        *error_p = strdup ("config data/dir: must not be empty");
+        return -1;
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Load the config: --config, else $LAKEHOUSE_CONFIG, else
+//  ./conf/lakehouse.cfg if present, else defaults; then apply --set.
+//  Returns NULL after printing why.
+
+static lh_config_t *
+s_config_load (s_args_t *args)
+{
+    const char *path = args->config_path;
+    if (!path) {
+        const char *env = getenv ("LAKEHOUSE_CONFIG");
+        if (env && *env)
+            path = env;
+        else
+        if (zsys_file_exists ("conf/lakehouse.cfg"))
+            path = "conf/lakehouse.cfg";
+    }
+    char *error = NULL;
+    lh_config_t *config = lh_config_load (path, &error);
+    if (!config) {
+        fprintf (stderr, "lakehouse: %s\n", error? error: "cannot load config");
+        free (error);
+        return NULL;
+    }
+    for (const char *set = (const char *) zlist_first (args->sets); set;
+                     set = (const char *) zlist_next (args->sets)) {
+        const char *equals = strchr (set, '=');
+        char *key = strndup (set, equals - set);
+        const char *value = equals + 1;
+        if (lh_config_set (config, key, value) != 0) {
+            const s_key_t *declared = s_key_lookup (key);
+            if (declared)
+                fprintf (stderr, "lakehouse: --set %s: '%s' is not a valid %s "
+                         "value for key '%s'\n", set, value, declared->type, key);
+            else
+                fprintf (stderr, "lakehouse: --set %s: unknown key '%s' "
+                         "(see `lakehouse config`)\n", set, key);
+            free (key);
+            lh_config_destroy (&config);
+            return NULL;
+        }
+        free (key);
+    }
+    if (s_config_check (config, &error) != 0) {
+        fprintf (stderr, "lakehouse: %s\n", error);
+        free (error);
+        lh_config_destroy (&config);
+        return NULL;
+    }
+    return config;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Create a new launcher around a loaded config (taken)
+
+static s_self_t *
+s_self_new (lh_config_t **config_p)
+{
+    s_self_t *self = (s_self_t *) zmalloc (sizeof (s_self_t));
+    assert (self);
+    self->config = *config_p;
+    *config_p = NULL;
+    self->services = zlist_new ();
+    assert (self->services);
+    sigemptyset (&self->signals);
+    sigaddset (&self->signals, SIGINT);
+    sigaddset (&self->signals, SIGTERM);
+    return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Stop every service (last started first), then the broker; destroy
+
+static void
+s_self_destroy (s_self_t **self_p)
+{
+    assert (self_p);
+    s_self_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->gateway) {
+        lh_debug ("lakehouse", NULL, "stopping the gateway");
+        zactor_destroy (&self->gateway);
+    }
+    s_service_t *entry;
+    while ((entry = (s_service_t *) zlist_pop (self->services))) {
+        if (entry->runner) {
+            lh_debug ("lakehouse", NULL, "stopping %s", entry->service->name);
+            lh_service_stop (&entry->runner);
+        }
+        free (entry);
+    }
+    zlist_destroy (&self->services);
+    if (self->broker) {
+        lh_debug ("lakehouse", NULL, "stopping the broker");
+        zactor_destroy (&self->broker);
+    }
+    free (self->bus_endpoint);
+    free (self->tap_endpoint);
+    free (self->gateway_url);
+    lh_config_destroy (&self->config);
+    free (self);
+    *self_p = NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Send one command to the broker actor and read its "ss" answer. Returns
+//  0 or -1; *detail_p (if not NULL) gets the detail string, caller frees.
+
+static int
+s_broker_command (s_self_t *self, const char *command, const char *arg1,
+                  const char *arg2, char **detail_p)
+{
+    if (arg2)
+        zstr_sendx (self->broker, command, arg1, arg2, NULL);
+    else
+        zstr_sendx (self->broker, command, arg1, NULL);
+    char *status = NULL, *detail = NULL;
+    if (zsock_recv (self->broker, "ss", &status, &detail) != 0) {
+        if (detail_p)
+            *detail_p = strdup ("no answer from the broker actor");
+        return -1;
+    }
+    int rc = status && streq (status, "0")? 0: -1;
+    free (status);
+    if (detail_p)
+        *detail_p = detail;
+    else
+        free (detail);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Is a tcp endpoint on the loopback interface? (ipc:// counts as local)
+
+static bool
+s_is_loopback (const char *endpoint)
+{
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return true;
+    const char *host = endpoint + 6;
+    return strncmp (host, "127.", 4) == 0
+        || strncmp (host, "localhost:", 10) == 0
+        || strncmp (host, "[::1]:", 6) == 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start the broker actor: CONFIGURE it with every broker/KEY of the
+//  config (the broker's settings are exactly that section's keys), bind
+//  the inproc endpoint (when with_inproc), the tcp endpoint and the tap.
+//  Returns 0, -1 on a run-time failure, -2 on bad config (printed).
+
+static int
+s_broker_start (s_self_t *self, bool with_inproc)
+{
+    self->broker = zactor_new (lh_broker_actor,
+                               (void *) lh_config_str (self->config, "broker/name"));
+    assert (self->broker);
+
+    for (const s_key_t *key = s_keys; key->path; key++) {
+        if (strncmp (key->path, "broker/", 7) != 0)
+            continue;
+        char buffer [32];
+        char *detail = NULL;
+        const char *value = s_config_text (self->config, key->path,
+                                           buffer, sizeof (buffer));
+        if (s_broker_command (self, "CONFIGURE", key->path + 7, value, &detail) != 0) {
+            fprintf (stderr, "lakehouse: config %s: %s\n", key->path,
+                     detail && *detail? detail: "refused by the broker");
+            free (detail);
+            return -2;
+        }
+        free (detail);
+    }
+    if (with_inproc) {
+        const char *inproc = lh_config_str (self->config, "bus/inproc");
+        char *detail = NULL;
+        if (s_broker_command (self, "BIND", inproc, NULL, &detail) != 0) {
+            fprintf (stderr, "lakehouse: cannot bind bus/inproc %s: %s\n", inproc, detail);
+            free (detail);
+            return -1;
+        }
+        free (detail);
+    }
+    const char *endpoint = lh_config_str (self->config, "bus/endpoint");
+    char *detail = NULL;
+    if (s_broker_command (self, "BIND", endpoint, NULL, &detail) != 0) {
+        fprintf (stderr, "lakehouse: cannot bind bus/endpoint %s: %s\n", endpoint, detail);
+        free (detail);
+        return -1;
+    }
+    self->bus_endpoint = detail;
+    if (!s_is_loopback (endpoint))
+        lh_warn ("lakehouse", NULL, "bus/endpoint %s is not loopback and this "
+                 "build has no CURVE yet: bus traffic is neither authenticated "
+                 "nor encrypted", endpoint);
+
+    const char *tap = lh_config_str (self->config, "bus/tap");
+    if (*tap) {
+        detail = NULL;
+        if (s_broker_command (self, "TAP", tap, NULL, &detail) != 0) {
+            fprintf (stderr, "lakehouse: cannot bind bus/tap %s: %s\n", tap, detail);
+            free (detail);
+            return -1;
+        }
+        self->tap_endpoint = detail;
+    }
+    lh_info ("lakehouse", NULL, "broker bound on %s, tap %s", self->bus_endpoint,
+             self->tap_endpoint? self->tap_endpoint: "off");
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Announce the broker's endpoints on stdout
+
+static void
+s_broker_announce (s_self_t *self)
+{
+    printf ("lakehouse: broker ready on %s (tap %s)\n", self->bus_endpoint,
+            self->tap_endpoint? self->tap_endpoint: "off");
+    fflush (stdout);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Add the services named in a comma-separated list ("*" = every
+//  registered service) to self->services, with their worker counts.
+//  source names the list in messages. Returns 0, or -1 after printing why.
+
+static int
+s_services_select (s_self_t *self, const char *list, const char *source)
+{
+    if (streq (list, "*")) {
+        for (size_t index = 0; index < lh_registry_size (); index++) {
+            s_service_t *entry = (s_service_t *) zmalloc (sizeof (s_service_t));
+            assert (entry);
+            entry->service = lh_registry_at (index);
+            zlist_append (self->services, entry);
+        }
+    }
+    else {
+        char *copy = strdup (list);
+        assert (copy);
+        char *saveptr = NULL;
+        for (char *name = strtok_r (copy, ", ", &saveptr); name;
+                   name = strtok_r (NULL, ", ", &saveptr)) {
+            const lh_service_t *service = lh_registry_lookup (name);
+            if (!service) {
+                fprintf (stderr, "lakehouse: %s: no service named '%s' (known:",
+                         source, name);
+                for (size_t index = 0; index < lh_registry_size (); index++)
+                    fprintf (stderr, " %s", lh_registry_at (index)->name);
+                fprintf (stderr, ")\n");
+                free (copy);
+                return -1;
+            }
+            bool duplicate = false;
+            for (s_service_t *entry = (s_service_t *) zlist_first (self->services);
+                 entry; entry = (s_service_t *) zlist_next (self->services))
+                if (entry->service == service)
+                    duplicate = true;
+            if (duplicate)
+                continue;
+            s_service_t *entry = (s_service_t *) zmalloc (sizeof (s_service_t));
+            assert (entry);
+            entry->service = service;
+            zlist_append (self->services, entry);
+        }
+        free (copy);
+    }
+    for (s_service_t *entry = (s_service_t *) zlist_first (self->services);
+         entry; entry = (s_service_t *) zlist_next (self->services)) {
+        char key [LH_NAME_MAX + 32];
+        snprintf (key, sizeof (key), "actors/%s/workers", entry->service->name);
+        entry->workers = 1;
+        if (s_key_lookup (key)) {
+            int64_t workers = lh_config_int (self->config, key);
+            if (workers < 1 || workers > S_WORKERS_MAX) {
+                fprintf (stderr, "lakehouse: config %s: %" PRId64 " is not "
+                         "between 1 and %d\n", key, workers, S_WORKERS_MAX);
+                return -1;
+            }
+            entry->workers = (int) workers;
+        }
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Describe the selected services as "echo x2, storaged x1" (caller frees)
+
+static char *
+s_services_summary (s_self_t *self)
+{
+    char *summary = strdup ("");
+    for (s_service_t *entry = (s_service_t *) zlist_first (self->services);
+         entry; entry = (s_service_t *) zlist_next (self->services)) {
+        char *longer = zsys_sprintf ("%s%s%s x%d", summary, *summary? ", ": "",
+                                     entry->service->name, entry->workers);
+        free (summary);
+        summary = longer;
+    }
+    return summary;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Ask the broker how many workers each selected service has. If
+//  as_baseline, store them as the baseline. Returns 1 when every service
+//  has its baseline plus our workers, 0 when not yet (or no answer came),
+//  -1 when the broker answered but not with a service list.
+
+static int
+s_services_check (s_self_t *self, lh_client_t *client, bool as_baseline)
+{
+    lh_call_opts_t opts = { .timeout_ms = 1000 };
+    lh_reply_t *reply = NULL;
+    if (lh_client_call (client, "broker", "services", NULL, 0, &opts, &reply) != 0) {
+        lh_reply_destroy (&reply);
+        return 0;
+    }
+    const msgpack_object *list = lh_obj_get (lh_reply_object (reply), "services");
+    if (lh_reply_status (reply) != LH_ST_OK
+    ||  !list || list->type != MSGPACK_OBJECT_ARRAY) {
+        lh_debug ("lakehouse", NULL, "broker.services answered %u",
+                  lh_reply_status (reply));
+        lh_reply_destroy (&reply);
+        return -1;
+    }
+    int ready = 1;
+    for (s_service_t *entry = (s_service_t *) zlist_first (self->services);
+         entry; entry = (s_service_t *) zlist_next (self->services)) {
+        uint64_t workers = 0;
+        for (uint32_t index = 0; index < list->via.array.size; index++) {
+            const msgpack_object *item = &list->via.array.ptr [index];
+            const char *name;
+            size_t size;
+            if (lh_obj_str (item, "name", &name, &size)
+            &&  size == strlen (entry->service->name)
+            &&  memcmp (name, entry->service->name, size) == 0)
+                lh_obj_uint (item, "workers", &workers);
+        }
+        if (as_baseline)
+            entry->baseline = workers;
+        else
+        if (workers < entry->baseline + (uint64_t) entry->workers)
+            ready = 0;
+    }
+    lh_reply_destroy (&reply);
+    return ready;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Wait up to timeout_ms for SIGINT/SIGTERM. Returns true if one came.
+
+static bool
+s_signalled (s_self_t *self, int timeout_ms)
+{
+    struct timespec timeout = {
+        .tv_sec = timeout_ms / 1000,
+        .tv_nsec = (long) (timeout_ms % 1000) * 1000000L
+    };
+    int signo = sigtimedwait (&self->signals, NULL, &timeout);
+    if (signo > 0)
+        lh_info ("lakehouse", NULL, "%s received, stopping", strsignal (signo));
+    return signo > 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start the selected services against link, then wait until the broker
+//  lists their workers. timeout_ms < 0 waits until a signal. Returns 0
+//  when ready, 1 if a signal came first, -1 on failure (printed).
+
+static int
+s_services_start (s_self_t *self, const lh_link_t *link, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    lh_client_t *client = lh_client_new (link, "lakehouse");
+    if (client)
+        s_services_check (self, client, true);
+
+    for (s_service_t *entry = (s_service_t *) zlist_first (self->services);
+         entry; entry = (s_service_t *) zlist_next (self->services)) {
+        lh_debug ("lakehouse", NULL, "starting %s x%d", entry->service->name,
+                  entry->workers);
+        entry->runner = lh_service_start (entry->service, link, self->config,
+                                          entry->workers);
+        if (!entry->runner) {
+            fprintf (stderr, "lakehouse: service %s failed to start (see log)\n",
+                     entry->service->name);
+            lh_client_destroy (&client);
+            return -1;
+        }
+    }
+    //  Readiness: poll broker.services until every worker is listed
+    bool waiting_logged = false;
+    int rc = -1;
+    while (true) {
+        if (!client)
+            client = lh_client_new (link, "lakehouse");
+        int check = client? s_services_check (self, client, false): 0;
+        if (check == 1) {
+            rc = 0;
+            break;
+        }
+        if (check < 0) {
+            //  The broker cannot tell us (no `services` op, or gone): do
+            //  not wait on something that cannot be known
+            lh_warn ("lakehouse", NULL, "broker.services did not answer; "
+                     "not waiting for registration");
+            rc = 0;
+            break;
+        }
+        if (!waiting_logged) {
+            lh_info ("lakehouse", NULL, "waiting for the broker at %s to list "
+                     "our workers", link->endpoint);
+            waiting_logged = true;
+        }
+        if (timeout_ms >= 0 && zclock_mono () >= deadline) {
+            fprintf (stderr, "lakehouse: services did not register with the "
+                     "broker within %d ms\n", timeout_ms);
+            break;
+        }
+        if (s_signalled (self, S_CHECK_IVL_MS)) {
+            rc = 1;
+            break;
+        }
+    }
+    lh_client_destroy (&client);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Wait for SIGINT or SIGTERM
+
+static void
+s_wait_for_signal (s_self_t *self)
+{
+    int signo = 0;
+    while (sigwait (&self->signals, &signo) != 0)
+        ;
+    lh_info ("lakehouse", NULL, "%s received, stopping", strsignal (signo));
+}
+
+
+//  --------------------------------------------------------------------------
+//  After the first signal: a second one kills at once, and a shutdown
+//  stuck for 30 s ends by SIGALRM.
+
+static void
+s_shutdown_begin (s_self_t *self)
+{
+    signal (SIGINT, SIG_DFL);
+    signal (SIGTERM, SIG_DFL);
+    pthread_sigmask (SIG_UNBLOCK, &self->signals, NULL);
+    alarm (30);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Announce the gateway's URL on stdout, if it runs
+
+static void
+s_gateway_announce (s_self_t *self)
+{
+    if (self->gateway_url) {
+        printf ("lakehouse: gateway ready on %s\n", self->gateway_url);
+        fflush (stdout);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start the gateway actor against link; keep its URL. An empty
+//  gateway/listen starts nothing. Returns 0, or -1 after printing why.
+
+static int
+s_gateway_start (s_self_t *self, const lh_link_t *link)
+{
+    if (!*lh_config_str (self->config, "gateway/listen"))
+        return 0;
+    lh_gateway_args_t args = { .config = self->config, .link = *link };
+    self->gateway = zactor_new (lh_gateway_actor, &args);
+    assert (self->gateway);
+    char *status = NULL, *detail = NULL;
+    int rc = -1;
+    if (zsock_recv (self->gateway, "ss", &status, &detail) == 0
+    &&  streq (status, "0")) {
+        self->gateway_url = detail;
+        detail = NULL;
+        rc = 0;
+    }
+    else
+        fprintf (stderr, "lakehouse: gateway did not start: %s\n",
+                 detail && *detail? detail: "no reason given");
+    free (status);
+    free (detail);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse up: broker on inproc + tcp (+ tap), every selected actor and
+//  the gateway over inproc
+
+static int
+s_run_up (s_self_t *self)
+{
+    if (s_services_select (self, lh_config_str (self->config, "actors/run"),
+                           "config actors/run") != 0)
+        return S_EXIT_USAGE;
+    int rc = s_broker_start (self, true);
+    if (rc != 0)
+        return rc == -2? S_EXIT_USAGE: S_EXIT_FAILURE;
+
+    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/inproc") };
+    rc = s_services_start (self, &link, S_UP_READY_MS);
+    if (rc < 0)
+        return S_EXIT_FAILURE;
+    if (rc == 0) {
+        if (s_gateway_start (self, &link) != 0)
+            return S_EXIT_FAILURE;
+        char *summary = s_services_summary (self);
+        s_broker_announce (self);
+        s_gateway_announce (self);
+        printf ("lakehouse: up (%s)\n", summary);
+        fflush (stdout);
+        lh_info ("lakehouse", NULL, "up (%s)", summary);
+        free (summary);
+        s_wait_for_signal (self);
+    }
+    s_shutdown_begin (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse broker: the broker alone, tcp endpoint + tap
+
+static int
+s_run_broker (s_self_t *self)
+{
+    int rc = s_broker_start (self, false);
+    if (rc != 0)
+        return rc == -2? S_EXIT_USAGE: S_EXIT_FAILURE;
+    s_broker_announce (self);
+    s_wait_for_signal (self);
+    s_shutdown_begin (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse node: the named actors against the broker at bus/endpoint
+
+static int
+s_run_node (s_self_t *self, const char *actors)
+{
+    const char *source = actors? "--actors": "config actors/run";
+    if (!actors)
+        actors = lh_config_str (self->config, "actors/run");
+    if (s_services_select (self, actors, source) != 0)
+        return S_EXIT_USAGE;
+    if (zlist_size (self->services) == 0) {
+        fprintf (stderr, "lakehouse: %s: no services to run\n", source);
+        return S_EXIT_USAGE;
+    }
+    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/endpoint") };
+    int rc = s_services_start (self, &link, -1);
+    if (rc < 0)
+        return S_EXIT_FAILURE;
+    if (rc == 0) {
+        char *summary = s_services_summary (self);
+        printf ("lakehouse: node ready (%s)\n", summary);
+        fflush (stdout);
+        lh_info ("lakehouse", NULL, "node ready against %s (%s)",
+                 link.endpoint, summary);
+        free (summary);
+        s_wait_for_signal (self);
+    }
+    s_shutdown_begin (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse gateway: the HTTP gateway against the broker at bus/endpoint
+
+static int
+s_run_gateway (s_self_t *self)
+{
+    if (!*lh_config_str (self->config, "gateway/listen")) {
+        fprintf (stderr, "lakehouse: config gateway/listen: empty, nothing to run\n");
+        return S_EXIT_USAGE;
+    }
+    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/endpoint") };
+    if (s_gateway_start (self, &link) != 0)
+        return S_EXIT_FAILURE;
+    s_gateway_announce (self);
+    s_wait_for_signal (self);
+    s_shutdown_begin (self);
+    return 0;
+}
+
+
+int
+main (int argc, char *argv [])
+{
+    //  Signals are taken synchronously by the main thread (sigwait): block
+    //  them before any thread exists, so every thread inherits the mask
+    //  and czmq's own handler is not needed.
+    zsys_handler_set (NULL);
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &signals, NULL);
+
+    s_args_t args = { .sets = zlist_new () };
+    assert (args.sets);
+    int rc = s_args_parse (&args, argc, argv);
+    if (rc == 0 && args.help) {
+        s_usage (stdout);
+        zlist_destroy (&args.sets);
+        return 0;
+    }
+    if (rc == 0 && !args.command) {
+        s_usage (stderr);
+        rc = -1;
+    }
+    if (rc == 0
+    &&  !streq (args.command, "up") && !streq (args.command, "broker")
+    &&  !streq (args.command, "node") && !streq (args.command, "gateway")
+    &&  !streq (args.command, "config")) {
+        fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
+        rc = -1;
+    }
+    if (rc == 0 && args.actors && !streq (args.command, "node")) {
+        fprintf (stderr, "lakehouse: --actors is for `lakehouse node`\n");
+        rc = -1;
+    }
+    if (rc != 0) {
+        zlist_destroy (&args.sets);
+        return S_EXIT_USAGE;
+    }
+    if (streq (args.command, "config")) {
+        lh_config_print_defaults (stdout);
+        zlist_destroy (&args.sets);
+        return 0;
+    }
+    lh_config_t *config = s_config_load (&args);
+    if (!config) {
+        zlist_destroy (&args.sets);
+        return S_EXIT_USAGE;
+    }
+    const char *level = lh_config_str (config, "log/level");
+    lh_log_set_level (args.verbose? LH_LOG_DEBUG:
+                      streq (level, "debug")? LH_LOG_DEBUG:
+                      streq (level, "warn")? LH_LOG_WARN:
+                      streq (level, "error")? LH_LOG_ERROR: LH_LOG_INFO);
+
+    const char *data_dir = lh_config_str (config, "data/dir");
+    if (zsys_dir_create ("%s", data_dir) != 0) {
+        fprintf (stderr, "lakehouse: cannot create data/dir '%s': %s\n",
+                 data_dir, strerror (errno));
+        lh_config_destroy (&config);
+        zlist_destroy (&args.sets);
+        return S_EXIT_FAILURE;
+    }
+    s_self_t *self = s_self_new (&config);
+    if (streq (args.command, "up"))
+        rc = s_run_up (self);
+    else
+    if (streq (args.command, "broker"))
+        rc = s_run_broker (self);
+    else
+    if (streq (args.command, "gateway"))
+        rc = s_run_gateway (self);
+    else
+        rc = s_run_node (self, args.actors);
+
+    s_self_destroy (&self);
+    zlist_destroy (&args.sets);
+    if (rc == 0)
+        lh_info ("lakehouse", NULL, "stopped");
+    return rc;
+}
