@@ -3,6 +3,7 @@
     minimal hand-written ROUTER-ROUTER relay measured in the same run
 
     bench_bus [--seconds S] [--runs N] [--workers W] [--shape NAME] [--out FILE]
+              [--curve]
 
     Three shapes, each on both systems, interleaved A B A B:
       lockstep-1    one client, one request at a time
@@ -14,6 +15,13 @@
     ids, no header, no deadline, no accounting); ours decodes and stamps
     every header, keeps credit, deadlines and statistics. Reports req/s and
     p50/p99 latency (µs), the median over runs.
+
+    --curve: every tcp link of both systems is CurveZMQ. The relay's two
+    ROUTERs are CURVE servers with the same server key as our broker, and
+    its clients and workers CURVE clients with the same certificates as
+    ours; handshakes of both go through our broker's ZAP handler (domain
+    lh-bus), which is what makes a key check possible at all. Rows are
+    labelled "+CURVE".
     =========================================================================
 */
 
@@ -22,6 +30,7 @@
 #include "lh_actor.h"
 #include "lh_broker.h"
 #include "echo.h"
+#include "lh_cert.h"
 #include <sodium.h>
 
 #define BODY_SIZE 200
@@ -29,6 +38,31 @@
 static int s_seconds = 2;
 static int s_runs = 3;
 static int s_workers = 2;
+static bool s_curve = false;
+static zcert_t *s_server_cert;          //  --curve: broker and relay key
+static zcert_t *s_client_cert;          //  --curve: every client
+static zcert_t *s_worker_cert;          //  --curve: every worker
+
+//  Make a socket a CURVE client with cert (when --curve)
+static void
+s_curve_client (zsock_t *sock, zcert_t *cert)
+{
+    if (!s_curve)
+        return;
+    zcert_apply (cert, sock);
+    zsock_set_curve_serverkey (sock, zcert_public_txt (s_server_cert));
+}
+
+//  Make a socket a CURVE server in our broker's ZAP domain (when --curve)
+static void
+s_curve_server (zsock_t *sock)
+{
+    if (!s_curve)
+        return;
+    zsock_set_zap_domain (sock, "lh-bus");
+    zsock_set_curve_server (sock, 1);
+    zcert_apply (s_server_cert, sock);
+}
 
 //  ---------------------------------------------------------------------
 //  The anchor: a minimal LRU relay
@@ -45,6 +79,8 @@ s_relay_actor (zsock_t *pipe, void *args)
     s_relay_ends_t *ends = (s_relay_ends_t *) args;
     zsock_t *frontend = zsock_new (ZMQ_ROUTER);
     zsock_t *backend = zsock_new (ZMQ_ROUTER);
+    s_curve_server (frontend);
+    s_curve_server (backend);
     int port = zsock_bind (frontend, "tcp://127.0.0.1:*");
     snprintf (ends->frontend, sizeof (ends->frontend), "tcp://127.0.0.1:%d", port);
     port = zsock_bind (backend, "tcp://127.0.0.1:*");
@@ -109,7 +145,9 @@ s_relay_actor (zsock_t *pipe, void *args)
 static void
 s_relay_worker (zsock_t *pipe, void *args)
 {
-    zsock_t *worker = zsock_new_dealer ((const char *) args);
+    zsock_t *worker = zsock_new (ZMQ_DEALER);
+    s_curve_client (worker, s_worker_cert);
+    zsock_connect (worker, "%s", (const char *) args);
     zstr_send (worker, "R");
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, worker, NULL);
@@ -150,6 +188,10 @@ s_client_thread (void *args)
     int64_t sent_at [64];
     if (self->ours) {
         lh_link_t link = { .endpoint = self->endpoint };
+        if (s_curve) {
+            link.cert = s_client_cert;
+            link.server_key = zcert_public_txt (s_server_cert);
+        }
         lh_client_t *client = lh_client_new (&link, "bench");
         if (!client) {
             self->errors++;
@@ -189,7 +231,9 @@ s_client_thread (void *args)
         lh_client_destroy (&client);
     }
     else {
-        zsock_t *client = zsock_new_dealer (self->endpoint);
+        zsock_t *client = zsock_new (ZMQ_DEALER);
+        s_curve_client (client, s_client_cert);
+        zsock_connect (client, "%s", self->endpoint);
         uint32_t next = 0;
         uint32_t tags [64];
         int inflight = 0;
@@ -314,8 +358,11 @@ main (int argc, char *argv [])
         else
         if (streq (argv [argn], "--out") && argn + 1 < argc)
             out = argv [++argn];
+        else
+        if (streq (argv [argn], "--curve"))
+            s_curve = true;
         else {
-            fprintf (stderr, "usage: bench_bus [--seconds S] [--runs N] [--workers W] [--shape NAME] [--out FILE]\n");
+            fprintf (stderr, "usage: bench_bus [--seconds S] [--runs N] [--workers W] [--shape NAME] [--out FILE] [--curve]\n");
             return 2;
         }
     }
@@ -327,15 +374,45 @@ main (int argc, char *argv [])
     s_body [0] = 0xc4;                  //  bin8 of 198 bytes: one valid msgpack object
     s_body [1] = BODY_SIZE - 2;
 
-    //  The anchor
-    s_relay_ends_t ends;
-    zactor_t *relay = zactor_new (s_relay_actor, &ends);
-    zactor_t *relay_workers [16];
-    for (int index = 0; index < s_workers && index < 16; index++)
-        relay_workers [index] = zactor_new (s_relay_worker, ends.backend);
-
-    //  Ours: broker actor on tcp, echo workers over tcp
+    //  --curve: certificates in a temporary directory, the broker's key
+    //  and allow set configured before its tcp bind
+    char certs [] = "/tmp/bench-bus-certs-XXXXXX";
     zactor_t *broker = zactor_new (lh_broker_actor, (void *) "bench");
+    if (s_curve) {
+        char *error = NULL;
+        char *allow = NULL;
+        if (!mkdtemp (certs)
+        ||  !(allow = zsys_sprintf ("%s/allow", certs))
+        ||  lh_cert_create (certs, "broker", "broker", 1, NULL, &error) != 0
+        ||  lh_cert_create (certs, "bench", "admin", 1, allow, &error) != 0
+        ||  lh_cert_create (certs, "bench-node", "actor", 1, allow, &error) != 0) {
+            fprintf (stderr, "bench_bus: certificates: %s\n", error? error: strerror (errno));
+            return 1;
+        }
+        char *path = zsys_sprintf ("%s/broker.cert", certs);
+        s_server_cert = lh_cert_load (path, true, &error);
+        free (path);
+        path = zsys_sprintf ("%s/bench.cert", certs);
+        s_client_cert = lh_cert_load (path, true, &error);
+        free (path);
+        path = zsys_sprintf ("%s/bench-node.cert", certs);
+        s_worker_cert = lh_cert_load (path, true, &error);
+        char *server_path = zsys_sprintf ("%s/broker.cert", certs);
+        zstr_sendx (broker, "CONFIGURE", "cert", server_path, NULL);
+        char *status = NULL, *detail = NULL;
+        zsock_recv (broker, "ss", &status, &detail);
+        zstr_free (&status);
+        zstr_free (&detail);
+        zstr_sendx (broker, "CONFIGURE", "allow", allow, NULL);
+        zsock_recv (broker, "ss", &status, &detail);
+        zstr_free (&status);
+        zstr_free (&detail);
+        free (server_path);
+        free (path);
+        free (allow);
+    }
+    //  Ours: broker actor on tcp (its ZAP handler also answers the relay's
+    //  handshakes with --curve, so it binds first)
     zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
     char *status = NULL, *endpoint = NULL;
     zsock_recv (broker, "ss", &status, &endpoint);
@@ -344,9 +421,24 @@ main (int argc, char *argv [])
         return 1;
     }
     free (status);
+
+    //  The anchor
+    s_relay_ends_t ends;
+    zactor_t *relay = zactor_new (s_relay_actor, &ends);
+    zactor_t *relay_workers [16];
+    for (int index = 0; index < s_workers && index < 16; index++)
+        relay_workers [index] = zactor_new (s_relay_worker, ends.backend);
+
     lh_link_t link = { .endpoint = endpoint };
+    lh_link_t worker_link = link;
+    if (s_curve) {
+        link.cert = s_client_cert;
+        link.server_key = zcert_public_txt (s_server_cert);
+        worker_link.cert = s_worker_cert;
+        worker_link.server_key = link.server_key;
+    }
     lh_config_t *config = lh_config_load (NULL, NULL);
-    lh_service_runner_t *echo = lh_service_start (&lh_echo_service, &link, config, s_workers);
+    lh_service_runner_t *echo = lh_service_start (&lh_echo_service, &worker_link, config, s_workers);
     //  Wait until the echo service answers
     lh_client_t *probe = lh_client_new (&link, "bench-probe");
     for (int attempt = 0; attempt < 100; attempt++) {
@@ -383,10 +475,10 @@ main (int argc, char *argv [])
         qsort (relay_runs, s_runs, sizeof (s_result_t), s_compare_result);
         qsort (our_runs, s_runs, sizeof (s_result_t), s_compare_result);
         s_result_t *a = &relay_runs [s_runs / 2], *b = &our_runs [s_runs / 2];
-        fprintf (file, "| %s | relay (anchor) | %.0f | %.0f | %.0f | %zu | |\n",
-                 shapes [shape].name, a->rate, a->p50, a->p99, a->errors);
-        fprintf (file, "| %s | lakehouse broker | %.0f | %.0f | %.0f | %zu | %.2f× |\n",
-                 shapes [shape].name, b->rate, b->p50, b->p99, b->errors,
+        fprintf (file, "| %s | relay%s (anchor) | %.0f | %.0f | %.0f | %zu | |\n",
+                 shapes [shape].name, s_curve? "+CURVE": "", a->rate, a->p50, a->p99, a->errors);
+        fprintf (file, "| %s | lakehouse broker%s | %.0f | %.0f | %.0f | %zu | %.2f× |\n",
+                 shapes [shape].name, s_curve? "+CURVE": "", b->rate, b->p50, b->p99, b->errors,
                  a->rate > 0? b->rate / a->rate: 0);
         fflush (file);
     }
@@ -400,5 +492,14 @@ main (int argc, char *argv [])
     for (int index = 0; index < s_workers && index < 16; index++)
         zactor_destroy (&relay_workers [index]);
     zactor_destroy (&relay);
+    if (s_curve) {
+        zcert_destroy (&s_server_cert);
+        zcert_destroy (&s_client_cert);
+        zcert_destroy (&s_worker_cert);
+        char *command = zsys_sprintf ("rm -rf '%s'", certs);
+        if (system (command) != 0)
+            fprintf (stderr, "bench_bus: could not remove %s\n", certs);
+        free (command);
+    }
     return 0;
 }

@@ -22,6 +22,8 @@
 */
 
 #include "lh_broker.h"
+#include "lh_cert.h"
+#include "lh_body.h"
 #include "lh_log.h"
 #include <jansson.h>
 #include <time.h>
@@ -48,6 +50,12 @@
 #define S_LAT_SUB           8           //  latency buckets per octave
 #define S_LAT_BUCKETS       (40 * S_LAT_SUB)
 #define S_ERROR_SLOTS       16          //  distinct error statuses counted
+#define S_RELOAD_MS         1000        //  allow directory check interval
+#define S_ZAP_ENDPOINT      "inproc://zeromq.zap.01"
+#define S_ZAP_BUS           "lh-bus"    //  ZAP domain of the bus endpoints
+#define S_ZAP_TAP           "lh-tap"    //  ZAP domain of the tap (role tap)
+#define S_ZAP_ENFORCE       93          //  ZMQ_ZAP_ENFORCE_DOMAIN (draft name,
+                                        //  stable option in libzmq 4.3)
 
 //  Intrusive doubly-linked list; an unlinked item points to itself
 typedef struct _link_t link_t;
@@ -123,6 +131,12 @@ struct _peer_t {
     size_t held_count;                  //  events held
     size_t held_max;                    //  ring capacity
     link_t hold_link;                   //  in self->holding if held_count
+    bool secure;                        //  came over CURVE: uid and role set
+    bool revoked;                       //  key revoked: next message gets 401
+    char uid [LH_UID_SIZE + 1];         //  CURVE public key (Z85), or ""
+    char role [LH_ROLE_MAX + 1];        //  certificate role, or ""
+    int64_t expires;                    //  certificate expiry, UTC s; 0 never
+    uint64_t allow_gen;                 //  allow-set generation last checked
 };
 
 //  A request, from receipt until its REP (or its 504 and late REP)
@@ -146,6 +160,7 @@ struct _request_t {
     bool has_tr;                        //  tr is set
     char op [LH_NAME_MAX + 1];          //  operation
     char src [LH_NAME_MAX + 1];         //  client's src
+    char uid [LH_UID_SIZE + 1];         //  client's key, or ""
     char idem [LH_IDEM_MAX + 1];        //  idempotency key
     char tr [LH_TRACE_SIZE + 1];        //  trace id
 };
@@ -204,6 +219,24 @@ typedef struct {
     uint64_t dropped_sub;               //  events dropped for slow subs
     uint64_t redelivered;               //  idem requests sent again
 
+    zsock_t *zap;                       //  our ZAP handler (REP), or NULL
+    zsock_t *monitor [2];               //  handshake events: router, tap
+    zcert_t *cert;                      //  server certificate for tcp binds
+    lh_allow_t *allow;                  //  accepted client keys, or NULL
+    char *allow_dir;                    //  their directory, or NULL
+    uint32_t reload_ms;                 //  allow directory check interval
+    int64_t next_reload;                //  ms, next check
+    uint64_t allow_gen;                 //  generation of the allow set
+    zhashx_t *acl;                      //  "ROLE/serve|call" -> pattern list
+
+    uint64_t refused_handshake;         //  CURVE handshakes that failed
+    uint64_t refused_zap;               //  keys ZAP refused (unknown, role)
+    uint64_t refused_revoked;           //  messages from revoked keys (401)
+    uint64_t refused_name;              //  HELLO names not the cert's (403)
+    uint64_t refused_serve;             //  READY not allowed (403)
+    uint64_t refused_call;              //  REQ not allowed (403)
+    uint64_t refused_admin;             //  broker admin op by non-admin (403)
+
     lh_header_t out;                    //  header being built
     uint8_t hbuf [LH_HEADER_MAX];       //  encoded header being sent
 } self_t;
@@ -211,6 +244,10 @@ typedef struct {
 //  Restart grace, defined with the timers below
 static bool s_in_grace (self_t *self);
 static void s_end_grace (self_t *self);
+//  Binding, defined with the pipe commands below
+static char *s_bind_router (self_t *self, const char *endpoint,
+                            const char *cert_path, char **error_p);
+static int s_unbind_router (self_t *self, const char *endpoint, char **error_p);
 
 
 //  --------------------------------------------------------------------------
@@ -663,13 +700,35 @@ s_peer_destroy (peer_t **self_p)
 
 //  --------------------------------------------------------------------------
 //  Decide the name a peer is known by, stamped as src on everything it
-//  sends. Today: the name it said in HELLO. With CURVE this becomes the
-//  certificate's name, and a HELLO naming someone else is refused.
-//  Returns 0, or -1 to refuse the peer.
+//  sends. A peer that came over CURVE is known by its certificate: the
+//  User-Id (its key) and the name and role that our ZAP handler attached
+//  as metadata; its key must still be in the allow set (401) and its HELLO
+//  must say the certificate's name (403). A peer without User-Id (inproc,
+//  or plain tcp on loopback) is known by its HELLO name.
+//  Returns 0, or the status to refuse the peer with.
 
-static int
+static uint32_t
 s_peer_identify (self_t *self, peer_t *peer, lh_msg_t *msg)
 {
+    const char *uid = msg->header_frame? zframe_meta (msg->header_frame, "User-Id"): NULL;
+    if (uid && *uid) {
+        const lh_allow_entry_t *entry = self->allow? lh_allow_lookup (self->allow, uid): NULL;
+        const char *name = zframe_meta (msg->header_frame, "name");
+        const char *role = zframe_meta (msg->header_frame, "role");
+        if (!entry || !name || !role) {
+            self->refused_revoked++;
+            return LH_ST_UNAUTHORIZED;
+        }
+        if (!streq (name, msg->header.name)) {
+            self->refused_name++;
+            return LH_ST_FORBIDDEN;
+        }
+        peer->secure = true;
+        snprintf (peer->uid, sizeof peer->uid, "%s", uid);
+        snprintf (peer->role, sizeof peer->role, "%s", role);
+        peer->expires = entry->expires;
+        peer->allow_gen = self->allow_gen;
+    }
     snprintf (peer->name, sizeof peer->name, "%s", msg->header.name);
     snprintf (peer->src, sizeof peer->src, "%s", msg->header.name);
     return 0;
@@ -805,6 +864,10 @@ s_request_new (self_t *self, service_t *service, lh_msg_t *msg, uint64_t dl)
     request->has_tr = (header->has & LH_H_TR) != 0;
     memcpy (request->op, header->op, sizeof request->op);
     memcpy (request->src, header->src, sizeof request->src);
+    if (header->has & LH_H_UID)
+        memcpy (request->uid, header->uid, sizeof request->uid);
+    else
+        request->uid [0] = 0;
     if (request->has_idem)
         memcpy (request->idem, header->idem, sizeof request->idem);
     if (request->has_tr)
@@ -988,7 +1051,9 @@ s_tap_request (self_t *self, lh_header_t *header, zframe_t *body)
         return;
     int size = lh_header_encode (header, self->hbuf, sizeof self->hbuf);
     if (size > 0)
-        s_tap_copy (self, header->svc, header->op, self->hbuf, (size_t) size, body);
+        s_tap_copy (self, (header->has & LH_H_SVC)? header->svc: "?",
+                    (header->has & LH_H_OP)? header->op: "?",
+                    self->hbuf, (size_t) size, body);
     else
         self->dropped_tap++;
 }
@@ -1003,6 +1068,8 @@ s_stamp (self_t *self, peer_t *peer, lh_header_t *header)
 {
     header->has &= ~LH_H_STAMPS;
     lh_header_set_str (header, LH_H_SRC, peer->src);
+    if (peer->secure)
+        lh_header_set_str (header, LH_H_UID, peer->uid);
     header->bseq = ++self->bseq;
     header->brx = self->now_us;
     header->has |= LH_H_BSEQ | LH_H_BRX;
@@ -1153,6 +1220,8 @@ s_build_request_header (self_t *self, request_t *request)
     lh_header_set_str (out, LH_H_SVC, request->service->name);
     lh_header_set_str (out, LH_H_OP, request->op);
     lh_header_set_str (out, LH_H_SRC, request->src);
+    if (request->uid [0])
+        lh_header_set_str (out, LH_H_UID, request->uid);
     if (request->has_idem)
         lh_header_set_str (out, LH_H_IDEM, request->idem);
     if (request->has_tr)
@@ -1223,6 +1292,181 @@ s_dispatch_queued (self_t *self, service_t *service)
 
 
 //  --------------------------------------------------------------------------
+//  Does a pattern list "a,b.*,c.op,*" allow svc (and op, when not NULL)?
+//  A pattern is `*`, a service (any op), `svc.*`, or `svc.op`.
+
+static bool
+s_acl_match (const char *list, const char *svc, const char *op)
+{
+    size_t svc_size = strlen (svc);
+    const char *token = list;
+    while (*token) {
+        while (*token == ' ' || *token == ',')
+            token++;
+        size_t size = strcspn (token, ", ");
+        if (size == 0)
+            break;
+        if (size == 1 && token [0] == '*')
+            return true;
+        if (size >= svc_size && memcmp (token, svc, svc_size) == 0) {
+            const char *rest = token + svc_size;
+            size_t rest_size = size - svc_size;
+            if (rest_size == 0)
+                return true;
+            if (rest [0] == '.' && op && rest_size == 2 && rest [1] == '*')
+                return true;
+            if (rest [0] == '.' && op && rest_size - 1 == strlen (op)
+            &&  memcmp (rest + 1, op, rest_size - 1) == 0)
+                return true;
+        }
+        token += size;
+    }
+    return false;
+}
+
+
+//  --------------------------------------------------------------------------
+//  May this peer offer svc? Only role actor, as far as acl actor/serve
+//  allows. A peer without a certificate (inproc, plain loopback) may.
+
+static bool
+s_may_serve (self_t *self, peer_t *peer, const char *svc)
+{
+    if (!peer->secure)
+        return true;
+    if (!streq (peer->role, "actor"))
+        return false;
+    const char *list = (const char *) zhashx_lookup (self->acl, "actor/serve");
+    return list && s_acl_match (list, svc, NULL);
+}
+
+
+//  --------------------------------------------------------------------------
+//  May this peer call svc.op? As acl ROLE/call says; no list, no calls.
+
+static bool
+s_may_call (self_t *self, peer_t *peer, const char *svc, const char *op)
+{
+    if (!peer->secure)
+        return true;
+    char key [LH_ROLE_MAX + 8];
+    snprintf (key, sizeof key, "%s/call", peer->role);
+    const char *list = (const char *) zhashx_lookup (self->acl, key);
+    return list && s_acl_match (list, svc, op);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Is a CURVE peer's key still allowed? Checked on every message: an
+//  expiry compare and a generation compare, with a lookup only after the
+//  allow set was reloaded.
+
+static bool
+s_key_valid (self_t *self, peer_t *peer)
+{
+    if (!peer->secure)
+        return true;
+    if (peer->revoked)
+        return false;
+    if (peer->expires && peer->expires <= (int64_t) (self->now_us / 1000000))
+        peer->revoked = true;
+    else
+    if (peer->allow_gen != self->allow_gen) {
+        const lh_allow_entry_t *entry = self->allow? lh_allow_lookup (self->allow, peer->uid): NULL;
+        if (entry) {
+            peer->allow_gen = self->allow_gen;
+            peer->expires = entry->expires;
+        }
+        else
+            peer->revoked = true;
+    }
+    return !peer->revoked;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A message from a revoked key: 401 to its request (if it is one), BYE
+//  401, and the peer (if the broker still knew it) is forgotten
+
+static void
+s_refuse_revoked (self_t *self, peer_t *peer, lh_msg_t *msg, const char *uid)
+{
+    lh_header_t *header = &msg->header;
+    self->refused_revoked++;
+    lh_warn ("broker", NULL, "%s (key %.8s) is revoked: refused %s",
+             peer? peer->src: "a forgotten peer", uid, lh_type_name (header->t));
+    if (header->t == LH_T_REQ && (header->has & LH_H_ID))
+        s_reject_request (self, msg, NULL, LH_ST_UNAUTHORIZED, "revoked",
+                          "this key is no longer in the broker's allow set", 0);
+    s_send_bye (self, msg->routing, header, LH_ST_UNAUTHORIZED, "revoked",
+                "this key is no longer in the broker's allow set");
+    if (peer)
+        s_peer_mark_dead (self, peer);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Is a message from a routing id the broker does not know sent with a key
+//  that is no longer allowed? (Its connection outlived its certificate.)
+
+static bool
+s_sender_revoked (self_t *self, lh_msg_t *msg, const char **uid_p)
+{
+    const char *uid = msg->header_frame? zframe_meta (msg->header_frame, "User-Id"): NULL;
+    *uid_p = uid;
+    return uid && *uid && !(self->allow && lh_allow_lookup (self->allow, uid));
+}
+
+
+//  --------------------------------------------------------------------------
+//  After the allow set changed: a worker whose key went is sent BYE 401
+//  and forgotten at once (no request goes to it any more); any other
+//  revoked peer is refused at its next message
+
+static void
+s_sweep_revoked (self_t *self)
+{
+    for (peer_t *peer = (peer_t *) zhashx_first (self->peers); peer;
+         peer = (peer_t *) zhashx_next (self->peers)) {
+        if (!peer->secure || peer->dead || s_key_valid (self, peer))
+            continue;
+        if (peer->service) {
+            self->refused_revoked++;
+            lh_warn ("broker", NULL, "worker %s (key %.8s) is revoked: forgotten",
+                     peer->src, peer->uid);
+            s_send_bye (self, peer->rid, NULL, LH_ST_UNAUTHORIZED, "revoked",
+                        "this key is no longer in the broker's allow set");
+            s_peer_mark_dead (self, peer);
+        }
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Check the allow directory (force: reload it even if it looks the same);
+//  after a change, revoked peers are swept
+
+static void
+s_reload_allow (self_t *self, bool force)
+{
+    if (!self->allow)
+        return;
+    if (force)
+        lh_allow_touch (self->allow);
+    int rc = lh_allow_refresh (self->allow);
+    if (rc == -1 && force)
+        lh_warn ("broker", NULL, "cannot read the allow directory %s: no key is "
+                 "accepted", self->allow_dir);
+    if (lh_allow_generation (self->allow) != self->allow_gen) {
+        self->allow_gen = lh_allow_generation (self->allow);
+        lh_debug ("broker", NULL, "allow set reloaded: %zu keys", lh_allow_size (self->allow));
+        s_sweep_revoked (self);
+    }
+    self->next_reload = self->now + self->reload_ms;
+}
+
+
+//  --------------------------------------------------------------------------
 //  HELLO from an unknown routing id: create the peer, answer WELCOME
 
 static void
@@ -1235,9 +1479,14 @@ s_accept_peer (self_t *self, lh_msg_t *msg)
         return;
     }
     peer_t *peer = s_peer_new (&msg->routing);
-    if (s_peer_identify (self, peer, msg) == -1) {
-        s_send_bye (self, peer->rid, header, LH_ST_FORBIDDEN, "forbidden",
-                    "HELLO name does not match the peer's certificate");
+    uint32_t refusal = s_peer_identify (self, peer, msg);
+    if (refusal) {
+        if (refusal == LH_ST_FORBIDDEN)
+            s_send_bye (self, peer->rid, header, LH_ST_FORBIDDEN, "forbidden",
+                        "HELLO name does not match the peer's certificate");
+        else
+            s_send_bye (self, peer->rid, header, LH_ST_UNAUTHORIZED, "revoked",
+                        "this key is not (or no longer) in the broker's allow set");
         s_peer_destroy (&peer);
         return;
     }
@@ -1355,6 +1604,15 @@ s_register_worker (self_t *self, peer_t *peer, lh_msg_t *msg)
     if (peer->service && !streq (peer->service->name, header->svc)) {
         s_send_bye (self, peer->rid, header, LH_ST_BAD_REQUEST, "one_service",
                     "a connection may offer only one service");
+        s_peer_mark_dead (self, peer);
+        return;
+    }
+    if (!s_may_serve (self, peer, header->svc)) {
+        self->refused_serve++;
+        lh_warn ("broker", NULL, "%s (role %s) may not serve %s: refused",
+                 peer->src, peer->role, header->svc);
+        s_send_bye (self, peer->rid, header, LH_ST_FORBIDDEN, "forbidden",
+                    "this certificate's role may not serve this service");
         s_peer_mark_dead (self, peer);
         return;
     }
@@ -1558,7 +1816,9 @@ s_stats_json (self_t *self)
             "p99_us", (json_int_t) s_latency_percentile (service, 0.99),
             "dropped", (json_int_t) service->dropped));
     }
-    return json_pack ("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+    return json_pack ("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I},"
+                      " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+                      " s:{s:b, s:I, s:I}}",
         "uptime_ms", (json_int_t) (s_now_ms () - self->started),
         "bseq", (json_int_t) self->bseq,
         "peers", (json_int_t) zhashx_size (self->peers),
@@ -1570,15 +1830,93 @@ s_stats_json (self_t *self)
             "full", (json_int_t) self->dropped_full,
             "late_reply", (json_int_t) self->dropped_late,
             "tap", (json_int_t) self->dropped_tap,
-            "sub", (json_int_t) self->dropped_sub);
+            "sub", (json_int_t) self->dropped_sub,
+        "refused",
+            "handshake", (json_int_t) self->refused_handshake,
+            "zap", (json_int_t) self->refused_zap,
+            "revoked", (json_int_t) self->refused_revoked,
+            "name", (json_int_t) self->refused_name,
+            "serve", (json_int_t) self->refused_serve,
+            "call", (json_int_t) self->refused_call,
+            "admin", (json_int_t) self->refused_admin,
+        "curve",
+            "on", self->zap != NULL,
+            "keys", (json_int_t) (self->allow? lh_allow_size (self->allow): 0),
+            "generation", (json_int_t) self->allow_gen);
 }
 
 
 //  --------------------------------------------------------------------------
-//  A REQ to the built-in `broker` service: ping, services, workers, stats
+//  A string field of a request body, or NULL (copied, caller frees)
+
+static char *
+s_body_str (lh_msg_t *msg, const char *key)
+{
+    if (!msg->body)
+        return NULL;
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 256);
+    msgpack_object object;
+    char *value = NULL;
+    if (lh_msgpack_unpack (zframe_data (msg->body), zframe_size (msg->body),
+                           &lh_limits_default, &zone, &object) == 0)
+        value = lh_obj_strdup (lh_obj_get (&object, key));
+    msgpack_zone_destroy (&zone);
+    return value;
+}
+
+
+//  --------------------------------------------------------------------------
+//  broker.bind / unbind / reload (role admin): bind a second endpoint with
+//  a new server key, unbind the old one, reload the allow set now. Returns
+//  the reply body, or NULL after answering an error.
+
+static json_t *
+s_serve_admin (self_t *self, lh_msg_t *msg, service_t *service)
+{
+    lh_header_t *header = &msg->header;
+    if (streq (header->op, "reload")) {
+        s_reload_allow (self, true);
+        return json_pack ("{s:I, s:I}", "keys",
+                          (json_int_t) (self->allow? lh_allow_size (self->allow): 0),
+                          "generation", (json_int_t) self->allow_gen);
+    }
+    char *endpoint = s_body_str (msg, "endpoint");
+    char *cert = s_body_str (msg, "cert");
+    char *error = NULL;
+    json_t *json = NULL;
+    if (!endpoint)
+        error = strdup ("the body needs \"endpoint\"");
+    else
+    if (streq (header->op, "bind")) {
+        char *bound = s_bind_router (self, endpoint, cert, &error);
+        if (bound) {
+            lh_info ("broker", NULL, "bound %s%s%s", bound, cert? " with ": "", cert? cert: "");
+            json = json_pack ("{s:s}", "endpoint", bound);
+        }
+        free (bound);
+    }
+    else
+    if (s_unbind_router (self, endpoint, &error) == 0) {
+        lh_info ("broker", NULL, "unbound %s", endpoint);
+        json = json_pack ("{s:s}", "endpoint", endpoint);
+    }
+    if (!json)
+        s_reject_request (self, msg, service, LH_ST_BAD_REQUEST, "bad_request",
+                          error? error: "failed", 0);
+    free (error);
+    free (endpoint);
+    free (cert);
+    return json;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A REQ to the built-in `broker` service: ping, services, workers, stats;
+//  and for role admin: bind, unbind, reload
 
 static void
-s_serve_builtin (self_t *self, lh_msg_t *msg, service_t *service)
+s_serve_builtin (self_t *self, peer_t *peer, lh_msg_t *msg, service_t *service)
 {
     lh_header_t *header = &msg->header;
     json_t *json = NULL;
@@ -1593,9 +1931,23 @@ s_serve_builtin (self_t *self, lh_msg_t *msg, service_t *service)
     else
     if (streq (header->op, "stats"))
         json = s_stats_json (self);
+    else
+    if (streq (header->op, "bind") || streq (header->op, "unbind")
+    ||  streq (header->op, "reload")) {
+        if (peer->secure && !streq (peer->role, "admin")) {
+            self->refused_admin++;
+            s_reject_request (self, msg, service, LH_ST_FORBIDDEN, "forbidden",
+                              "broker admin ops need role admin", 0);
+            return;
+        }
+        json = s_serve_admin (self, msg, service);
+        if (!json)
+            return;
+    }
     else {
         s_reject_request (self, msg, service, LH_ST_NOT_FOUND, "no_such_op",
-                          "the broker service has ping, services, workers and stats", 0);
+                          "the broker service has ping, services, workers, stats, "
+                          "bind, unbind and reload", 0);
         return;
     }
     zframe_t *body = s_json_frame (&json);
@@ -1619,10 +1971,18 @@ s_handle_request (self_t *self, peer_t *peer, lh_msg_t *msg)
     s_stamp (self, peer, header);
     header->att = 1;
     header->has |= LH_H_ATT;
+    //  Tapped before any check, so every bseq a REQ takes shows on the tap
+    s_tap_request (self, header, msg->body);
     if (!(header->has & LH_H_SVC) || !(header->has & LH_H_OP)
     ||  !s_name_ok (header->svc) || !s_name_ok (header->op)) {
         s_reject_request (self, msg, NULL, LH_ST_BAD_REQUEST, "bad_request",
                           "REQ needs svc and op, names of 1..64 [A-Za-z0-9_.:-]", 0);
+        return;
+    }
+    if (!s_may_call (self, peer, header->svc, header->op)) {
+        self->refused_call++;
+        s_reject_request (self, msg, NULL, LH_ST_FORBIDDEN, "forbidden",
+                          "this certificate's role may not call this service", 0);
         return;
     }
     bool queue = (header->has & LH_H_Q) && header->q;
@@ -1636,9 +1996,8 @@ s_handle_request (self_t *self, peer_t *peer, lh_msg_t *msg)
         service = s_service_require (self, header->svc);
     }
     service->requests++;
-    s_tap_request (self, header, msg->body);
     if (service->builtin) {
-        s_serve_builtin (self, msg, service);
+        s_serve_builtin (self, peer, msg, service);
         return;
     }
     if (service->nworkers > 0 && !s_service_accepts (service, header->op)) {
@@ -1859,7 +2218,8 @@ s_publish (self_t *self, peer_t *peer, lh_msg_t *msg)
     event_t *event = NULL;
     for (link_t *link = self->subscribers.next; link != &self->subscribers; link = link->next) {
         peer_t *subscriber = s_container (link, peer_t, sub_link);
-        if (subscriber->dead || !s_subscriber_wants (subscriber, header->topic))
+        if (subscriber->dead || subscriber->revoked
+        ||  !s_subscriber_wants (subscriber, header->topic))
             continue;
         if (subscriber->held_count == 0) {
             zframe_t *body = event? event->body: msg->body;
@@ -1924,6 +2284,13 @@ s_handle_message (self_t *self, lh_msg_t *msg)
         lh_info ("broker", (header->has & LH_H_TR)? header->tr: NULL, "%s from %s",
                  lh_type_name (header->t), peer? peer->src: "unknown peer");
     if (!peer || peer->dead) {
+        const char *uid = NULL;
+        if (header->t != LH_T_BYE && s_sender_revoked (self, msg, &uid)) {
+            if (peer)
+                s_forget_peer (self, peer);
+            s_refuse_revoked (self, NULL, msg, uid);
+        }
+        else
         if (header->t == LH_T_HELLO) {
             if (peer)
                 s_forget_peer (self, peer);
@@ -1933,6 +2300,10 @@ s_handle_message (self_t *self, lh_msg_t *msg)
         if (header->t != LH_T_BYE)
             s_send_bye (self, msg->routing, header, LH_ST_BAD_REQUEST, "hello_first",
                         "say HELLO first (the broker does not know this connection)");
+        return;
+    }
+    if (peer->secure && !s_key_valid (self, peer)) {
+        s_refuse_revoked (self, peer, msg, peer->uid);
         return;
     }
     s_peer_heard (self, peer);
@@ -2182,6 +2553,47 @@ s_configure (self_t *self, const char *key, const char *value)
     uint64_t number = 0;
     if (!key || !value)
         return -1;
+    if (streq (key, "cert")) {
+        zcert_t *cert = NULL;
+        if (*value) {
+            char *error = NULL;
+            cert = lh_cert_load (value, true, &error);
+            if (!cert) {
+                lh_error ("broker", NULL, "server certificate: %s", error);
+                free (error);
+                return -1;
+            }
+        }
+        zcert_destroy (&self->cert);
+        self->cert = cert;
+        return 0;
+    }
+    if (streq (key, "allow")) {
+        lh_allow_destroy (&self->allow);
+        zstr_free (&self->allow_dir);
+        if (*value) {
+            self->allow = lh_allow_new (value);
+            self->allow_dir = strdup (value);
+            self->now = s_now_ms ();
+            s_reload_allow (self, true);
+        }
+        return 0;
+    }
+    if (strncmp (key, "acl/", 4) == 0) {
+        const char *role = key + 4;
+        const char *slash = strchr (role, '/');
+        if (!slash || slash == role || (size_t) (slash - role) > LH_ROLE_MAX
+        ||  !(streq (slash + 1, "serve") || streq (slash + 1, "call")))
+            return -1;
+        zhashx_update (self->acl, role, strdup (value));
+        return 0;
+    }
+    if (streq (key, "reload_ms")) {
+        if (s_parse_setting (value, 10, 3600000, &number) != 0)
+            return -1;
+        self->reload_ms = (uint32_t) number;
+        return 0;
+    }
     if (streq (key, "name")) {
         if (!s_name_ok (value))
             return -1;
@@ -2231,32 +2643,193 @@ s_configure (self_t *self, const char *key, const char *value)
 
 
 //  --------------------------------------------------------------------------
-//  BIND endpoint: bind the bus router. Returns the bound endpoint (caller
-//  frees) or NULL.
+//  Start our ZAP handler (once), before any CURVE endpoint is bound: with
+//  no handler answering, Debian's libzmq would accept any client key.
+//  Returns 0, or -1 and *error_p.
+
+static int
+s_zap_start (self_t *self, char **error_p)
+{
+    if (self->zap)
+        return 0;
+    if (!self->allow) {
+        *error_p = strdup ("CURVE needs an allow directory (CONFIGURE allow DIR)");
+        return -1;
+    }
+    self->zap = zsock_new (ZMQ_REP);
+    assert (self->zap);
+    zsock_set_linger (self->zap, 0);
+    if (zsock_bind (self->zap, "%s", S_ZAP_ENDPOINT) == -1) {
+        *error_p = zsys_sprintf ("cannot start the ZAP handler (%s): another one "
+                                 "runs in this process", zmq_strerror (zmq_errno ()));
+        zsock_destroy (&self->zap);
+        return -1;
+    }
+    zpoller_add (self->poller, self->zap);
+    s_reload_allow (self, true);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Watch a socket's failed handshakes, to count them (index 0 router, 1 tap)
+
+static void
+s_monitor_start (self_t *self, int index, zsock_t *sock)
+{
+    if (self->monitor [index])
+        return;
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://lh-broker-monitor-%p-%d", (void *) self, index);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+               | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor (zsock_resolve (sock), endpoint, events) == -1)
+        return;
+    self->monitor [index] = zsock_new (ZMQ_PAIR);
+    assert (self->monitor [index]);
+    if (zsock_connect (self->monitor [index], "%s", endpoint) == -1) {
+        zsock_destroy (&self->monitor [index]);
+        return;
+    }
+    zpoller_add (self->poller, self->monitor [index]);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Make a socket's next binds CURVE servers with cert's key, in ZAP domain
+//  domain, with ZMQ_ZAP_ENFORCE_DOMAIN set by a raw zmq_setsockopt (czmq's
+//  setter is a no-op without the draft API) and read back: if it did not
+//  take, nothing is bound. Returns 0, or -1 and *error_p.
+
+static int
+s_curve_prepare (self_t *self, zsock_t *sock, int index, const char *domain,
+                 zcert_t *cert, char **error_p)
+{
+    if (s_zap_start (self, error_p) == -1)
+        return -1;
+    void *handle = zsock_resolve (sock);
+    int on = 1;
+    int value = 0;
+    size_t size = sizeof value;
+    if (zmq_setsockopt (handle, ZMQ_ZAP_DOMAIN, domain, strlen (domain)) == -1
+    ||  zmq_setsockopt (handle, S_ZAP_ENFORCE, &on, sizeof on) == -1
+    ||  zmq_getsockopt (handle, S_ZAP_ENFORCE, &value, &size) == -1 || value != 1) {
+        *error_p = strdup ("this libzmq does not take ZMQ_ZAP_ENFORCE_DOMAIN: refusing "
+                           "to bind with CURVE (any client key would be accepted)");
+        return -1;
+    }
+    int server = 1;
+    if (zmq_setsockopt (handle, ZMQ_CURVE_SERVER, &server, sizeof server) == -1
+    ||  zmq_setsockopt (handle, ZMQ_CURVE_SECRETKEY, zcert_secret_key (cert), 32) == -1) {
+        *error_p = zsys_sprintf ("cannot set the CURVE server key: %s",
+                                 zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    s_monitor_start (self, index, sock);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Make a socket's next binds plain (NULL mechanism, no ZAP)
+
+static void
+s_plain_prepare (zsock_t *sock)
+{
+    void *handle = zsock_resolve (sock);
+    int off = 0;
+    zmq_setsockopt (handle, ZMQ_CURVE_SERVER, &off, sizeof off);
+    zmq_setsockopt (handle, ZMQ_ZAP_DOMAIN, "", 0);
+    zmq_setsockopt (handle, S_ZAP_ENFORCE, &off, sizeof off);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Bind a socket. inproc:// binds as is. Any other transport is CURVE with
+//  cert_path's key (else the configured server cert), or plain when there
+//  is no cert and the endpoint is loopback; plain on a network address is
+//  refused. Returns the bound endpoint (caller frees), or NULL and *error_p.
 
 static char *
-s_bind_router (self_t *self, const char *endpoint)
+s_bind_socket (self_t *self, zsock_t *sock, int index, const char *domain,
+               const char *endpoint, const char *cert_path, char **error_p)
+{
+    if (strncmp (endpoint, "inproc://", 9) != 0) {
+        zcert_t *loaded = NULL;
+        if (cert_path && *cert_path) {
+            loaded = lh_cert_load (cert_path, true, error_p);
+            if (!loaded)
+                return NULL;
+        }
+        zcert_t *cert = loaded? loaded: self->cert;
+        int rc = 0;
+        if (cert)
+            rc = s_curve_prepare (self, sock, index, domain, cert, error_p);
+        else
+        if (lh_endpoint_is_local (endpoint))
+            s_plain_prepare (sock);
+        else {
+            *error_p = zsys_sprintf ("%s is not loopback: plain tcp is refused there, "
+                                     "configure a server certificate (CURVE)", endpoint);
+            rc = -1;
+        }
+        zcert_destroy (&loaded);
+        if (rc == -1)
+            return NULL;
+    }
+    if (zsock_bind (sock, "%s", endpoint) == -1) {
+        *error_p = strdup (zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    return zsock_last_endpoint (sock);
+}
+
+
+//  --------------------------------------------------------------------------
+//  BIND endpoint [cert]: bind the bus router. Returns the bound endpoint
+//  (caller frees) or NULL and *error_p.
+
+static char *
+s_bind_router (self_t *self, const char *endpoint, const char *cert_path, char **error_p)
 {
     if (!self->bound) {
         int64_t max_size = (int64_t) self->max_msg + LH_HEADER_MAX;
         zmq_setsockopt (self->router_handle, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
     }
-    if (zsock_bind (self->router, "%s", endpoint) == -1)
+    char *bound = s_bind_socket (self, self->router, 0, S_ZAP_BUS, endpoint,
+                                 cert_path, error_p);
+    if (!bound)
         return NULL;
     if (!self->bound && self->restart_grace)
         self->grace_until = s_now_ms () + (self->restart_grace > 0
                           ? self->restart_grace: (int64_t) self->hb_ivl * self->hb_live);
     self->bound = true;
-    return zsock_last_endpoint (self->router);
+    return bound;
 }
 
 
 //  --------------------------------------------------------------------------
-//  TAP endpoint: create (once) and bind the tap XPUB. Returns the bound
-//  endpoint (caller frees) or NULL.
+//  UNBIND endpoint: stop listening there (the connections it accepted
+//  close). Returns 0, or -1 and *error_p.
+
+static int
+s_unbind_router (self_t *self, const char *endpoint, char **error_p)
+{
+    if (zsock_unbind (self->router, "%s", endpoint) == -1) {
+        *error_p = zsys_sprintf ("cannot unbind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  TAP endpoint: create (once) and bind the tap XPUB; with CURVE only role
+//  tap passes our ZAP handler. Returns the bound endpoint (caller frees)
+//  or NULL and *error_p.
 
 static char *
-s_bind_tap (self_t *self, const char *endpoint)
+s_bind_tap (self_t *self, const char *endpoint, char **error_p)
 {
     if (!self->tap) {
         self->tap = zsock_new (ZMQ_XPUB);
@@ -2268,9 +2841,129 @@ s_bind_tap (self_t *self, const char *endpoint)
         zsock_set_linger (self->tap, 0);
         zpoller_add (self->poller, self->tap);
     }
-    if (zsock_bind (self->tap, "%s", endpoint) == -1)
-        return NULL;
-    return zsock_last_endpoint (self->tap);
+    return s_bind_socket (self, self->tap, 1, S_ZAP_TAP, endpoint, NULL, error_p);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Encode ZAP metadata: each property as name length (1 byte), name,
+//  value length (4 bytes, network order), value
+
+static size_t
+s_zap_property (uint8_t *buffer, size_t at, const char *name, const char *value)
+{
+    size_t name_size = strlen (name);
+    size_t value_size = strlen (value);
+    buffer [at++] = (uint8_t) name_size;
+    memcpy (buffer + at, name, name_size);
+    at += name_size;
+    buffer [at++] = (uint8_t) (value_size >> 24);
+    buffer [at++] = (uint8_t) (value_size >> 16);
+    buffer [at++] = (uint8_t) (value_size >> 8);
+    buffer [at++] = (uint8_t) value_size;
+    memcpy (buffer + at, value, value_size);
+    return at + value_size;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Answer the ZAP requests waiting (RFC 27). A CURVE client key passes if
+//  it is in the allow set (and, on the tap's domain, has role tap); the
+//  User-Id is the key (Z85) and the metadata carries name, role, keyid.
+//  Each handshake checks the allow directory first (a listing and a stat
+//  per file, cheaper than the handshake that asked), so a certificate just
+//  added works at once and one just removed is refused at once.
+
+static void
+s_handle_zap (self_t *self)
+{
+    while (zsock_events (self->zap) & ZMQ_POLLIN) {
+        zmsg_t *request = zmsg_recv (self->zap);
+        if (!request)
+            break;
+        char *version = zmsg_popstr (request);
+        char *sequence = zmsg_popstr (request);
+        char *domain = zmsg_popstr (request);
+        char *address = zmsg_popstr (request);
+        char *identity = zmsg_popstr (request);
+        char *mechanism = zmsg_popstr (request);
+        zframe_t *key = zmsg_pop (request);
+        const char *status = "400";
+        const char *text = "key not allowed";
+        char user [LH_UID_SIZE + 1] = "";
+        uint8_t metadata [512];
+        size_t metadata_size = 0;
+        if (!version || !streq (version, "1.0") || !mechanism || !domain
+        ||  !streq (mechanism, "CURVE") || !key || zframe_size (key) != 32)
+            text = "only CURVE is accepted";
+        else
+        if (!streq (domain, S_ZAP_BUS) && !streq (domain, S_ZAP_TAP))
+            text = "unknown ZAP domain";
+        else {
+            zmq_z85_encode (user, zframe_data (key), 32);
+            s_reload_allow (self, false);
+            const lh_allow_entry_t *entry = lh_allow_lookup (self->allow, user);
+            if (!entry)
+                text = "key not allowed";
+            else
+            if (streq (domain, S_ZAP_TAP) && !streq (entry->role, "tap"))
+                text = "only role tap may tap";
+            else {
+                status = "200";
+                text = "OK";
+                metadata_size = s_zap_property (metadata, 0, "name", entry->name);
+                metadata_size = s_zap_property (metadata, metadata_size, "role", entry->role);
+                metadata_size = s_zap_property (metadata, metadata_size, "keyid", entry->keyid);
+            }
+        }
+        if (!streq (status, "200")) {
+            self->refused_zap++;
+            lh_info ("broker", NULL, "refused a %s handshake from %s (key %.8s): %s",
+                     domain && streq (domain, S_ZAP_TAP)? "tap": "bus",
+                     address? address: "?", user [0]? user: "-", text);
+            user [0] = 0;
+        }
+        zmsg_t *reply = zmsg_new ();
+        zmsg_addstr (reply, "1.0");
+        zmsg_addstr (reply, sequence? sequence: "");
+        zmsg_addstr (reply, status);
+        zmsg_addstr (reply, text);
+        zmsg_addstr (reply, user);
+        zmsg_addmem (reply, metadata, metadata_size);
+        zmsg_send (&reply, self->zap);
+        zframe_destroy (&key);
+        zstr_free (&version);
+        zstr_free (&sequence);
+        zstr_free (&domain);
+        zstr_free (&address);
+        zstr_free (&identity);
+        zstr_free (&mechanism);
+        zmsg_destroy (&request);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Count failed handshakes (a peer without CURVE, a bad key exchange);
+//  ZAP refusals are counted by the ZAP handler
+
+static void
+s_handle_monitor (self_t *self, zsock_t *monitor)
+{
+    while (zsock_events (monitor) & ZMQ_POLLIN) {
+        zmsg_t *event = zmsg_recv (monitor);
+        if (!event)
+            break;
+        zframe_t *first = zmsg_first (event);
+        if (first && zframe_size (first) >= 2) {
+            uint16_t id;
+            memcpy (&id, zframe_data (first), 2);
+            if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            ||  id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+                self->refused_handshake++;
+        }
+        zmsg_destroy (&event);
+    }
 }
 
 
@@ -2308,13 +3001,34 @@ s_handle_pipe (self_t *self)
     else
     if (streq (command, "BIND") || streq (command, "TAP")) {
         char *endpoint = NULL;
+        char *error = NULL;
         if (first)
-            endpoint = streq (command, "BIND")? s_bind_router (self, first): s_bind_tap (self, first);
+            endpoint = streq (command, "BIND")? s_bind_router (self, first, second, &error)
+                                              : s_bind_tap (self, first, &error);
         if (endpoint)
             zsock_send (self->pipe, "ss", "0", endpoint);
         else
-            zsock_send (self->pipe, "ss", "-1", first? zmq_strerror (zmq_errno ()): "no endpoint");
+            zsock_send (self->pipe, "ss", "-1", first? (error? error: "bind failed"): "no endpoint");
         zstr_free (&endpoint);
+        zstr_free (&error);
+    }
+    else
+    if (streq (command, "UNBIND")) {
+        char *error = NULL;
+        if (first && s_unbind_router (self, first, &error) == 0)
+            zsock_send (self->pipe, "ss", "0", first);
+        else
+            zsock_send (self->pipe, "ss", "-1", error? error: "no endpoint");
+        zstr_free (&error);
+    }
+    else
+    if (streq (command, "RELOAD")) {
+        self->now = s_now_ms ();
+        self->now_us = s_wall_us ();
+        s_reload_allow (self, true);
+        char detail [32];
+        snprintf (detail, sizeof detail, "%zu", self->allow? lh_allow_size (self->allow): 0);
+        zsock_send (self->pipe, "ss", "0", detail);
     }
     else
     if (streq (command, "STATS")) {
@@ -2358,6 +3072,16 @@ s_self_new (zsock_t *pipe, const char *name)
     self->sub_queue = S_SUB_QUEUE;
     self->tap_hwm = S_TAP_HWM;
     self->max_attempts = S_MAX_ATTEMPTS;
+    self->reload_ms = S_RELOAD_MS;
+    self->acl = zhashx_new ();
+    assert (self->acl);
+    zhashx_set_destructor (self->acl, (zhashx_destructor_fn *) zstr_free);
+    const char *acl_defaults [][2] = {
+        { "actor/serve", "*" }, { "actor/call", "*" }, { "gateway/call", "*" },
+        { "client/call", "*" }, { "admin/call", "*" }, { "tap/call", "" }
+    };
+    for (size_t index = 0; index < sizeof acl_defaults / sizeof acl_defaults [0]; index++)
+        zhashx_update (self->acl, acl_defaults [index][0], strdup (acl_defaults [index][1]));
 
     self->router = zsock_new (ZMQ_ROUTER);
     assert (self->router);
@@ -2426,6 +3150,13 @@ s_self_destroy (self_t **self_p)
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->tap);
     zsock_destroy (&self->router);
+    zsock_destroy (&self->monitor [0]);
+    zsock_destroy (&self->monitor [1]);
+    zsock_destroy (&self->zap);
+    zcert_destroy (&self->cert);
+    lh_allow_destroy (&self->allow);
+    zstr_free (&self->allow_dir);
+    zhashx_destroy (&self->acl);
     free (self);
     *self_p = NULL;
 }
@@ -2442,6 +3173,8 @@ s_poll_timeout (self_t *self)
         next = self->heap [0]->deadline;
     if (!s_list_empty (&self->holding) && self->next_flush < next)
         next = self->next_flush;
+    if (self->allow && self->next_reload < next)
+        next = self->next_reload;
     int64_t timeout = next - self->now;
     return timeout < 0? 0: timeout > (int64_t) self->hb_ivl? (int) self->hb_ivl: (int) timeout;
 }
@@ -2470,11 +3203,19 @@ lh_broker_actor (zsock_t *pipe, void *args)
         else
         if (which && which == self->tap)
             s_drain_tap (self);
+        else
+        if (which && which == self->zap)
+            s_handle_zap (self);
+        else
+        if (which && (which == self->monitor [0] || which == self->monitor [1]))
+            s_handle_monitor (self, (zsock_t *) which);
         self->now = s_now_ms ();
         self->now_us = s_wall_us ();
         s_expire_requests (self);
         if (self->now >= self->next_tick)
             s_tick (self);
+        if (self->allow && self->now >= self->next_reload)
+            s_reload_allow (self, false);
         if (!s_list_empty (&self->holding) && self->now >= self->next_flush) {
             s_flush_held (self);
             s_reap_dead (self);

@@ -25,9 +25,39 @@
                             64 MiB), retry_after_ms (for 429, 100),
                             sub_queue (PUBs held per slow subscriber, 1000),
                             tap_hwm (1000), max_attempts (3), name.
-    BIND endpoint           bind the bus ROUTER; detail = the bound
+                            Security keys:
+                            cert PATH     server certificate (with its
+                                          _secret); tcp/ipc binds are then
+                                          CURVE; "" = none (plain, loopback
+                                          only)
+                            allow DIR     directory of accepted public certs
+                                          (one file per key); required for
+                                          CURVE; checked every reload_ms and
+                                          at each handshake
+                            reload_ms     allow directory check (ms, 1000)
+                            acl/ROLE/serve, acl/ROLE/call   pattern lists
+                                          ("svc", "svc.op", "svc.*", "*",
+                                          comma-separated); defaults: actor
+                                          serve/call "*", gateway, client,
+                                          admin call "*", tap call "". Only
+                                          role actor may serve at all.
+    BIND endpoint [cert]    bind the bus ROUTER; detail = the bound
                             endpoint (a "tcp://h:*" bind reports its port).
-    TAP endpoint            bind the tap PUB socket; detail as BIND.
+                            inproc:// binds as is. Any other endpoint is
+                            CURVE with cert's key (a second endpoint with
+                            a new key = server key rotation) or the
+                            configured cert; without one, plain, and only
+                            on loopback. Before the first CURVE bind the
+                            broker starts its ZAP handler, sets
+                            ZMQ_ZAP_ENFORCE_DOMAIN with zmq_setsockopt and
+                            reads it back; if it did not take, nothing is
+                            bound ("-1").
+    UNBIND endpoint         stop listening on a bound endpoint.
+    TAP endpoint            bind the tap PUB socket; detail as BIND. With
+                            CURVE only role tap passes the handshake (its
+                            own ZAP domain, lh-tap).
+    RELOAD                  re-read the allow directory now (SIGHUP);
+                            detail = number of keys.
     STATS                   detail = stats as JSON (what `broker.stats`
                             answers on the bus).
     VERBOSE                 log every message.
@@ -37,11 +67,26 @@
     ping        -> {"pong": true, "name": NAME}
     services    -> {"services": [{"name","ops","workers","queued"}]}
     workers     -> {"workers": [{"service","src","credit","inflight","idle_ms"}]}
+    bind        -> {"endpoint"}; body {"endpoint", "cert"?}   (role admin)
+    unbind      -> {"endpoint"}; body {"endpoint"}            (role admin)
+    reload      -> {"keys", "generation"}                     (role admin)
     stats       -> {"uptime_ms", "bseq", "peers", "redelivered",
                    "services": {NAME: {"requests", "replies", "errors":
                    {"404": n, ...}, "queued", "workers", "p50_us", "p99_us",
                    "dropped"}}, "dropped": {"malformed", "unroutable",
-                   "full", "late_reply", "tap", "sub"}}
+                   "full", "late_reply", "tap", "sub"},
+                   "refused": {"handshake", "zap", "revoked", "name",
+                   "serve", "call", "admin"}, "curve": {"on", "keys",
+                   "generation"}}
+
+    Security (SPEC 3, docs/security.md). A peer that came over CURVE is
+    known by its certificate: src = its name, uid = its key (stamped on
+    every REQ); its HELLO must say that name (else BYE 403); READY and REQ
+    are checked against the acl (403); every message's key is checked
+    against the current allow set (a removed or expired key: 401 to the
+    request, BYE 401, the peer forgotten; a revoked worker is forgotten as
+    soon as the allow set changes). Peers without a certificate (inproc,
+    plain loopback) are trusted as before.
                    (p50/p99: REQ received -> worker's REP forwarded, from a
                    fixed log histogram, within ~6 %; docs/broker.md)
     =========================================================================

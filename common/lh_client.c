@@ -23,6 +23,7 @@
 #define S_HELLO_WAIT_MS     5000        //  lh_client_new waits this for WELCOME
 #define S_DEFAULT_DL        5000        //  deadline when the caller gives none
 #define S_GRACE_MS          200         //  wait past dl for the broker's 504
+#define S_EXPIRY_CHECK_MS   10          //  how often local deadlines are checked
 #define S_INBOX_MAX         10000       //  replies held for lh_client_recv
 #define S_HB_IVL            1000        //  heartbeat before WELCOME says
 #define S_HB_LIVE           3           //  liveness before WELCOME says
@@ -64,6 +65,7 @@ struct _lh_client_t {
     int64_t last_send;                  //  monotonic ms of our last send
     int64_t last_recv;                  //  monotonic ms of the broker's last
     int64_t last_active;                //  monotonic ms we last polled
+    int64_t next_expiry_check;          //  monotonic ms of the next deadline scan
     char trace [LH_TRACE_SIZE + 1];     //  trace set by the caller, or ""
     zhashx_t *pending;                  //  "id" -> s_pending_t
     zlist_t *inbox;                     //  lh_reply_t held for lh_client_recv
@@ -139,14 +141,29 @@ lh_trace_mint (char *trace)
 {
     assert (trace);
     static const char hex [] = "0123456789abcdef";
-    uint8_t bytes [LH_TRACE_SIZE / 2];
-    if (sodium_init () < 0) {
-        //  No usable randomness source: fall back to czmq's (never fails)
-        for (size_t index = 0; index < sizeof (bytes); index++)
-            bytes [index] = (uint8_t) randof (256);
+    //  A per-thread xorshift128+ seeded once from the system's randomness:
+    //  libsodium's randombytes costs a getrandom(2) per call, too much for
+    //  every request. Trace ids need to be unique, not secret.
+    static __thread uint64_t state [2];
+    if (state [0] == 0 && state [1] == 0) {
+        if (sodium_init () >= 0)
+            randombytes_buf (state, sizeof (state));
+        else {
+            state [0] = (uint64_t) zclock_usecs () ^ ((uint64_t) getpid () << 32);
+            state [1] = (uint64_t) (uintptr_t) &state ^ 0x9e3779b97f4a7c15ULL;
+        }
+        state [1] |= 1;
     }
-    else
-        randombytes_buf (bytes, sizeof (bytes));
+    uint8_t bytes [LH_TRACE_SIZE / 2];
+    for (size_t half = 0; half < 2; half++) {
+        uint64_t s1 = state [0];
+        const uint64_t s0 = state [1];
+        state [0] = s0;
+        s1 ^= s1 << 23;
+        state [1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+        uint64_t value = state [1] + s0;
+        memcpy (bytes + half * 8, &value, 8);
+    }
     bytes [sizeof (bytes) - 1] |= 1;    //  never all zero
     for (size_t index = 0; index < sizeof (bytes); index++) {
         trace [index * 2] = hex [bytes [index] >> 4];
@@ -202,17 +219,32 @@ s_pending_destroy (void **item_p)
 static s_pending_t *
 s_pending_lookup (lh_client_t *self, uint64_t id)
 {
-    char key [24];
-    snprintf (key, sizeof (key), "%" PRIu64, id);
-    return (s_pending_t *) zhashx_lookup (self->pending, key);
+    return (s_pending_t *) zhashx_lookup (self->pending, &id);
 }
 
 static void
 s_pending_remove (lh_client_t *self, uint64_t id)
 {
-    char key [24];
-    snprintf (key, sizeof (key), "%" PRIu64, id);
-    zhashx_delete (self->pending, key);
+    zhashx_delete (self->pending, &id);
+}
+
+//  Pending requests are keyed by their id (a pointer to the uint64 inside
+//  the pending item: no key copies, no formatting)
+static size_t
+s_id_hash (const void *key)
+{
+    uint64_t id = *(const uint64_t *) key;
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdULL;
+    id ^= id >> 33;
+    return (size_t) id;
+}
+
+static int
+s_id_compare (const void *key1, const void *key2)
+{
+    uint64_t a = *(const uint64_t *) key1, b = *(const uint64_t *) key2;
+    return (a > b) - (a < b);
 }
 
 
@@ -375,8 +407,15 @@ s_poll (lh_client_t *self, int64_t timeout_ms, lh_reply_t **reply_p)
         wake = self->last_recv + live_ms;
     long wait = wake > now? (long) (wake - now): 0;
 
+    //  A message already queued needs no poll(2)
     zmq_pollitem_t items [] = { { zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0 } };
-    int rc = zmq_poll (items, 1, wait);
+    int rc;
+    if (zsock_events (self->sock) & ZMQ_POLLIN) {
+        items [0].revents = ZMQ_POLLIN;
+        rc = 1;
+    }
+    else
+        rc = zmq_poll (items, 1, wait);
     if (rc == -1 && zmq_errno () == EINTR && zsys_interrupted)
         return -1;
     int result = 0;
@@ -465,6 +504,10 @@ lh_client_new (const lh_link_t *link, const char *name)
     self->max_msg = S_MAX_MSG;
     self->pending = zhashx_new ();
     zhashx_set_destructor (self->pending, s_pending_destroy);
+    zhashx_set_key_hasher (self->pending, s_id_hash);
+    zhashx_set_key_comparator (self->pending, s_id_compare);
+    zhashx_set_key_duplicator (self->pending, NULL);
+    zhashx_set_key_destructor (self->pending, NULL);
     self->inbox = zlist_new ();
     self->subs = zlist_new ();
     zlist_autofree (self->subs);
@@ -592,9 +635,7 @@ s_request (lh_client_t *self, const char *svc, const char *op,
         pending->body = zframe_new (body, size);
     pending->expires = zclock_mono () + timeout + S_GRACE_MS;
 
-    char key [24];
-    snprintf (key, sizeof (key), "%" PRIu64, header->id);
-    zhashx_insert (self->pending, key, pending);
+    zhashx_insert (self->pending, &pending->header.id, pending);
     //  A send that fails is not an error yet: the silence handling
     //  reconnects and the deadline answers for it
     if (s_pending_send (self, pending))
@@ -725,7 +766,12 @@ lh_client_send (lh_client_t *self, const char *svc, const char *op,
 static lh_reply_t *
 s_first_expired (lh_client_t *self)
 {
+    //  Deadlines are checked at most every S_EXPIRY_CHECK_MS: a scan of every
+    //  pending request per received reply would cost more than the reply
     int64_t now = zclock_mono ();
+    if (now < self->next_expiry_check)
+        return NULL;
+    self->next_expiry_check = now + S_EXPIRY_CHECK_MS;
     s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending);
     while (pending) {
         if (pending->expires <= now)

@@ -15,6 +15,8 @@
 #include "queryd.h"
 #include "chatd.h"
 #include "validatord.h"
+#include "embedd.h"
+#include "vectord.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -30,6 +32,8 @@ static const s_entry_t s_registry [] = {
     { "queryd",     &lh_queryd_service },
     { "chatd",      &lh_chatd_service },
     { "validatord", &lh_validatord_service },
+    { "embedd",     &lh_embedd_service },
+    { "vectord",    &lh_vectord_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))

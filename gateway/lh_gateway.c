@@ -1,9 +1,15 @@
 /*  =========================================================================
     lh_gateway - the HTTP gateway actor: external HTTP in, bus requests out
 
-    libmicrohttpd runs a pool of epoll threads; each HTTP thread lazily
-    creates its own bus client (lh_client is not thread-safe) and keeps it
-    in a thread-specific slot, destroyed when the thread ends.
+    libmicrohttpd runs a pool of epoll threads. Bus calls of JSON routes
+    go through the bus pump (lh_bus_pump.c): the connection is suspended,
+    the pump thread sends the request and, when the REP arrives, resumes
+    the connection; the access handler is then called again and answers.
+    So each HTTP thread can have any number of bus calls in flight.
+    Streaming routes (storage PUT/GET, ingest uploads) call storaged one
+    part at a time on the HTTP thread's own bus client, created lazily and
+    kept in a thread-specific slot (lh_client is not thread-safe),
+    destroyed when the thread ends.
 
     One request, as the access handler sees it:
     1. first call (headers in): trace id, allow-list, route, token,
@@ -16,7 +22,9 @@
        rest is read and dropped (413 at the end), and past a hard cap the
        connection is closed.
     3. last call: answer the recorded error, or serve the route (a local
-       handler, or one bus call) and queue the response.
+       handler; a bus call through the pump, answered on the call after
+       the resume; an upload's last part and commit; the first range of a
+       streamed GET, the rest read as libmicrohttpd sends).
     The completion callback writes the request's log line.
 
     Slow clients: libmicrohttpd's idle timeout restarts with every byte, so
@@ -30,6 +38,8 @@
 #include "lh_gateway.h"
 #include "lh_routes.h"
 #include "lh_http_auth.h"
+#include "lh_bus_pump.h"
+#include "lh_ingest_upload.h"
 #include "lh_json.h"
 #include "lh_log.h"
 #include <microhttpd.h>
@@ -47,6 +57,10 @@
 #define S_METHOD_MAX    16              //  longest method kept for the log
 #define S_BODY_PREALLOC (64 * 1024)     //  most body bytes allocated ahead of arrival
 #define S_HEALTH_CALL_MS 1000           //  deadline of the health probes
+#define S_STREAM_BLOCK  (64 * 1024)     //  bytes libmicrohttpd asks of a stream at a time
+#define S_PROGRESS_STEP (1024 * 1024)   //  streamed body bytes that restart the read timeout
+#define S_FORM_NAME_MAX 256             //  longest multipart "name" field
+#define S_POST_BUFFER   (64 * 1024)     //  multipart/form-data parser buffer
 
 //  A connection, in the actor's registry (for the read timeout)
 typedef struct _s_conn_t s_conn_t;
@@ -82,6 +96,23 @@ typedef struct {
     bool answered;                      //  a response is queued
     unsigned status;                    //  HTTP status sent
     size_t bytes;                       //  response body bytes
+    void *owner;                        //  the gateway (self_t *)
+    struct MHD_Connection *connection;  //  for resume, while waiting on the bus
+    uint64_t error_retry_ms;            //  retry_after_ms of the recorded error
+    char error_kind_copy [LH_NAME_MAX + 1];  //  a kind that is not a literal
+    bool waiting;                       //  suspended until the pump answers
+    lh_reply_t *reply;                  //  the pump's answer (NULL: none came)
+    zlist_t *parts;                     //  PART bodies before it
+    lh_ingest_upload_t *upload;         //  body streaming into storaged
+    struct MHD_PostProcessor *post;     //  multipart/form-data parser, or NULL
+    bool file_seen;                     //  the form had a "file" field
+    char *form_name;                    //  the form's "name" field, or NULL
+    size_t form_name_size;              //  its length
+    char *if_none_match;                //  PUT condition, or NULL
+    char *if_match;                     //  PUT condition, or NULL
+    uint64_t received;                  //  streamed body bytes so far
+    uint64_t progress_mark;             //  received when the timeout last restarted
+    char etag [67];                     //  ETag header to send, or ""
 } s_request_t;
 
 //  The actor
@@ -104,6 +135,11 @@ typedef struct {
     int64_t token_check_ms;             //  gateway/token_check_ms
     int64_t health_ms;                  //  gateway/health_ms
     int threads;                        //  gateway/threads
+    lh_bus_pump_t *pump;                //  bus thread for the HTTP threads' calls
+    size_t *route_body_max;             //  per route: body limit
+    uint32_t *route_timeout_ms;         //  per route: default deadline
+    size_t part_size;                   //  gateway/part_size
+    uint32_t storage_timeout_ms;        //  gateway/storage_timeout_ms
     int64_t started_ms;                 //  zclock_mono at start
     int64_t next_token_check;           //  zclock_mono of the next check
     int64_t next_health;                //  zclock_mono of the next refresh
@@ -304,6 +340,19 @@ s_request_destroy (s_request_t **request_p)
 {
     if (*request_p) {
         s_request_t *request = *request_p;
+        lh_ingest_upload_destroy (&request->upload);
+        if (request->post)
+            MHD_destroy_post_processor (request->post);
+        lh_reply_destroy (&request->reply);
+        if (request->parts) {
+            zframe_t *part;
+            while ((part = (zframe_t *) zlist_pop (request->parts)))
+                zframe_destroy (&part);
+            zlist_destroy (&request->parts);
+        }
+        free (request->form_name);
+        free (request->if_none_match);
+        free (request->if_match);
         free (request->path);
         free (request->body);
         free (request->error_reason);
@@ -344,16 +393,10 @@ s_request_fail (s_request_t *request, uint32_t status, const char *kind,
 //  NULL when size is 0).
 
 static enum MHD_Result
-s_respond (struct MHD_Connection *connection, s_request_t *request,
-           unsigned status, char *body, size_t size, const char *content_type,
-           uint64_t retry_after_ms)
+s_respond_with (struct MHD_Connection *connection, s_request_t *request,
+                unsigned status, struct MHD_Response *response, size_t size,
+                const char *content_type, uint64_t retry_after_ms)
 {
-    struct MHD_Response *response = MHD_create_response_from_buffer (
-        size, body? body: (char *) "", body? MHD_RESPMEM_MUST_FREE: MHD_RESPMEM_PERSISTENT);
-    if (!response) {
-        free (body);
-        return MHD_NO;
-    }
     char traceparent [64];
     snprintf (traceparent, sizeof (traceparent), "00-%s-%s-%s",
               request->trace, request->span, request->flags);
@@ -370,12 +413,33 @@ s_respond (struct MHD_Connection *connection, s_request_t *request,
                                  "Bearer realm=\"lakehouse\"");
     if (status == 405 && request->detail [0])
         MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, request->detail);
+    if (status < 300 && request->etag [0])
+        MHD_add_response_header (response, MHD_HTTP_HEADER_ETAG, request->etag);
     enum MHD_Result rc = MHD_queue_response (connection, status, response);
     MHD_destroy_response (response);
     request->answered = true;
     request->status = status;
     request->bytes = size;
     return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Queue a response from a buffer with the trace headers. Takes body
+//  (malloc'd; may be NULL when size is 0).
+
+static enum MHD_Result
+s_respond (struct MHD_Connection *connection, s_request_t *request,
+           unsigned status, char *body, size_t size, const char *content_type,
+           uint64_t retry_after_ms)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        size, body? body: (char *) "", body? MHD_RESPMEM_MUST_FREE: MHD_RESPMEM_PERSISTENT);
+    if (!response) {
+        free (body);
+        return MHD_NO;
+    }
+    return s_respond_with (connection, request, status, response, size,
+                           content_type, retry_after_ms);
 }
 
 //  --------------------------------------------------------------------------
@@ -446,7 +510,7 @@ s_thread_client (self_t *self)
 
 static enum MHD_Result
 s_respond_reply (self_t *self, struct MHD_Connection *connection,
-                 s_request_t *request, lh_reply_t *reply)
+                 s_request_t *request, lh_reply_t *reply, zlist_t *parts)
 {
     uint32_t bus_status = lh_reply_status (reply);
     unsigned status = s_http_status (bus_status);
@@ -483,7 +547,8 @@ s_respond_reply (self_t *self, struct MHD_Connection *connection,
             return s_respond (connection, request, status, copy, bytes->via.bin.size,
                               content_type, 0);
         }
-        zlist_t *parts = lh_reply_parts (reply);
+        if (!parts)
+            parts = lh_reply_parts (reply);
         if (parts && zlist_size (parts) > 0) {
             //  A streamed reply: {"parts": [...], "reply": ...}
             json_t *list = json_array ();
@@ -526,6 +591,9 @@ s_respond_reply (self_t *self, struct MHD_Connection *connection,
     //  An error status: keep the upstream body when it has the SPEC shape
     json_t *json = data? lh_json_from_msgpack (data, size, &lh_limits_default, &error): NULL;
     free (error);
+    //  validatord's 422 keeps the original system's tagged shape: as it is
+    if (status == LH_ST_UNPROCESSABLE && json)
+        return s_respond_json (connection, request, status, json, 0);
     json_t *inner = json_is_object (json)? json_object_get (json, "error"): NULL;
     if (json_is_object (inner)
     &&  json_is_string (json_object_get (inner, "kind"))
@@ -552,7 +620,127 @@ s_query_lookup (void *arg, const char *name)
 
 
 //  --------------------------------------------------------------------------
-//  Serve a bus route: build the request, one call, answer the reply
+//  The pump answered a request: keep the reply and resume the connection
+//  (runs on the pump thread; the connection is suspended meanwhile)
+
+static void
+s_bus_done (void *arg, lh_reply_t *reply, zlist_t *parts)
+{
+    s_request_t *request = (s_request_t *) arg;
+    request->reply = reply;
+    request->parts = parts;
+    MHD_resume_connection (request->connection);
+}
+
+
+//  --------------------------------------------------------------------------
+//  A request nobody waits for (the ingest source's removal)
+
+static void
+s_bus_discard (void *arg, lh_reply_t *reply, zlist_t *parts)
+{
+    lh_reply_destroy (&reply);
+    if (parts) {
+        zframe_t *part;
+        while ((part = (zframe_t *) zlist_pop (parts)))
+            zframe_destroy (&part);
+        zlist_destroy (&parts);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Hand svc.op to the pump and suspend the connection until it answers;
+//  the access handler is called again then (s_answer). Takes the body.
+
+static enum MHD_Result
+s_submit (self_t *self, struct MHD_Connection *connection, s_request_t *request,
+          const char *service, const char *op, zframe_t **body_p)
+{
+    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    request->connection = connection;
+    request->waiting = true;
+    MHD_suspend_connection (connection);
+    if (lh_bus_pump_submit (self->pump, service, op, body_p, &opts, s_bus_done, request)) {
+        zframe_destroy (body_p);
+        MHD_resume_connection (connection);     //  answered NULL: 503
+    }
+    return MHD_YES;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Content of a HEAD response: never asked for (a HEAD sends no body)
+
+static ssize_t
+s_no_content (void *cls, uint64_t pos, char *buf, size_t max)
+{
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+//  --------------------------------------------------------------------------
+//  Answer storaged.head as headers: ETag and Content-Length, no body
+
+static enum MHD_Result
+s_respond_head (self_t *self, struct MHD_Connection *connection,
+                s_request_t *request, lh_reply_t *reply)
+{
+    const msgpack_object *object = lh_reply_object (reply);
+    uint64_t size = 0;
+    const char *etag;
+    size_t etag_size;
+    if (lh_reply_status (reply) != LH_ST_OK || !object || !lh_obj_uint (object, "size", &size))
+        return s_respond_reply (self, connection, request, reply, NULL);
+    if (lh_obj_str (object, "etag", &etag, &etag_size) && etag_size < sizeof (request->etag) - 2)
+        snprintf (request->etag, sizeof (request->etag), "\"%.*s\"", (int) etag_size, etag);
+    struct MHD_Response *response = MHD_create_response_from_callback (
+        size, S_STREAM_BLOCK, s_no_content, NULL, NULL);
+    if (!response)
+        return MHD_NO;
+    enum MHD_Result rc = s_respond_with (connection, request, LH_ST_OK, response, 0,
+                                         "application/octet-stream", 0);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The pump's answer is in: respond with it
+
+static enum MHD_Result
+s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    lh_reply_t *reply = request->reply;
+    zlist_t *parts = request->parts;
+    request->reply = NULL;
+    request->parts = NULL;
+    enum MHD_Result rc;
+    const lh_route_t *route = request->match.route;
+    if (route->in == LH_IN_INGEST && request->upload) {
+        //  The uploaded source has served its purpose
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 1);
+        lh_pack_kv_str (pack, "key", lh_ingest_upload_key (request->upload));
+        zframe_t *body = lh_pack_frame (&pack);
+        lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace };
+        lh_bus_pump_submit (self->pump, "storaged", "delete", &body, &opts, s_bus_discard, NULL);
+        zframe_destroy (&body);
+    }
+    if (!reply)
+        rc = s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
+                              "the gateway cannot reach the broker", 1000);
+    else
+    if (route->out == LH_OUT_HEAD)
+        rc = s_respond_head (self, connection, request, reply);
+    else
+        rc = s_respond_reply (self, connection, request, reply, parts);
+    lh_reply_destroy (&reply);
+    s_bus_discard (NULL, NULL, parts);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Serve a bus route: build the request and hand it to the pump
 
 static enum MHD_Result
 s_serve_bus (self_t *self, struct MHD_Connection *connection, s_request_t *request)
@@ -566,24 +754,349 @@ s_serve_bus (self_t *self, struct MHD_Connection *connection, s_request_t *reque
         free (error);
         return rc;
     }
+    return s_submit (self, connection, request, request->match.service,
+                     request->match.op, &body);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Streaming bodies into storaged (PUT /v1/storage/KEY, POST /v1/ingest)
+
+//  --------------------------------------------------------------------------
+//  Record the error of a failed upload as the request's error
+
+static void
+s_upload_failed (s_request_t *request)
+{
+    lh_ingest_upload_t *upload = request->upload;
+    if (request->error_status)
+        return;
+    snprintf (request->error_kind_copy, sizeof (request->error_kind_copy), "%s",
+              lh_ingest_upload_kind (upload));
+    s_request_fail (request, lh_ingest_upload_status (upload),
+                    request->error_kind_copy, "%s", lh_ingest_upload_reason (upload));
+    request->error_retry_ms = lh_ingest_upload_retry_after (upload);
+}
+
+//  --------------------------------------------------------------------------
+//  Open the upload of a streaming route (on the calling HTTP thread's bus
+//  client). Returns 0, or -1 with the error recorded.
+
+static int
+s_upload_open (self_t *self, s_request_t *request)
+{
+    if (request->upload)
+        return 0;
     lh_client_t *client = s_thread_client (self);
     if (!client) {
-        zframe_destroy (&body);
-        return s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
-                                "the gateway cannot reach the broker", 1000);
+        s_request_fail (request, LH_ST_UNAVAILABLE, "bus_unreachable",
+                        "the gateway cannot reach the broker");
+        request->error_retry_ms = 1000;
+        return -1;
     }
-    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    const lh_route_t *route = request->match.route;
+    char *key = route->in == LH_IN_UPLOAD? lh_routes_param (&request->match, "key")
+                                         : lh_ingest_source_key ();
+    assert (key);
+    lh_ingest_upload_opts_t opts = {
+        .part_size = self->part_size,
+        .timeout_ms = self->storage_timeout_ms,
+        .trace = request->trace,
+        .if_none_match = route->in == LH_IN_INGEST? "*": request->if_none_match,
+        .if_match = request->if_match,
+        .size_max = request->body_max
+    };
+    request->upload = lh_ingest_upload_new (client, key, &opts);
+    free (key);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Bytes of the object: into the upload
+
+static void
+s_upload_write (s_request_t *request, const char *data, size_t size)
+{
+    self_t *self = (self_t *) request->owner;
+    if (request->error_status || s_upload_open (self, request))
+        return;
+    if (lh_ingest_upload_write (request->upload, data, size))
+        s_upload_failed (request);
+}
+
+//  --------------------------------------------------------------------------
+//  multipart/form-data: "file" goes to the upload, "name" is kept
+
+static enum MHD_Result
+s_post_iterate (void *cls, enum MHD_ValueKind kind, const char *key,
+                const char *filename, const char *content_type,
+                const char *transfer_encoding, const char *data,
+                uint64_t off, size_t size)
+{
+    s_request_t *request = (s_request_t *) cls;
+    if (request->error_status || !key)
+        return MHD_YES;
+    if (streq (key, "file")) {
+        request->file_seen = true;
+        if (size)
+            s_upload_write (request, data, size);
+    }
+    else
+    if (streq (key, "name")) {
+        if (request->form_name_size + size > S_FORM_NAME_MAX) {
+            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                            "the form field 'name' is longer than %d bytes", S_FORM_NAME_MAX);
+            return MHD_YES;
+        }
+        char *name = (char *) realloc (request->form_name, request->form_name_size + size + 1);
+        assert (name);
+        memcpy (name + request->form_name_size, data, size);
+        request->form_name_size += size;
+        name [request->form_name_size] = 0;
+        request->form_name = name;
+    }
+    return MHD_YES;
+}
+
+//  --------------------------------------------------------------------------
+//  A piece of a streaming route's body. Every S_PROGRESS_STEP bytes the
+//  connection's read timeout starts again: a large body only needs to
+//  keep arriving, not to arrive within gateway/read_timeout_s.
+
+static enum MHD_Result
+s_stream_take (s_request_t *request, const char *data, size_t size)
+{
+    request->received += size;
+    if (request->conn && request->received - request->progress_mark >= S_PROGRESS_STEP) {
+        request->progress_mark = request->received;
+        __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
+    }
+    if (request->error_status) {
+        lh_ingest_upload_destroy (&request->upload);       //  aborts it
+        request->discarded += size;
+        return request->discarded > S_DISCARD_MAX? MHD_NO: MHD_YES;
+    }
+    if (request->post) {
+        if (MHD_post_process (request->post, data, size) != MHD_YES)
+            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                            "the multipart/form-data body is malformed");
+    }
+    else
+        s_upload_write (request, data, size);
+    return MHD_YES;
+}
+
+//  --------------------------------------------------------------------------
+//  PUT /v1/storage/KEY: the whole body is in; finish the upload
+
+static enum MHD_Result
+s_serve_upload (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    if (s_upload_open (self, request) == 0 && lh_ingest_upload_finish (request->upload))
+        s_upload_failed (request);
+    if (request->error_status)
+        return s_respond_error (connection, request, request->error_status, request->error_kind,
+                                request->error_reason, request->error_retry_ms);
+    lh_ingest_upload_t *upload = request->upload;
+    snprintf (request->etag, sizeof (request->etag), "\"%s\"", lh_ingest_upload_etag (upload));
+    json_t *body = json_object ();
+    json_object_set_new (body, "key", json_string (lh_ingest_upload_key (upload)));
+    json_object_set_new (body, "etag", json_string (lh_ingest_upload_etag (upload)));
+    json_object_set_new (body, "size", json_integer ((json_int_t) lh_ingest_upload_bytes (upload)));
+    return s_respond_json (connection, request, LH_ST_OK, body, 0);
+}
+
+//  --------------------------------------------------------------------------
+//  POST /v1/ingest: the body is in storaged; call ingestd through the pump
+
+static enum MHD_Result
+s_serve_ingest (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    if (request->post) {
+        enum MHD_Result done = MHD_destroy_post_processor (request->post);
+        request->post = NULL;
+        if (done != MHD_YES)
+            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                            "the multipart/form-data body is incomplete");
+        else
+        if (!request->file_seen)
+            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                            "the multipart/form-data body has no field 'file'");
+    }
+    const char *name = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "name");
+    if (!name || !*name)
+        name = request->form_name;
+    if (!name || !*name)
+        s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                        "the dataset name is required: ?name=NAME, or a form field 'name'");
+    if (!request->error_status
+    &&  s_upload_open (self, request) == 0 && lh_ingest_upload_finish (request->upload))
+        s_upload_failed (request);
+    if (request->error_status)
+        return s_respond_error (connection, request, request->error_status, request->error_kind,
+                                request->error_reason, request->error_retry_ms);
+    zframe_t *body = lh_ingest_request (name, lh_ingest_upload_key (request->upload));
+    return s_submit (self, connection, request, request->match.service, request->match.op, &body);
+}
+
+
+//  --------------------------------------------------------------------------
+//  GET /v1/storage/KEY: the object streamed from storaged.get in ranges of
+//  gateway/part_size, read on the connection's HTTP thread as libmicrohttpd
+//  asks for bytes. An object replaced while it is read cuts the response.
+
+typedef struct {
+    self_t *self;                       //  the gateway
+    char *key;                          //  object key
+    char trace [LH_TRACE_SIZE + 1];     //  trace id
+    uint32_t timeout_ms;                //  deadline of each get
+    char etag [65];                     //  ETag of the first range
+    uint64_t size;                      //  object size
+    uint64_t offset;                    //  offset of the range held
+    lh_reply_t *reply;                  //  the range held
+    const char *data;                   //  its bytes (inside reply)
+    size_t data_size;                   //  how many
+} s_stream_t;
+
+//  --------------------------------------------------------------------------
+//  One storaged.get on the calling thread's client; NULL if no client
+
+static lh_reply_t *
+s_stream_get (self_t *self, const char *key, uint64_t offset, const char *trace,
+              uint32_t timeout_ms)
+{
+    lh_client_t *client = s_thread_client (self);
+    if (!client)
+        return NULL;
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3);
+    lh_pack_kv_str (pack, "key", key);
+    lh_pack_kv_uint (pack, "offset", offset);
+    lh_pack_kv_uint (pack, "length", self->part_size);
+    zframe_t *body = lh_pack_frame (&pack);
+    lh_call_opts_t opts = { .timeout_ms = timeout_ms, .trace = trace };
     lh_reply_t *reply = NULL;
-    lh_client_call (client, request->match.service, request->match.op,
-                    body? zframe_data (body): NULL, body? zframe_size (body): 0,
+    lh_client_call (client, "storaged", "get", zframe_data (body), zframe_size (body),
                     &opts, &reply);
     zframe_destroy (&body);
-    if (!reply)
-        return s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
-                                "no reply from the bus", 1000);
-    enum MHD_Result rc = s_respond_reply (self, connection, request, reply);
-    lh_reply_destroy (&reply);
-    return rc;
+    return reply;
+}
+
+//  --------------------------------------------------------------------------
+//  Hold a 200 get reply as the stream's range. Returns 0, or -1 if the
+//  reply is not a range of the same object.
+
+static int
+s_stream_hold (s_stream_t *stream, lh_reply_t *reply)
+{
+    const msgpack_object *object = lh_reply_object (reply);
+    const msgpack_object *data = object? lh_obj_get (object, "data"): NULL;
+    const char *etag;
+    size_t etag_size;
+    uint64_t size = 0, offset = 0;
+    if (lh_reply_status (reply) != LH_ST_OK || !data || data->type != MSGPACK_OBJECT_BIN
+    ||  !lh_obj_uint (object, "size", &size) || !lh_obj_uint (object, "offset", &offset)
+    ||  !lh_obj_str (object, "etag", &etag, &etag_size) || etag_size >= sizeof (stream->etag))
+        return -1;
+    if (stream->etag [0]) {
+        if (size != stream->size || strlen (stream->etag) != etag_size
+        ||  memcmp (stream->etag, etag, etag_size) != 0)
+            return -1;
+    }
+    else {
+        memcpy (stream->etag, etag, etag_size);
+        stream->etag [etag_size] = 0;
+        stream->size = size;
+    }
+    lh_reply_destroy (&stream->reply);
+    stream->reply = reply;
+    stream->offset = offset;
+    stream->data = data->via.bin.ptr;
+    stream->data_size = data->via.bin.size;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  libmicrohttpd wants bytes at pos
+
+static ssize_t
+s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
+{
+    s_stream_t *stream = (s_stream_t *) cls;
+    if (pos >= stream->size)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (pos < stream->offset || pos >= stream->offset + stream->data_size) {
+        lh_reply_t *reply = s_stream_get (stream->self, stream->key, pos, stream->trace,
+                                          stream->timeout_ms);
+        if (!reply || s_stream_hold (stream, reply) || stream->data_size == 0
+        ||  pos != stream->offset) {
+            lh_warn (S_ACTOR, stream->trace, "GET %s cut at byte %" PRIu64 ": %s", stream->key,
+                     pos, reply && lh_reply_status (reply) != LH_ST_OK
+                          ? (lh_reply_reason (reply)? lh_reply_reason (reply): "storaged failed")
+                          : "the object changed or ended while it was read");
+            if (reply != stream->reply)
+                lh_reply_destroy (&reply);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    size_t have = (size_t) (stream->offset + stream->data_size - pos);
+    size_t take = have < max? have: max;
+    memcpy (buf, stream->data + (pos - stream->offset), take);
+    return (ssize_t) take;
+}
+
+//  --------------------------------------------------------------------------
+//  The response is done with the stream
+
+static void
+s_stream_free (void *cls)
+{
+    s_stream_t *stream = (s_stream_t *) cls;
+    lh_reply_destroy (&stream->reply);
+    free (stream->key);
+    free (stream);
+}
+
+//  --------------------------------------------------------------------------
+//  GET /v1/storage/KEY: first range now (its errors are the answer), the
+//  rest as the response is sent
+
+static enum MHD_Result
+s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    s_stream_t *stream = (s_stream_t *) zmalloc (sizeof (s_stream_t));
+    assert (stream);
+    stream->self = self;
+    stream->key = lh_routes_param (&request->match, "key");
+    assert (stream->key);
+    memcpy (stream->trace, request->trace, sizeof (stream->trace));
+    stream->timeout_ms = request->timeout_ms;
+    lh_reply_t *reply = s_stream_get (self, stream->key, 0, stream->trace, stream->timeout_ms);
+    if (!reply || lh_reply_status (reply) != LH_ST_OK || s_stream_hold (stream, reply)) {
+        s_stream_free (stream);
+        enum MHD_Result rc;
+        if (!reply)
+            rc = s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
+                                  "the gateway cannot reach the broker", 1000);
+        else
+        if (lh_reply_status (reply) != LH_ST_OK)
+            rc = s_respond_reply (self, connection, request, reply, NULL);
+        else
+            rc = s_respond_error (connection, request, LH_ST_BAD_GATEWAY, "bad_reply",
+                                  "storaged.get answered without data, size or etag", 0);
+        lh_reply_destroy (&reply);
+        return rc;
+    }
+    snprintf (request->etag, sizeof (request->etag), "\"%s\"", stream->etag);
+    uint64_t size = stream->size;
+    struct MHD_Response *response = MHD_create_response_from_callback (
+        size, S_STREAM_BLOCK, s_stream_read, stream, s_stream_free);
+    if (!response) {
+        s_stream_free (stream);
+        return MHD_NO;
+    }
+    return s_respond_with (connection, request, LH_ST_OK, response, (size_t) size,
+                           "application/octet-stream", 0);
 }
 
 
@@ -617,6 +1130,53 @@ s_serve_health (self_t *self, struct MHD_Connection *connection, s_request_t *re
 
 
 //  --------------------------------------------------------------------------
+//  Headers of a streaming route: PUT conditions, the multipart parser
+
+static void
+s_stream_begin (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    if (request->match.route->in == LH_IN_UPLOAD) {
+        const char *none_match = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
+        const char *match = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_IF_MATCH);
+        if (none_match) {
+            if (streq (none_match, "*"))
+                request->if_none_match = strdup ("*");
+            else
+                s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                                "If-None-Match on PUT must be * (create only)");
+        }
+        if (match) {
+            if (strncmp (match, "W/", 2) == 0)
+                match += 2;
+            size_t size = strlen (match);
+            if (size >= 2 && match [0] == '"' && match [size - 1] == '"') {
+                match++;
+                size -= 2;
+            }
+            if (size == 0 || size > 128 || memchr (match, ',', size))
+                s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                                "If-Match on PUT must be one ETag");
+            else
+                request->if_match = strndup (match, size);
+        }
+    }
+    else {
+        const char *type = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (type && strncasecmp (type, "multipart/form-data", 19) == 0) {
+            request->post = MHD_create_post_processor (connection, S_POST_BUFFER,
+                                                       s_post_iterate, request);
+            if (!request->post)
+                s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
+                                "the multipart/form-data Content-Type has no usable boundary");
+        }
+    }
+}
+
+
+//  --------------------------------------------------------------------------
 //  First handler call: the headers are in. Record the outcome of every
 //  check; answer now only a declared body over the limit.
 
@@ -630,6 +1190,7 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     s_trace_choose (request,
         MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "traceparent"),
         MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "X-Lakehouse-Trace-Id"));
+    request->owner = self;
     request->timeout_ms = self->timeout_ms;
     request->body_max = self->body_max;
 
@@ -662,9 +1223,19 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     else
     if (status == 400)
         s_request_fail (request, 400, "bad_request", "%s", request->detail);
-    else
-    if (request->match.route->body_max)
-        request->body_max = request->match.route->body_max;
+    bool streaming = false;
+    uint32_t timeout_max = self->timeout_max_ms;
+    if (status == 200) {
+        size_t index = lh_routes_index (request->match.route);
+        request->body_max = self->route_body_max [index];
+        request->timeout_ms = self->route_timeout_ms [index];
+        if (request->match.route->timeout_key && timeout_max < request->timeout_ms)
+            timeout_max = request->timeout_ms;     //  a long route may be asked for its own
+        lh_route_in_t in = request->match.route->in;
+        streaming = in == LH_IN_UPLOAD || in == LH_IN_INGEST;
+        if (streaming && !request->error_status)
+            s_stream_begin (self, connection, request);
+    }
 
     //  Deadline
     const char *timeout = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
@@ -675,7 +1246,7 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
             s_request_fail (request, 400, "bad_request",
                             "X-Lakehouse-Timeout-Ms must be a positive whole number of milliseconds");
         else
-            request->timeout_ms = value < self->timeout_max_ms? (uint32_t) value: self->timeout_max_ms;
+            request->timeout_ms = value < timeout_max? (uint32_t) value: timeout_max;
     }
 
     //  Declared body size: over the limit answers now and closes
@@ -695,7 +1266,7 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
         }
         //  Allocate for what arrives, not for what is declared: a client
         //  that declares 1 MiB and stalls costs no more than it sent
-        if (declared > 0 && !request->error_status) {
+        if (declared > 0 && !request->error_status && !streaming) {
             request->capacity = declared < S_BODY_PREALLOC? declared: S_BODY_PREALLOC;
             request->body = malloc (request->capacity);
             assert (request->body);
@@ -760,8 +1331,18 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
         *upload_data_size = 0;          //  answered early: drop the rest
         return MHD_YES;
     }
+    if (request->waiting) {
+        //  Resumed: the pump has answered
+        request->waiting = false;
+        return s_answer (self, connection, request);
+    }
+    bool streaming = request->match.route
+                  && (request->match.route->in == LH_IN_UPLOAD
+                  ||  request->match.route->in == LH_IN_INGEST);
     if (*upload_data_size) {
-        enum MHD_Result rc = s_request_take (request, upload_data, *upload_data_size);
+        enum MHD_Result rc = streaming
+                           ? s_stream_take (request, upload_data, *upload_data_size)
+                           : s_request_take (request, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return rc;
     }
@@ -770,13 +1351,21 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
         __atomic_store_n (&request->conn->busy, 1, __ATOMIC_RELAXED);
     if (request->error_status)
         return s_respond_error (connection, request, request->error_status,
-                                request->error_kind, request->error_reason, 0);
-    if (request->match.route->service == NULL) {
+                                request->error_kind, request->error_reason,
+                                request->error_retry_ms);
+    const lh_route_t *route = request->match.route;
+    if (route->service == NULL) {
         if (streq (request->match.op, "health"))
             return s_serve_health (self, connection, request);
         return s_respond_error (connection, request, LH_ST_INTERNAL, "internal",
                                 "route has no local handler", 0);
     }
+    if (route->in == LH_IN_UPLOAD)
+        return s_serve_upload (self, connection, request);
+    if (route->in == LH_IN_INGEST)
+        return s_serve_ingest (self, connection, request);
+    if (route->out == LH_OUT_STREAM)
+        return s_serve_stream (self, connection, request);
     return s_serve_bus (self, connection, request);
 }
 
@@ -1122,7 +1711,40 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     assert (rc == 0);
     self->client_key_made = true;
 
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    //  Per-route limits and deadlines, from the keys the rows name
+    size_t routes = lh_routes_count ();
+    self->route_body_max = (size_t *) calloc (routes, sizeof (size_t));
+    self->route_timeout_ms = (uint32_t *) calloc (routes, sizeof (uint32_t));
+    assert (self->route_body_max && self->route_timeout_ms);
+    for (size_t index = 0; index < routes; index++) {
+        const lh_route_t *route = lh_routes_at (index);
+        int64_t limit = route->limit_key? lh_config_int (config, route->limit_key): body_max;
+        int64_t deadline = route->timeout_key? lh_config_int (config, route->timeout_key): timeout;
+        if (limit < 0 || deadline < 1 || deadline > UINT32_MAX) {
+            *detail_p = zsys_sprintf ("%s is out of range", limit < 0? route->limit_key: route->timeout_key);
+            return -1;
+        }
+        self->route_body_max [index] = (size_t) limit;
+        self->route_timeout_ms [index] = (uint32_t) deadline;
+    }
+    int64_t part_size = lh_config_int (config, "gateway/part_size");
+    int64_t storage_timeout = lh_config_int (config, "gateway/storage_timeout_ms");
+    if (part_size < 4096 || part_size > 256 * 1024 * 1024) {
+        *detail_p = zsys_sprintf ("gateway/part_size is %" PRId64 ": it must be 4096..268435456", part_size);
+        return -1;
+    }
+    if (storage_timeout < 1 || storage_timeout > UINT32_MAX) {
+        *detail_p = zsys_sprintf ("gateway/storage_timeout_ms is %" PRId64 ": it must be 1..%u",
+                                  storage_timeout, UINT32_MAX);
+        return -1;
+    }
+    self->part_size = (size_t) part_size;
+    self->storage_timeout_ms = (uint32_t) storage_timeout;
+    char pump_name [LH_NAME_MAX + 1];
+    snprintf (pump_name, sizeof (pump_name), "%s-pump", self->name);
+    self->pump = lh_bus_pump_new (&self->link, pump_name);
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (address.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     //  The logger comes first so that option warnings reach it too; a
@@ -1220,10 +1842,16 @@ s_self_destroy (self_t **self_p)
 {
     if (*self_p) {
         self_t *self = *self_p;
-        //  Stopping the daemon ends its threads; each thread's bus client
-        //  is destroyed by the thread-specific destructor as it ends.
+        //  The pump first: every request it holds is answered and its
+        //  connection resumed (libmicrohttpd must not stop with suspended
+        //  connections). Stopping the daemon ends its threads; each
+        //  thread's bus client is destroyed by the thread-specific
+        //  destructor as it ends.
+        lh_bus_pump_destroy (&self->pump);
         if (self->daemon)
             MHD_stop_daemon (self->daemon);
+        free (self->route_body_max);
+        free (self->route_timeout_ms);
         if (self->client_key_made)
             pthread_key_delete (self->client_key);
         lh_client_destroy (&self->health_client);

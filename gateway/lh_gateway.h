@@ -2,10 +2,13 @@
     lh_gateway - the HTTP gateway actor: external HTTP in, bus requests out
 
     Serves HTTP/1.1 with libmicrohttpd (epoll, a pool of gateway/threads
-    threads, each with its own bus client). Each HTTP request matching a
-    route (lh_routes.c) becomes one bus request; the reply's status is the
-    HTTP status and its body, as JSON, the HTTP body. docs/http.md lists
-    the routes, limits, auth and error bodies.
+    threads). Each HTTP request matching a route (lh_routes.c) becomes one
+    bus request, sent by the gateway's bus pump (lh_bus_pump.h) while the
+    connection is suspended, so no HTTP thread waits on the bus; the
+    reply's status is the HTTP status and its body, as JSON, the HTTP
+    body. Storage and ingest bodies stream in and out through storaged in
+    parts (lh_ingest_upload.h), on each HTTP thread's own bus client.
+    docs/http.md lists the routes, limits, auth and error bodies.
 
         lh_gateway_args_t args = { .config = config, .link = { .endpoint = "inproc://lh-bus" } };
         zactor_t *gateway = zactor_new (lh_gateway_actor, &args);

@@ -14,8 +14,48 @@
 //  out, flags, body limit (0 = gateway/body_max).
 
 static const lh_route_t s_routes [] = {
-    LH_ROUTE ("GET",  "/health",            NULL,    "health", NULL, LH_IN_NONE, LH_OUT_JSON, LH_ROUTE_OPEN, 0),
-    LH_ROUTE ("POST", "/v1/bus/{svc}/{op}", "{svc}", "{op}",   NULL, LH_IN_JSON, LH_OUT_JSON, 0, 0),
+    LH_ROUTE ("GET",    "/health",            NULL,    "health", NULL, LH_IN_NONE, LH_OUT_JSON, LH_ROUTE_OPEN, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/bus/{svc}/{op}", "{svc}", "{op}",   NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    //  storaged (SPEC 5.1, docs/storaged.md)
+    LH_ROUTE ("GET",    "/v1/storage",        "storaged", "list", "prefix,start_after,continuation,limit:int",
+                                                                         LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("PUT",    "/v1/storage/{key*}", "storaged", "put",    NULL, LH_IN_UPLOAD, LH_OUT_JSON,   0,
+              "gateway/storage_max", "gateway/storage_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/storage/{key*}", "storaged", "get",    NULL, LH_IN_NONE,   LH_OUT_STREAM, 0,
+              NULL, "gateway/storage_timeout_ms"),
+    LH_ROUTE ("HEAD",   "/v1/storage/{key*}", "storaged", "head",   NULL, LH_IN_NONE,   LH_OUT_HEAD,   0, NULL, NULL),
+    LH_ROUTE ("DELETE", "/v1/storage/{key*}", "storaged", "delete", NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    //  catalogd (SPEC 5.2, docs/catalogd.md)
+    LH_ROUTE ("GET",    "/v1/catalog/list",   "catalogd", "list",   NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/catalog/manifest/{name}", "catalogd", "get", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
+    //  ingestd and queryd (SPEC 5.3, 5.4)
+    LH_ROUTE ("POST",   "/v1/ingest",         "ingestd",  "ingest", "name", LH_IN_INGEST, LH_OUT_JSON, 0,
+              "gateway/ingest_max", "gateway/ingest_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/sql",            "queryd",   "sql",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/sql_timeout_ms"),
+    //  chatd and validatord (SPEC 5.7, 5.8)
+    LH_ROUTE ("POST",   "/v1/chat",           "chatd",    "chat",   NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/chat_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/chat/providers", "chatd",    "providers", NULL, LH_IN_NONE, LH_OUT_JSON,  0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/validate",       "validatord", "validate", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/iterate",        "validatord", "iterate",  NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/iterate_timeout_ms"),
+    //  vectord and embedd (SPEC 5.5, 5.6; docs/vectord.md, docs/embedd.md)
+    LH_ROUTE ("POST",   "/v1/vectors/index",  "vectord",  "create", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/vectors_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/vectors/index",  "vectord",  "list",   NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/vectors/index/{name}", "vectord", "info", NULL, LH_IN_NONE, LH_OUT_JSON,  0, NULL, NULL),
+    LH_ROUTE ("DELETE", "/v1/vectors/index/{name}", "vectord", "drop", NULL, LH_IN_NONE, LH_OUT_JSON,  0,
+              NULL, "gateway/vectors_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/vectors/index/{name}/add", "vectord", "add", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              "gateway/vectors_max", "gateway/vectors_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/vectors/index/{name}/search", "vectord", "search", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              "gateway/vectors_max", "gateway/vectors_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/vectors/index/{name}/delete", "vectord", "delete", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/vectors_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/embed",          "embedd",   "embed",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/embed_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/embed/stats",    "embedd",   "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))
@@ -372,6 +412,49 @@ lh_routes_at (size_t index)
 
 
 //  --------------------------------------------------------------------------
+//  Number of routes in the table
+
+size_t
+lh_routes_count (void)
+{
+    return S_ROUTE_COUNT;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Index of a row of the table
+
+size_t
+lh_routes_index (const lh_route_t *route)
+{
+    assert (route >= s_routes && route < s_routes + S_ROUTE_COUNT);
+    return (size_t) (route - s_routes);
+}
+
+
+//  --------------------------------------------------------------------------
+//  A path parameter's value by name as a new string, or NULL
+
+char *
+lh_routes_param (const lh_route_match_t *match, const char *name)
+{
+    assert (match && name);
+    size_t size = strlen (name);
+    for (size_t index = 0; index < match->params; index++) {
+        const lh_route_param_t *param = &match->param [index];
+        if (param->name_size == size && memcmp (param->name, name, size) == 0) {
+            char *value = (char *) malloc (param->value_size + 1);
+            assert (value);
+            memcpy (value, param->value, param->value_size);
+            value [param->value_size] = 0;
+            return value;
+        }
+    }
+    return NULL;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Self test: matching, names, parameter mapping
 
 static const char *
@@ -418,6 +501,23 @@ lh_routes_test (bool verbose)
         { "FOO",    "/v1/bus/echo/echo",    405, NULL,   NULL },
         { "GET",    "/",                    404, NULL,   NULL },
         { "GET",    "",                     404, NULL,   NULL },
+        { "GET",    "/v1/storage",          200, "storaged", "list" },
+        { "PUT",    "/v1/storage/a/b.csv",  200, "storaged", "put" },
+        { "GET",    "/v1/storage/a/b.csv",  200, "storaged", "get" },
+        { "HEAD",   "/v1/storage/a/b.csv",  200, "storaged", "head" },
+        { "DELETE", "/v1/storage/a",        200, "storaged", "delete" },
+        { "POST",   "/v1/storage/a",        405, NULL,   NULL },
+        { "PUT",    "/v1/storage/",         404, NULL,   NULL },
+        { "GET",    "/v1/catalog/list",     200, "catalogd", "list" },
+        { "GET",    "/v1/catalog/manifest/workers", 200, "catalogd", "get" },
+        { "GET",    "/v1/catalog/manifest/a/b", 404, NULL, NULL },
+        { "POST",   "/v1/ingest",           200, "ingestd", "ingest" },
+        { "POST",   "/v1/sql",              200, "queryd", "sql" },
+        { "GET",    "/v1/sql",              405, NULL,   NULL },
+        { "POST",   "/v1/chat",             200, "chatd", "chat" },
+        { "GET",    "/v1/chat/providers",   200, "chatd", "providers" },
+        { "POST",   "/v1/validate",         200, "validatord", "validate" },
+        { "POST",   "/v1/iterate",          200, "validatord", "iterate" },
     };
     for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
         lh_route_match_t match;
@@ -451,6 +551,16 @@ lh_routes_test (bool verbose)
     assert (s_pattern_match ("/v1/x/{name}/add", "/v1/x/idx/add", &match));
     assert (!s_pattern_match ("/v1/x/{name}/add", "/v1/x/idx/sub", &match));
 
+    //  Path parameters by name, and row indexes
+    char detail [64];
+    assert (lh_routes_match ("GET", "/v1/storage/a/b c", &match, detail, sizeof (detail)) == 200);
+    char *key = lh_routes_param (&match, "key");
+    assert (key && streq (key, "a/b c"));
+    zstr_free (&key);
+    assert (lh_routes_param (&match, "nope") == NULL);
+    assert (lh_routes_at (lh_routes_index (match.route)) == match.route);
+    assert (lh_routes_count () > 10 && !lh_routes_at (lh_routes_count ()));
+
     //  Request mapping: generic bus route sends the body as it is
     lh_limits_t limits = lh_limits_default;
     limits.max_depth = 8;
@@ -479,7 +589,7 @@ lh_routes_test (bool verbose)
     zstr_free (&error);
 
     //  Parameters merged into an object body, query typed
-    lh_route_t row = LH_ROUTE ("GET", "/v1/x/{name}", "x", "get", "prefix,limit:int", LH_IN_JSON, LH_OUT_JSON, 0, 0);
+    lh_route_t row = LH_ROUTE ("GET", "/v1/x/{name}", "x", "get", "prefix,limit:int", LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL);
     assert (s_pattern_match (row.pattern, "/v1/x/idx", &match));
     match.route = &row;
     assert (lh_routes_request (&match, "{\"k\":true}", 10, s_test_query, "12", &limits, &body, &error) == 0);

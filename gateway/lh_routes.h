@@ -5,8 +5,8 @@
     pattern, the bus service and op it becomes, and how the path, query
     and body map into the msgpack request. Adding a route is one line:
 
-        LH_ROUTE ("GET", "/v1/catalog/manifest/{name}", "catalogd", "manifest",
-                  NULL, LH_IN_JSON, LH_OUT_JSON, 0, 0),
+        LH_ROUTE ("GET", "/v1/catalog/manifest/{name}", "catalogd", "get",
+                  NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
 
     Patterns: literal segments, "{name}" (one non-empty segment) and, as the
     last segment, "{name*}" (the rest of the path, slashes included).
@@ -23,9 +23,22 @@
     - LH_IN_RAW: the body bytes travel as bin under "data", beside the
       parameters.
     - LH_IN_NONE: the route takes no body (a non-empty one is 400).
+    - LH_IN_UPLOAD: the gateway streams the body into storaged under the
+      path parameter "key" (put, or a multipart upload part by part); the
+      row's op is not called as such.
+    - LH_IN_INGEST: the body (raw CSV, or the multipart/form-data field
+      "file") is streamed into storaged under uploads/ingest/RANDOM.csv,
+      then SERVICE.OP is called with {name, source}.
     Reply mapping: LH_OUT_JSON renders the reply body as JSON;
     LH_OUT_RAW sends the bytes of the reply's "data" bin (content type from
-    its "content_type" string, else application/octet-stream).
+    its "content_type" string, else application/octet-stream);
+    LH_OUT_STREAM streams an object from storaged.get in ranges (path
+    parameter "key"); LH_OUT_HEAD answers storaged.head as ETag and
+    Content-Length headers.
+
+    limit_key and timeout_key name the config keys of the row's body
+    limit and default bus deadline (NULL: gateway/body_max and
+    gateway/timeout_ms); the gateway reads them once at start.
     =========================================================================
 */
 
@@ -43,13 +56,17 @@ extern "C" {
 typedef enum {
     LH_IN_NONE = 0,                     //  no body
     LH_IN_JSON,                         //  JSON body, parameters merged in
-    LH_IN_RAW                           //  raw bytes as "data" (bin)
+    LH_IN_RAW,                          //  raw bytes as "data" (bin)
+    LH_IN_UPLOAD,                       //  streamed into storaged under {key}
+    LH_IN_INGEST                        //  streamed into storaged, then ingested
 } lh_route_in_t;
 
 //  How the reply body maps into the HTTP response
 typedef enum {
     LH_OUT_JSON = 0,                    //  reply rendered as JSON
-    LH_OUT_RAW                          //  reply's "data" bin, verbatim
+    LH_OUT_RAW,                         //  reply's "data" bin, verbatim
+    LH_OUT_STREAM,                      //  object streamed from storaged.get
+    LH_OUT_HEAD                         //  storaged.head as headers
 } lh_route_out_t;
 
 //  Route flags
@@ -65,11 +82,12 @@ typedef struct {
     lh_route_in_t in;                   //  body mapping
     lh_route_out_t out;                 //  reply mapping
     uint32_t flags;                     //  LH_ROUTE_*
-    size_t body_max;                    //  largest body, bytes; 0 = gateway/body_max
+    const char *limit_key;              //  config key of the body limit, or NULL
+    const char *timeout_key;            //  config key of the deadline, or NULL
 } lh_route_t;
 
-#define LH_ROUTE(method, pattern, service, op, query, in, out, flags, body_max) \
-    { method, pattern, service, op, query, in, out, flags, body_max }
+#define LH_ROUTE(method, pattern, service, op, query, in, out, flags, limit_key, timeout_key) \
+    { method, pattern, service, op, query, in, out, flags, limit_key, timeout_key }
 
 #define LH_ROUTE_PARAMS_MAX 8           //  path parameters in one pattern
 
@@ -118,6 +136,19 @@ bool
 //  The route table, for docs and tests: route at index, NULL past the end
 const lh_route_t *
     lh_routes_at (size_t index);
+
+//  Number of routes in the table
+size_t
+    lh_routes_count (void);
+
+//  Index of a row of the table (from a match)
+size_t
+    lh_routes_index (const lh_route_t *route);
+
+//  A path parameter's value by name as a new string (caller frees), or
+//  NULL if the match has no such parameter
+char *
+    lh_routes_param (const lh_route_match_t *match, const char *name);
 
 //  Self test of this class
 void

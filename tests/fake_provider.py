@@ -22,6 +22,11 @@ script marked "repeat" stays. A reply spec is a dict:
     finish_reason  "stop" (Ollama done_reason / OpenAI finish_reason)
     usage          [prompt_tokens, completion_tokens] ([7, 5])
     drop           true: close the connection without answering
+    dim            embeddings: components per vector (8)
+    garbage        embeddings: answer 200 with a body that is not JSON
+    short          embeddings: answer one vector fewer than asked
+
+Embedding scripts are keyed "embed:" + model.
 
 Control endpoints (JSON):
 
@@ -261,17 +266,30 @@ class Handler(BaseHTTPRequestHandler):
                                  "eval_count": completion_tokens}).encode() + b"\n")
         self._stream(lines, "application/x-ndjson")
 
+    def _drop(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _embed(self, openai, model, body):
         spec = self.state.next_reply("embed:" + model)
         if spec.get("delay_ms"):
             time.sleep(spec["delay_ms"] / 1000.0)
+        if spec.get("drop"):
+            return self._drop()
         if int(spec.get("status", 200)) >= 300:
             return self._error(openai, spec)
+        if spec.get("garbage"):
+            return self._send(200, b"this is not json", content_type="text/plain")
         texts = (body or {}).get("input", [])
         if isinstance(texts, str):
             texts = [texts]
         dim = int(spec.get("dim", EMBED_DIM))
         vectors = [_vector(t, dim) for t in texts]
+        if spec.get("short"):
+            vectors = vectors[:-1]
         if openai:
             return self._send(200, {
                 "object": "list", "model": model,

@@ -4,6 +4,10 @@
     buscall [options] SERVICE OP [JSON | -]
 
     --broker ENDPOINT   broker to call (else config bus/endpoint)
+    --cert FILE         our CURVE certificate (else config bus/cert, else
+                        CERTS/admin.cert of the local set)
+    --server-key KEY    the broker's public key, Z85 or a public cert file
+                        (else config bus/server_key, else CERTS/broker.cert)
     --config FILE       config file (else $LAKEHOUSE_CONFIG, else
                         ./conf/lakehouse.cfg if present, else defaults)
     --timeout MS        deadline for the reply (default 5000)
@@ -33,6 +37,7 @@
 #include "lh_log.h"
 #include "lh_json.h"
 #include "lh_client.h"
+#include "lh_cert.h"
 
 #define S_EXIT_OK           0
 #define S_EXIT_CLIENT       1           //  4xx
@@ -42,6 +47,8 @@
 //  The command line
 typedef struct {
     const char *broker;                 //  --broker, or NULL
+    const char *cert;                   //  --cert, or NULL
+    const char *server_key;             //  --server-key, or NULL
     const char *config;                 //  --config, or NULL
     uint32_t timeout_ms;                //  --timeout, 0 = default
     const char *idem;                   //  --idem, or NULL
@@ -63,6 +70,9 @@ s_usage (FILE *file)
         "usage: buscall [options] SERVICE OP [JSON | -]\n"
         "\n"
         "  --broker ENDPOINT   broker to call (else config bus/endpoint)\n"
+        "  --cert FILE         our CURVE certificate (else bus/cert, else CERTS/admin.cert)\n"
+        "  --server-key KEY    broker's public key or public cert (else bus/server_key,\n"
+        "                      else CERTS/broker.cert)\n"
         "  --config FILE       config file (else $LAKEHOUSE_CONFIG, else\n"
         "                      ./conf/lakehouse.cfg if present, else defaults)\n"
         "  --timeout MS        deadline for the reply (default 5000)\n"
@@ -128,13 +138,20 @@ s_parse (s_args_t *args, int argc, char *argv [])
             continue;
         }
         if (!streq (arg, "--broker") && !streq (arg, "--config") && !streq (arg, "--timeout")
-        &&  !streq (arg, "--idem") && !streq (arg, "--trace"))
+        &&  !streq (arg, "--idem") && !streq (arg, "--trace")
+        &&  !streq (arg, "--cert") && !streq (arg, "--server-key"))
             return s_bad_usage ("unknown option '%s'", arg);
         if (argn + 1 >= argc)
             return s_bad_usage ("%s needs a value", arg);
         const char *value = argv [++argn];
         if (streq (arg, "--broker"))
             args->broker = value;
+        else
+        if (streq (arg, "--cert"))
+            args->cert = value;
+        else
+        if (streq (arg, "--server-key"))
+            args->server_key = value;
         else
         if (streq (arg, "--config"))
             args->config = value;
@@ -363,12 +380,24 @@ main (int argc, char *argv [])
         }
     }
 
-    lh_link_t link = {
-        .endpoint = args.broker? args.broker: lh_config_str (config, "bus/endpoint")
-    };
+    lh_link_t link;
+    zcert_t *cert = NULL;
+    char *server_key = NULL;
+    char *error = NULL;
+    if (lh_cert_link (config, args.broker? args.broker: lh_config_str (config, "bus/endpoint"),
+                      "admin", args.cert, args.server_key, &link, &cert, &server_key,
+                      &error) != 0) {
+        fprintf (stderr, "buscall: %s (see --cert, --server-key, `lakehouse certs`)\n", error);
+        free (error);
+        zframe_destroy (&body);
+        lh_config_destroy (&config);
+        return S_EXIT_USAGE;
+    }
     lh_client_t *client = lh_client_new (&link, "buscall");
     if (!client) {
         fprintf (stderr, "buscall: cannot reach the broker at %s\n", link.endpoint);
+        zcert_destroy (&cert);
+        free (server_key);
         zframe_destroy (&body);
         lh_config_destroy (&config);
         return S_EXIT_SERVER;
@@ -391,6 +420,8 @@ main (int argc, char *argv [])
 
     lh_reply_destroy (&reply);
     lh_client_destroy (&client);
+    zcert_destroy (&cert);
+    free (server_key);
     zframe_destroy (&body);
     lh_config_destroy (&config);
     return exit_code;

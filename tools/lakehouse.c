@@ -6,7 +6,14 @@
     lakehouse [options] broker              the broker alone (tcp + tap)
     lakehouse [options] node [--actors a,b] actors against a remote broker
     lakehouse [options] gateway             the HTTP gateway, against a remote broker
+    lakehouse [options] ingest FILE --name N  upload a CSV (FILE, or - for stdin)
+                                            into storaged and ingest it as dataset N,
+                                            with a progress line (bytes, rows)
     lakehouse config                        print every key with its default
+    lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]
+                                            a new CURVE certificate (secret file 0600)
+    lakehouse [options] certs init          the local set under CERTS (as `up` does)
+    lakehouse [options] certs show FILE     a certificate's key and metadata
 
     Options (anywhere on the line):
     --config FILE       config file (else $LAKEHOUSE_CONFIG, else
@@ -15,6 +22,16 @@
     --actors a,b        node: services to run (default: config actors/run)
     -v, --verbose       debug logging
     -h, --help          this text
+
+    Security (docs/operations.md): with bus/curve (the default) every tcp
+    endpoint of the broker is CURVE. `up` and `broker` create the local
+    certificate set under CERTS (bus/certs, else DATA_DIR/certs) on first
+    run: broker, admin, tap, node, gateway, with public copies of all but
+    the broker's in CERTS/allow. `node` and `gateway` connect with
+    bus/cert (default CERTS/node.cert, CERTS/gateway.cert) and the broker
+    key bus/server_key (default CERTS/broker.cert). SIGHUP makes the broker
+    re-read its allow directory at once (it also checks it every
+    broker/reload_ms).
 
     Readiness is announced on stdout, one line each, flushed, so a script
     can start the process and read the real endpoints (a tcp endpoint
@@ -43,6 +60,9 @@
 #include "lh_broker.h"
 #include "lh_gateway.h"
 #include "lh_registry.h"
+#include "lh_cert.h"
+#include "lh_ingest_upload.h"
+#include "lh_json.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -73,6 +93,12 @@ typedef struct {
     const char *command;                //  up, broker, node, gateway, config
     const char *config_path;            //  --config, or NULL
     const char *actors;                 //  --actors, or NULL
+    const char *role;                   //  certs new --role, or NULL
+    const char *out;                    //  certs new --out, or NULL
+    const char *allow;                  //  certs new --allow, or NULL
+    const char *days;                   //  certs new --days, or NULL
+    const char *name;                   //  ingest --name, or NULL
+    zlist_t *words;                     //  arguments after the command
     zlist_t *sets;                      //  "KEY=VALUE" strings (borrowed)
     bool verbose;                       //  -v
     bool help;                          //  -h
@@ -95,7 +121,9 @@ typedef struct {
     char *bus_endpoint;                 //  bound tcp endpoint, or NULL
     char *tap_endpoint;                 //  bound tap endpoint, or NULL
     zlist_t *services;                  //  s_service_t items, in start order
-    sigset_t signals;                   //  SIGINT + SIGTERM, blocked everywhere
+    zcert_t *cert;                      //  our certificate for a tcp link, or NULL
+    char *server_key;                   //  the broker's key for it, or NULL
+    sigset_t signals;                   //  SIGINT + SIGTERM + SIGHUP, blocked everywhere
 } s_self_t;
 
 
@@ -107,12 +135,20 @@ s_usage (FILE *file)
 {
     fprintf (file,
         "usage: lakehouse [options] up | broker | node [--actors a,b] | gateway | config\n"
+        "       lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]\n"
+        "       lakehouse [options] certs init | certs show FILE\n"
         "\n"
         "  up                   broker + every actor (config actors/run) + gateway, one process\n"
         "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
         "  node                 actors against the broker at bus/endpoint\n"
         "  gateway              the HTTP gateway (gateway/listen) against bus/endpoint\n"
         "  config               print every config key with its default\n"
+        "  certs new NAME       a CURVE certificate: NAME.cert + NAME.cert_secret (0600)\n"
+        "                       in --out (default CERTS), role actor|gateway|client|admin|tap,\n"
+        "                       a public copy in --allow (default CERTS/allow when --out\n"
+        "                       is not given), valid --days (default 365; 0 = never)\n"
+        "  certs init           create the local set (broker admin tap node gateway)\n"
+        "  certs show FILE      print a certificate's public key and metadata\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
         "                       ./conf/lakehouse.cfg if present, else defaults)\n"
@@ -225,6 +261,36 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
             args->actors = value;
         }
         else
+        if ((rc = s_option_value (argc, argv, &argn, "--name", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->name = value;
+        }
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--role", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->role = value;
+        }
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--out", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->out = value;
+        }
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--allow", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->allow = value;
+        }
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--days", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->days = value;
+        }
+        else
         if (*arg == '-') {
             fprintf (stderr, "lakehouse: unknown option '%s' (see --help)\n", arg);
             return -1;
@@ -232,6 +298,9 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
         else
         if (!args->command)
             args->command = arg;
+        else
+        if (streq (args->command, "certs") || streq (args->command, "ingest"))
+            zlist_append (args->words, (void *) arg);
         else {
             fprintf (stderr, "lakehouse: unexpected argument '%s' (see --help)\n", arg);
             return -1;
@@ -353,6 +422,7 @@ s_self_new (lh_config_t **config_p)
     sigemptyset (&self->signals);
     sigaddset (&self->signals, SIGINT);
     sigaddset (&self->signals, SIGTERM);
+    sigaddset (&self->signals, SIGHUP);
     return self;
 }
 
@@ -384,6 +454,8 @@ s_self_destroy (s_self_t **self_p)
         lh_debug ("lakehouse", NULL, "stopping the broker");
         zactor_destroy (&self->broker);
     }
+    zcert_destroy (&self->cert);
+    free (self->server_key);
     free (self->bus_endpoint);
     free (self->tap_endpoint);
     free (self->gateway_url);
@@ -422,17 +494,66 @@ s_broker_command (s_self_t *self, const char *command, const char *arg1,
 
 
 //  --------------------------------------------------------------------------
-//  Is a tcp endpoint on the loopback interface? (ipc:// counts as local)
+//  Give the broker its certificate and allow directory (creating the local
+//  set under CERTS on first run when broker/cert is the default), or check
+//  that plain tcp was asked for explicitly. Returns 0, -1 on a run-time
+//  failure, -2 on bad config (printed).
 
-static bool
-s_is_loopback (const char *endpoint)
+static int
+s_broker_security (s_self_t *self)
 {
-    if (strncmp (endpoint, "tcp://", 6) != 0)
-        return true;
-    const char *host = endpoint + 6;
-    return strncmp (host, "127.", 4) == 0
-        || strncmp (host, "localhost:", 10) == 0
-        || strncmp (host, "[::1]:", 6) == 0;
+    lh_config_t *config = self->config;
+    if (!lh_config_bool (config, "bus/curve")) {
+        if (!lh_config_bool (config, "bus/plain")) {
+            fprintf (stderr, "lakehouse: config bus/curve = false needs bus/plain = true "
+                     "(plain tcp, loopback only)\n");
+            return -2;
+        }
+        lh_warn ("lakehouse", NULL, "bus/curve = false: the tcp endpoints are plain "
+                 "(loopback only), neither authenticated nor encrypted");
+        return 0;
+    }
+    char *dir = lh_cert_dir (config);
+    char *error = NULL;
+    const char *cert = lh_config_str (config, "broker/cert");
+    const char *allow = lh_config_str (config, "broker/allow");
+    char *cert_path = *cert? strdup (cert): zsys_sprintf ("%s/broker.cert", dir);
+    char *allow_dir = *allow? strdup (allow): zsys_sprintf ("%s/allow", dir);
+    int rc = 0;
+    if (!*cert && lh_cert_ensure_local (dir, &error) != 0) {
+        fprintf (stderr, "lakehouse: cannot create the certificates in %s: %s\n", dir, error);
+        rc = -1;
+    }
+    char *detail = NULL;
+    if (rc == 0 && s_broker_command (self, "CONFIGURE", "cert", cert_path, &detail) != 0) {
+        fprintf (stderr, "lakehouse: config broker/cert: cannot load '%s' with its "
+                 "secret key\n", cert_path);
+        rc = -2;
+    }
+    zstr_free (&detail);
+    if (rc == 0 && !zsys_file_exists (allow_dir))
+        lh_warn ("lakehouse", NULL, "the allow directory %s does not exist: no key "
+                 "is accepted until it does", allow_dir);
+    if (rc == 0 && s_broker_command (self, "CONFIGURE", "allow", allow_dir, &detail) != 0) {
+        fprintf (stderr, "lakehouse: config broker/allow: '%s' refused\n", allow_dir);
+        rc = -2;
+    }
+    zstr_free (&detail);
+    for (const s_key_t *key = s_keys; rc == 0 && key->path; key++) {
+        if (strncmp (key->path, "acl/", 4) != 0)
+            continue;
+        if (s_broker_command (self, "CONFIGURE", key->path,
+                              lh_config_str (config, key->path), &detail) != 0) {
+            fprintf (stderr, "lakehouse: config %s: refused by the broker\n", key->path);
+            rc = -2;
+        }
+        zstr_free (&detail);
+    }
+    free (error);
+    free (cert_path);
+    free (allow_dir);
+    free (dir);
+    return rc;
 }
 
 
@@ -450,7 +571,8 @@ s_broker_start (s_self_t *self, bool with_inproc)
     assert (self->broker);
 
     for (const s_key_t *key = s_keys; key->path; key++) {
-        if (strncmp (key->path, "broker/", 7) != 0)
+        if (strncmp (key->path, "broker/", 7) != 0
+        ||  streq (key->path, "broker/cert") || streq (key->path, "broker/allow"))
             continue;
         char buffer [32];
         char *detail = NULL;
@@ -464,6 +586,9 @@ s_broker_start (s_self_t *self, bool with_inproc)
         }
         free (detail);
     }
+    int security = s_broker_security (self);
+    if (security != 0)
+        return security;
     if (with_inproc) {
         const char *inproc = lh_config_str (self->config, "bus/inproc");
         char *detail = NULL;
@@ -482,10 +607,6 @@ s_broker_start (s_self_t *self, bool with_inproc)
         return -1;
     }
     self->bus_endpoint = detail;
-    if (!s_is_loopback (endpoint))
-        lh_warn ("lakehouse", NULL, "bus/endpoint %s is not loopback and this "
-                 "build has no CURVE yet: bus traffic is neither authenticated "
-                 "nor encrypted", endpoint);
 
     const char *tap = lh_config_str (self->config, "bus/tap");
     if (*tap) {
@@ -646,19 +767,48 @@ s_services_check (s_self_t *self, lh_client_t *client, bool as_baseline)
 
 
 //  --------------------------------------------------------------------------
-//  Wait up to timeout_ms for SIGINT/SIGTERM. Returns true if one came.
+//  SIGHUP: the broker (if this process runs one) re-reads its allow
+//  directory at once
+
+static void
+s_reload (s_self_t *self)
+{
+    if (!self->broker) {
+        lh_info ("lakehouse", NULL, "SIGHUP: no broker in this process, nothing to reload");
+        return;
+    }
+    char *detail = NULL;
+    if (s_broker_command (self, "RELOAD", "", NULL, &detail) == 0)
+        lh_info ("lakehouse", NULL, "SIGHUP: allow set reloaded (%s keys)", detail);
+    free (detail);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Wait up to timeout_ms for SIGINT/SIGTERM (SIGHUP reloads and goes on
+//  waiting). Returns true if a stop signal came.
 
 static bool
 s_signalled (s_self_t *self, int timeout_ms)
 {
-    struct timespec timeout = {
-        .tv_sec = timeout_ms / 1000,
-        .tv_nsec = (long) (timeout_ms % 1000) * 1000000L
-    };
-    int signo = sigtimedwait (&self->signals, NULL, &timeout);
-    if (signo > 0)
-        lh_info ("lakehouse", NULL, "%s received, stopping", strsignal (signo));
-    return signo > 0;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left < 0)
+            left = 0;
+        struct timespec timeout = {
+            .tv_sec = left / 1000,
+            .tv_nsec = (long) (left % 1000) * 1000000L
+        };
+        int signo = sigtimedwait (&self->signals, NULL, &timeout);
+        if (signo == SIGHUP) {
+            s_reload (self);
+            continue;
+        }
+        if (signo > 0)
+            lh_info ("lakehouse", NULL, "%s received, stopping", strsignal (signo));
+        return signo > 0;
+    }
 }
 
 
@@ -734,8 +884,11 @@ static void
 s_wait_for_signal (s_self_t *self)
 {
     int signo = 0;
-    while (sigwait (&self->signals, &signo) != 0)
-        ;
+    while (sigwait (&self->signals, &signo) != 0 || signo == SIGHUP) {
+        if (signo == SIGHUP)
+            s_reload (self);
+        signo = 0;
+    }
     lh_info ("lakehouse", NULL, "%s received, stopping", strsignal (signo));
 }
 
@@ -749,6 +902,7 @@ s_shutdown_begin (s_self_t *self)
 {
     signal (SIGINT, SIG_DFL);
     signal (SIGTERM, SIG_DFL);
+    signal (SIGHUP, SIG_IGN);
     pthread_sigmask (SIG_UNBLOCK, &self->signals, NULL);
     alarm (30);
 }
@@ -848,6 +1002,110 @@ s_run_broker (s_self_t *self)
 
 
 //  --------------------------------------------------------------------------
+//  The link to a remote broker at bus/endpoint: CURVE with bus/cert (else
+//  CERTS/default_name.cert) and bus/server_key, unless plain was asked for.
+//  The certificate and key live in self until the end. Returns 0, or -1
+//  after printing why.
+
+static int
+s_link_make (s_self_t *self, const char *default_name, lh_link_t *link)
+{
+    lh_config_t *config = self->config;
+    const char *endpoint = lh_config_str (config, "bus/endpoint");
+    char *error = NULL;
+    if (lh_cert_link (config, endpoint, default_name, NULL, NULL, link,
+                      &self->cert, &self->server_key, &error) != 0) {
+        fprintf (stderr, "lakehouse: CURVE link to %s: %s (see bus/cert, "
+                 "bus/server_key, `lakehouse certs`)\n", endpoint, error);
+        free (error);
+        return -1;
+    }
+    if (link->cert)
+        lh_info ("lakehouse", NULL, "CURVE to %s as %s (key %.8s)", endpoint,
+                 zcert_meta (link->cert, "name"), zcert_public_txt (link->cert));
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N],
+//  certs init, certs show FILE
+
+static int
+s_run_certs (s_args_t *args, lh_config_t *config)
+{
+    const char *verb = (const char *) zlist_first (args->words);
+    const char *name = (const char *) zlist_next (args->words);
+    char *dir = lh_cert_dir (config);
+    char *error = NULL;
+    int rc = 0;
+    if (verb && streq (verb, "init") && !name) {
+        if (lh_cert_ensure_local (dir, &error) != 0) {
+            fprintf (stderr, "lakehouse: certs init: %s\n", error);
+            rc = S_EXIT_FAILURE;
+        }
+        else
+            printf ("lakehouse: local certificates in %s\n", dir);
+    }
+    else
+    if (verb && streq (verb, "show") && name) {
+        zcert_t *cert = lh_cert_load (name, false, &error);
+        if (!cert) {
+            fprintf (stderr, "lakehouse: certs show: %s\n", error);
+            rc = S_EXIT_FAILURE;
+        }
+        else {
+            printf ("public-key = \"%s\"\n", zcert_public_txt (cert));
+            const char *keys [] = { "name", "role", "keyid", "expires" };
+            for (size_t index = 0; index < 4; index++)
+                printf ("%s = \"%s\"\n", keys [index],
+                        zcert_meta (cert, keys [index])? zcert_meta (cert, keys [index]): "");
+            zcert_destroy (&cert);
+        }
+    }
+    else
+    if (verb && streq (verb, "new") && name && !zlist_next (args->words)) {
+        char *end = NULL;
+        long days = args->days? strtol (args->days, &end, 10): 365;
+        if (!args->role || (end && *end) || days < 0 || days > 36500) {
+            fprintf (stderr, "lakehouse: certs new needs --role ROLE and a --days "
+                     "between 0 and 36500\n");
+            rc = S_EXIT_USAGE;
+        }
+        else {
+            const char *out = args->out? args->out: dir;
+            char *allow = NULL;
+            if (args->allow)
+                allow = strdup (args->allow);
+            else
+            if (!args->out && !streq (args->role, "broker"))
+                allow = *lh_config_str (config, "broker/allow")
+                      ? strdup (lh_config_str (config, "broker/allow"))
+                      : zsys_sprintf ("%s/allow", dir);
+            if (lh_cert_create (out, name, args->role, (int) days, allow, &error) != 0) {
+                fprintf (stderr, "lakehouse: certs new: %s\n", error);
+                rc = S_EXIT_FAILURE;
+            }
+            else {
+                printf ("lakehouse: created %s/%s.cert and %s/%s.cert_secret (role %s)%s%s\n",
+                        out, name, out, name, args->role,
+                        allow? ", allowed in ": "", allow? allow: "");
+            }
+            free (allow);
+        }
+    }
+    else {
+        fprintf (stderr, "lakehouse: usage: certs new NAME --role ROLE [--out DIR] "
+                 "[--allow DIR] [--days N] | certs init | certs show FILE\n");
+        rc = S_EXIT_USAGE;
+    }
+    free (error);
+    free (dir);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
 //  lakehouse node: the named actors against the broker at bus/endpoint
 
 static int
@@ -862,7 +1120,9 @@ s_run_node (s_self_t *self, const char *actors)
         fprintf (stderr, "lakehouse: %s: no services to run\n", source);
         return S_EXIT_USAGE;
     }
-    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/endpoint") };
+    lh_link_t link;
+    if (s_link_make (self, "node", &link) != 0)
+        return S_EXIT_FAILURE;
     int rc = s_services_start (self, &link, -1);
     if (rc < 0)
         return S_EXIT_FAILURE;
@@ -890,13 +1150,75 @@ s_run_gateway (s_self_t *self)
         fprintf (stderr, "lakehouse: config gateway/listen: empty, nothing to run\n");
         return S_EXIT_USAGE;
     }
-    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/endpoint") };
+    lh_link_t link;
+    if (s_link_make (self, "gateway", &link) != 0)
+        return S_EXIT_FAILURE;
     if (s_gateway_start (self, &link) != 0)
         return S_EXIT_FAILURE;
     s_gateway_announce (self);
     s_wait_for_signal (self);
     s_shutdown_begin (self);
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Progress of `lakehouse ingest`: one line, rewritten in place on a tty
+
+static void
+s_ingest_progress (void *arg, uint64_t bytes, uint64_t rows)
+{
+    bool tty = *(bool *) arg;
+    fprintf (stderr, "%s%.1f MiB, %" PRIu64 " rows uploaded%s",
+             tty? "\r": "", bytes / 1048576.0, rows, tty? "": "\n");
+    fflush (stderr);
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse ingest FILE --name N: upload FILE into storaged in parts, call
+//  ingestd, print its reply as JSON. Exit 0 on success, 1 on a refusal or
+//  failure (the reason printed), as buscall does.
+
+static int
+s_run_ingest (s_self_t *self, const char *path, const char *name)
+{
+    lh_link_t link;
+    if (s_link_make (self, "admin", &link) != 0)
+        return S_EXIT_FAILURE;
+    lh_client_t *client = lh_client_new (&link, "ingest");
+    if (!client) {
+        fprintf (stderr, "lakehouse: ingest: cannot reach the broker at %s\n", link.endpoint);
+        return S_EXIT_FAILURE;
+    }
+    bool tty = isatty (STDERR_FILENO);
+    lh_ingest_opts_t opts = { .upload = { .progress = s_ingest_progress, .progress_arg = &tty } };
+    lh_reply_t *reply = NULL;
+    char *error = NULL;
+    int status = lh_ingest_file (client, path, name, &opts, &reply, &error);
+    if (tty)
+        fprintf (stderr, "\n");
+    int rc = 0;
+    if (reply) {
+        size_t size;
+        const void *body = lh_reply_body (reply, &size);
+        char *text = body? lh_json_text_from_msgpack (body, size, NULL, NULL): NULL;
+        if (status >= 200 && status < 300)
+            printf ("%s\n", text? text: "{}");
+        else {
+            fprintf (stderr, "lakehouse: ingest: %d %s\n", status, text? text: "");
+            rc = S_EXIT_FAILURE;
+        }
+        free (text);
+        lh_reply_destroy (&reply);
+    }
+    else {
+        fprintf (stderr, "lakehouse: ingest: %d %s\n", status, error? error: "failed");
+        rc = S_EXIT_FAILURE;
+    }
+    free (error);
+    lh_client_destroy (&client);
+    return rc;
 }
 
 
@@ -911,14 +1233,16 @@ main (int argc, char *argv [])
     sigemptyset (&signals);
     sigaddset (&signals, SIGINT);
     sigaddset (&signals, SIGTERM);
+    sigaddset (&signals, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
 
-    s_args_t args = { .sets = zlist_new () };
+    s_args_t args = { .sets = zlist_new (), .words = zlist_new () };
     assert (args.sets);
     int rc = s_args_parse (&args, argc, argv);
     if (rc == 0 && args.help) {
         s_usage (stdout);
         zlist_destroy (&args.sets);
+        zlist_destroy (&args.words);
         return 0;
     }
     if (rc == 0 && !args.command) {
@@ -928,8 +1252,14 @@ main (int argc, char *argv [])
     if (rc == 0
     &&  !streq (args.command, "up") && !streq (args.command, "broker")
     &&  !streq (args.command, "node") && !streq (args.command, "gateway")
-    &&  !streq (args.command, "config")) {
+    &&  !streq (args.command, "config") && !streq (args.command, "certs")
+    &&  !streq (args.command, "ingest")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
+        rc = -1;
+    }
+    if (rc == 0 && streq (args.command, "ingest")
+    &&  (zlist_size (args.words) != 1 || !args.name)) {
+        fprintf (stderr, "lakehouse: usage: lakehouse ingest FILE --name NAME\n");
         rc = -1;
     }
     if (rc == 0 && args.actors && !streq (args.command, "node")) {
@@ -938,16 +1268,19 @@ main (int argc, char *argv [])
     }
     if (rc != 0) {
         zlist_destroy (&args.sets);
+        zlist_destroy (&args.words);
         return S_EXIT_USAGE;
     }
     if (streq (args.command, "config")) {
         lh_config_print_defaults (stdout);
         zlist_destroy (&args.sets);
+        zlist_destroy (&args.words);
         return 0;
     }
     lh_config_t *config = s_config_load (&args);
     if (!config) {
         zlist_destroy (&args.sets);
+        zlist_destroy (&args.words);
         return S_EXIT_USAGE;
     }
     const char *level = lh_config_str (config, "log/level");
@@ -955,6 +1288,13 @@ main (int argc, char *argv [])
                       streq (level, "debug")? LH_LOG_DEBUG:
                       streq (level, "warn")? LH_LOG_WARN:
                       streq (level, "error")? LH_LOG_ERROR: LH_LOG_INFO);
+    if (streq (args.command, "certs")) {
+        rc = s_run_certs (&args, config);
+        lh_config_destroy (&config);
+        zlist_destroy (&args.sets);
+        zlist_destroy (&args.words);
+        return rc;
+    }
 
     const char *data_dir = lh_config_str (config, "data/dir");
     if (zsys_dir_create ("%s", data_dir) != 0) {
@@ -962,9 +1302,13 @@ main (int argc, char *argv [])
                  data_dir, strerror (errno));
         lh_config_destroy (&config);
         zlist_destroy (&args.sets);
+        zlist_destroy (&args.words);
         return S_EXIT_FAILURE;
     }
     s_self_t *self = s_self_new (&config);
+    if (streq (args.command, "ingest"))
+        rc = s_run_ingest (self, (const char *) zlist_first (args.words), args.name);
+    else
     if (streq (args.command, "up"))
         rc = s_run_up (self);
     else
@@ -978,6 +1322,7 @@ main (int argc, char *argv [])
 
     s_self_destroy (&self);
     zlist_destroy (&args.sets);
+    zlist_destroy (&args.words);
     if (rc == 0)
         lh_info ("lakehouse", NULL, "stopped");
     return rc;

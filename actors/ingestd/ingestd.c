@@ -11,8 +11,12 @@
 #define S_NAME          "ingestd"
 #define S_NAME_MAX      128             //  longest dataset name
 #define S_VALUE_MAX     64              //  longest value counted as distinct
-#define S_INDEX_COLUMNS 8               //  numeric columns in a covering index
+#define S_INDEX_COLUMNS 8               //  leading / numeric columns in an index
 #define S_PART_MAX      (8 * 1024 * 1024)
+#define S_PART_HEAD     256             //  room for a part's msgpack head
+#define S_READ_AHEAD    2               //  source gets in flight
+#define S_BATCH_BYTES   (1024 * 1024)   //  rows per batch to the loader
+#define S_BATCH_COUNT   4               //  batches in flight
 #define S_BUSY_TRIES    20              //  upload_begin retries on 503
 #define S_SAMPLE_ROWS   1000            //  rows whose types start the table
 #define S_SAMPLE_BYTES  (4 * 1024 * 1024)
@@ -42,6 +46,34 @@ typedef struct {
     int distinct_max;                   //  distinct values of an indexed column
 } s_state_t;
 
+//  A batch of rows handed from the parsing thread to the loading thread:
+//  each row is [line u64][count u32], then per field [size u32][bytes][NUL]
+typedef struct {
+    uint8_t *data;                      //  encoded rows
+    size_t size;                        //  bytes used
+    size_t capacity;                    //  bytes allocated
+} s_batch_t;
+
+//  The loading thread: inserts the rows the parsing thread batches, so
+//  parsing and inference (this thread) run beside SQLite (that one)
+typedef struct {
+    pthread_t thread;                   //  the loading thread
+    pthread_mutex_t lock;               //  guards the fields below
+    pthread_cond_t changed;             //  a batch moved, or the end
+    s_batch_t *full [S_BATCH_COUNT];    //  batches to insert, in order
+    size_t full_head;                   //  first of them
+    size_t full_count;                  //  how many
+    s_batch_t *spare [S_BATCH_COUNT];   //  empty batches
+    size_t spare_count;                 //  how many
+    bool closed;                        //  no more batches will come
+    bool done;                          //  the thread has finished
+    volatile bool stop;                 //  interrupt SQLite (deadline)
+    s_batch_t *filling;                 //  batch the parser fills
+    uint32_t status;                    //  the thread's failure, 0 = none
+    char kind [32];                     //  its kind
+    char reason [600];                  //  its reason
+} s_loader_t;
+
 //  One ingest in progress
 typedef struct {
     s_state_t *state;                   //  service state
@@ -67,6 +99,8 @@ typedef struct {
     sqlite3 *db;                        //  table file being built
     sqlite3_stmt *insert;               //  the prepared INSERT
     uint64_t rows;                      //  rows inserted
+    s_loader_t *loader;                 //  loading thread, while loading
+    int64_t commit_ms;                  //  time storaged took to commit
 } s_ingest_t;
 
 //  A growing SQL text
@@ -175,26 +209,37 @@ s_fail_reply (s_ingest_t *self, lh_reply_t *reply, const char *service, const ch
 
 
 //  --------------------------------------------------------------------------
-//  Call svc.op with a pack (destroyed); returns the reply (any status), or
-//  NULL when the caller's deadline has passed (the failure is noted)
+//  Call svc.op with a body; returns the reply (any status), or NULL when
+//  the caller's deadline has passed (the failure is noted)
 
 static lh_reply_t *
-s_call (s_ingest_t *self, const char *svc, const char *op, lh_pack_t **pack_p)
+s_call_raw (s_ingest_t *self, const char *svc, const char *op, const void *data,
+            size_t size)
 {
     uint64_t left = lh_request_time_left (self->request);
     if (left == 0) {
-        lh_pack_destroy (pack_p);
         s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
         return NULL;
     }
-    size_t size;
-    const void *data = lh_pack_data (*pack_p, &size);
     lh_call_opts_t opts = {
         .timeout_ms = left < self->state->timeout_ms? (uint32_t) left: self->state->timeout_ms,
         .queue = true
     };
     lh_reply_t *reply = NULL;
     lh_client_call (self->client, svc, op, data, size, &opts, &reply);
+    return reply;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The same with a pack (destroyed)
+
+static lh_reply_t *
+s_call (s_ingest_t *self, const char *svc, const char *op, lh_pack_t **pack_p)
+{
+    size_t size;
+    const void *data = lh_pack_data (*pack_p, &size);
+    lh_reply_t *reply = s_call_raw (self, svc, op, data, size);
     lh_pack_destroy (pack_p);
     return reply;
 }
@@ -231,22 +276,103 @@ s_row_distinct (void *arg, char **fields, const size_t *sizes, size_t count, uin
 
 
 //  --------------------------------------------------------------------------
-//  Read the whole source from storaged in ranges into a table reader.
-//  Returns 0, or -1 with the failure noted.
+//  Ask storaged for the range at offset without waiting; returns the
+//  request id, 0 on failure (noted)
+
+static uint64_t
+s_get_send (s_ingest_t *self, uint64_t offset)
+{
+    uint64_t left = lh_request_time_left (self->request);
+    if (left == 0) {
+        s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+        return 0;
+    }
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3);
+    lh_pack_kv_str (pack, "key", self->source);
+    lh_pack_kv_uint (pack, "offset", offset);
+    lh_pack_kv_uint (pack, "length", self->state->read_chunk);
+    size_t size;
+    const void *data = lh_pack_data (pack, &size);
+    lh_call_opts_t opts = {
+        .timeout_ms = left < self->state->timeout_ms? (uint32_t) left: self->state->timeout_ms,
+        .queue = true
+    };
+    uint64_t cid = lh_client_send (self->client, "storaged", "get", data, size, &opts);
+    lh_pack_destroy (&pack);
+    if (cid == 0)
+        s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
+                "storaged could not be asked for the source");
+    return cid;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Read the whole source from storaged in ranges into a table reader, with
+//  S_READ_AHEAD gets in flight so storaged reads and sends the next range
+//  while this one is parsed. Returns 0, or -1 with the failure noted.
+
+typedef struct {
+    uint64_t cid;                       //  request id, 0 = slot free
+    uint64_t offset;                    //  range start
+    lh_reply_t *reply;                  //  the answer, once here
+} s_ahead_t;
 
 static int
 s_read_source (s_ingest_t *self, lh_csv_table_t *table)
 {
-    uint64_t offset = 0;
-    while (offset < self->size) {
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 3);
-        lh_pack_kv_str (pack, "key", self->source);
-        lh_pack_kv_uint (pack, "offset", offset);
-        lh_pack_kv_uint (pack, "length", self->state->read_chunk);
-        lh_reply_t *reply = s_call (self, "storaged", "get", &pack);
-        if (!reply)
-            return -1;
+    s_ahead_t ahead [S_READ_AHEAD];
+    memset (ahead, 0, sizeof (ahead));
+    uint64_t offset = 0;                //  next byte to parse
+    uint64_t asked = 0;                 //  next byte to ask for
+    int rc = 0;
+    while (rc == 0 && offset < self->size) {
+        //  Keep the read-ahead full
+        for (int slot = 0; slot < S_READ_AHEAD && asked < self->size; slot++)
+            if (ahead [slot].cid == 0) {
+                ahead [slot].cid = s_get_send (self, asked);
+                ahead [slot].offset = asked;
+                if (ahead [slot].cid == 0) {
+                    rc = -1;
+                    break;
+                }
+                asked += self->state->read_chunk;
+            }
+        if (rc)
+            break;
+        //  Wait for the range at offset
+        s_ahead_t *next = NULL;
+        for (int slot = 0; slot < S_READ_AHEAD; slot++)
+            if (ahead [slot].cid && ahead [slot].offset == offset)
+                next = &ahead [slot];
+        if (!next) {
+            s_fail (self, LH_ST_INTERNAL, "internal", "source read lost its place");
+            rc = -1;
+            break;
+        }
+        while (!next->reply) {
+            lh_reply_t *reply = NULL;
+            if (lh_client_recv (self->client, &reply, (int) self->state->timeout_ms + 1000)) {
+                s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
+                        "storaged did not answer the source read");
+                rc = -1;
+                break;
+            }
+            bool kept = false;
+            for (int slot = 0; slot < S_READ_AHEAD; slot++)
+                if (ahead [slot].cid && ahead [slot].cid == lh_reply_cid (reply)
+                &&  !ahead [slot].reply) {
+                    ahead [slot].reply = reply;
+                    kept = true;
+                }
+            if (!kept)
+                lh_reply_destroy (&reply);      //  a stale answer
+        }
+        if (rc)
+            break;
+        lh_reply_t *reply = next->reply;
+        next->reply = NULL;
+        next->cid = 0;
         const msgpack_object *body = lh_reply_status (reply) == LH_ST_OK?
                                      lh_reply_object (reply): NULL;
         const msgpack_object *data = lh_obj_get (body, "data");
@@ -258,15 +384,20 @@ s_read_source (s_ingest_t *self, lh_csv_table_t *table)
                 s_fail (self, LH_ST_CONFLICT, "source_changed",
                         "the source '%s' was deleted during the ingest", self->source);
             else
+            if (lh_reply_status (reply) == LH_ST_TIMEOUT && lh_request_time_left (self->request) == 0)
+                s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+            else
                 s_fail_reply (self, reply, "storaged", "source read");
             lh_reply_destroy (&reply);
-            return -1;
+            rc = -1;
+            break;
         }
         if (etag_size != strlen (self->etag) || memcmp (etag, self->etag, etag_size)) {
             s_fail (self, LH_ST_CONFLICT, "source_changed",
                     "the source '%s' changed during the ingest", self->source);
             lh_reply_destroy (&reply);
-            return -1;
+            rc = -1;
+            break;
         }
         size_t length = data->via.bin.size;
         if (length == 0) {
@@ -274,19 +405,33 @@ s_read_source (s_ingest_t *self, lh_csv_table_t *table)
                     "storaged returned no bytes at offset %" PRIu64 " of %" PRIu64,
                     offset, self->size);
             lh_reply_destroy (&reply);
-            return -1;
+            rc = -1;
+            break;
         }
-        int rc = lh_csv_table_feed (table, data->via.bin.ptr, length);
+        int fed = lh_csv_table_feed (table, data->via.bin.ptr, length);
         lh_reply_destroy (&reply);
-        if (rc == -2) {
+        if (fed == -2)
             s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (table));
-            return -1;
+        if (fed) {
+            rc = -1;
+            break;
         }
-        if (rc)
-            return -1;
         offset += length;
+        if (length < self->state->read_chunk && offset < self->size) {
+            //  storaged answered less than asked (its get_max is smaller):
+            //  the ranges asked ahead start at the wrong place
+            for (int slot = 0; slot < S_READ_AHEAD; slot++) {
+                lh_reply_destroy (&ahead [slot].reply);
+                ahead [slot].cid = 0;
+            }
+            asked = offset;
+        }
     }
-    int rc = lh_csv_table_finish (table);
+    for (int slot = 0; slot < S_READ_AHEAD; slot++)
+        lh_reply_destroy (&ahead [slot].reply);
+    if (rc)
+        return -1;
+    rc = lh_csv_table_finish (table);
     if (rc == -2)
         s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (table));
     return rc? -1: 0;
@@ -297,9 +442,14 @@ s_read_source (s_ingest_t *self, lh_csv_table_t *table)
 //  Pass 2 row: bind each value by the column's type and insert
 
 static int
-s_row_insert (void *arg, char **fields, const size_t *sizes, size_t count, uint64_t line)
+s_row_insert (void *arg, char **fields, const size_t *sizes, size_t count, uint64_t line);
+
+//  Bind and insert one row; on failure fills status, kind and reason
+static int
+s_row_store (s_ingest_t *self, char **fields, const size_t *sizes, size_t count,
+             uint64_t line, uint32_t *status, char *kind, size_t kind_size,
+             char *reason, size_t reason_size)
 {
-    s_ingest_t *self = (s_ingest_t *) arg;
     sqlite3_stmt *insert = self->insert;
     for (size_t column = 0; column < count; column++) {
         int slot = (int) column + 1;
@@ -326,15 +476,270 @@ s_row_insert (void *arg, char **fields, const size_t *sizes, size_t count, uint6
     int rc = sqlite3_step (insert);
     sqlite3_reset (insert);
     if (rc != SQLITE_DONE) {
-        if (rc == SQLITE_INTERRUPT)
-            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
-        else
-            s_fail (self, LH_ST_INTERNAL, "table_failed", "line %" PRIu64 ": insert failed: %s",
-                    line, sqlite3_errmsg (self->db));
+        if (rc == SQLITE_INTERRUPT) {
+            *status = LH_ST_TIMEOUT;
+            snprintf (kind, kind_size, "deadline");
+            snprintf (reason, reason_size, "the ingest ran past its deadline");
+        }
+        else {
+            *status = LH_ST_INTERNAL;
+            snprintf (kind, kind_size, "table_failed");
+            snprintf (reason, reason_size, "line %" PRIu64 ": insert failed: %s",
+                      line, sqlite3_errmsg (self->db));
+        }
         return -1;
     }
     self->rows++;
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Insert one row on this thread (lh_csv_record_fn; the failure is noted)
+
+static int
+s_row_insert (void *arg, char **fields, const size_t *sizes, size_t count, uint64_t line)
+{
+    s_ingest_t *self = (s_ingest_t *) arg;
+    uint32_t status = 0;
+    char kind [32], reason [600];
+    if (s_row_store (self, fields, sizes, count, line, &status, kind, sizeof (kind),
+                     reason, sizeof (reason)) == 0)
+        return 0;
+    s_fail (self, status, kind, "%s", reason);
+    return -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The loading thread: insert every batch in order until closed
+
+static void *
+s_loader_run (void *arg)
+{
+    s_ingest_t *self = (s_ingest_t *) arg;
+    s_loader_t *loader = self->loader;
+    char **fields = (char **) malloc ((self->columns + 1) * sizeof (char *));
+    size_t *sizes = (size_t *) malloc ((self->columns + 1) * sizeof (size_t));
+    assert (fields && sizes);
+    bool failed = false;
+    while (true) {
+        pthread_mutex_lock (&loader->lock);
+        while (loader->full_count == 0 && !loader->closed)
+            pthread_cond_wait (&loader->changed, &loader->lock);
+        if (loader->full_count == 0) {
+            pthread_mutex_unlock (&loader->lock);
+            break;
+        }
+        s_batch_t *batch = loader->full [loader->full_head];
+        loader->full_head = (loader->full_head + 1) % S_BATCH_COUNT;
+        loader->full_count--;
+        pthread_mutex_unlock (&loader->lock);
+
+        for (size_t at = 0; !failed && at < batch->size; ) {
+            uint64_t line;
+            uint32_t count;
+            memcpy (&line, batch->data + at, sizeof (line));
+            memcpy (&count, batch->data + at + 8, sizeof (count));
+            at += 12;
+            for (uint32_t column = 0; column < count && column < self->columns; column++) {
+                uint32_t size;
+                memcpy (&size, batch->data + at, sizeof (size));
+                fields [column] = (char *) batch->data + at + 4;
+                sizes [column] = size;
+                at += 4 + (size_t) size + 1;
+            }
+            uint32_t status = 0;
+            char kind [32], reason [600];
+            if (s_row_store (self, fields, sizes, count, line, &status, kind, sizeof (kind),
+                             reason, sizeof (reason))) {
+                pthread_mutex_lock (&loader->lock);
+                loader->status = status;
+                snprintf (loader->kind, sizeof (loader->kind), "%s", kind);
+                snprintf (loader->reason, sizeof (loader->reason), "%s", reason);
+                pthread_mutex_unlock (&loader->lock);
+                failed = true;
+            }
+        }
+        batch->size = 0;
+        pthread_mutex_lock (&loader->lock);
+        loader->spare [loader->spare_count++] = batch;
+        pthread_cond_broadcast (&loader->changed);
+        pthread_mutex_unlock (&loader->lock);
+    }
+    free (fields);
+    free (sizes);
+    pthread_mutex_lock (&loader->lock);
+    loader->done = true;
+    pthread_cond_broadcast (&loader->changed);
+    pthread_mutex_unlock (&loader->lock);
+    return NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  On the parsing thread, with the loader's lock held: wait for the loader
+//  to move a batch, at most 100 ms, then heartbeat this worker's bus
+//  session (the wait may be long: a slow disk) and stop the loader when
+//  the caller's deadline has passed
+
+static void
+s_loader_wait (s_ingest_t *self)
+{
+    s_loader_t *loader = self->loader;
+    struct timespec until;
+    clock_gettime (CLOCK_REALTIME, &until);
+    until.tv_nsec += 100 * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait (&loader->changed, &loader->lock, &until);
+    pthread_mutex_unlock (&loader->lock);
+    if (lh_request_time_left (self->request) == 0)
+        loader->stop = true;
+    pthread_mutex_lock (&loader->lock);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start the loading thread (the table and its INSERT exist)
+
+static void
+s_loader_start (s_ingest_t *self)
+{
+    s_loader_t *loader = (s_loader_t *) zmalloc (sizeof (s_loader_t));
+    assert (loader);
+    pthread_mutex_init (&loader->lock, NULL);
+    pthread_cond_init (&loader->changed, NULL);
+    for (size_t index = 0; index < S_BATCH_COUNT; index++) {
+        s_batch_t *batch = (s_batch_t *) zmalloc (sizeof (s_batch_t));
+        assert (batch);
+        batch->capacity = S_BATCH_BYTES;
+        batch->data = (uint8_t *) malloc (batch->capacity);
+        assert (batch->data);
+        loader->spare [loader->spare_count++] = batch;
+    }
+    loader->filling = loader->spare [--loader->spare_count];
+    self->loader = loader;
+    int rc = pthread_create (&loader->thread, NULL, s_loader_run, self);
+    assert (rc == 0);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Hand the filling batch to the loader and take an empty one. Returns 0,
+//  or -1 if the loader has failed (its failure is merged at the end).
+
+static int
+s_loader_push (s_ingest_t *self)
+{
+    s_loader_t *loader = self->loader;
+    pthread_mutex_lock (&loader->lock);
+    size_t tail = (loader->full_head + loader->full_count) % S_BATCH_COUNT;
+    loader->full [tail] = loader->filling;
+    loader->full_count++;
+    loader->filling = NULL;
+    pthread_cond_broadcast (&loader->changed);
+    while (loader->spare_count == 0 && !loader->status)
+        s_loader_wait (self);
+    if (loader->spare_count)
+        loader->filling = loader->spare [--loader->spare_count];
+    int rc = loader->status? -1: 0;
+    pthread_mutex_unlock (&loader->lock);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Queue one row for the loader. Returns 0, or -1 if the loader failed.
+
+static int
+s_loader_add (s_ingest_t *self, char **fields, const size_t *sizes, size_t count,
+              uint64_t line)
+{
+    s_loader_t *loader = self->loader;
+    size_t need = 12;
+    for (size_t column = 0; column < count; column++)
+        need += 4 + sizes [column] + 1;
+    s_batch_t *batch = loader->filling;
+    if (batch->size + need > batch->capacity && batch->size > 0) {
+        if (s_loader_push (self))
+            return -1;
+        batch = loader->filling;
+    }
+    if (need > batch->capacity) {
+        //  One record larger than a batch (record_max bounds it)
+        batch->capacity = need;
+        batch->data = (uint8_t *) realloc (batch->data, batch->capacity);
+        assert (batch->data);
+    }
+    uint8_t *at = batch->data + batch->size;
+    uint32_t fields_count = (uint32_t) count;
+    memcpy (at, &line, 8);
+    memcpy (at + 8, &fields_count, 4);
+    at += 12;
+    for (size_t column = 0; column < count; column++) {
+        uint32_t size = (uint32_t) sizes [column];
+        memcpy (at, &size, 4);
+        memcpy (at + 4, fields [column], sizes [column] + 1);
+        at += 4 + sizes [column] + 1;
+    }
+    batch->size += need;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Insert what is queued, stop the loader and merge its failure. With
+//  abort, the rows still queued are not wanted: SQLite is interrupted.
+//  Keeps this worker's bus session alive while it waits.
+
+static int
+s_loader_finish (s_ingest_t *self, bool abort)
+{
+    s_loader_t *loader = self->loader;
+    if (!loader)
+        return 0;
+    pthread_mutex_lock (&loader->lock);
+    if (loader->filling && loader->filling->size && !abort) {
+        size_t tail = (loader->full_head + loader->full_count) % S_BATCH_COUNT;
+        loader->full [tail] = loader->filling;
+        loader->full_count++;
+        loader->filling = NULL;
+    }
+    if (abort)
+        loader->stop = true;
+    loader->closed = true;
+    pthread_cond_broadcast (&loader->changed);
+    while (!loader->done)
+        s_loader_wait (self);
+    pthread_mutex_unlock (&loader->lock);
+    pthread_join (loader->thread, NULL);
+    //  With abort, an interrupt is ours, not a failure
+    int rc = 0;
+    if (loader->status && !(abort && loader->status == LH_ST_TIMEOUT)) {
+        s_fail (self, loader->status, loader->kind, "%s", loader->reason);
+        rc = -1;
+    }
+    if (loader->filling) {
+        free (loader->filling->data);
+        free (loader->filling);
+    }
+    for (size_t index = 0; index < loader->full_count; index++) {
+        s_batch_t *batch = loader->full [(loader->full_head + index) % S_BATCH_COUNT];
+        free (batch->data);
+        free (batch);
+    }
+    for (size_t index = 0; index < loader->spare_count; index++) {
+        free (loader->spare [index]->data);
+        free (loader->spare [index]);
+    }
+    pthread_mutex_destroy (&loader->lock);
+    pthread_cond_destroy (&loader->changed);
+    free (loader);
+    self->loader = NULL;
+    return rc;
 }
 
 
@@ -345,6 +750,8 @@ static int
 s_progress (void *arg)
 {
     s_ingest_t *self = (s_ingest_t *) arg;
+    if (self->loader)                   //  on the loading thread: no bus here
+        return self->loader->stop;
     return lh_request_time_left (self->request) == 0;
 }
 
@@ -376,7 +783,9 @@ s_exec (s_ingest_t *self, const char *sql)
 static int
 s_build_open (s_ingest_t *self, const char *path)
 {
-    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)
+    //  One thread uses the connection: no SQLite mutexes
+    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                          | SQLITE_OPEN_NOMUTEX, NULL)
         != SQLITE_OK) {
         s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot create a table file: %s",
                 sqlite3_errmsg (self->db));
@@ -457,20 +866,32 @@ s_build_finish (s_ingest_t *self, lh_csv_table_t *schema)
     sqlite3_finalize (self->insert);
     self->insert = NULL;
     int rc = s_exec (self, "COMMIT");
-    //  Covering indexes on low-cardinality text columns with the numeric
-    //  columns: GROUP BY / WHERE on them then reads the index, not the rows
+    //  Covering indexes over the low-cardinality text / boolean columns and
+    //  the numeric ones. The first leads with every such column (up to
+    //  S_INDEX_COLUMNS) in header order: GROUP BY its first column reads
+    //  it in order, and any count, filter or aggregate over those columns
+    //  scans it instead of the wide rows (one table scan to build, where
+    //  an index per column costs a scan each). Each further index (up to
+    //  index_max) leads with the next such column, for seeks on it.
+    size_t *lead = (size_t *) malloc ((self->columns + 1) * sizeof (size_t));
+    assert (lead);
+    size_t leads = 0;
+    for (size_t column = 0; column < self->columns; column++)
+        if (self->distinct && self->distinct [column]
+        &&  (self->types [column] == LH_CSV_VARCHAR || self->types [column] == LH_CSV_BOOLEAN))
+            lead [leads++] = column;
     s_sql_t sql = { NULL, 0, 0 };
     int indexes = 0;
-    for (size_t column = 0; rc == 0 && column < self->columns
-                           && indexes < state->index_max; column++) {
-        if (!self->distinct || !self->distinct [column]
-        ||  (self->types [column] != LH_CSV_VARCHAR && self->types [column] != LH_CSV_BOOLEAN))
-            continue;
+    for (size_t first = 0; rc == 0 && first < leads && indexes < state->index_max; first++) {
         sql.size = 0;
-        s_sql_add (&sql, "CREATE INDEX \"_lh_%zu\" ON ", column);
+        s_sql_add (&sql, "CREATE INDEX \"_lh_%zu\" ON ", lead [first]);
         s_sql_ident (&sql, self->name);
         s_sql_add (&sql, " (");
-        s_sql_ident (&sql, lh_csv_table_name (schema, column));
+        size_t width = first == 0? (leads < S_INDEX_COLUMNS? leads: S_INDEX_COLUMNS): 1;
+        for (size_t index = 0; index < width; index++) {
+            s_sql_add (&sql, index? ", ": "");
+            s_sql_ident (&sql, lh_csv_table_name (schema, lead [first + index]));
+        }
         size_t numeric = 0;
         for (size_t other = 0; other < self->columns && numeric < S_INDEX_COLUMNS; other++)
             if (self->types [other] == LH_CSV_BIGINT || self->types [other] == LH_CSV_DOUBLE) {
@@ -482,6 +903,7 @@ s_build_finish (s_ingest_t *self, lh_csv_table_t *schema)
         rc = s_exec (self, sql.text);
         indexes++;
     }
+    free (lead);
     if (rc == 0 && indexes)
         rc = s_exec (self, "PRAGMA analysis_limit = 1000; ANALYZE");
     free (sql.text);
@@ -607,18 +1029,45 @@ s_row_first (void *arg, char **fields, const size_t *sizes, size_t count, uint64
     }
     if (self->spec == S_SPEC_SAMPLING) {
         s_sample_add (self, fields, sizes, count, line);
-        if (self->sample_count == S_SAMPLE_ROWS || self->sample_bytes >= S_SAMPLE_BYTES)
-            return s_speculate (self, self->schema);
+        if (self->sample_count == S_SAMPLE_ROWS || self->sample_bytes >= S_SAMPLE_BYTES) {
+            if (s_speculate (self, self->schema))
+                return -1;
+            s_loader_start (self);
+        }
     }
     else
     if (self->spec == S_SPEC_LOADING) {
         if (fits)
-            return s_row_insert (self, fields, sizes, count, line);
+            return s_loader_add (self, fields, sizes, count, line);
         lh_debug (S_NAME, self->trace, "line %" PRIu64 " does not fit the types of the first "
                   "rows: a second pass will load the file", line);
         self->spec = S_SPEC_FAILED;
     }
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Read up to size bytes of the table file (fewer only at its end); a read
+//  error is noted and sets *rc
+
+static size_t
+s_read_part (s_ingest_t *self, int fd, uint8_t *data, size_t size, int *rc)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t got = read (fd, data + done, size - done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
+            *rc = -1;
+        }
+        if (got <= 0)
+            break;
+        done += (size_t) got;
+    }
+    return done;
 }
 
 
@@ -666,24 +1115,69 @@ s_upload (s_ingest_t *self, const char *path, const char *key)
     if (part_max > S_PART_MAX)
         part_max = S_PART_MAX;
     int rc = 0;
-    FILE *file = fopen (path, "rb");
-    if (!file) {
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
         rc = -1;
     }
-    uint8_t *buffer = (uint8_t *) malloc (part_max);
+    //  Each part's body is {upload_id, part, data: bin}: the file's bytes
+    //  are read straight into place after the msgpack head (no copy on the
+    //  way to the bus client), and the next part is read while this one
+    //  travels (the client has its own copy once sent)
+    uint8_t *buffer = (uint8_t *) malloc (S_PART_HEAD + part_max);
     assert (buffer);
+    uint8_t *content = buffer + S_PART_HEAD;
+    size_t size = rc == 0? s_read_part (self, fd, content, part_max, &rc): 0;
     for (uint64_t part = 1; rc == 0; part++) {
-        size_t size = fread (buffer, 1, part_max, file);
-        if (size == 0 && part > 1)
+        msgpack_sbuffer head;
+        msgpack_sbuffer_init (&head);
+        msgpack_packer packer;
+        msgpack_packer_init (&packer, &head, msgpack_sbuffer_write);
+        msgpack_pack_map (&packer, 3);
+        msgpack_pack_str (&packer, 9);
+        msgpack_pack_str_body (&packer, "upload_id", 9);
+        msgpack_pack_str (&packer, strlen (upload_id));
+        msgpack_pack_str_body (&packer, upload_id, strlen (upload_id));
+        msgpack_pack_str (&packer, 4);
+        msgpack_pack_str_body (&packer, "part", 4);
+        msgpack_pack_uint64 (&packer, part);
+        msgpack_pack_str (&packer, 4);
+        msgpack_pack_str_body (&packer, "data", 4);
+        msgpack_pack_bin (&packer, size);
+        assert (head.size <= S_PART_HEAD);
+        uint8_t *body = content - head.size;
+        memcpy (body, head.data, head.size);
+        size_t body_size = head.size + size;
+        msgpack_sbuffer_destroy (&head);
+        uint64_t left = lh_request_time_left (self->request);
+        if (left == 0) {
+            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+            rc = -1;
             break;
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 3);
-        lh_pack_kv_str (pack, "upload_id", upload_id);
-        lh_pack_kv_uint (pack, "part", part);
-        lh_pack_str (pack, "data");
-        lh_pack_bin (pack, buffer, size);
-        reply = s_call (self, "storaged", "upload_part", &pack);
+        }
+        lh_call_opts_t opts = {
+            .timeout_ms = left < self->state->timeout_ms? (uint32_t) left: self->state->timeout_ms,
+            .queue = true
+        };
+        uint64_t cid = lh_client_send (self->client, "storaged", "upload_part", body, body_size,
+                                       &opts);
+        if (cid == 0) {
+            s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
+                    "storaged could not be sent the table file");
+            rc = -1;
+            break;
+        }
+        bool last = size < part_max;
+        size_t next = last? 0: s_read_part (self, fd, content, part_max, &rc);
+        reply = NULL;
+        while (!reply) {
+            if (lh_client_recv (self->client, &reply, (int) opts.timeout_ms + 1000)) {
+                reply = NULL;
+                break;
+            }
+            if (lh_reply_cid (reply) != cid)
+                lh_reply_destroy (&reply);      //  a stale answer
+        }
         if (!reply || lh_reply_status (reply) != LH_ST_OK) {
             if (reply && lh_reply_status (reply) == LH_ST_TOO_LARGE)
                 s_fail (self, LH_ST_TOO_LARGE, "too_large",
@@ -691,21 +1185,27 @@ s_upload (s_ingest_t *self, const char *path, const char *key)
             else
             if (reply)
                 s_fail_reply (self, reply, "storaged", "upload part");
+            else
+                s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
+                        "storaged did not answer the upload part");
             rc = -1;
         }
         lh_reply_destroy (&reply);
-        if (size < part_max)
+        if (last || next == 0)
             break;
+        size = next;
     }
     free (buffer);
-    if (file)
-        fclose (file);
+    if (fd >= 0)
+        close (fd);
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, rc == 0? 2: 1);
     lh_pack_kv_str (pack, "upload_id", upload_id);
     if (rc == 0)
         lh_pack_kv_str (pack, "if_none_match", "*");
+    int64_t committing = zclock_mono ();
     reply = s_call (self, "storaged", rc == 0? "upload_commit": "upload_abort", &pack);
+    self->commit_ms = zclock_mono () - committing;
     if (rc == 0 && !reply)
         rc = -1;
     else
@@ -894,6 +1394,9 @@ s_ingest (lh_request_t *request, void *state)
     if (rc == 0) {
         self.schema = lh_csv_table_new (self.state->record_max, false, s_row_first, &self);
         rc = s_read_source (&self, self.schema);
+        //  The rows still queued go in (or, on failure, are dropped)
+        if (s_loader_finish (&self, rc != 0 || self.spec == S_SPEC_FAILED))
+            rc = -1;
     }
     if (rc == 0) {
         self.columns = lh_csv_table_columns (self.schema);
@@ -948,6 +1451,7 @@ s_ingest (lh_request_t *request, void *state)
     int64_t built = zclock_mono ();
     if (rc == 0)
         rc = s_upload (&self, path, key);
+    int64_t uploaded = zclock_mono ();
     if (self.db)
         s_build_discard (&self, path);
     if (path) {
@@ -958,9 +1462,11 @@ s_ingest (lh_request_t *request, void *state)
         rc = s_register (&self, self.schema, fingerprint, key, dataset_id, sizeof (dataset_id));
     if (rc == 0) {
         lh_info (S_NAME, self.trace, "ingested '%s': %" PRIu64 " rows x %zu columns, %" PRIu64
-                 " bytes in %" PRId64 " ms (read %" PRId64 ", %s %" PRId64 ") -> %s",
+                 " bytes in %" PRId64 " ms (read %" PRId64 ", %s %" PRId64 ", upload %" PRId64
+                 " of which commit %" PRId64 ", register %" PRId64 ") -> %s",
                  self.name, self.rows, self.columns, self.size, zclock_mono () - started,
-                 inferred - started, second_pass? "second pass": "indexes", built - inferred, key);
+                 inferred - started, second_pass? "second pass": "indexes", built - inferred,
+                 uploaded - built, self.commit_ms, zclock_mono () - uploaded, key);
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 5);
         lh_pack_kv_str (pack, "dataset_id", dataset_id);

@@ -30,6 +30,7 @@
 #define LH_STORE_H_INCLUDED
 
 #include <czmq.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +61,10 @@ typedef struct {
     bool if_none_match;                 //  only if no object has the key
     const char *if_match;               //  only if the current ETag is this
 } lh_store_cond_t;
+
+//  Called by get_into once the byte count is known: returns room for size
+//  bytes of content, or NULL to refuse (the get then fails with 503)
+typedef void *(lh_store_alloc_fn) (void *arg, size_t size);
 
 //  Called by list for each key in order; return 0 to go on
 typedef int (lh_store_list_fn) (const char *key, const lh_store_info_t *info,
@@ -95,6 +100,18 @@ typedef struct {
     int (*upload_abort) (void *handle, const char *upload_id,
                          lh_store_error_t *error);
     void (*sweep) (void *handle, int64_t max_age_ms);
+    //  Optional (NULL: lh_store_get_into falls back on get + a copy)
+    int (*get_into) (void *handle, const char *key, uint64_t offset,
+                     size_t length, lh_store_alloc_fn *alloc_fn, void *arg,
+                     size_t *got, lh_store_info_t *info,
+                     lh_store_error_t *error);
+    //  Optional, both or neither: upload_part in two halves (see
+    //  lh_store_upload_part_accept)
+    int (*upload_part_accept) (void *handle, const char *upload_id,
+                               uint32_t part, size_t size, void **ticket_p,
+                               uint64_t *total, lh_store_error_t *error);
+    int (*upload_part_write) (void *handle, void **ticket_p, const void *data,
+                              lh_store_error_t *error);
 } lh_store_backend_t;
 
 typedef struct _lh_store_t lh_store_t;
@@ -145,6 +162,16 @@ int
                   size_t length, void **data_p, size_t *got,
                   lh_store_info_t *info, lh_store_error_t *error);
 
+//  Read up to length bytes from offset straight into a buffer the caller
+//  provides: alloc_fn (arg, n) is called once, after *info is filled in,
+//  with the byte count n (possibly 0) and returns room for n bytes (or
+//  NULL: 503). *got = n.
+int
+    lh_store_get_into (lh_store_t *self, const char *key, uint64_t offset,
+                       size_t length, lh_store_alloc_fn *alloc_fn, void *arg,
+                       size_t *got, lh_store_info_t *info,
+                       lh_store_error_t *error);
+
 //  Describe an object; 404 if there is none
 int
     lh_store_head (lh_store_t *self, const char *key, lh_store_info_t *info,
@@ -182,6 +209,26 @@ int
                           uint32_t part, const void *data, size_t size,
                           uint64_t *total, lh_store_error_t *error);
 
+//  The first half of upload_part, for backends that can split it (else
+//  returns 1 and does nothing: call lh_store_upload_part): checks the
+//  part and takes the upload for it (other calls on the upload wait),
+//  *total = bytes once written. 0 = accepted: the caller may answer now,
+//  then must call lh_store_upload_part_write with the ticket; -1 = refused
+//  (error filled in).
+int
+    lh_store_upload_part_accept (lh_store_t *self, const char *upload_id,
+                                 uint32_t part, size_t size, void **ticket_p,
+                                 uint64_t *total, lh_store_error_t *error);
+
+//  The second half: write the accepted part (size bytes of data) and
+//  release the upload. On failure the upload is aborted, so its next part
+//  or commit fails (404) and no object is made of it. data NULL releases
+//  the upload without writing the part (the upload is as it was before
+//  it). Nulls *ticket_p.
+int
+    lh_store_upload_part_write (lh_store_t *self, void **ticket_p,
+                                const void *data, lh_store_error_t *error);
+
 //  Make the upload the object under its key, atomically
 int
     lh_store_upload_commit (lh_store_t *self, const char *upload_id,
@@ -211,6 +258,22 @@ int
     lh_store_cond_check (const lh_store_cond_t *cond, bool exists,
                          const char *current_etag, const char *key,
                          lh_store_error_t *error);
+
+//  SHA-256 update over libsodium's streaming state (start it with
+//  crypto_hash_sha256_init, end it with crypto_hash_sha256_final): the
+//  same state and digest, computed with the x86 SHA extensions when the
+//  CPU has them (several times faster), else by libsodium
+void
+    lh_store_sha256_update (crypto_hash_sha256_state *state, const void *data,
+                            size_t size);
+
+//  True if lh_store_sha256_update uses the CPU's SHA extensions
+bool
+    lh_store_sha256_accelerated (void);
+
+//  Self test of the SHA-256 update against libsodium's
+void
+    lh_store_sha256_test (bool verbose);
 
 //  Hex-encode size bytes into text (2 * size + 1 bytes)
 void

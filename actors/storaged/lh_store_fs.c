@@ -29,8 +29,8 @@
 
 #define S_HEADER_SIZE   128             //  object file header
 #define S_MAGIC         "LHO1 "
-#define S_CHUNK         (1024 * 1024)   //  write/hash granularity
 #define S_NAME_MAX      253             //  component bytes (NAME_MAX - 2)
+#define S_PARALLEL_MIN  (512 * 1024)    //  hash beside the write from here
 
 typedef struct {
     char *root;                         //  the store's directory
@@ -101,6 +101,50 @@ s_pread_all (int fd, void *data, size_t size, off_t offset)
         offset += rc;
     }
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Hash data into state and write it at offset, the two side by side on
+//  two threads when there is enough of it to pay for a thread (the copy
+//  into the page cache and the SHA-256 take about as long each). Returns
+//  0 or -1 (errno set).
+
+typedef struct {
+    crypto_hash_sha256_state *state;    //  hash to update
+    const void *data;                   //  bytes
+    size_t size;                        //  how many
+} s_hash_job_t;
+
+//  The hashing half (a thread body)
+static void *
+s_hash_run (void *arg)
+{
+    s_hash_job_t *job = (s_hash_job_t *) arg;
+    lh_store_sha256_update (job->state, job->data, job->size);
+    return NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Hash and write side by side (see above); returns 0 or -1 (errno set)
+
+static int
+s_hash_write (int fd, crypto_hash_sha256_state *state, const void *data, size_t size,
+              off_t offset)
+{
+    s_hash_job_t job = { state, data, size };
+    pthread_t thread;
+    bool helper = size >= S_PARALLEL_MIN
+               && pthread_create (&thread, NULL, s_hash_run, &job) == 0;
+    if (!helper)
+        s_hash_run (&job);
+    int rc = s_pwrite_all (fd, data, size, offset);
+    int code = errno;
+    if (helper)
+        pthread_join (thread, NULL);
+    errno = code;
+    return rc;
 }
 
 
@@ -348,12 +392,8 @@ s_fs_put (void *handle, const char *key, const void *data, size_t size,
     memset (header, ' ', sizeof (header));
     const uint8_t *bytes = (const uint8_t *) data;
     int rc = s_pwrite_all (fd, header, S_HEADER_SIZE, 0);
-    for (size_t done = 0; rc == 0 && done < size; ) {
-        size_t chunk = size - done < S_CHUNK? size - done: S_CHUNK;
-        crypto_hash_sha256_update (&hash, bytes + done, chunk);
-        rc = s_pwrite_all (fd, bytes + done, chunk, (off_t) (S_HEADER_SIZE + done));
-        done += chunk;
-    }
+    if (rc == 0)
+        rc = s_hash_write (fd, &hash, bytes, size, S_HEADER_SIZE);
     uint8_t digest [crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final (&hash, digest);
     lh_store_hex (digest, sizeof (digest), info->etag);
@@ -417,6 +457,46 @@ s_fs_get (void *handle, const char *key, uint64_t offset, size_t length,
         *data_p = data;
         *got = size;
     }
+    close (fd);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Get a byte range straight into the caller's buffer (no copy)
+
+static int
+s_fs_get_into (void *handle, const char *key, uint64_t offset, size_t length,
+               lh_store_alloc_fn *alloc_fn, void *arg, size_t *got,
+               lh_store_info_t *info, lh_store_error_t *error)
+{
+    s_fs_t *self = (s_fs_t *) handle;
+    *got = 0;
+    int fd = s_open_object (self, key, error);
+    if (fd < 0)
+        return -1;
+    if (s_info_fd (fd, key, info, error)) {
+        close (fd);
+        return -1;
+    }
+    if (offset > info->size) {
+        close (fd);
+        return lh_store_error (error, 400, "bad_range",
+                               "offset %" PRIu64 " is past the end of '%s' (%" PRIu64 " bytes)",
+                               offset, key, info->size);
+    }
+    size_t size = info->size - offset < length? (size_t) (info->size - offset): length;
+    void *data = alloc_fn (arg, size);
+    if (!data) {
+        close (fd);
+        return lh_store_error (error, 503, "no_memory", "no memory for %zu bytes", size);
+    }
+    if (size > 0 && s_pread_all (fd, data, size, (off_t) (S_HEADER_SIZE + offset))) {
+        s_io_error (error, "read", key);
+        close (fd);
+        return -1;
+    }
+    *got = size;
     close (fd);
     return 0;
 }
@@ -757,6 +837,121 @@ s_fs_upload_stat (void *handle, const char *upload_id, char **key_p,
 
 
 //  --------------------------------------------------------------------------
+//  A part accepted and not yet written: the upload stays locked meanwhile
+
+typedef struct {
+    int fd;                             //  the upload's data file, locked
+    char upload_id [LH_STORE_UPLOAD_MAX + 1];
+    uint32_t part;                      //  the part's number
+    size_t size;                        //  its bytes
+    s_upload_t state;                   //  state before the part
+} s_ticket_t;
+
+
+//  --------------------------------------------------------------------------
+//  Accept a part (the next one, or the last one again): lock the upload,
+//  check the number; the upload stays locked until the ticket is written
+
+static int
+s_fs_upload_part_accept (void *handle, const char *upload_id, uint32_t part, size_t size,
+                         void **ticket_p, uint64_t *total, lh_store_error_t *error)
+{
+    s_fs_t *self = (s_fs_t *) handle;
+    int fd = s_upload_lock (self, upload_id, error);
+    if (fd < 0)
+        return -1;
+    s_ticket_t *ticket = (s_ticket_t *) zmalloc (sizeof (s_ticket_t));
+    assert (ticket);
+    int rc = s_upload_read (self, upload_id, &ticket->state, error);
+    s_upload_t *state = &ticket->state;
+    if (rc == 0) {
+        if (part == state->next_part) {
+            state->prev_size = state->size;
+            state->prev_hash = state->hash;
+        }
+        else
+        if (part + 1 == state->next_part && part >= 1) {
+            state->size = state->prev_size;
+            state->hash = state->prev_hash;
+        }
+        else
+            rc = lh_store_error (error, 400, "bad_part",
+                                 "parts must be sent in order: upload '%s' expects part %u, not %u",
+                                 upload_id, state->next_part, part);
+    }
+    if (rc) {
+        close (fd);
+        free (ticket);
+        return -1;
+    }
+    ticket->fd = fd;
+    snprintf (ticket->upload_id, sizeof (ticket->upload_id), "%s", upload_id);
+    ticket->part = part;
+    ticket->size = size;
+    *total = state->size + size;
+    *ticket_p = ticket;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write an accepted part, hashing as it goes; unlock. On failure the
+//  upload is removed (its next part or commit then fails).
+
+static int
+s_ticket_write (s_fs_t *self, void **ticket_p, const void *data, bool forget,
+                lh_store_error_t *error);
+
+static int
+s_fs_upload_part_write (void *handle, void **ticket_p, const void *data,
+                        lh_store_error_t *error)
+{
+    return s_ticket_write ((s_fs_t *) handle, ticket_p, data, true, error);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write the part; with forget, a failure removes the upload (the part
+//  was already answered), else the upload stays as it was before the part
+
+static int
+s_ticket_write (s_fs_t *self, void **ticket_p, const void *data, bool forget,
+                lh_store_error_t *error)
+{
+    s_ticket_t *ticket = (s_ticket_t *) *ticket_p;
+    assert (ticket);
+    if (!data) {
+        //  Released unwritten: the state file still holds the state before
+        close (ticket->fd);
+        free (ticket);
+        *ticket_p = NULL;
+        return 0;
+    }
+    s_upload_t *state = &ticket->state;
+    int rc = 0;
+    if (s_hash_write (ticket->fd, &state->hash, data, ticket->size,
+                      (off_t) (S_HEADER_SIZE + state->size)))
+        rc = s_io_error (error, "write part of", state->key);
+    else
+        //  Start writing the part to the device now, in the background,
+        //  so the commit's fsync has little left to wait for
+        sync_file_range (ticket->fd, (off_t) (S_HEADER_SIZE + state->size),
+                         (off_t) ticket->size, SYNC_FILE_RANGE_WRITE);
+    if (rc == 0) {
+        state->size += ticket->size;
+        state->next_part = ticket->part + 1;
+        rc = s_upload_write (self, ticket->upload_id, state, error);
+    }
+    if (rc && forget)
+        s_upload_remove (self, ticket->upload_id);
+    close (ticket->fd);
+    free (ticket);
+    *ticket_p = NULL;
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Append a part (or replace the last one), hashing as it goes
 
 static int
@@ -764,41 +959,10 @@ s_fs_upload_part (void *handle, const char *upload_id, uint32_t part,
                   const void *data, size_t size, uint64_t *total,
                   lh_store_error_t *error)
 {
-    s_fs_t *self = (s_fs_t *) handle;
-    int fd = s_upload_lock (self, upload_id, error);
-    if (fd < 0)
+    void *ticket = NULL;
+    if (s_fs_upload_part_accept (handle, upload_id, part, size, &ticket, total, error))
         return -1;
-    s_upload_t state;
-    int rc = s_upload_read (self, upload_id, &state, error);
-    if (rc == 0) {
-        if (part == state.next_part) {
-            state.prev_size = state.size;
-            state.prev_hash = state.hash;
-        }
-        else
-        if (part + 1 == state.next_part && part >= 1) {
-            state.size = state.prev_size;
-            state.hash = state.prev_hash;
-        }
-        else
-            rc = lh_store_error (error, 400, "bad_part",
-                                 "parts must be sent in order: upload '%s' expects part %u, not %u",
-                                 upload_id, state.next_part, part);
-    }
-    if (rc == 0) {
-        crypto_hash_sha256_update (&state.hash, (const uint8_t *) data, size);
-        if (s_pwrite_all (fd, data, size, (off_t) (S_HEADER_SIZE + state.size)))
-            rc = s_io_error (error, "write part of", state.key);
-    }
-    if (rc == 0) {
-        state.size += size;
-        state.next_part = part + 1;
-        rc = s_upload_write (self, upload_id, &state, error);
-    }
-    if (rc == 0)
-        *total = state.size;
-    close (fd);
-    return rc;
+    return s_ticket_write ((s_fs_t *) handle, &ticket, data, false, error);
 }
 
 
@@ -943,7 +1107,10 @@ static const lh_store_backend_t s_fs_backend = {
     .upload_part = s_fs_upload_part,
     .upload_commit = s_fs_upload_commit,
     .upload_abort = s_fs_upload_abort,
-    .sweep = s_fs_sweep
+    .sweep = s_fs_sweep,
+    .get_into = s_fs_get_into,
+    .upload_part_accept = s_fs_upload_part_accept,
+    .upload_part_write = s_fs_upload_part_write
 };
 
 

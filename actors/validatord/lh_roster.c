@@ -41,6 +41,12 @@ struct _lh_roster_t {
     pthread_rwlock_t lock;              //  guards table
     pthread_mutex_t reload_lock;        //  one reload at a time
     s_stamp_t stamp;                    //  identity of the loaded file
+    bool loaded;                        //  a table is in place (false until
+                                        //  the first install of an external one)
+};
+
+struct _lh_roster_builder_t {
+    s_table_t *table;                   //  the table being filled
 };
 
 
@@ -160,6 +166,29 @@ s_table_grow_index (s_table_t *self)
         size_t slot = s_table_slot (self, self->workers [index].candidate_id);
         self->slots [slot] = (uint32_t) index + 1;
     }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Size an empty table for about rows workers, so loading never rehashes
+
+static void
+s_table_reserve (s_table_t *self, size_t rows)
+{
+    assert (self->count == 0);
+    if (rows < 16)
+        rows = 16;
+    free (self->workers);
+    self->capacity = rows;
+    self->workers = (lh_worker_t *) malloc (rows * sizeof (lh_worker_t));
+    assert (self->workers);
+    size_t slots = 16;
+    while (slots < rows * 2 + 2)
+        slots *= 2;
+    free (self->slots);
+    self->slots = (uint32_t *) calloc (slots, sizeof (uint32_t));
+    assert (self->slots);
+    self->slot_mask = slots - 1;
 }
 
 
@@ -541,16 +570,7 @@ s_table_load (const char *path, s_stamp_t *stamp, char **error_p)
     size_t lines = 1;
     for (const char *scan = data; (scan = (const char *) memchr (scan, '\n', data + size - scan)); scan++)
         lines++;
-    table->capacity = lines;
-    table->workers = (lh_worker_t *) malloc (lines * sizeof (lh_worker_t));
-    assert (table->workers);
-    size_t slots = 16;
-    while (slots < lines * 2 + 2)
-        slots *= 2;
-    free (table->slots);
-    table->slots = (uint32_t *) calloc (slots, sizeof (uint32_t));
-    assert (table->slots);
-    table->slot_mask = slots - 1;
+    s_table_reserve (table, lines);
 
     size_t line_number = 0;
     const char *scan = data, *end = data + size;
@@ -599,7 +619,219 @@ lh_roster_new (const char *path, char **error_p)
     }
     else
         self->table = s_table_new ();
+    self->loaded = true;
     return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  An empty roster that is filled from elsewhere with lh_roster_install;
+//  lh_roster_loaded is false until the first install
+
+lh_roster_t *
+lh_roster_new_external (void)
+{
+    lh_roster_t *self = (lh_roster_t *) zmalloc (sizeof (lh_roster_t));
+    assert (self);
+    pthread_rwlock_init (&self->lock, NULL);
+    pthread_mutex_init (&self->reload_lock, NULL);
+    self->table = s_table_new ();
+    return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Has a roster been loaded? (always for a file roster)
+
+bool
+lh_roster_loaded (lh_roster_t *self)
+{
+    assert (self);
+    pthread_rwlock_rdlock (&self->lock);
+    bool loaded = self->loaded;
+    pthread_rwlock_unlock (&self->lock);
+    return loaded;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Swap the builder's workers in as the roster (builder destroyed)
+
+void
+lh_roster_install (lh_roster_t *self, lh_roster_builder_t **builder_p)
+{
+    assert (self);
+    assert (builder_p && *builder_p);
+    lh_roster_builder_t *builder = *builder_p;
+    pthread_rwlock_wrlock (&self->lock);
+    s_table_t *old = self->table;
+    self->table = builder->table;
+    self->loaded = true;
+    pthread_rwlock_unlock (&self->lock);
+    builder->table = NULL;
+    s_table_destroy (&old);
+    lh_roster_builder_destroy (builder_p);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start a new set of workers, sized for about expected of them
+
+lh_roster_builder_t *
+lh_roster_builder_new (size_t expected)
+{
+    lh_roster_builder_t *self = (lh_roster_builder_t *) zmalloc (sizeof (lh_roster_builder_t));
+    assert (self);
+    self->table = s_table_new ();
+    s_table_reserve (self->table, expected);
+    return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Destroy a builder (and the workers it holds); nulls the caller's pointer
+
+void
+lh_roster_builder_destroy (lh_roster_builder_t **self_p)
+{
+    assert (self_p);
+    lh_roster_builder_t *self = *self_p;
+    if (self) {
+        s_table_destroy (&self->table);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Workers added so far (a later duplicate id counts once)
+
+size_t
+lh_roster_builder_size (lh_roster_builder_t *self)
+{
+    assert (self);
+    return self->table->count;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Is this byte a blacklist separator?
+
+static bool
+s_separator (char c)
+{
+    return c == ',' || c == ';' || c == '|';
+}
+
+
+//  --------------------------------------------------------------------------
+//  Parse a blacklist cell into the arena as "a\0b\0\0". Returns the copy,
+//  "" for none, or NULL if a JSON array is malformed.
+
+static const char *
+s_blacklist_parse (s_table_t *table, const char *data, size_t size)
+{
+    while (size > 0 && isspace ((unsigned char) *data)) {
+        data++;
+        size--;
+    }
+    while (size > 0 && isspace ((unsigned char) data [size - 1]))
+        size--;
+    if (size == 0)
+        return "";
+    if (*data == '[') {
+        //  A JSON array of strings
+        json_error_t error;
+        json_t *list = json_loadb (data, size, 0, &error);
+        const char *result = NULL;
+        if (json_is_array (list)) {
+            size_t total = 1, index;
+            json_t *client;
+            json_array_foreach (list, index, client) {
+                if (!json_is_string (client)
+                ||  memchr (json_string_value (client), 0, json_string_length (client))) {
+                    total = 0;
+                    break;
+                }
+                total += json_string_length (client) + 1;
+            }
+            if (total == 1)
+                result = "";
+            else
+            if (total > 1) {
+                char *write = s_table_alloc (table, total - 1);
+                result = write;
+                json_array_foreach (list, index, client) {
+                    memcpy (write, json_string_value (client), json_string_length (client) + 1);
+                    write += json_string_length (client) + 1;
+                }
+                *write = 0;
+            }
+        }
+        json_decref (list);
+        return result;
+    }
+    //  Separated by , ; or |, blanks around each id ignored
+    char *copy = s_table_alloc (table, size + 1);
+    char *write = copy;
+    const char *scan = data, *end = data + size;
+    while (scan < end) {
+        while (scan < end && (isspace ((unsigned char) *scan) || s_separator (*scan)))
+            scan++;
+        const char *start = scan;
+        while (scan < end && !s_separator (*scan))
+            scan++;
+        const char *stop = scan;
+        while (stop > start && isspace ((unsigned char) stop [-1]))
+            stop--;
+        if (stop > start) {
+            memcpy (write, start, stop - start);
+            write += stop - start;
+            *write++ = 0;
+        }
+    }
+    *write = 0;
+    return write == copy? "": copy;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Add one worker from column values (values [field] NULL = absent; sizes
+//  in bytes, no NUL needed). A later id replaces an earlier one. Returns
+//  NULL, or a static sentence naming what is wrong.
+
+const char *
+lh_roster_builder_add (lh_roster_builder_t *self, const char *const *values, const size_t *sizes)
+{
+    assert (self);
+    assert (values && sizes);
+    s_table_t *table = self->table;
+    const char *id = values [LH_ROSTER_ID];
+    size_t id_size = sizes [LH_ROSTER_ID];
+    if (!id || id_size == 0 || memchr (id, 0, id_size))
+        return "candidate_id missing (a non-empty string or an integer)";
+    for (int field = LH_ROSTER_NAME; field < LH_ROSTER_BLACKLIST; field++)
+        if (values [field] && memchr (values [field], 0, sizes [field]))
+            return "name, city, state, role and status must not hold a NUL byte";
+    const char *blacklisted = "";
+    if (values [LH_ROSTER_BLACKLIST]) {
+        blacklisted = s_blacklist_parse (table, values [LH_ROSTER_BLACKLIST],
+                                         sizes [LH_ROSTER_BLACKLIST]);
+        if (!blacklisted)
+            return "blacklisted_clients is neither a list (a,b;c|d) nor a JSON array of strings";
+    }
+    lh_worker_t worker;
+    worker.candidate_id = s_table_strndup (table, id, id_size);
+    const char **targets [] = { NULL, &worker.name, &worker.city, &worker.state,
+                                &worker.role, &worker.status };
+    for (int field = LH_ROSTER_NAME; field < LH_ROSTER_BLACKLIST; field++)
+        *targets [field] = values [field]?
+            s_table_strndup (table, values [field], sizes [field]):
+            field == LH_ROSTER_STATUS? "active": "";
+    worker.blacklisted = blacklisted;
+    s_table_add (table, &worker);
+    return NULL;
 }
 
 

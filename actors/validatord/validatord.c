@@ -17,6 +17,7 @@
 #include "lh_json.h"
 #include "lh_log.h"
 #include "lh_roster.h"
+#include "lh_roster_dataset.h"
 #include "lh_session_log.h"
 #include "lh_validate.h"
 
@@ -29,6 +30,7 @@
 //  Shared state: the roster locks itself, the log is thread-safe
 typedef struct {
     lh_roster_t *roster;                //  the worker roster
+    lh_roster_dataset_t *dataset;       //  its dataset follower, or NULL
     lh_session_log_t *log;              //  session log (maybe off)
     int64_t chat_timeout_ms;            //  deadline of one chatd.chat
     int64_t max_iterations_cap;         //  largest max_iterations
@@ -74,7 +76,30 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     assert (source);
 
     char *problem = NULL;
-    self->roster = lh_roster_new (lh_config_str (source, "validatord/roster"), &problem);
+    const char *roster_file = lh_config_str (source, "validatord/roster");
+    const char *roster_dataset = lh_config_str (source, "validatord/roster_dataset");
+    if (*roster_file && *roster_dataset) {
+        lh_error ("validatord", NULL, "validatord/roster (%s) and validatord/roster_dataset (%s) "
+                  "are both set: the roster comes from one of them", roster_file, roster_dataset);
+        *error = "validatord/roster and validatord/roster_dataset are both set: choose one";
+        lh_config_destroy (&defaults);
+        void *state = self;
+        s_state_destroy (&state);
+        return NULL;
+    }
+    if (*roster_dataset) {
+        self->roster = lh_roster_new_external ();
+        self->dataset = lh_roster_dataset_new (self->roster, link, source, error);
+        if (!self->dataset) {
+            lh_error ("validatord", NULL, "%s", *error);
+            lh_config_destroy (&defaults);
+            void *state = self;
+            s_state_destroy (&state);
+            return NULL;
+        }
+    }
+    else
+        self->roster = lh_roster_new (roster_file, &problem);
     if (!self->roster) {
         lh_error ("validatord", NULL, "validatord/roster: %s", problem);
         free (problem);
@@ -84,11 +109,12 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
         s_state_destroy (&state);
         return NULL;
     }
-    lh_roster_read_lock (self->roster);
-    lh_info ("validatord", NULL, "roster: %zu workers from %s", lh_roster_size (self->roster),
-             *lh_config_str (source, "validatord/roster")? lh_config_str (source, "validatord/roster"):
-                                                          "(none: validatord/roster is empty)");
-    lh_roster_read_unlock (self->roster);
+    if (!self->dataset) {
+        lh_roster_read_lock (self->roster);
+        lh_info ("validatord", NULL, "roster: %zu workers from %s", lh_roster_size (self->roster),
+                 *roster_file? roster_file: "(none: validatord/roster is empty)");
+        lh_roster_read_unlock (self->roster);
+    }
 
     const char *path = lh_config_str (source, "validatord/session_log");
     char *full = NULL;
@@ -129,6 +155,7 @@ s_state_destroy (void **state_p)
 {
     s_state_t *self = (s_state_t *) *state_p;
     if (self) {
+        lh_roster_dataset_destroy (&self->dataset);
         lh_roster_destroy (&self->roster);
         lh_session_log_destroy (&self->log);
         free (self);
@@ -210,6 +237,28 @@ s_cut (const char *text, size_t chars)
 
 
 //  --------------------------------------------------------------------------
+//  A roster held as a dataset may not have loaded yet: then a check that
+//  needs it answers 503 rather than calling every worker a phantom.
+//  Returns true after answering.
+
+static bool
+s_roster_missing (lh_request_t *request, s_state_t *self, const char *kind, json_t *artifact)
+{
+    if (!self->dataset || lh_roster_loaded (self->roster))
+        return false;
+    json_t *candidate = json_object_get (json_object_get (artifact, "_context"), "candidate_id");
+    bool needs = streq (kind, "fill")
+             || ((streq (kind, "email") || streq (kind, "sms")) && (!artifact || candidate));
+    if (!needs)
+        return false;
+    lh_request_error (request, LH_ST_UNAVAILABLE, "roster_unavailable", 1000,
+                      "the worker roster (dataset '%s') has not loaded yet",
+                      lh_roster_dataset_name (self->dataset));
+    return true;
+}
+
+
+//  --------------------------------------------------------------------------
 //  validate: one validator over an artifact
 
 static void
@@ -234,10 +283,12 @@ s_validate (lh_request_t *request, void *state)
         json_t *copy = json_deep_copy (artifact);
         lh_validate_merge_context (copy, context);
         lh_roster_refresh (self->roster);
-        json_t *body = NULL;
-        uint32_t status = lh_validate (kind, copy, self->roster, &body);
-        lh_debug ("validatord", lh_request_trace (request), "validate %s: %u", kind, status);
-        s_reply_json (request, status, body);
+        if (!s_roster_missing (request, self, kind, copy)) {
+            json_t *body = NULL;
+            uint32_t status = lh_validate (kind, copy, self->roster, &body);
+            lh_debug ("validatord", lh_request_trace (request), "validate %s: %u", kind, status);
+            s_reply_json (request, status, body);
+        }
         json_decref (copy);
     }
     json_decref (input);
@@ -536,7 +587,8 @@ s_iterate (lh_request_t *request, void *state)
     json_t *input = s_input (request);
     if (!input)
         return;
-    if (s_iterate_input (&self, input)) {
+    if (s_iterate_input (&self, input)
+    ||  s_roster_missing (request, self.state, self.kind, NULL)) {
         json_decref (input);
         return;
     }

@@ -24,6 +24,11 @@
         to validatord/prompt_max_tokens. Every call appends one row to the
         session log (docs/session_log.md). The trace id is the body's
         trace_id, else the bus tr, else a minted one.
+
+    The roster is a JSONL file (validatord/roster) or a catalogued dataset
+    read through queryd (validatord/roster_dataset, lh_roster_dataset.h);
+    until a dataset roster has loaded, checks that need it answer 503
+    roster_unavailable.
     =========================================================================
 */
 

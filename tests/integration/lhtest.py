@@ -27,6 +27,13 @@ import sys
 import tempfile
 import threading
 import time
+
+#  Heartbeat settings the tests run the broker with: a short interval keeps
+#  them fast. Under ASan (LH_ASAN=1) a worker's single fsync or query can
+#  stall past 600 ms on a loaded 2-core machine, so the liveness window is
+#  wider there; tests that time death detection read it from t.hb_live.
+HB_IVL = 200
+HB_LIVE = 10 if os.environ.get("LH_ASAN") == "1" else 3
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -216,8 +223,8 @@ class Test:
         self.keep = []                      # peers to heartbeat while polling
         self.checks = 0
         self.counter = 0
-        self.hb_ivl = 200                   # ms, small to keep tests fast
-        self.hb_live = 3
+        self.hb_ivl = HB_IVL                # ms, small to keep tests fast
+        self.hb_live = HB_LIVE
 
     #  ------------------------------------------------------------------
     #  Checks
@@ -270,6 +277,7 @@ class Test:
             "bus/endpoint": "tcp://127.0.0.1:%s" % (port or "*"),
             "bus/tap": "tcp://127.0.0.1:*" if tap else "",
             "bus/plain": True,
+            "bus/curve": False,
             "bus/inproc": "inproc://lh-bus-%d" % (self.counter + 1),
             "broker/hb_ivl": self.hb_ivl,
             "broker/hb_live": self.hb_live,
@@ -296,11 +304,13 @@ class Test:
             "bus/endpoint": "tcp://127.0.0.1:*",
             "bus/tap": "",
             "bus/plain": True,
+            "bus/curve": False,
             "bus/inproc": "inproc://lh-bus-%d" % (self.counter + 1),
             "broker/hb_ivl": self.hb_ivl,
             "broker/hb_live": self.hb_live,
             "actors/run": actors,
             "data/dir": os.path.join(self.tmp, "var-up%d" % (self.counter + 1)),
+            "gateway/listen": "127.0.0.1:0",
         }
         for actor in actors.split(","):
             merged["actors/%s/workers" % actor] = workers
@@ -327,6 +337,7 @@ class Test:
         merged = {
             "bus/endpoint": endpoint,
             "bus/plain": True,
+            "bus/curve": False,
             "data/dir": os.path.join(self.tmp, "var-node%d" % (self.counter + 1)),
         }
         for actor in actors.split(","):

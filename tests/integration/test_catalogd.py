@@ -28,7 +28,7 @@ def manifest(name, fingerprint, rows, objects=("datasets/a.parquet",)):
 
 def main(t):
     sets = {"storaged/dir": os.path.join(t.tmp, "storage"),
-            "broker/hb_ivl": 200, "broker/hb_live": 3}
+            "broker/hb_ivl": 200, "broker/hb_live": lhtest.HB_LIVE}
     _, endpoint = harness(t, "storaged", sets=sets)
     first, _ = harness(t, "catalogd", broker=endpoint)
     peer = t.client(endpoint)

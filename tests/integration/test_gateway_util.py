@@ -155,6 +155,32 @@ def harness(t, sets=None, env=None, expect_ready=True, timeout=20.0):
     return Harness(t, proc, m.group(2))
 
 
+GATEWAY_URL = re.compile(r"lakehouse: gateway ready on (http://\S+)")
+
+
+def up(t, actors, workers=1, sets=None, timeout=30.0):
+    """Start `lakehouse up` running actors (comma-separated) and the gateway
+    on an ephemeral port; returns (broker, Harness). The Harness's pid is
+    the whole system's single process."""
+    values = {"gateway/listen": "127.0.0.1:0"}
+    values.update(sets or {})
+    b = t.up(actors=actors, workers=workers, sets=values, timeout=timeout)
+    m = b.proc.wait_line(GATEWAY_URL, timeout)
+    return b, Harness(t, b.proc, m.group(1))
+
+
+def vm_hwm_kib(pid):
+    """Peak resident set (VmHWM) of a process in KiB, or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def status_of(raw):
     """HTTP status of the first response in raw bytes, or None."""
     m = re.match(rb"HTTP/1\.[01] (\d{3})", raw)

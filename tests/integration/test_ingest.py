@@ -31,7 +31,7 @@ def data_harness(t, sets=None, services=None, workers=0):
     if not os.access(path, os.X_OK):
         raise lhtest.Skip("%s is not built" % path)
     merged = {"data/dir": os.path.join(t.tmp, "var"),
-              "broker/hb_ivl": 200, "broker/hb_live": 3}
+              "broker/hb_ivl": 200, "broker/hb_live": lhtest.HB_LIVE}
     merged.update(sets or {})
     args = [path]
     if services:

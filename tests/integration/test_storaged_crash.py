@@ -18,7 +18,7 @@ OLD = b"the old object\n" * 10
 
 
 def main(t):
-    sets_broker = {"broker/hb_ivl": 200, "broker/hb_live": 3}
+    sets_broker = {"broker/hb_ivl": 200, "broker/hb_live": lhtest.HB_LIVE}
     _, endpoint = harness(t, "none", sets=sets_broker)
     storage = os.path.join(t.tmp, "storage")
     sets = {"storaged/dir": storage, "storaged/upload_ttl_ms": 1}

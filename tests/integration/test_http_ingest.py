@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""test_http_ingest - POST /v1/ingest, POST /v1/sql and the catalog routes
+through the real gateway in `lakehouse up` (storaged, catalogd, ingestd,
+queryd in one process).
+
+- A 50,000-row roster from tools/gen_workers (--seed 1) posted as a raw
+  text/csv body: streamed into storaged, ingested, answered
+  {dataset_id, schema_fingerprint, columns, row_count, key}; then
+  SELECT role, count(*), avg(hourly_rate) FROM workers GROUP BY role (and
+  a filtered AVG) through POST /v1/sql equal the sqlite3 CLI's answers on
+  the same CSV imported independently.
+- The same kind of upload as multipart/form-data (fields "file" and
+  "name"), re-ingest idempotent, the uploaded sources removed afterwards.
+- GET /v1/catalog/list and /v1/catalog/manifest/NAME.
+- Errors: no name (400), a form without "file" (400), a bad CSV (ingestd's
+  400 passed through), Content-Length over gateway/ingest_max (413),
+  bad SQL (400), a write (403).
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import lhtest                    # noqa: E402
+import test_gateway_util as gw   # noqa: E402
+
+ROWS = 50000
+QUERIES = [
+    "SELECT role, count(*), avg(hourly_rate) FROM workers GROUP BY role ORDER BY role",
+    "SELECT avg(hourly_rate), count(*) FROM workers WHERE state = 'OH'",
+]
+
+
+def close(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    return a == b
+
+
+def same_rows(ours, theirs):
+    return len(ours) == len(theirs) and all(
+        len(x) == len(y) and all(close(p, q) for p, q in zip(x, y))
+        for x, y in zip(ours, theirs))
+
+
+def cli(db, query):
+    out = subprocess.run(["sqlite3", "-json", db, query], capture_output=True, check=True,
+                         timeout=120).stdout.decode()
+    return [list(row.values()) for row in json.loads(out or "[]")]
+
+
+def multipart(fields, boundary="lhboundary7d1f"):
+    """A multipart/form-data body from [(name, filename or None, bytes)]."""
+    out = b""
+    for name, filename, data in fields:
+        out += b"--%s\r\n" % boundary.encode()
+        if filename:
+            out += (b'Content-Disposition: form-data; name="%s"; filename="%s"\r\n'
+                    b"Content-Type: text/csv\r\n\r\n" % (name.encode(), filename.encode()))
+        else:
+            out += b'Content-Disposition: form-data; name="%s"\r\n\r\n' % name.encode()
+        out += data + b"\r\n"
+    out += b"--%s--\r\n" % boundary.encode()
+    return out, "multipart/form-data; boundary=" + boundary
+
+
+def main(t):
+    if not shutil.which("sqlite3"):
+        raise lhtest.Skip("the sqlite3 command-line tool is not installed")
+    gen = os.path.join(t.build, "gen_workers")
+    csv_path = os.path.join(t.tmp, "workers.csv")
+    subprocess.run([gen, "--rows", str(ROWS), "--seed", "1", "--out", csv_path], check=True)
+    size = os.path.getsize(csv_path)
+    t.note("roster: %d rows, %d bytes" % (ROWS, size))
+
+    b, h = gw.up(t, "storaged,catalogd,ingestd,queryd", workers=2,
+                 sets={"gateway/ingest_max": 64 * 1024 * 1024,
+                       "gateway/part_size": 1024 * 1024})
+
+    def post_json(path, doc, timeout=60.0):
+        st, hdrs, body = h.request("POST", path, json.dumps(doc).encode(),
+                                   {"Content-Type": "application/json"}, timeout=timeout)
+        return st, json.loads(body)
+
+    #  The roster, as a raw text/csv body streamed from the file
+    started = time.monotonic()
+    with open(csv_path, "rb") as f:
+        st, hdrs, body = h.request("POST", "/v1/ingest?name=workers", f,
+                                   {"Content-Type": "text/csv", "Content-Length": str(size)},
+                                   timeout=180.0)
+    took = time.monotonic() - started
+    doc = json.loads(body)
+    t.check(st == 200 and doc.get("row_count") == ROWS
+            and set(doc) >= {"dataset_id", "schema_fingerprint", "columns", "row_count", "key"},
+            "POST /v1/ingest?name=workers (raw CSV, %d bytes) -> 200 with %d rows in %.1f s"
+            % (size, ROWS, took), (st, body[:400]))
+    t.check(len(doc["columns"]) == 18
+            and {"name": "hourly_rate", "type": "DOUBLE"} in doc["columns"],
+            "18 typed columns", doc["columns"])
+    gw.check_trace_headers(t, hdrs, "POST /v1/ingest")
+    dataset_id = doc["dataset_id"]
+    fingerprint = doc["schema_fingerprint"]
+
+    db = os.path.join(t.tmp, "independent.db")
+    subprocess.run(["sqlite3", db, ".import --csv %s workers" % csv_path], check=True, timeout=120)
+    for query in QUERIES:
+        st, reply = post_json("/v1/sql", {"sql": query, "limit": 1000})
+        theirs = cli(db, query)
+        t.check(st == 200 and same_rows(reply["rows"], theirs) and reply["truncated"] is False
+                and reply["row_count"] == len(theirs),
+                "POST /v1/sql equals the sqlite3 CLI: %s" % query[:60],
+                (st, reply.get("rows", reply) if isinstance(reply, dict) else reply, theirs))
+    st, reply = post_json("/v1/sql", {"sql": "SELECT worker_id FROM workers WHERE worker_id > ?"
+                                             " ORDER BY worker_id", "params": [0], "limit": 3})
+    t.check(st == 200 and reply["row_count"] == 3 and reply["truncated"] is True
+            and reply["columns"] == [{"name": "worker_id", "type": "BIGINT"}],
+            "POST /v1/sql with params and limit -> 3 rows, truncated", reply)
+
+    #  Catalog routes
+    st, _, body = h.request("GET", "/v1/catalog/list")
+    doc = json.loads(body)
+    t.check(st == 200 and [d["name"] for d in doc["datasets"]] == ["workers"],
+            "GET /v1/catalog/list lists workers", doc)
+    st, _, body = h.request("GET", "/v1/catalog/manifest/workers")
+    doc = json.loads(body)
+    t.check(st == 200 and doc["dataset_id"] == dataset_id and doc["row_count"] == ROWS
+            and doc["schema_fingerprint"] == fingerprint,
+            "GET /v1/catalog/manifest/workers -> the manifest", doc)
+    st, _, body = h.request("GET", "/v1/catalog/manifest/nobody")
+    err = gw.error_body(body)
+    t.check(st == 404 and err and err["kind"] == "no_such_dataset",
+            "manifest of an unknown dataset -> 404 no_such_dataset", (st, body))
+
+    #  multipart/form-data, name in the form; re-ingest of the same bytes
+    small = b"id,city,score\n1,Toledo,2.5\n2,\"Dayton, OH\",3\n3,Akron,\n"
+    form, ctype = multipart([("name", None, b"cities"), ("file", "cities.csv", small)])
+    st, _, body = h.request("POST", "/v1/ingest", form, {"Content-Type": ctype})
+    first = json.loads(body)
+    t.check(st == 200 and first["row_count"] == 3
+            and [c["type"] for c in first["columns"]] == ["BIGINT", "VARCHAR", "DOUBLE"],
+            "multipart/form-data ingest (name and file fields) -> 200", (st, body))
+    form, ctype = multipart([("file", "c.csv", small)])
+    st, _, body = h.request("POST", "/v1/ingest?name=cities", form, {"Content-Type": ctype})
+    again = json.loads(body)
+    t.check(st == 200 and again["dataset_id"] == first["dataset_id"]
+            and again["key"] == first["key"],
+            "re-ingest of the same file (name in the query) is idempotent", (st, body))
+    st, reply = post_json("/v1/sql", {"sql": "SELECT city FROM cities WHERE id = 2"})
+    t.check(st == 200 and reply["rows"] == [["Dayton, OH"]], "the form's CSV is queryable", reply)
+
+    #  The uploaded sources are removed once ingested
+    deadline = time.monotonic() + 10
+    while True:
+        st, _, body = h.request("GET", "/v1/storage?prefix=uploads/ingest/")
+        left = json.loads(body)["keys"]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    t.check(left == [], "the uploaded CSVs are removed after the ingest", left)
+
+    #  Errors
+    st, _, body = h.request("POST", "/v1/ingest", b"a,b\n1,2\n", {"Content-Type": "text/csv"})
+    err = gw.error_body(body)
+    t.check(st == 400 and err and "name" in err["reason"], "no dataset name -> 400", (st, body))
+    form, ctype = multipart([("name", None, b"x")])
+    st, _, body = h.request("POST", "/v1/ingest", form, {"Content-Type": ctype})
+    err = gw.error_body(body)
+    t.check(st == 400 and err and "'file'" in err["reason"], "a form without 'file' -> 400",
+            (st, body))
+    st, _, body = h.request("POST", "/v1/ingest?name=ragged", b"a,b\n1,2\n3\n")
+    err = gw.error_body(body)
+    t.check(st == 400 and err and err["kind"] == "bad_csv" and "line 3" in err["reason"],
+            "a ragged CSV -> ingestd's 400 bad_csv naming the line", (st, body))
+    raw = h.raw(b"POST /v1/ingest?name=big HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                b"Content-Length: %d\r\n\r\na,b\n" % (64 * 1024 * 1024 + 1))
+    t.check(gw.status_of(raw) == 413 and b"too_large" in raw,
+            "Content-Length over gateway/ingest_max -> 413", raw[:300])
+    st, reply = post_json("/v1/sql", {"sql": "SELEC 1"})
+    t.check(st == 400 and reply["error"]["kind"] == "bad_sql", "bad SQL -> 400 bad_sql", reply)
+    st, reply = post_json("/v1/sql", {"sql": "DELETE FROM workers"})
+    t.check(st == 403, "a write -> 403", reply)
+    st, _, body = h.request("POST", "/v1/sql", b'{"sql": ')
+    t.check(st == 400 and b"line 1" in body, "malformed JSON -> 400 with the position", body)
+    gw.healthy(t, h, "the ingest and SQL routes")
+
+
+if __name__ == "__main__":
+    lhtest.run(main, budget=300)
