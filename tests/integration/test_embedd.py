@@ -101,7 +101,7 @@ def main(t):
 
 
 def body(t, fake):
-    sets = {"broker/hb_ivl": 200, "embedd/ollama_url": fake.url + "/ollama",
+    sets = {"broker/hb_ivl": 200, "broker/hb_live": lhtest.HB_LIVE, "embedd/ollama_url": fake.url + "/ollama",
             "embedd/openai_url": fake.url + "/openai", "embedd/openai_key_env": "LH_TEST_EMBED_KEY",
             "embedd/timeout_ms": 1500, "embedd/dim": 64, "embedd/cache_entries": 100}
     os.environ["LH_TEST_EMBED_KEY"] = "sk-test-123"

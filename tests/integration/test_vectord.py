@@ -232,7 +232,7 @@ def durability(t, endpoint, sets):
 
 def main(t):
     storage = os.path.join(t.tmp, "storage")
-    sets = {"broker/hb_ivl": 200, "broker/hb_live": 3, "storaged/dir": storage}
+    sets = {"broker/hb_ivl": 200, "broker/hb_live": lhtest.HB_LIVE, "storaged/dir": storage}
     _, endpoint = harness(t, "storaged", sets=sets)
     vsets = {"vectord/dir": os.path.join(t.tmp, "vectord"), "vectord/snapshot_ms": 300,
              "storaged/dir": storage}
