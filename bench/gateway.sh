@@ -110,6 +110,7 @@ s_median () {
     sort -n | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A RESULT
 shapes=("health c1" "health c50" "echo c1" "echo c50")
 for shape in "${shapes[@]}"; do
@@ -135,7 +136,7 @@ mkdir -p "$(dirname "$OUT")"
     echo
     echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after"
     echo "- method: wrk ${SECONDS_PER} s per run (-t1 at -c1, -t2 at -c50), median of $RUNS runs by req/s, nginx and gateway alternated;"
     echo "  nginx: fixed 200 from memory, $(nproc) workers, no access log; gateway: lh_gateway_harness"
     echo "  (broker + 2 echo workers + gateway, 4 HTTP threads, in one process, request log on);"

@@ -236,18 +236,35 @@ s_traceparent_parse (const char *text, char *trace, char *flags)
     return 0;
 }
 
+//  Random bytes for trace and span ids come from a per-thread pool refilled
+//  S_RANDOM_POOL bytes at a time: one getrandom(2) per ~200 requests, not
+//  two per request. Each byte is used once and wiped.
+
+#define S_RANDOM_POOL   4096            //  bytes per refill of a thread's pool
+
+static __thread uint8_t s_random_pool [S_RANDOM_POOL];   //  this thread's pool
+static __thread size_t s_random_left = 0;                //  unused bytes at its end
+
 //  --------------------------------------------------------------------------
 //  Fill buffer with size random lowercase hex digits, not all zero
 
 static void
 s_random_hex (char *buffer, size_t size)
 {
-    uint8_t bytes [16];
+    static const char digits [] = "0123456789abcdef";
     assert (size <= 32 && size % 2 == 0);
     do {
-        randombytes_buf (bytes, size / 2);
-        for (size_t index = 0; index < size / 2; index++)
-            sprintf (buffer + 2 * index, "%02x", bytes [index]);
+        if (s_random_left < size / 2) {
+            randombytes_buf (s_random_pool, sizeof (s_random_pool));
+            s_random_left = sizeof (s_random_pool);
+        }
+        const uint8_t *bytes = s_random_pool + sizeof (s_random_pool) - s_random_left;
+        for (size_t index = 0; index < size / 2; index++) {
+            buffer [2 * index] = digits [bytes [index] >> 4];
+            buffer [2 * index + 1] = digits [bytes [index] & 15];
+        }
+        sodium_memzero ((void *) bytes, size / 2);     //  used once only
+        s_random_left -= size / 2;
         buffer [size] = 0;
     } while (!s_is_hex (buffer, size, true));
 }
