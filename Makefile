@@ -64,7 +64,7 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/%: tools/%.c $(LIB)
 	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
-$(BUILD)/%: tests/bin/%.c $(LIB)
+$(BUILD)/%: tests/bin/%.c $(wildcard tests/bin/*.h) $(LIB)
 	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
 $(BUILD)/bench_%: bench/%.c $(LIB)
