@@ -7,8 +7,13 @@
 
 #include "lh_harness.h"
 
+static const lh_harness_t s_harness = {
+    .program = "lh_chat_harness", .services = "chatd,validatord",
+    .max_services = 4, .sign = true
+};
+
 int
 main (int argc, char *argv [])
 {
-    return lh_harness_main (argc, argv, "lh_chat_harness", "chatd,validatord");
+    return lh_harness_main (&s_harness, argc, argv);
 }

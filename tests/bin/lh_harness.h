@@ -1,6 +1,7 @@
 /*  =========================================================================
-    lh_harness - the body shared by the test harnesses lh_storage_harness
-    and lh_chat_harness: a broker + any registered services in one process
+    lh_harness - the body shared by the test harnesses lh_storage_harness,
+    lh_chat_harness, lh_data_harness and lh_vector_harness: a broker + some
+    registered services in one process
 
     HARNESS [--broker ENDPOINT] [--services LIST] [--workers N]
             [--set key=value ...]
@@ -8,9 +9,10 @@
     Without --broker it starts a broker bound to tcp://127.0.0.1:* (plain);
     with --broker it only runs services against that broker (a second
     "node" process). LIST is comma-separated names from the launcher's
-    registry (common/lh_registry.c), or "none". The broker takes
-    broker/hb_ivl, hb_live and max_msg from the settings. When everything
-    is up it prints one line on stdout:
+    registry (common/lh_registry.c), or "none"; a harness may restrict
+    LIST to its default services. The broker takes broker/hb_ivl, hb_live
+    and max_msg from the settings. When everything is up it prints one
+    line on stdout:
 
         harness ready on tcp://127.0.0.1:PORT pid PID
 
@@ -18,13 +20,13 @@
 
     HARNESS --sign METHOD HOST KEY BODY [QNAME QVALUE ...]
 
-    prints the path+query the s3 backend sends for KEY (path-style, bucket
-    "bucket") and the Authorization header it computes (AKIDEXAMPLE, date
-    20150830T123600Z, us-east-1, s3), for test_s3_sigv4.py to compare with
-    botocore.
+    (harnesses with .sign only) prints the path+query the s3 backend sends
+    for KEY (path-style, bucket "bucket") and the Authorization header it
+    computes (AKIDEXAMPLE, date 20150830T123600Z, us-east-1, s3), for
+    test_s3_sigv4.py to compare with botocore.
 
-    Each harness program includes this file and calls lh_harness_main with
-    its name and default service list.
+    Each harness program includes this file, describes itself in an
+    lh_harness_t and calls lh_harness_main with it.
     =========================================================================
 */
 
@@ -37,7 +39,17 @@
 #include "lh_registry.h"
 #include "lh_sigv4.h"
 
-#define S_MAX_SERVICES 4
+#define S_MAX_SERVICES 8                //  runners one harness can hold
+
+//  What tells one harness from another
+typedef struct {
+    const char *program;                //  name, for messages
+    const char *services;               //  what runs without --services
+    bool defaults_only;                 //  --services may name only those
+    size_t max_services;                //  services one process runs, at most
+    bool sign;                          //  takes --sign
+    bool debug_log;                     //  log/level "debug" turns debug logging on
+} lh_harness_t;
 
 //  --------------------------------------------------------------------------
 //  --sign: one request signed as the s3 backend signs it
@@ -77,17 +89,35 @@ s_sign (int argc, char *argv [])
 }
 
 //  --------------------------------------------------------------------------
-//  The harness: program is its name (for messages), default_services what
-//  runs without --services. Services are looked up in the launcher's
-//  registry, so any registered service can be run.
+//  True if name is one of the comma-separated names in list
+
+static bool
+s_listed (const char *list, const char *name)
+{
+    size_t size = strlen (name);
+    for (const char *item = list; item; item = strchr (item, ',')) {
+        if (*item == ',')
+            item++;
+        if (strncmp (item, name, size) == 0 && (item [size] == ',' || item [size] == 0))
+            return true;
+    }
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  The harness that self describes. Services are looked up in the
+//  launcher's registry; with self->defaults_only only those of
+//  self->services are known.
 
 static int
-lh_harness_main (int argc, char *argv [], const char *program, const char *default_services)
+lh_harness_main (const lh_harness_t *self, int argc, char *argv [])
 {
-    if (argc > 1 && streq (argv [1], "--sign"))
+    assert (self->max_services <= S_MAX_SERVICES);
+    const char *program = self->program;
+    if (self->sign && argc > 1 && streq (argv [1], "--sign"))
         return s_sign (argc, argv);
     const char *broker_endpoint = NULL;
-    const char *services = default_services;
+    const char *services = self->services;
     int workers = 0;
     char *error = NULL;
     lh_config_t *config = lh_config_load (NULL, &error);
@@ -122,6 +152,8 @@ lh_harness_main (int argc, char *argv [], const char *program, const char *defau
             return 2;
         }
     }
+    if (self->debug_log && streq (lh_config_str (config, "log/level"), "debug"))
+        lh_log_set_level (LH_LOG_DEBUG);
     zactor_t *broker = NULL;
     char *endpoint = NULL;
     if (broker_endpoint)
@@ -156,10 +188,12 @@ lh_harness_main (int argc, char *argv [], const char *program, const char *defau
     char *list = strdup (services);
     char *save = NULL;
     for (char *name = strtok_r (list, ",", &save); name; name = strtok_r (NULL, ",", &save)) {
-        const lh_service_t *service = lh_registry_lookup (name);
         if (streq (name, "none"))
             continue;
-        if (!service || count == S_MAX_SERVICES) {
+        const lh_service_t *service = lh_registry_lookup (name);
+        if (self->defaults_only && !s_listed (self->services, name))
+            service = NULL;
+        if (!service || count == self->max_services) {
             fprintf (stderr, "%s: unknown service '%s'\n", program, name);
             return 2;
         }

@@ -7,8 +7,13 @@
 
 #include "lh_harness.h"
 
+static const lh_harness_t s_harness = {
+    .program = "lh_storage_harness", .services = "storaged",
+    .max_services = 4, .sign = true
+};
+
 int
 main (int argc, char *argv [])
 {
-    return lh_harness_main (argc, argv, "lh_storage_harness", "storaged");
+    return lh_harness_main (&s_harness, argc, argv);
 }
