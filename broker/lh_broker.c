@@ -25,6 +25,7 @@
 #include "lh_cert.h"
 #include "lh_body.h"
 #include "lh_log.h"
+#include "lh_tap.h"
 #include <jansson.h>
 #include <time.h>
 
@@ -239,6 +240,7 @@ typedef struct {
 
     lh_header_t out;                    //  header being built
     uint8_t hbuf [LH_HEADER_MAX];       //  encoded header being sent
+    uint8_t tbuf [LH_HEADER_MAX + 16];  //  tap copy of a reply, with rseq
 } self_t;
 
 //  Restart grace, defined with the timers below
@@ -1042,6 +1044,60 @@ s_tap_copy (self_t *self, const char *first, const char *second,
 
 
 //  --------------------------------------------------------------------------
+//  Tap a PART/REP: its header as routed plus key "rseq", the bseq of the
+//  request it answers, so a tap reader pairs replies with requests without
+//  guessing (client ids repeat across clients). Only the tap copy carries
+//  rseq; the message routed to the client is not touched.
+
+static void
+s_tap_reply (self_t *self, const char *svc, const char *op, uint64_t rseq,
+             const uint8_t *header, size_t size, zframe_t *body)
+{
+    if (!self->tap_handle)
+        return;
+    if (rseq == 0) {                    //  a request that was never stamped
+        s_tap_copy (self, svc, op, header, size, body);
+        return;
+    }
+    //  Our encoder writes a fixmap (up to 15 keys) or a map16 head
+    uint8_t *buffer = self->tbuf;
+    size_t skip, at;
+    if (size > 0 && header [0] >= 0x80 && header [0] < 0x8f) {
+        buffer [0] = header [0] + 1;
+        skip = at = 1;
+    }
+    else
+    if (size > 0 && header [0] == 0x8f) {
+        buffer [0] = 0xde;
+        buffer [1] = 0;
+        buffer [2] = 16;
+        skip = 1;
+        at = 3;
+    }
+    else
+    if (size > 2 && header [0] == 0xde) {
+        uint32_t count = ((uint32_t) header [1] << 8 | header [2]) + 1;
+        buffer [0] = 0xde;
+        buffer [1] = (uint8_t) (count >> 8);
+        buffer [2] = (uint8_t) count;
+        skip = at = 3;
+    }
+    else {
+        self->dropped_tap++;
+        return;
+    }
+    assert (size - skip + at + 14 <= sizeof self->tbuf);
+    memcpy (buffer + at, header + skip, size - skip);
+    at += size - skip;
+    memcpy (buffer + at, "\xa4rseq\xcf", 6);
+    at += 6;
+    for (int shift = 56; shift >= 0; shift -= 8)
+        buffer [at++] = (uint8_t) (rseq >> shift);
+    s_tap_copy (self, svc, op, buffer, at, body);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Tap a REQ as received and stamped (topic "svc.op")
 
 static void
@@ -1078,12 +1134,13 @@ s_stamp (self_t *self, peer_t *peer, lh_header_t *header)
 
 //  --------------------------------------------------------------------------
 //  Send a REP from the broker itself (src "broker") to a client; counts it
-//  against service (may be NULL) and taps it. Takes the body.
+//  against service (may be NULL) and taps it (rseq: the request's bseq).
+//  Takes the body.
 
 static void
-s_reply_from_broker (self_t *self, zframe_t *client, uint64_t cid, const char *tr,
-                     service_t *service, const char *svc, const char *op,
-                     uint32_t status, zframe_t **body_p)
+s_reply_from_broker (self_t *self, zframe_t *client, uint64_t cid, uint64_t rseq,
+                     const char *tr, service_t *service, const char *svc,
+                     const char *op, uint32_t status, zframe_t **body_p)
 {
     lh_header_t *out = &self->out;
     lh_header_init (out, LH_T_REP);
@@ -1100,7 +1157,7 @@ s_reply_from_broker (self_t *self, zframe_t *client, uint64_t cid, const char *t
         zframe_destroy (body_p);
         return;
     }
-    s_tap_copy (self, svc, op, self->hbuf, (size_t) size, *body_p);
+    s_tap_reply (self, svc, op, rseq, self->hbuf, (size_t) size, *body_p);
     if (service)
         s_service_count_reply (service, status, 0);
     if (s_send_encoded (self, client, self->hbuf, (size_t) size, body_p, false) == -1) {
@@ -1120,13 +1177,13 @@ s_reply_from_broker (self_t *self, zframe_t *client, uint64_t cid, const char *t
 //  Answer a request with an error REP {"error": {kind, reason, ...}}
 
 static void
-s_reply_error (self_t *self, zframe_t *client, uint64_t cid, const char *tr,
-               service_t *service, const char *svc, const char *op,
+s_reply_error (self_t *self, zframe_t *client, uint64_t cid, uint64_t rseq,
+               const char *tr, service_t *service, const char *svc, const char *op,
                uint32_t status, const char *kind, const char *reason,
                uint64_t retry_after_ms)
 {
     zframe_t *body = lh_error_body (status, kind, reason, retry_after_ms);
-    s_reply_from_broker (self, client, cid, tr, service, svc, op, status, &body);
+    s_reply_from_broker (self, client, cid, rseq, tr, service, svc, op, status, &body);
 }
 
 
@@ -1140,6 +1197,7 @@ s_reject_request (self_t *self, lh_msg_t *msg, service_t *service,
 {
     lh_header_t *header = &msg->header;
     s_reply_error (self, msg->routing, header->id,
+                   (header->has & LH_H_BSEQ)? header->bseq: 0,
                    (header->has & LH_H_TR)? header->tr: NULL, service,
                    (header->has & LH_H_SVC)? header->svc: "-",
                    (header->has & LH_H_OP)? header->op: "-",
@@ -1395,6 +1453,7 @@ s_refuse_revoked (self_t *self, peer_t *peer, lh_msg_t *msg, const char *uid)
     self->refused_revoked++;
     lh_warn ("broker", NULL, "%s (key %.8s) is revoked: refused %s",
              peer? peer->src: "a forgotten peer", uid, lh_type_name (header->t));
+    header->has &= ~LH_H_STAMPS;        //  not stamped: its bseq is the peer's
     if (header->t == LH_T_REQ && (header->has & LH_H_ID))
         s_reject_request (self, msg, NULL, LH_ST_UNAUTHORIZED, "revoked",
                           "this key is no longer in the broker's allow set", 0);
@@ -1525,7 +1584,7 @@ s_fail_orphans (self_t *self, service_t *service)
         link = link->next;
         if (request->q || request->att > 1)
             continue;
-        s_reply_error (self, request->client, request->cid,
+        s_reply_error (self, request->client, request->cid, request->bseq,
                        request->has_tr? request->tr: NULL, service,
                        service->name, request->op, LH_ST_UNAVAILABLE, "no_worker",
                        "no worker of this service is connected", self->retry_after_ms);
@@ -1567,7 +1626,7 @@ s_forget_peer (self_t *self, peer_t *peer)
                 s_enqueue (request, true);
             }
             else {
-                s_reply_error (self, request->client, request->cid,
+                s_reply_error (self, request->client, request->cid, request->bseq,
                                request->has_tr? request->tr: NULL, service,
                                service->name, request->op,
                                LH_ST_UNAVAILABLE, "worker_lost",
@@ -1951,7 +2010,7 @@ s_serve_builtin (self_t *self, peer_t *peer, lh_msg_t *msg, service_t *service)
         return;
     }
     zframe_t *body = s_json_frame (&json);
-    s_reply_from_broker (self, msg->routing, header->id,
+    s_reply_from_broker (self, msg->routing, header->id, header->bseq,
                          (header->has & LH_H_TR)? header->tr: NULL,
                          service, service->name, header->op, LH_ST_OK, &body);
 }
@@ -2081,13 +2140,14 @@ s_forward_reply (self_t *self, peer_t *peer, lh_msg_t *msg)
         //  Stamps pushed the worker's header past LH_HEADER_MAX
         self->dropped_malformed++;
         if (final)
-            s_reply_error (self, request->client, request->cid,
+            s_reply_error (self, request->client, request->cid, request->bseq,
                            request->has_tr? request->tr: NULL, service,
                            service->name, request->op, LH_ST_BAD_GATEWAY, "bad_reply",
                            "the worker's reply header was too large to forward", 0);
     }
     else {
-        s_tap_copy (self, service->name, request->op, self->hbuf, (size_t) size, msg->body);
+        s_tap_reply (self, service->name, request->op, request->bseq,
+                     self->hbuf, (size_t) size, msg->body);
         if (s_send_encoded (self, request->client, self->hbuf, (size_t) size, &msg->body, false) == -1) {
             s_count_send_failure (self);
             service->dropped++;
@@ -2370,7 +2430,7 @@ s_expire_requests (self_t *self)
         request_t *request = self->heap [0];
         service_t *service = request->service;
         s_heap_remove (self, request);
-        s_reply_error (self, request->client, request->cid,
+        s_reply_error (self, request->client, request->cid, request->bseq,
                        request->has_tr? request->tr: NULL, service,
                        service->name, request->op, LH_ST_TIMEOUT, "deadline",
                        "the request's deadline passed before its reply", 0);
@@ -2446,7 +2506,7 @@ s_end_grace (self_t *self)
             link = link->next;
             if (request->q)
                 continue;
-            s_reply_error (self, request->client, request->cid,
+            s_reply_error (self, request->client, request->cid, request->bseq,
                            request->has_tr? request->tr: NULL, service,
                            service->name, request->op, LH_ST_NOT_FOUND, "no_such_service",
                            "no worker has ever offered this service", 0);
@@ -3724,6 +3784,7 @@ lh_broker_test (bool verbose)
     //  reaches the broker at some point: round trips until it has)
     {
         bool saw_req = false, saw_rep = false;
+        uint64_t req_bseq = 0;
         int64_t until = zclock_mono () + T_WAIT;
         while ((!saw_req || !saw_rep) && zclock_mono () < until) {
             id = s_test_request (client, "echo", "echo", 0, NULL, false, NULL);
@@ -3739,10 +3800,16 @@ lh_broker_test (bool verbose)
                 int rc = lh_header_decode (&header, zframe_data (header_frame),
                                            zframe_size (header_frame));
                 assert (rc == 0);
-                if (streq (topic, "echo.echo") && header.t == LH_T_REQ && header.id == id)
+                if (streq (topic, "echo.echo") && header.t == LH_T_REQ && header.id == id) {
                     saw_req = true;
+                    req_bseq = header.bseq;
+                    assert (lh_tap_rseq (zframe_data (header_frame), zframe_size (header_frame)) == 0);
+                }
+                //  The REP copy names its request's bseq (rseq)
                 if (streq (topic, "echo.echo") && header.t == LH_T_REP && header.cid == id)
-                    saw_rep = streq (header.src, "w1");
+                    saw_rep = streq (header.src, "w1") && header.bseq > req_bseq
+                           && lh_tap_rseq (zframe_data (header_frame),
+                                           zframe_size (header_frame)) == req_bseq;
                 zstr_free (&topic);
                 zframe_destroy (&header_frame);
                 zmsg_destroy (&copy);

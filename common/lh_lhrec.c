@@ -12,6 +12,7 @@
 */
 
 #include "lh_lhrec.h"
+#include "lh_tap.h"
 #include "lh_body.h"
 
 #define S_DEFAULT_MAX_BODY  (16 * 1024 * 1024)
@@ -564,6 +565,7 @@ lh_lhrec_next (lh_lhrec_t *self, lh_lhrec_record_t *record)
         snprintf (self->error, sizeof self->error, "a record's header frame is not an LHB/1 header");
         return -2;
     }
+    record->rseq = lh_tap_rseq (record->header_data, record->header_size);
     if (record->body && record->body_size > self->max_body) {
         snprintf (self->error, sizeof self->error, "a record's body is larger than %zu bytes", self->max_body);
         return -2;

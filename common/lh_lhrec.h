@@ -7,9 +7,13 @@
                              "filters": {"service", "op", "trace", "status"}}
         tap record      array [rx_us, topic (str), header (bin), body (bin|nil)]
 
-    The header and body are the tap's frames verbatim. Records are written
-    with one write() each, so a crash loses at most the record being
-    written; a reader reports a truncated last record and stops there.
+    The header and body are the tap's frames verbatim. A PART/REP header
+    from a current broker also holds "rseq", the bseq of its request
+    (lh_lhrec_record_t.rseq); older recordings have none.
+
+    Records are written with one write() each, so a crash loses at most
+    the record being written; a reader reports a truncated last record
+    and stops there.
 
     Writing:
         lh_lhrec_info_t info = { .broker = "lakehouse" };
@@ -60,6 +64,8 @@ typedef struct {
     const uint8_t *header_data;         //  header frame, verbatim
     size_t header_size;                 //  its size
     lh_header_t header;                 //  header, decoded
+    uint64_t rseq;                      //  PART/REP: its request's bseq
+                                        //  (tap key "rseq"), 0 if absent
     const uint8_t *body;                //  body frame, or NULL
     size_t body_size;                   //  its size
 } lh_lhrec_record_t;

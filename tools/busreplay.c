@@ -26,6 +26,9 @@
     -v, --verbose       debug logging
     -h, --help          this text
 
+    Recorded replies are paired with their requests by "rseq" (the
+    request's bseq, on every tap copy of a PART/REP; docs/protocol.md), or,
+    in recordings from a broker without it, by topic, id and trace id.
     Requests to the built-in `broker` service are skipped (their answers
     describe the broker's state) unless --service broker is given. A
     request made on behalf of another (the same trace id, sent while that
@@ -342,13 +345,32 @@ s_frame (const void *data, size_t size)
 
 
 //  --------------------------------------------------------------------------
-//  Find the open case a recorded PART/REP answers: same topic and id, the
-//  same trace id when both carry one, else the oldest still open
+//  Find the open case a recorded PART/REP answers. A current broker's tap
+//  names it: rseq, the bseq of its REQ. Older recordings: same topic and
+//  id, the same trace id when both carry one, else the oldest still open.
+//  A REP closes the case.
 
 static s_case_t *
-s_find_open (zhashx_t *open, const char *topic, const lh_header_t *header)
+s_find_open (zhashx_t *open, zhashx_t *by_bseq, const char *topic,
+             const lh_header_t *header, uint64_t rseq)
 {
     char key [LH_LHREC_TOPIC_MAX + 32];
+    if (rseq) {
+        char bseq [24];
+        snprintf (bseq, sizeof bseq, "%" PRIu64, rseq);
+        s_case_t *entry = (s_case_t *) zhashx_lookup (by_bseq, bseq);
+        if (entry && header->t == LH_T_REP) {
+            zhashx_delete (by_bseq, bseq);
+            snprintf (key, sizeof key, "%s %" PRIu64, entry->topic, entry->rec_id);
+            zlist_t *list = (zlist_t *) zhashx_lookup (open, key);
+            if (list) {
+                zlist_remove (list, entry);
+                if (zlist_size (list) == 0)
+                    zhashx_delete (open, key);
+            }
+        }
+        return entry;                   //  NULL: its REQ was not recorded
+    }
     snprintf (key, sizeof key, "%s %" PRIu64, topic, header->cid);
     zlist_t *list = (zlist_t *) zhashx_lookup (open, key);
     if (!list)
@@ -362,6 +384,10 @@ s_find_open (zhashx_t *open, const char *topic, const lh_header_t *header)
     if (!match)
         match = (s_case_t *) zlist_first (list);
     if (match && header->t == LH_T_REP) {
+        char bseq [24];
+        snprintf (bseq, sizeof bseq, "%" PRIu64, match->bseq);
+        if (zhashx_lookup (by_bseq, bseq) == match)
+            zhashx_delete (by_bseq, bseq);
         zlist_remove (list, match);
         if (zlist_size (list) == 0)
             zhashx_delete (open, key);
@@ -404,6 +430,8 @@ s_load (s_args_t *args, zlistx_t *cases)
     assert (all);
     zhashx_t *traces = zhashx_new ();   //  trace id -> the open outer case
     assert (traces);
+    zhashx_t *by_bseq = zhashx_new ();  //  REQ bseq -> its open case
+    assert (by_bseq);
     lh_lhrec_record_t record;
     int rc;
     while ((rc = lh_lhrec_next (rec, &record)) == 1) {
@@ -440,10 +468,15 @@ s_load (s_args_t *args, zlistx_t *cases)
                 zhashx_insert (open, key, list);
             }
             zlist_append (list, entry);
+            if (header->has & LH_H_BSEQ) {
+                char bseq [24];
+                snprintf (bseq, sizeof bseq, "%" PRIu64, header->bseq);
+                zhashx_update (by_bseq, bseq, entry);
+            }
         }
         else
         if ((header->t == LH_T_REP || header->t == LH_T_PART) && (header->has & LH_H_CID)) {
-            s_case_t *entry = s_find_open (open, record.topic, header);
+            s_case_t *entry = s_find_open (open, by_bseq, record.topic, header, record.rseq);
             if (!entry)
                 continue;               //  its request was not recorded
             if (header->t == LH_T_PART)
@@ -462,6 +495,7 @@ s_load (s_args_t *args, zlistx_t *cases)
         fprintf (stderr, "busreplay: %s: %s%s\n", args->file, lh_lhrec_error (rec),
                  rc == -1? " (replaying the records before it)": "");
     zhashx_destroy (&open);
+    zhashx_destroy (&by_bseq);
     zhashx_destroy (&traces);
     lh_lhrec_destroy (&rec);
     if (rc == -2) {

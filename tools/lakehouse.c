@@ -2,8 +2,8 @@
     lakehouse - the launcher: one binary that hosts the broker and any set
     of actors, in one process or spread over several
 
-    lakehouse [options] up                  broker + every actor, one process
-    lakehouse [options] broker              the broker alone (tcp + tap)
+    lakehouse [options] up [TAP]            broker + every actor, one process
+    lakehouse [options] broker [TAP]        the broker alone (tcp + tap)
     lakehouse [options] node [--actors a,b] actors against a remote broker
     lakehouse [options] gateway             the HTTP gateway, against a remote broker
     lakehouse [options] ingest FILE --name N  upload a CSV (FILE, or - for stdin)
@@ -22,6 +22,17 @@
     --actors a,b        node: services to run (default: config actors/run)
     -v, --verbose       debug logging
     -h, --help          this text
+
+    TAP (up and broker): read the broker's tap inside this process, as
+    bustap does over tcp (common/lh_tap.c, docs/tools.md):
+    --tap               print every routed message on stdout, one JSON line
+                        each (bustap's format)
+    --record FILE       record them to FILE (.lhrec, for busreplay)
+    --service S, --op O, --trace T, --status LIST, --bodies, --pretty
+                        bustap's filters and formats, with --tap or --record
+    The broker then binds its tap also on BUS_INPROC-tap (bus/inproc plus
+    "-tap"); inproc passes no ZAP handshake and needs no certificate: only
+    this process can reach it. Without --tap/--record nothing changes.
 
     Security (docs/operations.md): with bus/curve (the default) every tcp
     endpoint of the broker is CURVE. `up` and `broker` create the local
@@ -63,6 +74,7 @@
 #include "lh_cert.h"
 #include "lh_ingest_upload.h"
 #include "lh_json.h"
+#include "lh_tap.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -72,6 +84,7 @@
 #define S_WORKERS_MAX       256         //  most workers per service
 #define S_UP_READY_MS       10000       //  `up`: actors register within this
 #define S_CHECK_IVL_MS      100         //  readiness poll interval
+#define S_TAP_READY_MS      5000        //  in-process tap: subscribed within
 
 //  Every declared config key, from the same X-macro table lh_config uses,
 //  so we can tell "unknown key" from "wrong type" and know whether a
@@ -100,6 +113,10 @@ typedef struct {
     const char *name;                   //  ingest --name, or NULL
     zlist_t *words;                     //  arguments after the command
     zlist_t *sets;                      //  "KEY=VALUE" strings (borrowed)
+    lh_tap_t *tap;                      //  in-process tap reader's settings
+    bool tap_print;                     //  --tap
+    const char *record;                 //  --record, or NULL
+    bool tap_filters;                   //  a tap filter or format was given
     bool verbose;                       //  -v
     bool help;                          //  -h
 } s_args_t;
@@ -124,6 +141,9 @@ typedef struct {
     zcert_t *cert;                      //  our certificate for a tcp link, or NULL
     char *server_key;                   //  the broker's key for it, or NULL
     sigset_t signals;                   //  SIGINT + SIGTERM + SIGHUP, blocked everywhere
+    lh_tap_t *tap;                      //  in-process tap reader, or NULL
+    zactor_t *tap_reader;               //  its actor while it runs, or NULL
+    const char *record;                 //  --record, or NULL
 } s_self_t;
 
 
@@ -134,7 +154,8 @@ static void
 s_usage (FILE *file)
 {
     fprintf (file,
-        "usage: lakehouse [options] up | broker | node [--actors a,b] | gateway | config\n"
+        "usage: lakehouse [options] up | broker [--tap] [--record FILE] [bustap filters]\n"
+        "       lakehouse [options] node [--actors a,b] | gateway | config\n"
         "       lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]\n"
         "       lakehouse [options] certs init | certs show FILE\n"
         "\n"
@@ -156,6 +177,12 @@ s_usage (FILE *file)
         "  --actors a,b         node: the services to run (default: actors/run)\n"
         "  -v, --verbose        debug logging\n"
         "  -h, --help           this text\n"
+        "\n"
+        "  up and broker read their own broker's tap in-process (inproc, no certificate):\n"
+        "  --tap                print every routed message on stdout as a JSON line (as bustap)\n"
+        "  --record FILE        record them to FILE (.lhrec, for busreplay)\n"
+        "  --service S  --op O  --trace T  --status 200,404,5xx  --bodies  --pretty\n"
+        "                       bustap's filters and formats, with --tap or --record\n"
         "\n"
         "services:");
     for (size_t index = 0; index < lh_registry_size (); index++)
@@ -224,6 +251,23 @@ s_option_value (int argc, char *argv [], int *argn, const char *name,
 
 
 //  --------------------------------------------------------------------------
+//  Match one of bustap's filter/format options for the in-process tap.
+//  Returns 1 (taken), 0 (not one), -1 after printing why.
+
+static int
+s_tap_option (s_args_t *args, int argc, char *argv [], int *argn)
+{
+    char *error = NULL;
+    int rc = lh_tap_option (args->tap, argc, argv, argn, &error);
+    if (rc < 0) {
+        fprintf (stderr, "lakehouse: %s (see --help)\n", error);
+        free (error);
+    }
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Parse the command line. Returns 0, or -1 after printing why.
 
 static int
@@ -238,6 +282,21 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
         else
         if (streq (arg, "-h") || streq (arg, "--help"))
             args->help = true;
+        else
+        if (streq (arg, "--tap"))
+            args->tap_print = true;
+        else
+        if ((rc = s_option_value (argc, argv, &argn, "--record", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            args->record = value;
+        }
+        else
+        if ((rc = s_tap_option (args, argc, argv, &argn)) != 0) {
+            if (rc < 0)
+                return -1;
+            args->tap_filters = true;
+        }
         else
         if ((rc = s_option_value (argc, argv, &argn, "--config", &value)) != 0) {
             if (rc < 0)
@@ -311,6 +370,18 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
         return -1;
     }
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Free what the parsed command line holds
+
+static void
+s_args_destroy (s_args_t *args)
+{
+    zlist_destroy (&args->sets);
+    zlist_destroy (&args->words);
+    lh_tap_destroy (&args->tap);
 }
 
 
@@ -428,15 +499,11 @@ s_self_new (lh_config_t **config_p)
 
 
 //  --------------------------------------------------------------------------
-//  Stop every service (last started first), then the broker; destroy
+//  Stop the gateway, then every service (last started first)
 
 static void
-s_self_destroy (s_self_t **self_p)
+s_actors_stop (s_self_t *self)
 {
-    assert (self_p);
-    s_self_t *self = *self_p;
-    if (!self)
-        return;
     if (self->gateway) {
         lh_debug ("lakehouse", NULL, "stopping the gateway");
         zactor_destroy (&self->gateway);
@@ -449,7 +516,49 @@ s_self_destroy (s_self_t **self_p)
         }
         free (entry);
     }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Stop the in-process tap reader, once the broker has routed what it had
+//  read (a pipe round trip), and log its summary. Returns 0, or -1 if its
+//  recording failed.
+
+static int
+s_tap_stop (s_self_t *self)
+{
+    if (!self->tap_reader)
+        return 0;
+    if (self->broker) {
+        zstr_send (self->broker, "STATS");
+        char *status = NULL, *detail = NULL;
+        zsock_recv (self->broker, "ss", &status, &detail);
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
+    zactor_destroy (&self->tap_reader);
+    char *summary = lh_tap_summary (self->tap);
+    lh_info ("lakehouse", NULL, "tap: %s%s%s", summary, self->record? ", recorded to ": "",
+             self->record? self->record: "");
+    free (summary);
+    return lh_tap_failed (self->tap)? -1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Stop every service (last started first), then the broker; destroy
+
+static void
+s_self_destroy (s_self_t **self_p)
+{
+    assert (self_p);
+    s_self_t *self = *self_p;
+    if (!self)
+        return;
+    s_actors_stop (self);
+    s_tap_stop (self);
     zlist_destroy (&self->services);
+    lh_tap_destroy (&self->tap);
     if (self->broker) {
         lh_debug ("lakehouse", NULL, "stopping the broker");
         zactor_destroy (&self->broker);
@@ -633,6 +742,88 @@ s_broker_announce (s_self_t *self)
     printf ("lakehouse: broker ready on %s (tap %s)\n", self->bus_endpoint,
             self->tap_endpoint? self->tap_endpoint: "off");
     fflush (stdout);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Wait until the tap reader has received something: a broker.ping over
+//  the inproc bus until its copy shows (subscriptions reach an XPUB
+//  asynchronously). Returns 0, or -1 after printing why.
+
+static int
+s_tap_wait (s_self_t *self)
+{
+    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/inproc") };
+    lh_client_t *client = lh_client_new (&link, "lakehouse");
+    int64_t deadline = zclock_mono () + S_TAP_READY_MS;
+    int rc = -1;
+    while (client && zclock_mono () < deadline) {
+        lh_call_opts_t opts = { .timeout_ms = 1000 };
+        lh_reply_t *reply = NULL;
+        lh_client_call (client, "broker", "ping", NULL, 0, &opts, &reply);
+        lh_reply_destroy (&reply);
+        zstr_send (self->tap_reader, "SYNC");
+        char *status = NULL, *received = NULL;
+        if (zsock_recv (self->tap_reader, "ss", &status, &received) == 0
+        &&  streq (status, "0") && atoll (received) > 0)
+            rc = 0;
+        zstr_free (&status);
+        zstr_free (&received);
+        if (rc == 0)
+            break;
+    }
+    lh_client_destroy (&client);
+    if (rc)
+        fprintf (stderr, "lakehouse: the in-process tap showed nothing within %d ms\n",
+                 S_TAP_READY_MS);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start the in-process tap reader (--tap, --record): create the
+//  recording, bind the broker's tap also on BUS_INPROC-tap (inproc: no
+//  ZAP, no certificate; only this process reaches it), connect the reader
+//  actor and wait until it reads. Returns 0, or -1 after printing why.
+
+static int
+s_tap_start (s_self_t *self)
+{
+    char *endpoint = zsys_sprintf ("%s-tap", lh_config_str (self->config, "bus/inproc"));
+    char *detail = NULL;
+    int rc = 0;
+    if (self->record
+    &&  lh_tap_record (self->tap, self->record, lh_config_str (self->config, "broker/name"),
+                       endpoint, &detail) != 0) {
+        fprintf (stderr, "lakehouse: --record: %s\n", detail);
+        rc = -1;
+    }
+    zstr_free (&detail);
+    if (rc == 0 && s_broker_command (self, "TAP", endpoint, NULL, &detail) != 0) {
+        fprintf (stderr, "lakehouse: cannot bind the in-process tap %s: %s\n", endpoint, detail);
+        rc = -1;
+    }
+    zstr_free (&detail);
+    if (rc == 0) {
+        self->tap_reader = zactor_new (lh_tap_actor, self->tap);
+        assert (self->tap_reader);
+        char *status = NULL;
+        zsock_send (self->tap_reader, "ss", "CONNECT", endpoint);
+        if (zsock_recv (self->tap_reader, "ss", &status, &detail) != 0 || !streq (status, "0")) {
+            fprintf (stderr, "lakehouse: the tap reader did not start: %s\n",
+                     detail? detail: "no answer");
+            rc = -1;
+        }
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
+    if (rc == 0)
+        rc = s_tap_wait (self);
+    if (rc == 0)
+        lh_info ("lakehouse", NULL, "reading the tap on %s%s%s", endpoint,
+                 self->record? ", recording to ": "", self->record? self->record: "");
+    free (endpoint);
+    return rc;
 }
 
 
@@ -952,7 +1143,9 @@ s_gateway_start (s_self_t *self, const lh_link_t *link)
 
 //  --------------------------------------------------------------------------
 //  lakehouse up: broker on inproc + tcp (+ tap), every selected actor and
-//  the gateway over inproc
+//  the gateway over inproc; with --tap/--record a tap reader too. Stops
+//  the gateway, the actors, then the tap reader (the recording is complete
+//  up to there); the broker goes last, in s_self_destroy.
 
 static int
 s_run_up (s_self_t *self)
@@ -963,6 +1156,8 @@ s_run_up (s_self_t *self)
     int rc = s_broker_start (self, true);
     if (rc != 0)
         return rc == -2? S_EXIT_USAGE: S_EXIT_FAILURE;
+    if (self->tap && s_tap_start (self) != 0)
+        return S_EXIT_FAILURE;
 
     lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/inproc") };
     rc = s_services_start (self, &link, S_UP_READY_MS);
@@ -981,23 +1176,27 @@ s_run_up (s_self_t *self)
         s_wait_for_signal (self);
     }
     s_shutdown_begin (self);
-    return 0;
+    s_actors_stop (self);
+    return s_tap_stop (self) == 0? 0: S_EXIT_FAILURE;
 }
 
 
 //  --------------------------------------------------------------------------
-//  lakehouse broker: the broker alone, tcp endpoint + tap
+//  lakehouse broker: the broker alone, tcp endpoint + tap (with --tap or
+//  --record also inproc, for the tap reader's readiness ping)
 
 static int
 s_run_broker (s_self_t *self)
 {
-    int rc = s_broker_start (self, false);
+    int rc = s_broker_start (self, self->tap != NULL);
     if (rc != 0)
         return rc == -2? S_EXIT_USAGE: S_EXIT_FAILURE;
+    if (self->tap && s_tap_start (self) != 0)
+        return S_EXIT_FAILURE;
     s_broker_announce (self);
     s_wait_for_signal (self);
     s_shutdown_begin (self);
-    return 0;
+    return s_tap_stop (self) == 0? 0: S_EXIT_FAILURE;
 }
 
 
@@ -1236,13 +1435,13 @@ main (int argc, char *argv [])
     sigaddset (&signals, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
 
-    s_args_t args = { .sets = zlist_new (), .words = zlist_new () };
+    s_args_t args = { .sets = zlist_new (), .words = zlist_new (),
+                      .tap = lh_tap_new ("lakehouse") };
     assert (args.sets);
     int rc = s_args_parse (&args, argc, argv);
     if (rc == 0 && args.help) {
         s_usage (stdout);
-        zlist_destroy (&args.sets);
-        zlist_destroy (&args.words);
+        s_args_destroy (&args);
         return 0;
     }
     if (rc == 0 && !args.command) {
@@ -1266,21 +1465,30 @@ main (int argc, char *argv [])
         fprintf (stderr, "lakehouse: --actors is for `lakehouse node`\n");
         rc = -1;
     }
+    bool tapping = args.tap_print || args.record;
+    if (rc == 0 && (tapping || args.tap_filters)
+    &&  !streq (args.command, "up") && !streq (args.command, "broker")) {
+        fprintf (stderr, "lakehouse: --tap, --record and the tap filters are for "
+                 "`lakehouse up` and `lakehouse broker`\n");
+        rc = -1;
+    }
+    if (rc == 0 && args.tap_filters && !tapping) {
+        fprintf (stderr, "lakehouse: the tap filters (--service, --op, --trace, --status, "
+                 "--bodies, --pretty) need --tap or --record\n");
+        rc = -1;
+    }
     if (rc != 0) {
-        zlist_destroy (&args.sets);
-        zlist_destroy (&args.words);
+        s_args_destroy (&args);
         return S_EXIT_USAGE;
     }
     if (streq (args.command, "config")) {
         lh_config_print_defaults (stdout);
-        zlist_destroy (&args.sets);
-        zlist_destroy (&args.words);
+        s_args_destroy (&args);
         return 0;
     }
     lh_config_t *config = s_config_load (&args);
     if (!config) {
-        zlist_destroy (&args.sets);
-        zlist_destroy (&args.words);
+        s_args_destroy (&args);
         return S_EXIT_USAGE;
     }
     const char *level = lh_config_str (config, "log/level");
@@ -1291,8 +1499,7 @@ main (int argc, char *argv [])
     if (streq (args.command, "certs")) {
         rc = s_run_certs (&args, config);
         lh_config_destroy (&config);
-        zlist_destroy (&args.sets);
-        zlist_destroy (&args.words);
+        s_args_destroy (&args);
         return rc;
     }
 
@@ -1301,11 +1508,18 @@ main (int argc, char *argv [])
         fprintf (stderr, "lakehouse: cannot create data/dir '%s': %s\n",
                  data_dir, strerror (errno));
         lh_config_destroy (&config);
-        zlist_destroy (&args.sets);
-        zlist_destroy (&args.words);
+        s_args_destroy (&args);
         return S_EXIT_FAILURE;
     }
     s_self_t *self = s_self_new (&config);
+    if (tapping) {
+        lh_tap_set_quiet (args.tap, !args.tap_print);
+        if (args.tap_print)
+            setvbuf (stdout, NULL, _IOLBF, 0);
+        self->tap = args.tap;
+        args.tap = NULL;
+        self->record = args.record;
+    }
     if (streq (args.command, "ingest"))
         rc = s_run_ingest (self, (const char *) zlist_first (args.words), args.name);
     else
@@ -1321,8 +1535,7 @@ main (int argc, char *argv [])
         rc = s_run_node (self, args.actors);
 
     s_self_destroy (&self);
-    zlist_destroy (&args.sets);
-    zlist_destroy (&args.words);
+    s_args_destroy (&args);
     if (rc == 0)
         lh_info ("lakehouse", NULL, "stopped");
     return rc;
