@@ -801,12 +801,12 @@ lh_client_recv (lh_client_t *self, lh_reply_t **reply_p, int timeout_ms)
             *reply_p = reply;
             return 0;
         }
-        int64_t now = zclock_mono ();
-        if (now >= until)
-            break;
-        //  Wake at least every 100 ms to expire deadlines
-        int64_t wait = until - now < 100? until - now: 100;
-        int rc = s_poll (self, wait, &reply);
+        //  Poll at least once (timeout 0 reads what is already there);
+        //  wake at least every 100 ms to expire deadlines
+        int64_t left = until - zclock_mono ();
+        if (left < 0)
+            left = 0;
+        int rc = s_poll (self, left < 100? left: 100, &reply);
         if (rc == -1)
             break;
         if (rc == 1) {
@@ -815,6 +815,8 @@ lh_client_recv (lh_client_t *self, lh_reply_t **reply_p, int timeout_ms)
             *reply_p = reply;
             return 0;
         }
+        if (left == 0)
+            break;
     }
     return -1;
 }

@@ -1,14 +1,12 @@
 /*  =========================================================================
-    lh_bus_pump - a bus thread that keeps many requests in flight for
-    threads that must not block
+    lh_bus_pump - many bus requests in flight for a thread that must not
+    block on any of them
 
-    Submitters append to a queue under a mutex and wake the pump thread
-    through an eventfd (written only when the queue went from idle to
-    busy). The pump thread sends what is queued, then polls its client's
-    socket and the eventfd; replies are matched to requests by id. The
-    client handles heartbeats, reconnects and deadlines (an expired request
-    gets a synthesized 504/503 reply from lh_client_recv), so every request
-    sent ends with exactly one REP.
+    Requests are sent at once on the pump's client and kept by id until
+    their REP; PARTs before it are collected. The client handles heart-
+    beats, reconnects and deadlines (an expired request gets a synthesized
+    504/503 reply from lh_client_recv), so every request sent ends with
+    exactly one REP. Everything runs on the owning thread.
     =========================================================================
 */
 
@@ -19,68 +17,41 @@
 #include "lh_actor.h"
 #include "lh_broker.h"
 #include "echo.h"
-#include <pthread.h>
-#include <sys/eventfd.h>
-#include <inttypes.h>
 
-#define S_TICK_MS       100             //  client housekeeping period
-#define S_RETRY_MS      500             //  between attempts to reach the broker
-#define S_DRAIN_MAX     4096            //  messages handled per wake-up
+#define S_DRAIN_MAX     4096            //  messages handled per run
 
-//  One submitted request
-typedef struct _s_item_t s_item_t;
-struct _s_item_t {
-    s_item_t *next;                     //  queue link
-    char svc [LH_NAME_MAX + 1];         //  service
-    char op [LH_NAME_MAX + 1];          //  op
-    zframe_t *body;                     //  msgpack body, or NULL
-    lh_call_opts_t opts;                //  options (trace, idem point below)
-    char trace [LH_TRACE_SIZE + 1];     //  trace id, or ""
-    char *idem;                         //  idempotency key, or NULL
+//  One request in flight
+typedef struct {
+    uint64_t id;                        //  the client's request id (the key)
     lh_bus_pump_done_fn *done;          //  answer callback
     void *arg;                          //  its argument
     zlist_t *parts;                     //  PART bodies received, or NULL
-};
+} s_item_t;
 
 struct _lh_bus_pump_t {
-    lh_link_t link;                     //  how to reach the broker
-    char *endpoint;                     //  copy of link.endpoint
-    char *server_key;                   //  copy of link.server_key
-    char *name;                         //  client name
-    pthread_t thread;                   //  the pump thread
-    pthread_mutex_t lock;               //  guards the fields below
-    s_item_t *head;                     //  queued, not yet sent
-    s_item_t *tail;
-    bool stopping;                      //  destroy has begun
-    bool signalled;                     //  wake_fd written since the last take
-    int wake_fd;                        //  eventfd
-    size_t pending;                     //  submitted, not yet done (atomic)
-    //  Pump thread only
-    lh_client_t *client;                //  bus client, once connected
-    zhashx_t *inflight;                 //  "id" -> s_item_t
-    int64_t next_connect;               //  zclock_mono of the next attempt
+    lh_client_t *client;                //  bus client, once given
+    zhashx_t *inflight;                 //  &id -> s_item_t
 };
 
 
 //  --------------------------------------------------------------------------
-//  Free an item's own data (not the parts handed to done)
+//  Hash and compare uint64 request ids
 
-static void
-s_item_destroy (s_item_t **item_p)
+static size_t
+s_id_hash (const void *key)
 {
-    if (*item_p) {
-        s_item_t *item = *item_p;
-        zframe_destroy (&item->body);
-        if (item->parts) {
-            zframe_t *part;
-            while ((part = (zframe_t *) zlist_pop (item->parts)))
-                zframe_destroy (&part);
-            zlist_destroy (&item->parts);
-        }
-        free (item->idem);
-        free (item);
-        *item_p = NULL;
-    }
+    uint64_t id = *(const uint64_t *) key;
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdULL;
+    id ^= id >> 33;
+    return (size_t) id;
+}
+
+static int
+s_id_compare (const void *key1, const void *key2)
+{
+    uint64_t a = *(const uint64_t *) key1, b = *(const uint64_t *) key2;
+    return (a > b) - (a < b);
 }
 
 
@@ -88,52 +59,128 @@ s_item_destroy (s_item_t **item_p)
 //  Answer an item and free it
 
 static void
-s_item_done (lh_bus_pump_t *self, s_item_t **item_p, lh_reply_t *reply)
+s_item_done (s_item_t **item_p, lh_reply_t *reply)
 {
     s_item_t *item = *item_p;
     zlist_t *parts = item->parts;
-    item->parts = NULL;
-    __atomic_sub_fetch (&self->pending, 1, __ATOMIC_RELAXED);
     item->done (item->arg, reply, parts);
-    s_item_destroy (item_p);
+    free (item);
+    *item_p = NULL;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Send one item, or answer it NULL if it cannot be sent
+//  Create a pump with no client yet
 
-static void
-s_item_send (lh_bus_pump_t *self, s_item_t *item)
+lh_bus_pump_t *
+lh_bus_pump_new (void)
 {
-    uint64_t id = 0;
-    if (self->client) {
-        item->opts.trace = *item->trace? item->trace: NULL;
-        item->opts.idem = item->idem;
-        id = lh_client_send (self->client, item->svc, item->op,
-                             item->body? zframe_data (item->body): NULL,
-                             item->body? zframe_size (item->body): 0, &item->opts);
-    }
-    zframe_destroy (&item->body);
-    if (!id) {
-        s_item_done (self, &item, NULL);
-        return;
-    }
-    char key [24];
-    snprintf (key, sizeof (key), "%" PRIu64, id);
-    zhashx_insert (self->inflight, key, item);
+    lh_bus_pump_t *self = (lh_bus_pump_t *) zmalloc (sizeof (lh_bus_pump_t));
+    assert (self);
+    self->inflight = zhashx_new ();
+    assert (self->inflight);
+    zhashx_set_key_hasher (self->inflight, s_id_hash);
+    zhashx_set_key_comparator (self->inflight, s_id_compare);
+    zhashx_set_key_duplicator (self->inflight, NULL);
+    zhashx_set_key_destructor (self->inflight, NULL);
+    return self;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Handle a message from the bus: PART kept, REP answered, others dropped
+//  Destroy the pump: pending requests are answered NULL first
+
+void
+lh_bus_pump_destroy (lh_bus_pump_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        lh_bus_pump_t *self = *self_p;
+        s_item_t *item = (s_item_t *) zhashx_first (self->inflight);
+        while (item) {
+            zhashx_delete (self->inflight, &item->id);
+            s_item_done (&item, NULL);
+            item = (s_item_t *) zhashx_first (self->inflight);
+        }
+        zhashx_destroy (&self->inflight);
+        lh_client_destroy (&self->client);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Give the pump its client (taken)
+
+void
+lh_bus_pump_set_client (lh_bus_pump_t *self, lh_client_t **client_p)
+{
+    assert (self && client_p && !self->client);
+    self->client = *client_p;
+    *client_p = NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  True when the pump has a client
+
+bool
+lh_bus_pump_ready (lh_bus_pump_t *self)
+{
+    assert (self);
+    return self->client != NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Send a request now; returns 0, or -1 if it could not be sent
+
+int
+lh_bus_pump_submit (lh_bus_pump_t *self, const char *svc, const char *op,
+                    zframe_t **body_p, const lh_call_opts_t *opts,
+                    lh_bus_pump_done_fn *done, void *arg)
+{
+    assert (self && svc && op && done);
+    zframe_t *body = body_p? *body_p: NULL;
+    uint64_t id = 0;
+    if (self->client)
+        id = lh_client_send (self->client, svc, op, body? zframe_data (body): NULL,
+                             body? zframe_size (body): 0, opts);
+    if (body_p)
+        zframe_destroy (body_p);
+    if (!id)
+        return -1;
+    s_item_t *item = (s_item_t *) zmalloc (sizeof (s_item_t));
+    assert (item);
+    item->id = id;
+    item->done = done;
+    item->arg = arg;
+    zhashx_insert (self->inflight, &item->id, item);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The client's socket, to poll; NULL without a client
+
+zsock_t *
+lh_bus_pump_sock (lh_bus_pump_t *self)
+{
+    assert (self);
+    return self->client? lh_client_sock (self->client): NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Handle one message from the bus: PART kept, REP answered, others dropped
 
 static void
 s_on_reply (lh_bus_pump_t *self, lh_reply_t *reply)
 {
     lh_type_t type = lh_reply_type (reply);
-    char key [24];
-    snprintf (key, sizeof (key), "%" PRIu64, lh_reply_cid (reply));
-    s_item_t *item = type == LH_T_PUB? NULL: (s_item_t *) zhashx_lookup (self->inflight, key);
+    uint64_t id = lh_reply_cid (reply);
+    s_item_t *item = type == LH_T_PUB? NULL: (s_item_t *) zhashx_lookup (self->inflight, &id);
     if (!item) {
         lh_reply_destroy (&reply);
         return;
@@ -147,199 +194,31 @@ s_on_reply (lh_bus_pump_t *self, lh_reply_t *reply)
         lh_reply_destroy (&reply);
         return;
     }
-    zhashx_delete (self->inflight, key);
-    s_item_done (self, &item, reply);
+    zhashx_delete (self->inflight, &id);
+    s_item_done (&item, reply);
 }
 
 
 //  --------------------------------------------------------------------------
-//  Take the queue (under the lock); returns its head
-
-static s_item_t *
-s_take (lh_bus_pump_t *self, bool *stopping)
-{
-    pthread_mutex_lock (&self->lock);
-    s_item_t *head = self->head;
-    self->head = self->tail = NULL;
-    self->signalled = false;
-    *stopping = self->stopping;
-    pthread_mutex_unlock (&self->lock);
-    return head;
-}
-
-
-//  --------------------------------------------------------------------------
-//  The pump thread
-
-static void *
-s_pump_thread (void *arg)
-{
-    lh_bus_pump_t *self = (lh_bus_pump_t *) arg;
-    int64_t next_tick = zclock_mono () + S_TICK_MS;
-    while (true) {
-        bool stopping;
-        s_item_t *item = s_take (self, &stopping);
-        if (!self->client && !stopping && item && zclock_mono () >= self->next_connect) {
-            self->client = lh_client_new (&self->link, self->name);
-            if (!self->client)
-                self->next_connect = zclock_mono () + S_RETRY_MS;
-        }
-        while (item) {
-            s_item_t *next = item->next;
-            if (stopping)
-                s_item_done (self, &item, NULL);
-            else
-                s_item_send (self, item);
-            item = next;
-        }
-        if (stopping)
-            break;
-
-        zsock_t *sock = self->client? lh_client_sock (self->client): NULL;
-        zmq_pollitem_t items [2] = {
-            { NULL, self->wake_fd, ZMQ_POLLIN, 0 },
-            { sock? zsock_resolve (sock): NULL, 0, ZMQ_POLLIN, 0 }
-        };
-        int64_t wait = next_tick - zclock_mono ();
-        zmq_poll (items, sock? 2: 1, wait > 0? (long) wait: 0);
-        if (items [0].revents & ZMQ_POLLIN) {
-            uint64_t value;
-            ssize_t got = read (self->wake_fd, &value, sizeof (value));
-            (void) got;                 //  EAGAIN: nothing to clear
-        }
-        if (!self->client)
-            continue;
-        bool tick = zclock_mono () >= next_tick;
-        if (tick)
-            next_tick = zclock_mono () + S_TICK_MS;
-        for (int round = 0; round < S_DRAIN_MAX; round++) {
-            sock = lh_client_sock (self->client);
-            bool ready = sock && (zsock_events (sock) & ZMQ_POLLIN);
-            if (!ready && !tick)
-                break;
-            tick = false;
-            lh_reply_t *reply = NULL;
-            if (lh_client_recv (self->client, &reply, 1) != 0)
-                break;
-            s_on_reply (self, reply);
-        }
-    }
-    //  Stopping: answer what is still in flight
-    s_item_t *item = (s_item_t *) zhashx_first (self->inflight);
-    while (item) {
-        const char *key = (const char *) zhashx_cursor (self->inflight);
-        char copy [24];
-        snprintf (copy, sizeof (copy), "%s", key);
-        zhashx_delete (self->inflight, copy);
-        s_item_done (self, &item, NULL);
-        item = (s_item_t *) zhashx_first (self->inflight);
-    }
-    lh_client_destroy (&self->client);
-    return NULL;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Start a pump
-
-lh_bus_pump_t *
-lh_bus_pump_new (const lh_link_t *link, const char *name)
-{
-    assert (link && name);
-    lh_bus_pump_t *self = (lh_bus_pump_t *) zmalloc (sizeof (lh_bus_pump_t));
-    assert (self);
-    self->endpoint = strdup (link->endpoint? link->endpoint: "");
-    self->server_key = link->server_key? strdup (link->server_key): NULL;
-    self->link.endpoint = self->endpoint;
-    self->link.server_key = self->server_key;
-    self->link.cert = link->cert;
-    self->name = strdup (name);
-    self->wake_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-    assert (self->wake_fd >= 0);
-    self->inflight = zhashx_new ();
-    pthread_mutex_init (&self->lock, NULL);
-    int rc = pthread_create (&self->thread, NULL, s_pump_thread, self);
-    assert (rc == 0);
-    return self;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Stop the pump; pending requests are answered NULL
+//  Handle what has arrived; with tick, also housekeeping and deadlines
 
 void
-lh_bus_pump_destroy (lh_bus_pump_t **self_p)
+lh_bus_pump_run (lh_bus_pump_t *self, bool tick)
 {
-    assert (self_p);
-    if (*self_p) {
-        lh_bus_pump_t *self = *self_p;
-        pthread_mutex_lock (&self->lock);
-        self->stopping = true;
-        pthread_mutex_unlock (&self->lock);
-        uint64_t one = 1;
-        if (write (self->wake_fd, &one, sizeof (one)) < 0)
-            lh_warn ("pump", NULL, "cannot wake the pump thread: %s", strerror (errno));
-        pthread_join (self->thread, NULL);
-        close (self->wake_fd);
-        zhashx_destroy (&self->inflight);
-        pthread_mutex_destroy (&self->lock);
-        free (self->endpoint);
-        free (self->server_key);
-        free (self->name);
-        free (self);
-        *self_p = NULL;
+    assert (self);
+    if (!self->client)
+        return;
+    for (int round = 0; round < S_DRAIN_MAX; round++) {
+        zsock_t *sock = lh_client_sock (self->client);
+        bool ready = sock && (zsock_events (sock) & ZMQ_POLLIN);
+        if (!ready && !tick)
+            break;
+        tick = false;
+        lh_reply_t *reply = NULL;
+        if (lh_client_recv (self->client, &reply, 0) != 0)
+            break;
+        s_on_reply (self, reply);
     }
-}
-
-
-//  --------------------------------------------------------------------------
-//  Submit a request; returns 0, or -1 if the pump is stopping
-
-int
-lh_bus_pump_submit (lh_bus_pump_t *self, const char *svc, const char *op,
-                    zframe_t **body_p, const lh_call_opts_t *opts,
-                    lh_bus_pump_done_fn *done, void *arg)
-{
-    assert (self && svc && op && done);
-    s_item_t *item = (s_item_t *) zmalloc (sizeof (s_item_t));
-    assert (item);
-    snprintf (item->svc, sizeof (item->svc), "%s", svc);
-    snprintf (item->op, sizeof (item->op), "%s", op);
-    if (body_p) {
-        item->body = *body_p;
-        *body_p = NULL;
-    }
-    if (opts) {
-        item->opts = *opts;
-        if (opts->trace)
-            snprintf (item->trace, sizeof (item->trace), "%s", opts->trace);
-        if (opts->idem)
-            item->idem = strdup (opts->idem);
-    }
-    item->done = done;
-    item->arg = arg;
-
-    pthread_mutex_lock (&self->lock);
-    if (self->stopping) {
-        pthread_mutex_unlock (&self->lock);
-        s_item_destroy (&item);
-        return -1;
-    }
-    if (self->tail)
-        self->tail->next = item;
-    else
-        self->head = item;
-    self->tail = item;
-    bool wake = !self->signalled;
-    self->signalled = true;
-    __atomic_add_fetch (&self->pending, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock (&self->lock);
-    if (wake) {
-        uint64_t one = 1;
-        if (write (self->wake_fd, &one, sizeof (one)) < 0)
-            lh_warn ("pump", NULL, "cannot wake the pump thread: %s", strerror (errno));
-    }
-    return 0;
 }
 
 
@@ -350,20 +229,19 @@ size_t
 lh_bus_pump_pending (lh_bus_pump_t *self)
 {
     assert (self);
-    return __atomic_load_n (&self->pending, __ATOMIC_RELAXED);
+    return zhashx_size (self->inflight);
 }
 
 
 //  --------------------------------------------------------------------------
-//  Self test: 200 requests in flight at once, all answered; destroy
-//  answers what is pending
+//  Self test: 200 requests in flight at once, all answered, and a PART
+//  stream collected; destroy answers what is pending
 
 typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
     int answered;
     int ok;
     int nulls;
+    int parts;
 } s_test_state_t;
 
 //  --------------------------------------------------------------------------
@@ -373,21 +251,34 @@ static void
 s_test_done (void *arg, lh_reply_t *reply, zlist_t *parts)
 {
     s_test_state_t *state = (s_test_state_t *) arg;
-    pthread_mutex_lock (&state->lock);
     state->answered++;
     if (!reply)
         state->nulls++;
     else
     if (lh_reply_status (reply) == LH_ST_OK)
         state->ok++;
-    pthread_cond_signal (&state->cond);
-    pthread_mutex_unlock (&state->lock);
     lh_reply_destroy (&reply);
     if (parts) {
         zframe_t *part;
-        while ((part = (zframe_t *) zlist_pop (parts)))
+        while ((part = (zframe_t *) zlist_pop (parts))) {
+            state->parts++;
             zframe_destroy (&part);
+        }
         zlist_destroy (&parts);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Test: poll and run the pump until state has answered answers (5 s most)
+
+static void
+s_test_wait (lh_bus_pump_t *pump, s_test_state_t *state, int answers)
+{
+    int64_t until = zclock_mono () + 5000;
+    while (state->answered < answers && zclock_mono () < until) {
+        zmq_pollitem_t items [] = { { zsock_resolve (lh_bus_pump_sock (pump)), 0, ZMQ_POLLIN, 0 } };
+        zmq_poll (items, 1, 100);
+        lh_bus_pump_run (pump, items [0].revents == 0);
     }
 }
 
@@ -397,10 +288,8 @@ lh_bus_pump_test (bool verbose)
     printf (" * lh_bus_pump: ");
     s_test_state_t state;
     memset (&state, 0, sizeof (state));
-    pthread_mutex_init (&state.lock, NULL);
-    pthread_cond_init (&state.cond, NULL);
 
-    //  A real broker and echo on inproc: 200 requests in flight at once
+    //  A real broker and echo on inproc
     zactor_t *broker = zactor_new (lh_broker_actor, "pump-test");
     char *status, *detail;
     zsock_send (broker, "ss", "BIND", "inproc://lh-bus-pump-test");
@@ -413,38 +302,71 @@ lh_bus_pump_test (bool verbose)
     assert (config);
     lh_service_runner_t *echo = lh_service_start (&lh_echo_service, &link, config, 2);
     assert (echo);
-    lh_bus_pump_t *pump = lh_bus_pump_new (&link, "pump-test");
+
+    //  No client yet: submit refuses and takes the body
+    lh_bus_pump_t *pump = lh_bus_pump_new ();
+    assert (!lh_bus_pump_ready (pump));
+    assert (lh_bus_pump_sock (pump) == NULL);
+    zframe_t *body = zframe_new ("\x80", 1);
     lh_call_opts_t opts = { .timeout_ms = 5000, .queue = true };
+    assert (lh_bus_pump_submit (pump, "echo", "echo", &body, &opts, s_test_done, &state) == -1);
+    assert (body == NULL);
+    lh_bus_pump_run (pump, true);       //  harmless without a client
+
+    //  200 requests in flight at once
+    lh_client_t *client = lh_client_new (&link, "pump-test");
+    assert (client);
+    lh_bus_pump_set_client (pump, &client);
+    assert (client == NULL && lh_bus_pump_ready (pump));
     int total = 200;
     for (int index = 0; index < total; index++) {
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 1);
         lh_pack_kv_int (pack, "i", index);
-        zframe_t *body = lh_pack_frame (&pack);
+        body = lh_pack_frame (&pack);
         assert (lh_bus_pump_submit (pump, "echo", "echo", &body, &opts, s_test_done, &state) == 0);
         assert (body == NULL);
     }
-    pthread_mutex_lock (&state.lock);
-    while (state.answered < total)
-        pthread_cond_wait (&state.cond, &state.lock);
-    pthread_mutex_unlock (&state.lock);
+    assert (lh_bus_pump_pending (pump) == (size_t) total);
+    s_test_wait (pump, &state, total);
     if (verbose)
         printf ("\n   %d answered, %d ok, %d NULL", state.answered, state.ok, state.nulls);
-    assert (state.ok == total);
+    assert (state.answered == total && state.ok == total && state.nulls == 0);
     assert (lh_bus_pump_pending (pump) == 0);
 
-    //  Destroy answers what is still pending (a slow request)
+    //  PARTs before the REP are collected for done
     lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 2);
+    lh_pack_kv_uint (pack, "n", 3);
+    lh_pack_kv_uint (pack, "size", 10);
+    body = lh_pack_frame (&pack);
+    assert (lh_bus_pump_submit (pump, "echo", "stream", &body, &opts, s_test_done, &state) == 0);
+    s_test_wait (pump, &state, total + 1);
+    assert (state.ok == total + 1);
+    if (verbose)
+        printf (", %d parts", state.parts);
+    assert (state.parts == 3);
+
+    //  A deadline that passes: the pump answers a 504 on a tick
+    pack = lh_pack_new ();
     lh_pack_map (pack, 1);
     lh_pack_kv_uint (pack, "ms", 2000);
-    zframe_t *body = lh_pack_frame (&pack);
+    body = lh_pack_frame (&pack);
+    lh_call_opts_t quick = { .timeout_ms = 200 };
+    assert (lh_bus_pump_submit (pump, "echo", "sleep", &body, &quick, s_test_done, &state) == 0);
+    s_test_wait (pump, &state, total + 2);
+    assert (state.answered == total + 2 && state.ok == total + 1 && state.nulls == 0);
+
+    //  Destroy answers what is still pending
+    pack = lh_pack_new ();
+    lh_pack_map (pack, 1);
+    lh_pack_kv_uint (pack, "ms", 2000);
+    body = lh_pack_frame (&pack);
     assert (lh_bus_pump_submit (pump, "echo", "sleep", &body, &opts, s_test_done, &state) == 0);
     lh_bus_pump_destroy (&pump);
-    assert (state.answered == total + 1);
+    assert (state.answered == total + 3 && state.nulls == 1);
     lh_service_stop (&echo);
     zactor_destroy (&broker);
     lh_config_destroy (&config);
-    pthread_mutex_destroy (&state.lock);
-    pthread_cond_destroy (&state.cond);
     printf ("OK\n");
 }

@@ -38,7 +38,7 @@
 #include "lh_gateway.h"
 #include "lh_routes.h"
 #include "lh_http_auth.h"
-#include "lh_bus_pump.h"
+#include "lh_http_pool.h"
 #include "lh_ingest_upload.h"
 #include "lh_json.h"
 #include "lh_log.h"
@@ -53,6 +53,7 @@
 
 #define S_ACTOR         "gateway"
 #define S_TICK_MS       100             //  actor housekeeping period
+#define S_CONNECT_MS    1000            //  between attempts to give HTTP threads a bus client
 #define S_DISCARD_MAX   (64 * 1024 * 1024)  //  body bytes dropped before closing
 #define S_METHOD_MAX    16              //  longest method kept for the log
 #define S_BODY_PREALLOC (64 * 1024)     //  most body bytes allocated ahead of arrival
@@ -71,6 +72,7 @@ struct _s_conn_t {
     int64_t since;                      //  us: the current request began (atomic)
     int busy;                           //  1 while the request is served (atomic)
     bool killed;                        //  read timeout fired (under conn_lock)
+    char ip [INET6_ADDRSTRLEN + 1];     //  counted in per_ip under this key, or ""
 };
 
 //  One HTTP request in progress
@@ -122,7 +124,13 @@ typedef struct {
     char *server_key;                   //  broker public key (copy), or NULL
     lh_link_t link;                     //  link for every bus client
     char *name;                         //  bus client name
-    struct MHD_Daemon *daemon;          //  the HTTP server, when started
+    lh_http_pool_t *pool;               //  the HTTP threads, when started
+    int listen_fd;                      //  their listening socket, or -1
+    unsigned idle_timeout_s;            //  gateway/idle_timeout_s
+    size_t header_max;                  //  gateway/header_max
+    unsigned conn_per_ip;               //  gateway/conn_per_ip (0 = no limit)
+    zhashx_t *per_ip;                   //  address -> open connections (conn_lock)
+    int64_t next_connect;               //  zclock_mono of the next bus connect
     char *url;                          //  bound URL
     lh_http_auth_t *auth;               //  tokens and allow-list
     pthread_key_t client_key;           //  per-thread bus client
@@ -135,7 +143,6 @@ typedef struct {
     int64_t token_check_ms;             //  gateway/token_check_ms
     int64_t health_ms;                  //  gateway/health_ms
     int threads;                        //  gateway/threads
-    lh_bus_pump_t *pump;                //  bus thread for the HTTP threads' calls
     size_t *route_body_max;             //  per route: body limit
     uint32_t *route_timeout_ms;         //  per route: default deadline
     size_t part_size;                   //  gateway/part_size
@@ -638,7 +645,7 @@ s_query_lookup (void *arg, const char *name)
 
 //  --------------------------------------------------------------------------
 //  The pump answered a request: keep the reply and resume the connection
-//  (runs on the pump thread; the connection is suspended meanwhile)
+//  (runs on the connection's own HTTP thread, which answers it next)
 
 static void
 s_bus_done (void *arg, lh_reply_t *reply, zlist_t *parts)
@@ -666,22 +673,28 @@ s_bus_discard (void *arg, lh_reply_t *reply, zlist_t *parts)
 }
 
 
+static enum MHD_Result
+    s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request);
+
 //  --------------------------------------------------------------------------
-//  Hand svc.op to the pump and suspend the connection until it answers;
-//  the access handler is called again then (s_answer). Takes the body.
+//  Send svc.op on this HTTP thread's bus pump and suspend the connection
+//  until it answers; the access handler is called again then (s_answer).
+//  Takes the body. No pump or no bus yet: answered now (503).
 
 static enum MHD_Result
 s_submit (self_t *self, struct MHD_Connection *connection, s_request_t *request,
           const char *service, const char *op, zframe_t **body_p)
 {
     lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    lh_bus_pump_t *pump = lh_http_pool_pump ();
     request->connection = connection;
+    if (!pump || lh_bus_pump_submit (pump, service, op, body_p, &opts, s_bus_done, request)) {
+        zframe_destroy (body_p);
+        return s_answer (self, connection, request);
+    }
+    //  The answer comes on this thread, after this handler returns
     request->waiting = true;
     MHD_suspend_connection (connection);
-    if (lh_bus_pump_submit (self->pump, service, op, body_p, &opts, s_bus_done, request)) {
-        zframe_destroy (body_p);
-        MHD_resume_connection (connection);     //  answered NULL: 503
-    }
     return MHD_YES;
 }
 
@@ -739,7 +752,10 @@ s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request)
         lh_pack_kv_str (pack, "key", lh_ingest_upload_key (request->upload));
         zframe_t *body = lh_pack_frame (&pack);
         lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace };
-        lh_bus_pump_submit (self->pump, "storaged", "delete", &body, &opts, s_bus_discard, NULL);
+        lh_bus_pump_t *pump = lh_http_pool_pump ();
+        if (!pump || lh_bus_pump_submit (pump, "storaged", "delete", &body, &opts, s_bus_discard, NULL))
+            lh_warn (S_ACTOR, request->trace, "cannot remove the uploaded source %s: no bus",
+                     lh_ingest_upload_key (request->upload));
         zframe_destroy (&body);
     }
     if (!reply)
@@ -1415,6 +1431,23 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
 
 
 //  --------------------------------------------------------------------------
+//  The text form of an IP address (the per-address count's key). Returns
+//  0, or -1 for an address that is not IPv4 or IPv6.
+
+static int
+s_address_key (const struct sockaddr *address, char *key, size_t size)
+{
+    const void *bytes = address->sa_family == AF_INET
+                      ? (const void *) &((const struct sockaddr_in *) address)->sin_addr
+                      : address->sa_family == AF_INET6
+                      ? (const void *) &((const struct sockaddr_in6 *) address)->sin6_addr: NULL;
+    if (!bytes || !inet_ntop (address->sa_family, bytes, key, (socklen_t) size))
+        return -1;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Connections come and go: keep the registry the read timeout scans
 
 static void
@@ -1431,7 +1464,16 @@ s_connection (void *cls, struct MHD_Connection *connection, void **socket_contex
         assert (conn);
         conn->fd = info->connect_fd;
         conn->since = zclock_usecs ();
+        const union MHD_ConnectionInfo *peer =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (self->conn_per_ip && peer && peer->client_addr
+        &&  s_address_key (peer->client_addr, conn->ip, sizeof (conn->ip)))
+            conn->ip [0] = 0;
         pthread_mutex_lock (&self->conn_lock);
+        if (*conn->ip) {
+            uintptr_t open = (uintptr_t) zhashx_lookup (self->per_ip, conn->ip);
+            zhashx_update (self->per_ip, conn->ip, (void *) (open + 1));
+        }
         conn->next = self->conns;
         if (self->conns)
             self->conns->prev = conn;
@@ -1449,6 +1491,13 @@ s_connection (void *cls, struct MHD_Connection *connection, void **socket_contex
             self->conns = conn->next;
         if (conn->next)
             conn->next->prev = conn->prev;
+        if (*conn->ip) {
+            uintptr_t open = (uintptr_t) zhashx_lookup (self->per_ip, conn->ip);
+            if (open > 1)
+                zhashx_update (self->per_ip, conn->ip, (void *) (open - 1));
+            else
+                zhashx_delete (self->per_ip, conn->ip);
+        }
         pthread_mutex_unlock (&self->conn_lock);
         free (conn);
         *socket_context = NULL;
@@ -1652,6 +1701,76 @@ s_listen_parse (const char *listen, struct sockaddr_storage *address,
 
 
 //  --------------------------------------------------------------------------
+//  Open the listening socket (non-blocking). Returns it, or -1 with the
+//  reason in *error_p.
+
+static int
+s_listen_open (const struct sockaddr_storage *address, socklen_t size, char **error_p)
+{
+    int fd = socket (address->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *error_p = strdup (strerror (errno));
+        return -1;
+    }
+    int on = 1;
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof (on));
+    if (address->ss_family == AF_INET6)
+        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof (on));
+    if (bind (fd, (const struct sockaddr *) address, size) || listen (fd, 511)) {
+        *error_p = strdup (strerror (errno));
+        close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Accept policy: refuse a connection from an address that already has
+//  gateway/conn_per_ip open (counted across all HTTP threads)
+
+static enum MHD_Result
+s_accept_policy (void *cls, const struct sockaddr *address, socklen_t size)
+{
+    self_t *self = (self_t *) cls;
+    if (self->conn_per_ip == 0)
+        return MHD_YES;
+    char key [INET6_ADDRSTRLEN + 1];
+    if (s_address_key (address, key, sizeof (key)))
+        return MHD_YES;                 //  not an IP address: not counted
+    pthread_mutex_lock (&self->conn_lock);
+    uintptr_t open = (uintptr_t) zhashx_lookup (self->per_ip, key);
+    pthread_mutex_unlock (&self->conn_lock);
+    if (open >= self->conn_per_ip) {
+        lh_debug (S_ACTOR, NULL, "refused a connection from %s: %u already open", key,
+                  self->conn_per_ip);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Create one HTTP thread's daemon (lh_http_pool calls this per thread)
+
+static struct MHD_Daemon *
+s_daemon_start (void *arg, unsigned flags, int listen_fd, unsigned share)
+{
+    self_t *self = (self_t *) arg;
+    //  The logger comes first so that option warnings reach it too
+    return MHD_start_daemon (flags, 0, s_accept_policy, self, s_access, self,
+        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket) listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, share,
+        MHD_OPTION_CONNECTION_TIMEOUT, self->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, self->header_max,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_NOTIFY_CONNECTION, s_connection, self,
+        MHD_OPTION_END);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start serving. Returns 0 with *detail_p the URL, or -1 with the reason.
 
 static int
@@ -1757,34 +1876,35 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     }
     self->part_size = (size_t) part_size;
     self->storage_timeout_ms = (uint32_t) storage_timeout;
-    char pump_name [LH_NAME_MAX + 1];
-    snprintf (pump_name, sizeof (pump_name), "%s-pump", self->name);
-    self->pump = lh_bus_pump_new (&self->link, pump_name);
+    self->idle_timeout_s = (unsigned) idle_timeout;
+    self->header_max = (size_t) header_max;
+    self->conn_per_ip = (unsigned) conn_per_ip;
 
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
-    if (address.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    //  The logger comes first so that option warnings reach it too; a
-    //  pool of one is no pool (libmicrohttpd warns), so leave it out
-    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access, self,
-        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) (self->threads > 1? self->threads: 0),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) conn_max,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) conn_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) idle_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) header_max,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) 511,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_NOTIFY_CONNECTION, s_connection, self,
-        MHD_OPTION_END);
-    if (!self->daemon) {
-        *detail_p = zsys_sprintf ("cannot listen on %s: %s", listen,
-                                  errno? strerror (errno): "libmicrohttpd refused to start");
+    //  One listening socket, shared by the HTTP threads' daemons
+    self->listen_fd = s_listen_open (&address, address_size, detail_p);
+    if (self->listen_fd < 0) {
+        char *reason = *detail_p;
+        *detail_p = zsys_sprintf ("cannot listen on %s: %s", listen, reason);
+        free (reason);
         return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    unsigned port = info? info->port: 0;
+    self->pool = lh_http_pool_new (self->listen_fd, self->threads, (unsigned) conn_max,
+                                   s_daemon_start, self, &error);
+    if (!self->pool) {
+        *detail_p = zsys_sprintf ("cannot serve on %s: %s", listen, error);
+        free (error);
+        return -1;
+    }
+    //  Each HTTP thread's bus client, now if the broker is there
+    lh_http_pool_connect (self->pool, &self->link, self->name);
+    self->next_connect = zclock_mono () + S_CONNECT_MS;
+
+    struct sockaddr_storage bound;
+    socklen_t bound_size = sizeof (bound);
+    unsigned port = 0;
+    if (getsockname (self->listen_fd, (struct sockaddr *) &bound, &bound_size) == 0)
+        port = ntohs (bound.ss_family == AF_INET6? ((struct sockaddr_in6 *) &bound)->sin6_port
+                                                 : ((struct sockaddr_in *) &bound)->sin_port);
     char host [INET6_ADDRSTRLEN] = "";
     if (address.ss_family == AF_INET6)
         inet_ntop (AF_INET6, &((struct sockaddr_in6 *) &address)->sin6_addr, host, sizeof (host));
@@ -1813,9 +1933,13 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
 static void
 s_self_tick (self_t *self)
 {
-    if (!self->daemon)
+    if (!self->pool)
         return;
     int64_t now = zclock_mono ();
+    if (now >= self->next_connect) {
+        lh_http_pool_connect (self->pool, &self->link, self->name);
+        self->next_connect = zclock_mono () + S_CONNECT_MS;
+    }
     int sighups = s_sighups;
     if (sighups != self->sighups) {
         self->sighups = sighups;
@@ -1851,6 +1975,9 @@ s_self_new (zsock_t *pipe, lh_gateway_args_t *args)
     self->name = strdup (args->name? args->name: "gateway");
     pthread_mutex_init (&self->health_lock, NULL);
     pthread_mutex_init (&self->conn_lock, NULL);
+    self->listen_fd = -1;
+    self->per_ip = zhashx_new ();
+    assert (self->per_ip);
     return self;
 }
 
@@ -1859,14 +1986,13 @@ s_self_destroy (self_t **self_p)
 {
     if (*self_p) {
         self_t *self = *self_p;
-        //  The pump first: every request it holds is answered and its
-        //  connection resumed (libmicrohttpd must not stop with suspended
-        //  connections). Stopping the daemon ends its threads; each
-        //  thread's bus client is destroyed by the thread-specific
-        //  destructor as it ends.
-        lh_bus_pump_destroy (&self->pump);
-        if (self->daemon)
-            MHD_stop_daemon (self->daemon);
+        //  Each HTTP thread answers what waits on its pump, stops its
+        //  daemon and ends; its streaming bus client is destroyed by the
+        //  thread-specific destructor as it ends.
+        lh_http_pool_destroy (&self->pool);
+        if (self->listen_fd >= 0)
+            close (self->listen_fd);
+        zhashx_destroy (&self->per_ip);
         free (self->route_body_max);
         free (self->route_timeout_ms);
         if (self->client_key_made)
@@ -1902,10 +2028,7 @@ lh_gateway_actor (zsock_t *pipe, void *args)
     int rc = s_self_start (self, gateway_args->config, &detail);
     if (rc) {
         lh_error (S_ACTOR, NULL, "not started: %s", detail);
-        if (self->daemon) {
-            MHD_stop_daemon (self->daemon);
-            self->daemon = NULL;
-        }
+        lh_http_pool_destroy (&self->pool);
     }
     zsock_send (pipe, "ss", rc == 0? "0": "-1", detail? detail: "");
     free (detail);
