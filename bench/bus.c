@@ -3,7 +3,7 @@
     minimal hand-written ROUTER-ROUTER relay measured in the same run
 
     bench_bus [--seconds S] [--runs N] [--workers W] [--shape NAME] [--out FILE]
-              [--curve]
+              [--curve] [--credit C]
 
     Three shapes, each on both systems, interleaved A B A B:
       lockstep-1    one client, one request at a time
@@ -22,6 +22,10 @@
     ours; handshakes of both go through our broker's ZAP handler (domain
     lh-bus), which is what makes a key check possible at all. Rows are
     labelled "+CURVE".
+
+    --credit C: our echo workers' credit (actors/echo/credit, default 8).
+    The relay's workers take one request at a time (its ring of ready
+    ids); credit 1 is the like-for-like comparison, 8 our default.
     =========================================================================
 */
 
@@ -343,6 +347,7 @@ main (int argc, char *argv [])
 {
     const char *out = NULL;
     const char *only = NULL;
+    const char *credit = NULL;
     for (int argn = 1; argn < argc; argn++) {
         if (streq (argv [argn], "--shape") && argn + 1 < argc)
             only = argv [++argn];
@@ -361,8 +366,11 @@ main (int argc, char *argv [])
         else
         if (streq (argv [argn], "--curve"))
             s_curve = true;
+        else
+        if (streq (argv [argn], "--credit") && argn + 1 < argc)
+            credit = argv [++argn];
         else {
-            fprintf (stderr, "usage: bench_bus [--seconds S] [--runs N] [--workers W] [--shape NAME] [--out FILE] [--curve]\n");
+            fprintf (stderr, "usage: bench_bus [--seconds S] [--runs N] [--workers W] [--shape NAME] [--out FILE] [--curve] [--credit C]\n");
             return 2;
         }
     }
@@ -438,6 +446,8 @@ main (int argc, char *argv [])
         worker_link.server_key = link.server_key;
     }
     lh_config_t *config = lh_config_load (NULL, NULL);
+    if (credit)
+        lh_config_set (config, "actors/echo/credit", credit);
     lh_service_runner_t *echo = lh_service_start (&lh_echo_service, &worker_link, config, s_workers);
     //  Wait until the echo service answers
     lh_client_t *probe = lh_client_new (&link, "bench-probe");

@@ -22,6 +22,7 @@
 */
 
 #include "lh_broker.h"
+#include <poll.h>
 #include "lh_cert.h"
 #include "lh_body.h"
 #include "lh_log.h"
@@ -173,7 +174,8 @@ typedef struct {
     void *router_handle;                //  its libzmq socket
     zsock_t *tap;                       //  XPUB tap, or NULL
     void *tap_handle;                   //  its libzmq socket
-    zpoller_t *poller;                  //  pipe, router, tap
+    bool pipe_dirty;                    //  pipe may hold a command
+    bool side_dirty;                    //  tap, ZAP or monitors may hold messages
     bool verbose;                       //  log every message
     bool terminated;                    //  $TERM received
     bool bound;                         //  router bound at least once
@@ -2544,22 +2546,21 @@ s_tick (self_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Read what the router has, up to a batch, without blocking
+//  Read what the router has, up to a batch, without blocking. Returns
+//  true when the batch ended it (more may wait), false when read dry.
 
-static void
+static bool
 s_drain_router (self_t *self)
 {
     for (int count = 0; count < S_BATCH; count++) {
-        if (count > 0 && !(zsock_events (self->router) & ZMQ_POLLIN))
-            break;
         lh_msg_t msg;
-        int rc = lh_msg_recv (&msg, self->router, true, (size_t) self->max_msg);
+        int rc = lh_msg_try_recv (&msg, self->router, true, (size_t) self->max_msg);
         if (rc == -2) {
             self->dropped_malformed++;
             continue;
         }
-        if (rc == -1)
-            break;
+        if (rc != 0)
+            return false;               //  read dry (or failed)
         self->now = s_now_ms ();
         self->now_us = s_wall_us ();
         if (msg.routing)
@@ -2569,6 +2570,7 @@ s_drain_router (self_t *self)
         lh_msg_reset (&msg);
         s_reap_dead (self);
     }
+    return true;
 }
 
 
@@ -2725,7 +2727,7 @@ s_zap_start (self_t *self, char **error_p)
         zsock_destroy (&self->zap);
         return -1;
     }
-    zpoller_add (self->poller, self->zap);
+    self->side_dirty = true;
     s_reload_allow (self, true);
     return 0;
 }
@@ -2751,7 +2753,7 @@ s_monitor_start (self_t *self, int index, zsock_t *sock)
         zsock_destroy (&self->monitor [index]);
         return;
     }
-    zpoller_add (self->poller, self->monitor [index]);
+    self->side_dirty = true;
 }
 
 
@@ -2899,7 +2901,7 @@ s_bind_tap (self_t *self, const char *endpoint, char **error_p)
         zmq_setsockopt (self->tap_handle, ZMQ_XPUB_NODROP, &on, sizeof on);
         zsock_set_sndhwm (self->tap, self->tap_hwm);
         zsock_set_linger (self->tap, 0);
-        zpoller_add (self->poller, self->tap);
+        self->side_dirty = true;
     }
     return s_bind_socket (self, self->tap, 1, S_ZAP_TAP, endpoint, NULL, error_p);
 }
@@ -3149,8 +3151,7 @@ s_self_new (zsock_t *pipe, const char *name)
     int on = 1;
     zmq_setsockopt (self->router_handle, ZMQ_ROUTER_MANDATORY, &on, sizeof on);
     zsock_set_linger (self->router, 0);
-    self->poller = zpoller_new (self->pipe, self->router, NULL);
-    assert (self->poller);
+    self->pipe_dirty = true;
 
     self->peers = zhashx_new ();
     zhashx_set_key_hasher (self->peers, s_rid_hash);
@@ -3207,7 +3208,6 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->requests);
     zhashx_destroy (&self->peers);
     zhashx_destroy (&self->services);
-    zpoller_destroy (&self->poller);
     zsock_destroy (&self->tap);
     zsock_destroy (&self->router);
     zsock_destroy (&self->monitor [0]);
@@ -3248,32 +3248,21 @@ lh_broker_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new (pipe, (const char *) args);
     zsock_signal (pipe, 0);
+    //  ZMQ_FDs are polled directly: zmq_poll would ask every socket for
+    //  its events before and after each wait, a system call or two each.
+    //  A socket's descriptor only signals what arrives after the socket was
+    //  last read dry, so: the router is read dry last, after every send of
+    //  the round; the pipe, tap, ZAP and monitors are read when their
+    //  descriptor fired (and the tap every tick too: sending on it may
+    //  take the signal of a subscription).
     while (!self->terminated) {
-        self->now = s_now_ms ();
-        void *which = zpoller_wait (self->poller, s_poll_timeout (self));
-        if (!which && zpoller_terminated (self->poller))
-            break;
-        self->now = s_now_ms ();
-        self->now_us = s_wall_us ();
-        if (which == self->pipe)
-            s_handle_pipe (self);
-        else
-        if (which == self->router)
-            s_drain_router (self);
-        else
-        if (which && which == self->tap)
-            s_drain_tap (self);
-        else
-        if (which && which == self->zap)
-            s_handle_zap (self);
-        else
-        if (which && (which == self->monitor [0] || which == self->monitor [1]))
-            s_handle_monitor (self, (zsock_t *) which);
         self->now = s_now_ms ();
         self->now_us = s_wall_us ();
         s_expire_requests (self);
-        if (self->now >= self->next_tick)
+        if (self->now >= self->next_tick) {
             s_tick (self);
+            self->side_dirty = true;
+        }
         if (self->allow && self->now >= self->next_reload)
             s_reload_allow (self, false);
         if (!s_list_empty (&self->holding) && self->now >= self->next_flush) {
@@ -3281,6 +3270,43 @@ lh_broker_actor (zsock_t *pipe, void *args)
             s_reap_dead (self);
             self->next_flush = self->now + S_HOLD_RETRY;
         }
+        if (self->pipe_dirty) {
+            self->pipe_dirty = false;
+            if (zsock_events (self->pipe) & ZMQ_POLLIN) {
+                s_handle_pipe (self);
+                self->pipe_dirty = true;
+                continue;
+            }
+        }
+        if (self->side_dirty) {
+            self->side_dirty = false;
+            if (self->tap)
+                s_drain_tap (self);
+            if (self->zap)
+                s_handle_zap (self);
+            for (int index = 0; index < 2; index++)
+                if (self->monitor [index])
+                    s_handle_monitor (self, self->monitor [index]);
+        }
+        if (s_drain_router (self))
+            continue;                   //  more waiting: no wait
+
+        struct pollfd items [6];
+        int count = 0;
+        items [count++] = (struct pollfd) { zsock_fd (self->pipe), POLLIN, 0 };
+        items [count++] = (struct pollfd) { zsock_fd (self->router), POLLIN, 0 };
+        zsock_t *side [4] = { self->tap, self->zap, self->monitor [0], self->monitor [1] };
+        for (int index = 0; index < 4; index++)
+            if (side [index])
+                items [count++] = (struct pollfd) { zsock_fd (side [index]), POLLIN, 0 };
+        self->now = s_now_ms ();
+        if (poll (items, (nfds_t) count, s_poll_timeout (self)) == -1 && errno != EINTR)
+            break;
+        if (items [0].revents & POLLIN)
+            self->pipe_dirty = true;
+        for (int index = 2; index < count; index++)
+            if (items [index].revents & POLLIN)
+                self->side_dirty = true;
     }
     s_self_destroy (&self);
 }

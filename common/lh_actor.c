@@ -32,6 +32,7 @@
 #include "lh_actor.h"
 #include "lh_log.h"
 #include <sodium.h>
+#include <poll.h>
 
 #define S_HB_IVL            1000        //  heartbeat before WELCOME says
 #define S_HB_LIVE           3           //  liveness before WELCOME says
@@ -43,6 +44,8 @@
 #define S_DEFAULT_DL        5000        //  when a REQ carries no dl
 #define S_SEND_WAIT_MIN     1000        //  least wait for room to send a reply
 #define S_WORKERS_MAX       256         //  most workers one service may run
+#define S_CREDIT_MAX        1000        //  most credit a worker offers
+#define S_BATCH             100         //  bus messages handled between other duties
 
 //  Every declared config key, to look actors/NAME/workers up only if it
 //  exists (lh_config asserts on an undeclared key)
@@ -73,6 +76,7 @@ struct _lh_service_runner_t {
     lh_link_t link;                     //  link pointing at the copies
     char ops [LH_OPS_MAX + 1];          //  READY ops, "op1,op2"
     int count;                          //  number of workers
+    uint32_t credit;                    //  each worker's credit in READY
     s_worker_args_t *args;              //  one per worker
     zactor_t **workers;                 //  one per worker
 };
@@ -175,7 +179,7 @@ s_worker_hello (s_worker_t *self)
     lh_header_set_str (&header, LH_H_SVC, self->service->name);
     if (*self->runner->ops)
         lh_header_set_str (&header, LH_H_OPS, self->runner->ops);
-    header.credit = self->service->credit? self->service->credit: 1;
+    header.credit = self->runner->credit;
     header.has |= LH_H_CREDIT;
     s_worker_send (self, &header, NULL, 0);
 }
@@ -382,17 +386,19 @@ s_bye_hello_first (zframe_t *body)
 
 
 //  --------------------------------------------------------------------------
-//  Receive and handle one message from the broker
+//  Receive and handle one message from the broker, if one is waiting.
+//  Returns 0 (one handled, or a malformed one dropped), 1 when nothing is
+//  waiting, -1 when the socket failed.
 
-static void
+static int
 s_worker_recv (s_worker_t *self)
 {
     lh_msg_t msg;
-    int rc = lh_msg_recv (&msg, self->sock, false, self->max_msg);
+    int rc = lh_msg_try_recv (&msg, self->sock, false, self->max_msg);
     if (rc == -2)
         lh_debug (self->name, NULL, "dropped a malformed message from the broker");
     if (rc)
-        return;
+        return rc == -2? 0: rc;
     self->last_recv = zclock_mono ();
     lh_header_t *header = &msg.header;
     switch (header->t) {
@@ -432,6 +438,7 @@ s_worker_recv (s_worker_t *self)
             break;                      //  HB, and nothing else is for us
     }
     lh_msg_reset (&msg);
+    return 0;
 }
 
 
@@ -515,41 +522,15 @@ s_worker_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
     s_worker_connect (self);
 
+    //  ZMQ_FDs are polled directly (zmq_poll would ask each socket for its
+    //  events before and after every wait). That is safe only for a socket
+    //  read dry since its last send: the bus socket is read until empty
+    //  right before each wait, the pipe whenever its descriptor fired.
+    bool pipe_dirty = true;             //  the pipe may hold a command
     while (!self->terminated && !zsys_interrupted) {
+        //  Timers first: they may send (HELLO, heartbeats)
         int64_t now = zclock_mono ();
         int64_t live_ms = (int64_t) self->hb_ivl * self->hb_live;
-        int64_t wake = self->next_tick;
-        if (!self->started && wake > self->start_by)
-            wake = self->start_by;
-        if (self->sock) {
-            if (wake > self->last_send + self->hb_ivl)
-                wake = self->last_send + self->hb_ivl;
-            if (wake > self->last_recv + live_ms)
-                wake = self->last_recv + live_ms;
-        }
-        else
-        if (wake > self->reconnect_at)
-            wake = self->reconnect_at;
-
-        zmq_pollitem_t items [] = {
-            { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
-            { self->sock? zsock_resolve (self->sock): NULL, 0, ZMQ_POLLIN, 0 }
-        };
-        int rc = zmq_poll (items, self->sock? 2: 1, wake > now? (long) (wake - now): 0);
-        if (rc == -1 && zmq_errno () != EINTR)
-            break;                      //  context terminated
-        if (rc > 0 && (items [0].revents & ZMQ_POLLIN))
-            s_worker_pipe (self);
-        if (self->terminated)
-            break;
-        if (rc > 0 && self->sock && (items [1].revents & ZMQ_POLLIN)) {
-            //  A bounded batch, so the pipe and timers are not starved
-            for (int count = 0; count < 100 && self->sock
-                 && (zsock_events (self->sock) & ZMQ_POLLIN); count++)
-                s_worker_recv (self);
-        }
-        now = zclock_mono ();
-        live_ms = (int64_t) self->hb_ivl * self->hb_live;
         if (!self->started && now >= self->start_by) {
             lh_warn (self->name, NULL, "no WELCOME from %s yet: still trying",
                      self->runner->link.endpoint);
@@ -575,32 +556,80 @@ s_worker_actor (zsock_t *pipe, void *args)
                 self->service->tick (self->runner->state);
             self->next_tick = zclock_mono () + S_TICK_MS;
         }
+        //  The bus, a bounded batch so the pipe and timers are not starved
+        int count = 0;
+        while (self->sock && count < S_BATCH) {
+            int rc = s_worker_recv (self);
+            if (rc == -1 && zmq_errno () == ETERM)
+                self->terminated = true;
+            if (rc)
+                break;
+            count++;
+        }
+        if (self->terminated)
+            break;
+        if (pipe_dirty) {
+            pipe_dirty = false;
+            if (zsock_events (self->pipe) & ZMQ_POLLIN) {
+                s_worker_pipe (self);
+                pipe_dirty = true;
+                continue;
+            }
+        }
+        if (count == S_BATCH)
+            continue;                   //  more is waiting: no wait
+
+        now = zclock_mono ();
+        live_ms = (int64_t) self->hb_ivl * self->hb_live;
+        int64_t wake = self->next_tick;
+        if (!self->started && wake > self->start_by)
+            wake = self->start_by;
+        if (self->sock) {
+            if (wake > self->last_send + self->hb_ivl)
+                wake = self->last_send + self->hb_ivl;
+            if (wake > self->last_recv + live_ms)
+                wake = self->last_recv + live_ms;
+        }
+        else
+        if (wake > self->reconnect_at)
+            wake = self->reconnect_at;
+        struct pollfd items [2] = {
+            { zsock_fd (self->pipe), POLLIN, 0 },
+            { self->sock? zsock_fd (self->sock): -1, POLLIN, 0 }
+        };
+        if (poll (items, self->sock? 2: 1, wake > now? (int) (wake - now): 0) == -1
+        &&  errno != EINTR)
+            break;
+        if (items [0].revents & POLLIN)
+            pipe_dirty = true;
     }
     s_worker_destroy (&self);
 }
 
 
 //  --------------------------------------------------------------------------
-//  Number of workers from config actors/NAME/workers, if declared
+//  A service setting from config actors/NAME/KEY, if that key is declared
+//  (in range low..high), else fallback
 
-static int
-s_config_workers (const lh_service_t *service, lh_config_t *config)
+static int64_t
+s_config_setting (const lh_service_t *service, lh_config_t *config, const char *key,
+                  int64_t low, int64_t high, int64_t fallback)
 {
     if (!config)
-        return 1;
+        return fallback;
     char path [LH_NAME_MAX + 32];
-    snprintf (path, sizeof (path), "actors/%s/workers", service->name);
-    for (const char **key = s_config_keys; *key; key++)
-        if (streq (*key, path)) {
-            int64_t workers = lh_config_int (config, path);
-            if (workers < 1 || workers > S_WORKERS_MAX) {
-                lh_warn (service->name, NULL, "%s = %" PRId64 " is out of range 1..%d: using 1",
-                         path, workers, S_WORKERS_MAX);
-                return 1;
+    snprintf (path, sizeof (path), "actors/%s/%s", service->name, key);
+    for (const char **name = s_config_keys; *name; name++)
+        if (streq (*name, path)) {
+            int64_t value = lh_config_int (config, path);
+            if (value < low || value > high) {
+                lh_warn (service->name, NULL, "%s = %" PRId64 " is out of range %" PRId64
+                         "..%" PRId64 ": using %" PRId64, path, value, low, high, fallback);
+                return fallback;
             }
-            return (int) workers;
+            return value;
         }
-    return 1;
+    return fallback;
 }
 
 
@@ -617,7 +646,7 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (service->ops);
     assert (link);
     if (workers <= 0)
-        workers = s_config_workers (service, config);
+        workers = (int) s_config_setting (service, config, "workers", 1, S_WORKERS_MAX, 1);
     if (workers > S_WORKERS_MAX)
         workers = S_WORKERS_MAX;
 
@@ -625,6 +654,8 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (self);
     self->service = service;
     self->config = config;
+    self->credit = (uint32_t) s_config_setting (service, config, "credit", 1, S_CREDIT_MAX,
+                                                service->credit? service->credit: 1);
     //  The ops a worker declares; a service's table is ours, so a table
     //  too long for READY is a programming error
     size_t used = 0;

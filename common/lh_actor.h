@@ -61,6 +61,7 @@ typedef struct {
     //  Called on each worker about once a second, may be NULL
     void (*tick) (void *state);
     uint32_t credit;                    //  requests in flight per worker; 0 = 1
+                                        //  (config actors/NAME/credit, when declared, wins)
 } lh_service_t;
 
 typedef struct _lh_service_runner_t lh_service_runner_t;

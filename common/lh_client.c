@@ -378,6 +378,53 @@ s_on_bye (lh_client_t *self, lh_reply_t *bye)
 
 
 //  --------------------------------------------------------------------------
+//  Handle a message from the broker: control messages here; a REP or PART
+//  someone waits for, or a PUB, becomes *reply_p (returns 1). Returns 0
+//  when there is nothing for the caller.
+
+static int
+s_on_msg (lh_client_t *self, lh_msg_t *msg, lh_reply_t **reply_p)
+{
+    int result = 0;
+    self->last_recv = zclock_mono ();
+    lh_header_t *header = &msg->header;
+    if (header->t == LH_T_WELCOME) {
+        if ((header->has & LH_H_HB_IVL) && header->hb_ivl > 0)
+            self->hb_ivl = header->hb_ivl;
+        if ((header->has & LH_H_HB_LIVE) && header->hb_live > 0)
+            self->hb_live = header->hb_live;
+        if ((header->has & LH_H_MAX_MSG) && header->max_msg > 0)
+            self->max_msg = header->max_msg;
+        self->welcomed = true;
+        self->refused = 0;
+    }
+    else
+    if (header->t == LH_T_BYE) {
+        lh_reply_t *bye = s_reply_new (msg);
+        s_on_bye (self, bye);
+        lh_reply_destroy (&bye);
+    }
+    else
+    if (header->t == LH_T_REP || header->t == LH_T_PART) {
+        if ((header->has & LH_H_CID)
+        &&  s_pending_lookup (self, header->cid)) {
+            *reply_p = s_reply_new (msg);
+            result = 1;
+        }
+        else
+            lh_debug (self->name, NULL, "dropped a reply to %" PRIu64
+                      " (nobody waits for it)", header->cid);
+    }
+    else
+    if (header->t == LH_T_PUB) {
+        *reply_p = s_reply_new (msg);
+        result = 1;
+    }
+    return result;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Wait up to timeout_ms for one message from the broker and handle the
 //  protocol part of it. Heartbeats and silence are handled here too.
 //  Returns 1 and a reply for a REP/PART of a pending request or a PUB,
@@ -423,40 +470,7 @@ s_poll (lh_client_t *self, int64_t timeout_ms, lh_reply_t **reply_p)
         lh_msg_t msg;
         rc = lh_msg_recv (&msg, self->sock, false, self->max_msg);
         if (rc == 0) {
-            self->last_recv = zclock_mono ();
-            lh_header_t *header = &msg.header;
-            if (header->t == LH_T_WELCOME) {
-                if ((header->has & LH_H_HB_IVL) && header->hb_ivl > 0)
-                    self->hb_ivl = header->hb_ivl;
-                if ((header->has & LH_H_HB_LIVE) && header->hb_live > 0)
-                    self->hb_live = header->hb_live;
-                if ((header->has & LH_H_MAX_MSG) && header->max_msg > 0)
-                    self->max_msg = header->max_msg;
-                self->welcomed = true;
-                self->refused = 0;
-            }
-            else
-            if (header->t == LH_T_BYE) {
-                lh_reply_t *bye = s_reply_new (&msg);
-                s_on_bye (self, bye);
-                lh_reply_destroy (&bye);
-            }
-            else
-            if (header->t == LH_T_REP || header->t == LH_T_PART) {
-                if ((header->has & LH_H_CID)
-                &&  s_pending_lookup (self, header->cid)) {
-                    *reply_p = s_reply_new (&msg);
-                    result = 1;
-                }
-                else
-                    lh_debug (self->name, NULL, "dropped a reply to %" PRIu64
-                              " (nobody waits for it)", header->cid);
-            }
-            else
-            if (header->t == LH_T_PUB) {
-                *reply_p = s_reply_new (&msg);
-                result = 1;
-            }
+            result = s_on_msg (self, &msg, reply_p);
             lh_msg_reset (&msg);
         }
         else
@@ -817,6 +831,44 @@ lh_client_recv (lh_client_t *self, lh_reply_t **reply_p, int timeout_ms)
         }
         if (left == 0)
             break;
+    }
+    return -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Take the next PART, REP or PUB that has already arrived, without
+//  blocking and without housekeeping. Returns 0 and a reply, or -1.
+
+int
+lh_client_try_recv (lh_client_t *self, lh_reply_t **reply_p)
+{
+    assert (self);
+    assert (reply_p);
+    *reply_p = (lh_reply_t *) zlist_pop (self->inbox);
+    if (*reply_p)
+        return 0;
+    *reply_p = s_first_expired (self);
+    if (*reply_p)
+        return 0;
+    while (self->sock) {
+        lh_msg_t msg;
+        int rc = lh_msg_try_recv (&msg, self->sock, false, self->max_msg);
+        if (rc == -2) {
+            lh_debug (self->name, NULL, "dropped a malformed message from the broker");
+            continue;
+        }
+        if (rc != 0)
+            break;                      //  nothing more waiting
+        lh_reply_t *reply = NULL;
+        int result = s_on_msg (self, &msg, &reply);
+        lh_msg_reset (&msg);
+        if (result == 1) {
+            if (reply->header.t == LH_T_REP)
+                s_pending_remove (self, reply->header.cid);
+            *reply_p = reply;
+            return 0;
+        }
     }
     return -1;
 }

@@ -86,6 +86,14 @@ uint64_t
 int
     lh_client_recv (lh_client_t *self, lh_reply_t **reply_p, int timeout_ms);
 
+//  Take the next PART, REP or PUB that has already arrived, without
+//  blocking and without housekeeping (lh_client_recv does heartbeats,
+//  silence and reconnects: call it now and then). Returns 0 and a reply,
+//  or -1 when nothing is waiting. Taking until -1 leaves the socket's
+//  ZMQ_FD safe to poll(2) directly, until the next send.
+int
+    lh_client_try_recv (lh_client_t *self, lh_reply_t **reply_p);
+
 //  Subscribe to events whose topic starts with prefix
 int
     lh_client_subscribe (lh_client_t *self, const char *prefix);

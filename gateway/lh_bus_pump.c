@@ -200,25 +200,28 @@ s_on_reply (lh_bus_pump_t *self, lh_reply_t *reply)
 
 
 //  --------------------------------------------------------------------------
-//  Handle what has arrived; with tick, also housekeeping and deadlines
+//  Handle what has arrived; with tick, also housekeeping and deadlines.
+//  Returns the number of messages handled (0: the socket is drained).
 
-void
+int
 lh_bus_pump_run (lh_bus_pump_t *self, bool tick)
 {
     assert (self);
     if (!self->client)
-        return;
-    for (int round = 0; round < S_DRAIN_MAX; round++) {
-        zsock_t *sock = lh_client_sock (self->client);
-        bool ready = sock && (zsock_events (sock) & ZMQ_POLLIN);
-        if (!ready && !tick)
-            break;
-        tick = false;
-        lh_reply_t *reply = NULL;
-        if (lh_client_recv (self->client, &reply, 0) != 0)
-            break;
+        return 0;
+    int handled = 0;
+    lh_reply_t *reply = NULL;
+    //  Housekeeping: lh_client_recv sends heartbeats, notices silence and
+    //  expires deadlines; it may also return a message
+    if (tick && lh_client_recv (self->client, &reply, 0) == 0) {
         s_on_reply (self, reply);
+        handled++;
     }
+    while (handled < S_DRAIN_MAX && lh_client_try_recv (self->client, &reply) == 0) {
+        s_on_reply (self, reply);
+        handled++;
+    }
+    return handled;
 }
 
 

@@ -77,8 +77,10 @@ zsock_t *
 
 //  Handle what has arrived: PARTs are kept, each REP calls its done.
 //  With tick, also let the client keep its session and expire deadlines
-//  (call it so at least every 100 ms while requests are pending).
-void
+//  (call it so at least every 100 ms). Returns the number of messages
+//  handled; 0 means the socket was read dry, so its ZMQ_FD may be polled
+//  directly until the next submit.
+int
     lh_bus_pump_run (lh_bus_pump_t *self, bool tick);
 
 //  Requests submitted and not yet done

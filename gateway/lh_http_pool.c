@@ -17,6 +17,7 @@
 #include "lh_log.h"
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <poll.h>
 
 #define S_TICK_MS       100             //  pump housekeeping period
 
@@ -68,31 +69,38 @@ s_worker_thread (void *arg)
     s_current = self;
     int stop_fd = self->pool->stop_fd;
     int64_t next_tick = zclock_mono () + S_TICK_MS;
+    bool tick = false;
     while (true) {
         if (!lh_bus_pump_ready (self->pump))
             s_worker_take (self);
+        //  HTTP first (it may send requests), then the bus read dry: a REP
+        //  resumes its connection, so HTTP runs again before any wait
+        MHD_run (self->daemon);
+        if (lh_bus_pump_run (self->pump, tick) > 0) {
+            tick = false;
+            continue;
+        }
+        //  Wait on the daemon, the bus (ZMQ_FD is safe to poll now that the
+        //  socket was read dry after our last send) and the stop signal
         zsock_t *sock = lh_bus_pump_sock (self->pump);
-        zmq_pollitem_t items [3] = {
-            { NULL, self->epoll_fd, ZMQ_POLLIN, 0 },
-            { NULL, stop_fd, ZMQ_POLLIN, 0 },
-            { sock? zsock_resolve (sock): NULL, 0, ZMQ_POLLIN, 0 }
+        struct pollfd items [3] = {
+            { self->epoll_fd, POLLIN, 0 },
+            { stop_fd, POLLIN, 0 },
+            { sock? zsock_fd (sock): -1, POLLIN, 0 }
         };
         int64_t now = zclock_mono ();
-        long wait = next_tick > now? (long) (next_tick - now): 0;
+        int wait = next_tick > now? (int) (next_tick - now): 0;
         MHD_UNSIGNED_LONG_LONG mhd_wait;
         if (MHD_get_timeout (self->daemon, &mhd_wait) == MHD_YES && mhd_wait < (MHD_UNSIGNED_LONG_LONG) wait)
-            wait = (long) mhd_wait;
-        if (sock && (zsock_events (sock) & ZMQ_POLLIN))
-            wait = 0;                   //  a reply already queued
-        if (zmq_poll (items, sock? 3: 2, wait) == -1 && zmq_errno () != EINTR)
-            lh_warn ("gateway", NULL, "HTTP thread poll failed: %s", zmq_strerror (zmq_errno ()));
-        if (items [1].revents & ZMQ_POLLIN)
+            wait = (int) mhd_wait;
+        if (poll (items, sock? 3: 2, wait) == -1 && errno != EINTR)
+            lh_warn ("gateway", NULL, "HTTP thread poll failed: %s", strerror (errno));
+        if (items [1].revents & POLLIN)
             break;
-        bool tick = zclock_mono () >= next_tick;
+        now = zclock_mono ();
+        tick = now >= next_tick;
         if (tick)
-            next_tick = zclock_mono () + S_TICK_MS;
-        lh_bus_pump_run (self->pump, tick);
-        MHD_run (self->daemon);
+            next_tick = now + S_TICK_MS;
     }
     //  Stopping: answer what waits on the bus, let the daemon send those
     //  answers, then stop it. Streaming calls' thread clients go with the

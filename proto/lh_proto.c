@@ -783,29 +783,31 @@ lh_msg_reset (lh_msg_t *self)
 //  Receive one whole message. Returns 0, -1 (nothing read), -2 (malformed,
 //  discarded).
 
-int
-lh_msg_recv (lh_msg_t *self, void *socket, bool router, size_t max_body)
+static int
+s_msg_recv (lh_msg_t *self, void *socket, bool router, size_t max_body, int flags)
 {
     assert (self);
     void *handle = zsock_resolve (socket);
     self->routing = self->header_frame = self->body = NULL;
 
     if (router) {
-        self->routing = zframe_recv (handle);
+        self->routing = flags? zframe_recv_nowait (handle): zframe_recv (handle);
         if (!self->routing)
-            return -1;
+            return flags && zmq_errno () == EAGAIN? 1: -1;
         if (!zframe_more (self->routing)) {
             lh_msg_reset (self);
             return -2;
         }
+        flags = 0;                      //  the rest of a message is there
     }
     //  Signature frame, read in place: it is not kept
     zmq_msg_t signature;
     zmq_msg_init (&signature);
-    if (zmq_msg_recv (&signature, handle, 0) == -1) {
+    if (zmq_msg_recv (&signature, handle, flags) == -1) {
+        bool again = flags && zmq_errno () == EAGAIN;
         zmq_msg_close (&signature);
         lh_msg_reset (self);
-        return router? -2: -1;
+        return again? 1: router? -2: -1;
     }
     bool valid = zmq_msg_size (&signature) == LH_SIGNATURE_SIZE
               && memcmp (zmq_msg_data (&signature), LH_SIGNATURE, LH_SIGNATURE_SIZE) == 0
@@ -836,6 +838,23 @@ lh_msg_recv (lh_msg_t *self, void *socket, bool router, size_t max_body)
         }
     }
     return 0;
+}
+
+int
+lh_msg_recv (lh_msg_t *self, void *socket, bool router, size_t max_body)
+{
+    return s_msg_recv (self, socket, router, max_body, 0);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Receive one whole message if one is waiting, without blocking. Returns
+//  as lh_msg_recv, or 1 when nothing is waiting.
+
+int
+lh_msg_try_recv (lh_msg_t *self, void *socket, bool router, size_t max_body)
+{
+    return s_msg_recv (self, socket, router, max_body, ZMQ_DONTWAIT);
 }
 
 

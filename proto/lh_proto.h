@@ -242,6 +242,13 @@ typedef struct {
 int
     lh_msg_recv (lh_msg_t *self, void *socket, bool router, size_t max_body);
 
+//  Receive one whole message if one is waiting, without blocking: returns
+//  as lh_msg_recv, or 1 when nothing is waiting. Reading until it returns 1
+//  leaves the socket's ZMQ_FD safe to poll (libzmq signals it again when
+//  something new arrives); any send on the socket after that voids this.
+int
+    lh_msg_try_recv (lh_msg_t *self, void *socket, bool router, size_t max_body);
+
 //  Free the frames a received message holds; safe to call twice.
 void
     lh_msg_reset (lh_msg_t *self);

@@ -218,7 +218,7 @@ const lh_service_t lh_echo_service = {
     .ops = s_ops,
     .state_new = s_state_new,
     .state_destroy = s_state_destroy,
-    .credit = 1
+    .credit = 8
 };
 
 

@@ -36,7 +36,8 @@ def expect(t, h, method, path, body, status, what, kind=None, headers=None):
 
 
 def main(t):
-    h = gw.harness(t, {"actors/echo/workers": 1, "broker/queue_max": 1,
+    h = gw.harness(t, {"actors/echo/workers": 1, "actors/echo/credit": 1,
+                       "broker/queue_max": 1,
                        "broker/retry_after_ms": 1500,
                        "gateway/timeout_max_ms": 3000,
                        "gateway/body_max": 65536})

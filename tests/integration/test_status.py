@@ -34,7 +34,7 @@ def main(t):
             and rep.h.get("src") == "broker",
             "never offered service -> 404 no_such_service from src=broker", rep)
 
-    node_a = t.node(b.endpoint, workers=1)
+    node_a = t.node(b.endpoint, workers=1, sets={"actors/echo/credit": 1})
     t.wait_workers(c, "echo", 1)
     rep = c.call("echo", "echo", body={"a": 1}, timeout=3)
     t.check(rep is not None and rep.st == 200 and rep.obj == {"a": 1},
@@ -57,7 +57,7 @@ def main(t):
     rid = c.request("echo", "echo", body={"queued": 1}, q=True, dl=20000)
     early = c.wait_reply(rid, 0.3)
     t.check(early is None, "q=true request waits while no worker", early)
-    node_b = t.node(b.endpoint, workers=1)
+    node_b = t.node(b.endpoint, workers=1, sets={"actors/echo/credit": 1})
     rep = c.wait_reply(rid, 10)
     t.check(rep is not None and rep.st == 200 and rep.obj == {"queued": 1},
             "queued request served once a node with echo starts", rep)
