@@ -49,6 +49,7 @@
 #include <signal.h>
 #include <netdb.h>
 #include <inttypes.h>
+#include <ctype.h>
 #include <sys/socket.h>
 
 #define S_ACTOR         "gateway"
@@ -985,6 +986,8 @@ typedef struct {
     uint32_t timeout_ms;                //  deadline of each get
     char etag [65];                     //  ETag of the first range
     uint64_t size;                      //  object size
+    uint64_t base;                      //  first byte sent (a Range's start)
+    uint64_t length;                    //  bytes sent
     uint64_t offset;                    //  offset of the range held
     lh_reply_t *reply;                  //  the range held
     const char *data;                   //  its bytes (inside reply)
@@ -1056,8 +1059,9 @@ static ssize_t
 s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
 {
     s_stream_t *stream = (s_stream_t *) cls;
-    if (pos >= stream->size)
+    if (pos >= stream->length)
         return MHD_CONTENT_READER_END_OF_STREAM;
+    pos += stream->base;                //  position in the object
     if (pos < stream->offset || pos >= stream->offset + stream->data_size) {
         lh_reply_t *reply = s_stream_get (stream->self, stream->key, pos, stream->trace,
                                           stream->timeout_ms);
@@ -1073,6 +1077,8 @@ s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
         }
     }
     size_t have = (size_t) (stream->offset + stream->data_size - pos);
+    if (have > stream->base + stream->length - pos)
+        have = (size_t) (stream->base + stream->length - pos);
     size_t take = have < max? have: max;
     memcpy (buf, stream->data + (pos - stream->offset), take);
     return (ssize_t) take;
@@ -1091,12 +1097,89 @@ s_stream_free (void *cls)
 }
 
 //  --------------------------------------------------------------------------
+//  Parse a Range header of one byte range: "bytes=FIRST-LAST", "bytes=
+//  FIRST-" or "bytes=-SUFFIX". Returns 0 with *first and *last (UINT64_MAX:
+//  to the end) or *suffix set (nonzero *suffix: the last that many bytes),
+//  -1 for anything else (several ranges, other units, bad syntax), which
+//  is ignored: the whole object is sent (RFC 9110 allows that).
+
+static int
+s_range_parse (const char *text, uint64_t *first, uint64_t *last, uint64_t *suffix)
+{
+    *first = 0;
+    *last = UINT64_MAX;
+    *suffix = 0;
+    if (strncmp (text, "bytes=", 6) != 0 || strchr (text, ','))
+        return -1;
+    const char *cursor = text + 6;
+    char *end;
+    if (*cursor == '-') {
+        if (!isdigit ((unsigned char) cursor [1]))
+            return -1;
+        errno = 0;
+        *suffix = strtoull (cursor + 1, &end, 10);
+        return errno || *end || *suffix == 0? -1: 0;
+    }
+    if (!isdigit ((unsigned char) *cursor))
+        return -1;
+    errno = 0;
+    *first = strtoull (cursor, &end, 10);
+    if (errno || *end != '-')
+        return -1;
+    cursor = end + 1;
+    if (*cursor == 0)
+        return 0;
+    if (!isdigit ((unsigned char) *cursor))
+        return -1;
+    *last = strtoull (cursor, &end, 10);
+    return errno || *end || *last < *first? -1: 0;
+}
+
+//  --------------------------------------------------------------------------
+//  416: the range starts at or past the end of the object
+
+static enum MHD_Result
+s_respond_unsatisfiable (struct MHD_Connection *connection, s_request_t *request,
+                         const char *range, uint64_t size)
+{
+    char reason [160];
+    snprintf (reason, sizeof (reason), "the range '%.40s' is outside the object, "
+              "which has %" PRIu64 " bytes", range, size);
+    json_t *error = json_object ();
+    json_object_set_new (error, "kind", json_string ("range_not_satisfiable"));
+    json_object_set_new (error, "reason", json_string (reason));
+    json_t *body = json_object ();
+    json_object_set_new (body, "error", error);
+    char *text = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    assert (text);
+    size_t text_size = strlen (text);
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        text_size, text, MHD_RESPMEM_MUST_FREE);
+    if (!response) {
+        free (text);
+        return MHD_NO;
+    }
+    char content_range [48];
+    snprintf (content_range, sizeof (content_range), "bytes */%" PRIu64, size);
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+    return s_respond_with (connection, request, 416, response, text_size,
+                           "application/json", 0);
+}
+
+//  --------------------------------------------------------------------------
 //  GET /v1/storage/KEY: first range now (its errors are the answer), the
-//  rest as the response is sent
+//  rest as the response is sent. One byte range (Range: bytes=...) is
+//  answered 206 with Content-Range; a range past the end 416.
 
 static enum MHD_Result
 s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
+    uint64_t first = 0, last = UINT64_MAX, suffix = 0;
+    const char *range = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_RANGE);
+    bool ranged = range && s_range_parse (range, &first, &last, &suffix) == 0;
+
     s_stream_t *stream = (s_stream_t *) zmalloc (sizeof (s_stream_t));
     assert (stream);
     stream->self = self;
@@ -1104,7 +1187,19 @@ s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *re
     assert (stream->key);
     memcpy (stream->trace, request->trace, sizeof (stream->trace));
     stream->timeout_ms = request->timeout_ms;
-    lh_reply_t *reply = s_stream_get (self, stream->key, 0, stream->trace, stream->timeout_ms);
+    //  The first get: at the range's start (a suffix needs the size first)
+    lh_reply_t *reply = s_stream_get (self, stream->key, suffix? 0: first,
+                                      stream->trace, stream->timeout_ms);
+    if (ranged && reply && lh_reply_status (reply) == LH_ST_BAD_REQUEST) {
+        //  Past the end: storaged says bad_range; the size makes the 416
+        lh_reply_destroy (&reply);
+        reply = s_stream_get (self, stream->key, 0, stream->trace, stream->timeout_ms);
+        if (reply && lh_reply_status (reply) == LH_ST_OK && s_stream_hold (stream, reply) == 0) {
+            uint64_t size = stream->size;
+            s_stream_free (stream);
+            return s_respond_unsatisfiable (connection, request, range, size);
+        }
+    }
     if (!reply || lh_reply_status (reply) != LH_ST_OK || s_stream_hold (stream, reply)) {
         s_stream_free (stream);
         enum MHD_Result rc;
@@ -1120,16 +1215,38 @@ s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *re
         lh_reply_destroy (&reply);
         return rc;
     }
-    snprintf (request->etag, sizeof (request->etag), "\"%s\"", stream->etag);
     uint64_t size = stream->size;
+    if (ranged) {
+        if (suffix)
+            first = suffix < size? size - suffix: 0;
+        if (first >= size) {
+            s_stream_free (stream);
+            return s_respond_unsatisfiable (connection, request, range, size);
+        }
+        if (last >= size)
+            last = size - 1;
+        stream->base = first;
+        stream->length = last - first + 1;
+    }
+    else
+        stream->length = size;
+    snprintf (request->etag, sizeof (request->etag), "\"%s\"", stream->etag);
+    uint64_t length = stream->length;
     struct MHD_Response *response = MHD_create_response_from_callback (
-        size, S_STREAM_BLOCK, s_stream_read, stream, s_stream_free);
+        length, S_STREAM_BLOCK, s_stream_read, stream, s_stream_free);
     if (!response) {
         s_stream_free (stream);
         return MHD_NO;
     }
-    return s_respond_with (connection, request, LH_ST_OK, response, (size_t) size,
-                           "application/octet-stream", 0);
+    MHD_add_response_header (response, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (ranged) {
+        char content_range [80];
+        snprintf (content_range, sizeof (content_range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+                  first, last, size);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+    }
+    return s_respond_with (connection, request, ranged? 206: LH_ST_OK, response,
+                           (size_t) length, "application/octet-stream", 0);
 }
 
 

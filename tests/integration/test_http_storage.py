@@ -128,6 +128,43 @@ def main(t):
     t.check(h.request("HEAD", "/v1/storage/big/chunked.bin")[1].get("content-length")
             == str(len(big)), "HEAD of the multipart object: its size")
 
+    #  Range: one byte range -> 206 with Content-Range (across part
+    #  boundaries too); past the end -> 416; what is not one byte range
+    #  (several ranges, other units, nonsense) is ignored -> 200, whole
+    n = len(big)
+    cases = [
+        ("bytes=0-9", 0, 9),
+        ("bytes=%d-%d" % (PART - 5, 2 * PART + 4), PART - 5, 2 * PART + 4),
+        ("bytes=%d-" % (n - 100), n - 100, n - 1),
+        ("bytes=-123", n - 123, n - 1),
+        ("bytes=-%d" % (n + 50), 0, n - 1),
+        ("bytes=%d-%d" % (n - 3, n + 1000), n - 3, n - 1),
+        ("bytes=%d-%d" % (3 * PART, 3 * PART), 3 * PART, 3 * PART),
+    ]
+    for spec, first, last in cases:
+        st, hdrs, body = h.request("GET", "/v1/storage/big/one.bin", headers={"Range": spec})
+        t.check(st == 206 and body == big [first:last + 1]
+                and hdrs.get("content-range") == "bytes %d-%d/%d" % (first, last, n)
+                and hdrs.get("content-length") == str(last - first + 1)
+                and hdrs.get("etag") == '"%s"' % etag_of(big),
+                "Range %s -> 206, bytes %d-%d/%d" % (spec, first, last, n),
+                (st, hdrs.get("content-range"), len(body)))
+    for spec in ("bytes=%d-" % n, "bytes=%d-%d" % (n + 10, n + 20)):
+        st, hdrs, body = h.request("GET", "/v1/storage/big/one.bin", headers={"Range": spec})
+        expect_error(t, st, body, 416, "range_not_satisfiable", "Range %s (past the end)" % spec)
+        t.check(hdrs.get("content-range") == "bytes */%d" % n,
+                "416 says the size in Content-Range", hdrs.get("content-range"))
+    st, _, body = h.request("GET", "/v1/storage/docs/empty", headers={"Range": "bytes=0-"})
+    expect_error(t, st, body, 416, "range_not_satisfiable", "Range on an empty object")
+    for spec in ("bytes=0-1,5-6", "items=0-1", "bytes=5-2", "bytes=x-", "bytes=-0"):
+        st, hdrs, body = h.request("GET", "/v1/storage/big/one.bin", headers={"Range": spec})
+        t.check(st == 200 and body == big and hdrs.get("accept-ranges") == "bytes"
+                and "content-range" not in hdrs,
+                "Range %r is not one byte range: ignored, 200 with the whole object" % spec,
+                (st, len(body)))
+    st, _, body = h.request("GET", "/v1/storage/docs/missing", headers={"Range": "bytes=0-1"})
+    expect_error(t, st, body, 404, "no_such_key", "Range on a missing key")
+
     #  Caps and limits
     over = rng.randbytes(300000)
     st, _, body = h.request("PUT", "/v1/storage/small/over.bin", over)
