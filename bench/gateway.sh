@@ -11,13 +11,13 @@
 #  default config, one log line per request to a file, as in production).
 #
 #  Environment: BUILD (default build), BENCH_SECONDS (per wrk run, 5),
-#  BENCH_RUNS (runs per shape and system, median reported, 3).
+#  BENCH_RUNS (runs per shape and system, median reported, 5).
 #  Needs nginx and wrk; installs nginx-light and wrk from Debian if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SECONDS_PER=${BENCH_SECONDS:-5}
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 OUT=${1:-bench/results/gateway.md}
 HARNESS=$BUILD/lh_gateway_harness
 
@@ -139,7 +139,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after"
     echo "- method: wrk ${SECONDS_PER} s per run (-t1 at -c1, -t2 at -c50), median of $RUNS runs by req/s, nginx and gateway alternated;"
     echo "  nginx: fixed 200 from memory, $(nproc) workers, no access log; gateway: lh_gateway_harness"
-    echo "  (broker + 2 echo workers + gateway, 4 HTTP threads, in one process, request log on);"
+    echo "  (broker + 2 echo workers at credit 8 + gateway, 4 HTTP threads, in one process, request log on);"
     echo "  echo: POST /v1/bus/echo/echo with a 200-byte JSON body through the broker and back."
     echo "- targets: /health >= 0.8x nginx; echo >= 0.35x nginx with p99 <= 5 ms at -c50"
     echo

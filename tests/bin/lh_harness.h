@@ -177,6 +177,10 @@ lh_harness_main (const lh_harness_t *self, int argc, char *argv [])
         zsock_recv (broker, "ss", &status, &detail);
         if (!status || !streq (status, "0")) {
             fprintf (stderr, "%s: broker bind failed: %s\n", program, detail? detail: "?");
+            zstr_free (&status);
+            zstr_free (&detail);
+            zactor_destroy (&broker);
+            lh_config_destroy (&config);
             return 1;
         }
         endpoint = detail;
@@ -187,6 +191,7 @@ lh_harness_main (const lh_harness_t *self, int argc, char *argv [])
     size_t count = 0;
     char *list = strdup (services);
     char *save = NULL;
+    int rc = 0;
     for (char *name = strtok_r (list, ",", &save); name; name = strtok_r (NULL, ",", &save)) {
         if (streq (name, "none"))
             continue;
@@ -195,26 +200,32 @@ lh_harness_main (const lh_harness_t *self, int argc, char *argv [])
             service = NULL;
         if (!service || count == self->max_services) {
             fprintf (stderr, "%s: unknown service '%s'\n", program, name);
-            return 2;
+            rc = 2;
+            break;
         }
         runners [count] = lh_service_start (service, &link, config, workers);
         if (!runners [count]) {
             fprintf (stderr, "%s: %s did not start\n", program, name);
-            return 1;
+            rc = 1;
+            break;
         }
         count++;
     }
     free (list);
-    printf ("harness ready on %s pid %d\n", endpoint, (int) getpid ());
-    fflush (stdout);
-    while (!zsys_interrupted)
-        zclock_sleep (100);
+    if (rc == 0) {
+        printf ("harness ready on %s pid %d\n", endpoint, (int) getpid ());
+        fflush (stdout);
+        while (!zsys_interrupted)
+            zclock_sleep (100);
+    }
+    //  Everything started is stopped, the broker last, before returning
+    //  (an actor left running trips czmq's checks at exit)
     while (count > 0)
         lh_service_stop (&runners [--count]);
     zactor_destroy (&broker);
     lh_config_destroy (&config);
     free (endpoint);
-    return 0;
+    return rc;
 }
 
 #endif
