@@ -451,32 +451,6 @@ s_rid_compare (const void *key1, const void *key2)
 
 
 //  --------------------------------------------------------------------------
-//  Hash a request key (mix the bits of a counter)
-
-static size_t
-s_key_hash (const void *key)
-{
-    uint64_t value = *(const uint64_t *) key;
-    value ^= value >> 33;
-    value *= 0xff51afd7ed558ccdULL;
-    value ^= value >> 33;
-    return (size_t) value;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Compare two request keys
-
-static int
-s_key_compare (const void *key1, const void *key2)
-{
-    uint64_t value1 = *(const uint64_t *) key1;
-    uint64_t value2 = *(const uint64_t *) key2;
-    return value1 < value2? -1: value1 > value2? 1: 0;
-}
-
-
-//  --------------------------------------------------------------------------
 //  Latency histogram: 8 buckets per power of two, so a percentile read
 //  from it is within 1/16 of the true value. Fixed size, never grows.
 
@@ -3161,8 +3135,8 @@ s_self_new (zsock_t *pipe, const char *name)
     self->services = zhashx_new ();
     zhashx_set_destructor (self->services, s_service_destroy);
     self->requests = zhashx_new ();
-    zhashx_set_key_hasher (self->requests, s_key_hash);
-    zhashx_set_key_comparator (self->requests, s_key_compare);
+    zhashx_set_key_hasher (self->requests, lh_id_hash);
+    zhashx_set_key_comparator (self->requests, lh_id_compare);
     zhashx_set_key_duplicator (self->requests, NULL);
     zhashx_set_key_destructor (self->requests, NULL);
     s_list_init (&self->by_rx);

@@ -229,23 +229,7 @@ s_pending_remove (lh_client_t *self, uint64_t id)
 }
 
 //  Pending requests are keyed by their id (a pointer to the uint64 inside
-//  the pending item: no key copies, no formatting)
-static size_t
-s_id_hash (const void *key)
-{
-    uint64_t id = *(const uint64_t *) key;
-    id ^= id >> 33;
-    id *= 0xff51afd7ed558ccdULL;
-    id ^= id >> 33;
-    return (size_t) id;
-}
-
-static int
-s_id_compare (const void *key1, const void *key2)
-{
-    uint64_t a = *(const uint64_t *) key1, b = *(const uint64_t *) key2;
-    return (a > b) - (a < b);
-}
+//  the pending item: no key copies, no formatting): lh_id_hash, lh_id_compare
 
 
 //  --------------------------------------------------------------------------
@@ -518,8 +502,8 @@ lh_client_new (const lh_link_t *link, const char *name)
     self->max_msg = S_MAX_MSG;
     self->pending = zhashx_new ();
     zhashx_set_destructor (self->pending, s_pending_destroy);
-    zhashx_set_key_hasher (self->pending, s_id_hash);
-    zhashx_set_key_comparator (self->pending, s_id_compare);
+    zhashx_set_key_hasher (self->pending, lh_id_hash);
+    zhashx_set_key_comparator (self->pending, lh_id_compare);
     zhashx_set_key_duplicator (self->pending, NULL);
     zhashx_set_key_destructor (self->pending, NULL);
     self->inbox = zlist_new ();

@@ -35,27 +35,6 @@ struct _lh_bus_pump_t {
 
 
 //  --------------------------------------------------------------------------
-//  Hash and compare uint64 request ids
-
-static size_t
-s_id_hash (const void *key)
-{
-    uint64_t id = *(const uint64_t *) key;
-    id ^= id >> 33;
-    id *= 0xff51afd7ed558ccdULL;
-    id ^= id >> 33;
-    return (size_t) id;
-}
-
-static int
-s_id_compare (const void *key1, const void *key2)
-{
-    uint64_t a = *(const uint64_t *) key1, b = *(const uint64_t *) key2;
-    return (a > b) - (a < b);
-}
-
-
-//  --------------------------------------------------------------------------
 //  Answer an item and free it
 
 static void
@@ -79,8 +58,8 @@ lh_bus_pump_new (void)
     assert (self);
     self->inflight = zhashx_new ();
     assert (self->inflight);
-    zhashx_set_key_hasher (self->inflight, s_id_hash);
-    zhashx_set_key_comparator (self->inflight, s_id_compare);
+    zhashx_set_key_hasher (self->inflight, lh_id_hash);
+    zhashx_set_key_comparator (self->inflight, lh_id_compare);
     zhashx_set_key_duplicator (self->inflight, NULL);
     zhashx_set_key_destructor (self->inflight, NULL);
     return self;

@@ -767,6 +767,31 @@ s_drain (void *handle)
 
 
 //  --------------------------------------------------------------------------
+//  Hash a uint64_t request id (mix the bits of a counter)
+
+size_t
+lh_id_hash (const void *key)
+{
+    uint64_t id = *(const uint64_t *) key;
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdULL;
+    id ^= id >> 33;
+    return (size_t) id;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Compare two uint64_t request ids
+
+int
+lh_id_compare (const void *key1, const void *key2)
+{
+    uint64_t a = *(const uint64_t *) key1, b = *(const uint64_t *) key2;
+    return (a > b) - (a < b);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Free the frames a received message holds; safe to call twice.
 
 void
@@ -950,6 +975,13 @@ void
 lh_proto_test (bool verbose)
 {
     printf (" * lh_proto: ");
+
+    //  Request id keys: equal ids hash alike, order is numeric (not bytes)
+    uint64_t ids [3] = { 1, 256, 256 };
+    assert (lh_id_hash (&ids [1]) == lh_id_hash (&ids [2]));
+    assert (lh_id_hash (&ids [0]) != lh_id_hash (&ids [1]));
+    assert (lh_id_compare (&ids [0], &ids [1]) < 0 && lh_id_compare (&ids [1], &ids [0]) > 0);
+    assert (lh_id_compare (&ids [1], &ids [2]) == 0);
 
     //  Round trip of every key
     lh_header_t header, decoded;

@@ -234,6 +234,13 @@ typedef struct {
     lh_header_t header;                 //  decoded header
 } lh_msg_t;
 
+//  zhashx key functions for uint64_t request ids kept by address (the
+//  broker's, the client's and the bus pump's tables of requests)
+size_t
+    lh_id_hash (const void *key);
+int
+    lh_id_compare (const void *key1, const void *key2);
+
 //  Receive one whole message from a socket (all its parts, always, even
 //  when it is malformed). If router is true, the first frame is a routing
 //  id. Returns 0 on success, -1 if interrupted or nothing could be read,
