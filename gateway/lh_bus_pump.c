@@ -31,6 +31,7 @@ typedef struct {
 struct _lh_bus_pump_t {
     lh_client_t *client;                //  bus client, once given
     zhashx_t *inflight;                 //  &id -> s_item_t
+    bool unread;                        //  sent since last read dry: ZMQ_FD unreliable
 };
 
 
@@ -98,6 +99,7 @@ lh_bus_pump_set_client (lh_bus_pump_t *self, lh_client_t **client_p)
     assert (self && client_p && !self->client);
     self->client = *client_p;
     *client_p = NULL;
+    self->unread = true;                //  not read dry on this thread yet
 }
 
 
@@ -128,6 +130,7 @@ lh_bus_pump_submit (lh_bus_pump_t *self, const char *svc, const char *op,
                              body? zframe_size (body): 0, opts);
     if (body_p)
         zframe_destroy (body_p);
+    self->unread = true;                //  a send may take the socket's signal
     if (!id)
         return -1;
     s_item_t *item = (s_item_t *) zmalloc (sizeof (s_item_t));
@@ -180,13 +183,15 @@ s_on_reply (lh_bus_pump_t *self, lh_reply_t *reply)
 
 //  --------------------------------------------------------------------------
 //  Handle what has arrived; with tick, also housekeeping and deadlines.
-//  Returns the number of messages handled (0: the socket is drained).
+//  Reads only when something may be waiting: readable, tick, or a send
+//  since the socket was last read dry. Returns the number of messages
+//  handled (0: the socket is drained, or nothing could be waiting).
 
 int
-lh_bus_pump_run (lh_bus_pump_t *self, bool tick)
+lh_bus_pump_run (lh_bus_pump_t *self, bool tick, bool readable)
 {
     assert (self);
-    if (!self->client)
+    if (!self->client || !(tick || readable || self->unread))
         return 0;
     int handled = 0;
     lh_reply_t *reply = NULL;
@@ -200,6 +205,8 @@ lh_bus_pump_run (lh_bus_pump_t *self, bool tick)
         s_on_reply (self, reply);
         handled++;
     }
+    //  Read dry, unless the batch ended it (then we are called again)
+    self->unread = handled >= S_DRAIN_MAX;
     return handled;
 }
 
@@ -260,7 +267,7 @@ s_test_wait (lh_bus_pump_t *pump, s_test_state_t *state, int answers)
     while (state->answered < answers && zclock_mono () < until) {
         zmq_pollitem_t items [] = { { zsock_resolve (lh_bus_pump_sock (pump)), 0, ZMQ_POLLIN, 0 } };
         zmq_poll (items, 1, 100);
-        lh_bus_pump_run (pump, items [0].revents == 0);
+        lh_bus_pump_run (pump, items [0].revents == 0, items [0].revents != 0);
     }
 }
 
@@ -293,7 +300,7 @@ lh_bus_pump_test (bool verbose)
     lh_call_opts_t opts = { .timeout_ms = 5000, .queue = true };
     assert (lh_bus_pump_submit (pump, "echo", "echo", &body, &opts, s_test_done, &state) == -1);
     assert (body == NULL);
-    lh_bus_pump_run (pump, true);       //  harmless without a client
+    lh_bus_pump_run (pump, true, true);     //  harmless without a client
 
     //  200 requests in flight at once
     lh_client_t *client = lh_client_new (&link, "pump-test");

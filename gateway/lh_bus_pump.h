@@ -15,7 +15,7 @@
         lh_bus_pump_set_client (pump, &client);     //  a connected client
         lh_bus_pump_submit (pump, "echo", "echo", &body, &opts, s_done, connection);
         ...                                         //  poll lh_bus_pump_sock
-        lh_bus_pump_run (pump, tick);
+        lh_bus_pump_run (pump, tick, readable);
         ...
         static void s_done (void *arg, lh_reply_t *reply, zlist_t *parts) {...}
         lh_bus_pump_destroy (&pump);    //  answers what is still pending
@@ -76,12 +76,15 @@ zsock_t *
     lh_bus_pump_sock (lh_bus_pump_t *self);
 
 //  Handle what has arrived: PARTs are kept, each REP calls its done.
-//  With tick, also let the client keep its session and expire deadlines
-//  (call it so at least every 100 ms). Returns the number of messages
-//  handled; 0 means the socket was read dry, so its ZMQ_FD may be polled
-//  directly until the next submit.
+//  readable: the socket's ZMQ_FD fired. With tick, also let the client
+//  keep its session and expire deadlines (call it so at least every 100
+//  ms). Reads only when something may be waiting (readable, tick, or a
+//  submit since the socket was last read dry), so a thread with no bus
+//  traffic pays nothing. Returns the number of messages handled; 0 means
+//  the socket was read dry (or nothing could be waiting), so its ZMQ_FD
+//  may be polled directly until the next submit.
 int
-    lh_bus_pump_run (lh_bus_pump_t *self, bool tick);
+    lh_bus_pump_run (lh_bus_pump_t *self, bool tick, bool readable);
 
 //  Requests submitted and not yet done
 size_t

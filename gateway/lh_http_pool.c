@@ -70,14 +70,15 @@ s_worker_thread (void *arg)
     int stop_fd = self->pool->stop_fd;
     int64_t next_tick = zclock_mono () + S_TICK_MS;
     bool tick = false;
+    bool readable = false;              //  the bus socket's descriptor fired
     while (true) {
         if (!lh_bus_pump_ready (self->pump))
             s_worker_take (self);
         //  HTTP first (it may send requests), then the bus read dry: a REP
         //  resumes its connection, so HTTP runs again before any wait
         MHD_run (self->daemon);
-        if (lh_bus_pump_run (self->pump, tick) > 0) {
-            tick = false;
+        if (lh_bus_pump_run (self->pump, tick, readable) > 0) {
+            tick = readable = false;
             continue;
         }
         //  Wait on the daemon, the bus (ZMQ_FD is safe to poll now that the
@@ -97,6 +98,7 @@ s_worker_thread (void *arg)
             lh_warn ("gateway", NULL, "HTTP thread poll failed: %s", strerror (errno));
         if (items [1].revents & POLLIN)
             break;
+        readable = sock && (items [2].revents & POLLIN);
         now = zclock_mono ();
         tick = now >= next_tick;
         if (tick)
