@@ -35,6 +35,7 @@
 #include "lh_body.h"
 #include "lh_config.h"
 #include "lh_log.h"
+#include "lh_tool.h"
 #include "lh_json.h"
 #include "lh_client.h"
 #include "lh_cert.h"
@@ -42,7 +43,9 @@
 #define S_EXIT_OK           0
 #define S_EXIT_CLIENT       1           //  4xx
 #define S_EXIT_SERVER       2           //  5xx, unreachable, unreadable reply
-#define S_EXIT_USAGE        64          //  bad command line, JSON or config
+#define S_EXIT_USAGE        LH_TOOL_EXIT_USAGE          //  bad command line, JSON or config
+
+#define s_bad_usage(...) lh_tool_bad_usage ("buscall", __VA_ARGS__)
 
 //  The command line
 typedef struct {
@@ -84,25 +87,6 @@ s_usage (FILE *file)
         "JSON is the request body (`-` reads it from stdin); {\"$base64\": \"...\"}\n"
         "stands for binary. The reply body is printed as JSON. Exit: 0 for 2xx,\n"
         "1 for 4xx, 2 for 5xx or no reply, 64 for a bad command line.\n");
-}
-
-
-//  --------------------------------------------------------------------------
-//  Complain about the command line; returns the usage exit code
-
-static int
-s_bad_usage (const char *format, ...) CHECK_PRINTF (1);
-
-static int
-s_bad_usage (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "buscall: ");
-    vfprintf (stderr, format, args);
-    fprintf (stderr, "\n(buscall --help for usage)\n");
-    va_end (args);
-    return S_EXIT_USAGE;
 }
 
 

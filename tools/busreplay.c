@@ -48,6 +48,7 @@
 #include "lh_body.h"
 #include "lh_config.h"
 #include "lh_log.h"
+#include "lh_tool.h"
 #include "lh_json.h"
 #include "lh_client.h"
 #include "lh_lhrec.h"
@@ -55,7 +56,9 @@
 #define S_EXIT_OK           0
 #define S_EXIT_DIFFER       1
 #define S_EXIT_FAILURE      2
-#define S_EXIT_USAGE        64
+#define S_EXIT_USAGE        LH_TOOL_EXIT_USAGE
+
+#define s_bad_usage(...) lh_tool_bad_usage ("busreplay", __VA_ARGS__)
 #define S_DEFAULT_DL        5000
 #define S_PATH_MAX          512
 #define S_DETAIL_MAX        160
@@ -146,63 +149,6 @@ s_usage (FILE *file)
 
 
 //  --------------------------------------------------------------------------
-//  Complain about the command line; returns the usage exit code
-
-static int
-s_bad_usage (const char *format, ...) CHECK_PRINTF (1);
-
-static int
-s_bad_usage (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "busreplay: ");
-    vfprintf (stderr, format, args);
-    fprintf (stderr, "\n(busreplay --help for usage)\n");
-    va_end (args);
-    return S_EXIT_USAGE;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Parse an unsigned number; returns 0 or -1
-
-static int
-s_parse_number (const char *text, uint64_t low, uint64_t high, uint64_t *value)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long number = strtoull (text, &end, 10);
-    if (!isdigit ((unsigned char) *text) || *end || errno || number < low || number > high)
-        return -1;
-    *value = number;
-    return 0;
-}
-
-
-//  --------------------------------------------------------------------------
-//  The broker's public key from --server-key: 40 Z85 characters as they
-//  are, or the public certificate file they come from. Returns 0 or -1.
-
-static int
-s_server_key (const char *value, char *key)
-{
-    if (strlen (value) == LH_UID_SIZE) {
-        memcpy (key, value, LH_UID_SIZE + 1);
-        return 0;
-    }
-    if (!zsys_file_exists (value))
-        return -1;
-    zcert_t *cert = zcert_load (value);
-    if (!cert)
-        return -1;
-    snprintf (key, LH_UID_SIZE + 1, "%s", zcert_public_txt (cert));
-    zcert_destroy (&cert);
-    return 0;
-}
-
-
-//  --------------------------------------------------------------------------
 //  Parse the command line. Returns 0, or an exit code (-1 for --help).
 
 static int
@@ -250,7 +196,7 @@ s_parse (s_args_t *args, int argc, char *argv [])
             else if (streq (arg, "--service"))  zlist_append (args->services, (void *) value);
             else
             if (streq (arg, "--server-key")) {
-                if (s_server_key (value, args->server_key_buf) == -1)
+                if (lh_tool_server_key (value, args->server_key_buf) == -1)
                     return s_bad_usage ("--server-key '%s': give the broker's public key (%d Z85 "
                                         "characters) or its public certificate file", value, LH_UID_SIZE);
                 args->server_key = args->server_key_buf;
@@ -271,12 +217,12 @@ s_parse (s_args_t *args, int argc, char *argv [])
             }
             else
             if (streq (arg, "--from-bseq")) {
-                if (s_parse_number (value, 0, UINT64_MAX, &number))
+                if (lh_tool_number (value, 0, UINT64_MAX, &number))
                     return s_bad_usage ("--from-bseq '%s': give a bseq", value);
                 args->from_bseq = number;
             }
             else {
-                if (s_parse_number (value, streq (arg, "--wait")? 0: 1, 3600000, &number))
+                if (lh_tool_number (value, streq (arg, "--wait")? 0: 1, 3600000, &number))
                     return s_bad_usage ("%s '%s': give milliseconds", arg, value);
                 if (streq (arg, "--wait"))
                     args->wait_ms = (uint32_t) number;

@@ -41,11 +41,14 @@
 #include "lh_proto.h"
 #include "lh_config.h"
 #include "lh_log.h"
+#include "lh_tool.h"
 #include "lh_tap.h"
 
 #define S_EXIT_OK           0
 #define S_EXIT_FAILURE      1
-#define S_EXIT_USAGE        64
+#define S_EXIT_USAGE        LH_TOOL_EXIT_USAGE
+
+#define s_bad_usage(...) lh_tool_bad_usage ("bustap", __VA_ARGS__)
 
 //  The command line; filters and output options live in the tap reader
 typedef struct {
@@ -87,63 +90,6 @@ s_usage (FILE *file)
         "  -q, --quiet         no message lines (gap warnings still)\n"
         "  -v, --verbose       debug logging\n"
         "  -h, --help          this text\n");
-}
-
-
-//  --------------------------------------------------------------------------
-//  Complain about the command line; returns the usage exit code
-
-static int
-s_bad_usage (const char *format, ...) CHECK_PRINTF (1);
-
-static int
-s_bad_usage (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fprintf (stderr, "bustap: ");
-    vfprintf (stderr, format, args);
-    fprintf (stderr, "\n(bustap --help for usage)\n");
-    va_end (args);
-    return S_EXIT_USAGE;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Parse an unsigned number option into *value; returns 0 or -1
-
-static int
-s_parse_number (const char *text, uint64_t low, uint64_t high, uint64_t *value)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long number = strtoull (text, &end, 10);
-    if (!isdigit ((unsigned char) *text) || *end || errno || number < low || number > high)
-        return -1;
-    *value = number;
-    return 0;
-}
-
-
-//  --------------------------------------------------------------------------
-//  The broker's public key from --server-key: 40 Z85 characters as they
-//  are, or the public certificate file they come from. Returns 0 or -1.
-
-static int
-s_server_key (const char *value, char *key)
-{
-    if (strlen (value) == LH_UID_SIZE) {
-        memcpy (key, value, LH_UID_SIZE + 1);
-        return 0;
-    }
-    if (!zsys_file_exists (value))
-        return -1;
-    zcert_t *cert = zcert_load (value);
-    if (!cert)
-        return -1;
-    snprintf (key, LH_UID_SIZE + 1, "%s", zcert_public_txt (cert));
-    zcert_destroy (&cert);
-    return 0;
 }
 
 
@@ -194,19 +140,19 @@ s_parse (s_args_t *args, lh_tap_t *tap, int argc, char *argv [])
             else if (streq (arg, "--record"))   args->record = value;
             else
             if (streq (arg, "--server-key")) {
-                if (s_server_key (value, args->server_key_buf) == -1)
+                if (lh_tool_server_key (value, args->server_key_buf) == -1)
                     return s_bad_usage ("--server-key '%s': give the broker's public key (%d Z85 "
                                         "characters) or its public certificate file", value, LH_UID_SIZE);
                 args->server_key = args->server_key_buf;
             }
             else
             if (streq (arg, "--count")) {
-                if (s_parse_number (value, 1, UINT64_MAX, &number))
+                if (lh_tool_number (value, 1, UINT64_MAX, &number))
                     return s_bad_usage ("--count '%s': give a number of messages", value);
                 args->count = number;
             }
             else {
-                if (s_parse_number (value, 1, 10000000, &number))
+                if (lh_tool_number (value, 1, 10000000, &number))
                     return s_bad_usage ("--hwm '%s': give 1 to 10000000", value);
                 args->hwm = (int) number;
             }
