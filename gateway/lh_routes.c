@@ -365,34 +365,40 @@ lh_routes_request (const lh_route_match_t *match, const char *body,
         }
     }
     else {
-        json_error_t error;
-        json_t *json = json_loadb (body, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
-        if (!json) {
-            json_decref (params);
-            *error_p = s_error ("invalid JSON: line %d, column %d: %s",
-                                error.line, error.column, error.text);
-            return 400;
-        }
-        if (extra) {
-            if (!json_is_object (json)) {
-                json_decref (json);
+        //  The common case is packed straight from the text; the rest, and
+        //  every error with its line and column, goes through jansson
+        pack = lh_pack_new ();
+        if (extra > 0 || lh_json_quick_pack (body, size, pack, limits)) {
+            lh_pack_destroy (&pack);
+            json_error_t error;
+            json_t *json = json_loadb (body, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
+            if (!json) {
                 json_decref (params);
-                *error_p = s_error ("the request body must be a JSON object");
+                *error_p = s_error ("invalid JSON: line %d, column %d: %s",
+                                    error.line, error.column, error.text);
                 return 400;
             }
-            json_object_update (json, params);
-        }
-        pack = lh_pack_new ();
-        char *reason = NULL;
-        if (lh_json_to_pack (json, pack, limits, &reason)) {
+            if (extra) {
+                if (!json_is_object (json)) {
+                    json_decref (json);
+                    json_decref (params);
+                    *error_p = s_error ("the request body must be a JSON object");
+                    return 400;
+                }
+                json_object_update (json, params);
+            }
+            pack = lh_pack_new ();
+            char *reason = NULL;
+            if (lh_json_to_pack (json, pack, limits, &reason)) {
+                json_decref (json);
+                json_decref (params);
+                lh_pack_destroy (&pack);
+                *error_p = s_error ("invalid request body: %s", reason? reason: "cannot encode");
+                free (reason);
+                return 400;
+            }
             json_decref (json);
-            json_decref (params);
-            lh_pack_destroy (&pack);
-            *error_p = s_error ("invalid request body: %s", reason? reason: "cannot encode");
-            free (reason);
-            return 400;
         }
-        json_decref (json);
     }
     json_decref (params);
     if (pack)

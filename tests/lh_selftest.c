@@ -43,6 +43,7 @@ s_run (const s_test_t *test, bool verbose)
     if (pid == 0) {
         test->test (verbose);
         zsys_shutdown ();
+        fflush (stdout);
         _exit (0);
     }
     int status = 0;
