@@ -51,6 +51,15 @@ def main(t):
     t.check(back == doc and isinstance(back["i"], int) and isinstance(back["f"], float),
             "echo round-trips ints (64-bit), floats, strings, binary", back)
     expect(t, h, "POST", "/v1/bus/echo/echo", b"", 200, "echo without a body")
+    #  Empty strings and keys, as bodies and inside them, both ways (the
+    #  reply's "" was once a 502, and an empty key was dropped); the same
+    #  bytes back, through the quick path and through jansson (\u0041)
+    for text in (b'""', b'["","x"]', b'{"":1}', b'{"a":"","":[""]}',
+                 b'{"":"\u0041"}', b'[1.5,-0.0,1e300,"\\\\\\\"\\n"]'):
+        _, data = expect(t, h, "POST", "/v1/bus/echo/echo", text, 200,
+                         "echo %s" % text.decode())
+        t.check(json.loads(data) == json.loads(text), "echo %s: the same value back" % text.decode(),
+                data[:200])
     expect(t, h, "POST", "/v1/bus/broker/ping", b"", 200, "broker.ping through the gateway")
 
     #  400s: the gateway's own and the service's
