@@ -6,6 +6,7 @@
 #include "lh_store.h"
 #if defined (__x86_64__) || defined (__i386__)
 #   include <immintrin.h>
+#   include <cpuid.h>
 #   define S_SHA_NI 1
 #endif
 
@@ -325,8 +326,11 @@ lh_store_sha256_accelerated (void)
 #ifdef S_SHA_NI
     static int s_has = -1;
     if (s_has < 0) {
-        __builtin_cpu_init ();
-        s_has = __builtin_cpu_supports ("sha") && __builtin_cpu_supports ("sse4.1");
+        //  CPUID directly: clang 14 does not know __builtin_cpu_supports ("sha")
+        unsigned eax, ebx, ecx, edx;
+        bool sse41 = __get_cpuid (1, &eax, &ebx, &ecx, &edx) && (ecx & bit_SSE4_1);
+        bool sha = __get_cpuid_count (7, 0, &eax, &ebx, &ecx, &edx) && (ebx & bit_SHA);
+        s_has = sse41 && sha;
     }
     return s_has == 1;
 #else
