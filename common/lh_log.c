@@ -11,7 +11,9 @@
     are written as '?' so that one event is always exactly one line.
 
     The whole line is built in memory and handed to one write(2) on stderr,
-    under a mutex, so lines from several threads never interleave.
+    under a mutex, so lines from several threads never interleave. A thread
+    that logs a line per request (the gateway's HTTP threads) may hold its
+    lines and write them in batches, at the end of each turn of its loop.
     =========================================================================
 */
 
@@ -26,6 +28,18 @@ static atomic_int s_level = LH_LOG_INFO;
 static pthread_mutex_t s_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char s_letters [] = { 'D', 'I', 'W', 'E' };
+
+//  The lines a holding thread has not written yet
+#define S_HOLD_SIZE     16384           //  bytes held at most
+#define S_HOLD_USECS    100000          //  age of the oldest line, at most
+
+typedef struct {
+    size_t used;                        //  bytes held
+    int64_t since;                      //  when the oldest was logged (usecs)
+    char data [S_HOLD_SIZE];
+} s_held_t;
+
+static __thread s_held_t *s_held = NULL;    //  NULL: this thread writes at once
 
 
 //  --------------------------------------------------------------------------
@@ -78,24 +92,49 @@ s_write_all (const char *data, size_t size)
 
 static size_t
 s_prefix (char *buffer, size_t capacity, lh_log_level_t level,
-          const char *actor, const char *trace)
+          const char *actor, const char *trace, int64_t *usecs_p)
 {
+    //  Date and time to the second are formatted once a second per thread
+    static __thread time_t second = -1;
+    static __thread char date [24];     //  "2026-11-21T06:40:01."
     struct timespec now;
     clock_gettime (CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r (&now.tv_sec, &tm);
+    *usecs_p = (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    if (now.tv_sec != second) {
+        struct tm tm;
+        gmtime_r (&now.tv_sec, &tm);
+        snprintf (date, sizeof (date), "%04u-%02u-%02uT%02u:%02u:%02u.",
+                  (unsigned) (tm.tm_year + 1900) % 10000, (unsigned) (tm.tm_mon + 1) % 100,
+                  (unsigned) tm.tm_mday % 100, (unsigned) tm.tm_hour % 100,
+                  (unsigned) tm.tm_min % 100, (unsigned) tm.tm_sec % 100);
+        second = now.tv_sec;
+    }
     if (!actor || !*actor)
         actor = "-";
     if (!trace || !*trace)
         trace = "-";
-    int size = snprintf (buffer, capacity,
-        "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %c %.64s %.64s ",
-        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-        tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000,
-        s_letters [level <= LH_LOG_ERROR? level: LH_LOG_ERROR], actor, trace);
-    if (size < 0)
-        return 0;
-    return (size_t) size < capacity? (size_t) size: capacity - 1;
+    assert (capacity >= 20 + 10 + 2 * 65);
+    char *at = buffer;
+    memcpy (at, date, 20);
+    at += 20;
+    long usecs = now.tv_nsec / 1000;
+    for (int digit = 5; digit >= 0; digit--, usecs /= 10)
+        at [digit] = (char) ('0' + usecs % 10);
+    at += 6;
+    *at++ = 'Z';
+    *at++ = ' ';
+    *at++ = s_letters [level <= LH_LOG_ERROR? level: LH_LOG_ERROR];
+    *at++ = ' ';
+    size_t size = strnlen (actor, 64);
+    memcpy (at, actor, size);
+    at += size;
+    *at++ = ' ';
+    size = strnlen (trace, 64);
+    memcpy (at, trace, size);
+    at += size;
+    *at++ = ' ';
+    *at = 0;
+    return (size_t) (at - buffer);
 }
 
 
@@ -111,7 +150,8 @@ lh_log (lh_log_level_t level, const char *actor, const char *trace,
 
     char stack [S_LINE_STACK];
     char *line = stack;
-    size_t prefix = s_prefix (stack, sizeof (stack), level, actor, trace);
+    int64_t now;
+    size_t prefix = s_prefix (stack, sizeof (stack), level, actor, trace, &now);
 
     va_list args;
     va_start (args, format);
@@ -140,9 +180,65 @@ lh_log (lh_log_level_t level, const char *actor, const char *trace,
         if ((unsigned char) *scan < 0x20 || *scan == 0x7f)
             *scan = '?';
     *limit = '\n';
-    s_write_all (line, prefix + (size_t) size + 1);
+    size_t length = prefix + (size_t) size + 1;
+    if (s_held) {
+        if (length > S_HOLD_SIZE - s_held->used)
+            lh_log_flush ();
+        if (length <= S_HOLD_SIZE) {
+            if (s_held->used == 0)
+                s_held->since = now;
+            memcpy (s_held->data + s_held->used, line, length);
+            s_held->used += length;
+            length = 0;
+        }
+        if (now - s_held->since >= S_HOLD_USECS)
+            lh_log_flush ();
+    }
+    if (length)
+        s_write_all (line, length);
     if (line != stack)
         free (line);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Hold this thread's lines from now on and write them in batches: at
+//  lh_log_flush, when 16 KiB are held, or when a line is logged and the
+//  oldest held is 100 ms old. Lines stay whole and in order.
+
+void
+lh_log_hold (void)
+{
+    if (!s_held) {
+        s_held = (s_held_t *) malloc (sizeof (s_held_t));
+        assert (s_held);
+        s_held->used = 0;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write the lines this thread holds, with one write(2)
+
+void
+lh_log_flush (void)
+{
+    if (s_held && s_held->used) {
+        s_write_all (s_held->data, s_held->used);
+        s_held->used = 0;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write what this thread holds and go back to writing each line at once
+
+void
+lh_log_release (void)
+{
+    lh_log_flush ();
+    free (s_held);
+    s_held = NULL;
 }
 
 
@@ -228,12 +324,30 @@ s_check_line (const char *line, char letter, const char *actor, const char *trac
 static void *
 s_log_thread (void *arg)
 {
+    int thread = (int) (intptr_t) arg;
     char actor [16];
-    snprintf (actor, sizeof (actor), "t%d", (int) (intptr_t) arg);
-    for (int index = 0; index < S_THREAD_LINES; index++)
+    snprintf (actor, sizeof (actor), "t%d", thread);
+    //  Half the threads hold their lines, and flush now and then
+    if (thread % 2)
+        lh_log_hold ();
+    for (int index = 0; index < S_THREAD_LINES; index++) {
         lh_info (actor, NULL, "line %d of %s %s", index, actor,
                  "padding-padding-padding-padding-padding-padding-padding-padding");
+        if (index % 7 == 0)
+            lh_log_flush ();
+    }
+    lh_log_release ();
     return NULL;
+}
+
+//  Count the lines in text
+static size_t
+s_line_count (const char *text)
+{
+    size_t count = 0;
+    for (; *text; text++)
+        count += *text == '\n';
+    return count;
 }
 
 void
@@ -276,6 +390,39 @@ lh_log_test (bool verbose)
     assert (streq (s_check_line (lines [3], 'E', "x", "-"), "an error"));
     assert (streq (s_check_line (lines [4], 'E', "big", "-"), big));
     free (big);
+    free (text);
+
+    //  A holding thread writes its lines when it flushes, or when it holds
+    //  16 KiB; lh_log_release writes the rest, in order
+    s_capture_begin ();
+    lh_log_hold ();
+    lh_info ("held", NULL, "one");
+    lh_info ("held", NULL, "two");
+    lh_log_hold ();                     //  again: no change
+    text = s_capture_end ();
+    assert (streq (text, ""));
+    free (text);
+    s_capture_begin ();
+    lh_log_flush ();
+    lh_log_flush ();                    //  nothing more to write
+    text = s_capture_end ();
+    assert (s_line_count (text) == 2);
+    assert (strncmp (s_check_line (text, 'I', "held", "-"), "one\n", 4) == 0);
+    assert (strstr (text, " two\n"));
+    free (text);
+    s_capture_begin ();
+    for (int index = 0; index < 400; index++)
+        lh_info ("held", NULL, "line %03d %s", index,
+                 "padding-padding-padding-padding-padding-padding-padding-padding");
+    size_t written = s_line_count (text = s_capture_end ());
+    assert (written > 0 && written < 400);
+    free (text);
+    s_capture_begin ();
+    lh_log_release ();
+    lh_info ("held", NULL, "at once");
+    text = s_capture_end ();
+    assert (s_line_count (text) == 400 - written + 1);
+    assert (strstr (text, "line 399 ") < strstr (text, "at once"));
     free (text);
 
     //  Several threads at once: every line whole, none lost

@@ -38,6 +38,21 @@ void
     lh_log (lh_log_level_t level, const char *actor, const char *trace,
             const char *format, ...) CHECK_PRINTF (4);
 
+//  Hold this thread's lines and write them in batches: at lh_log_flush,
+//  when 16 KiB are held, or when a line is logged and the oldest held is
+//  100 ms old. For a thread that logs a line per event and flushes before
+//  it waits (the gateway's HTTP threads). Lines stay whole and in order.
+void
+    lh_log_hold (void);
+
+//  Write the lines this thread holds, with one write()
+void
+    lh_log_flush (void);
+
+//  Write what this thread holds and go back to writing each line at once
+void
+    lh_log_release (void);
+
 #define lh_debug(actor, trace, ...) \
     do { if (lh_log_enabled (LH_LOG_DEBUG)) lh_log (LH_LOG_DEBUG, actor, trace, __VA_ARGS__); } while (0)
 #define lh_info(actor, trace, ...)  lh_log (LH_LOG_INFO, actor, trace, __VA_ARGS__)

@@ -67,10 +67,15 @@ s_worker_thread (void *arg)
 {
     s_worker_t *self = (s_worker_t *) arg;
     s_current = self;
+    char name [16];
+    snprintf (name, sizeof (name), "http-%d", (int) ((self - self->pool->workers) % 1000) + 1);
+    pthread_setname_np (pthread_self (), name);
     int stop_fd = self->pool->stop_fd;
     int64_t next_tick = zclock_mono () + S_TICK_MS;
     bool tick = false;
     bool readable = false;              //  the bus socket's descriptor fired
+    //  One request log line per request: written in batches, before each wait
+    lh_log_hold ();
     while (true) {
         if (!lh_bus_pump_ready (self->pump))
             s_worker_take (self);
@@ -94,6 +99,7 @@ s_worker_thread (void *arg)
         MHD_UNSIGNED_LONG_LONG mhd_wait;
         if (MHD_get_timeout (self->daemon, &mhd_wait) == MHD_YES && mhd_wait < (MHD_UNSIGNED_LONG_LONG) wait)
             wait = (int) mhd_wait;
+        lh_log_flush ();
         if (poll (items, sock? 3: 2, wait) == -1 && errno != EINTR)
             lh_warn ("gateway", NULL, "HTTP thread poll failed: %s", strerror (errno));
         if (items [1].revents & POLLIN)
@@ -111,6 +117,7 @@ s_worker_thread (void *arg)
     MHD_run (self->daemon);
     MHD_stop_daemon (self->daemon);
     self->daemon = NULL;
+    lh_log_release ();
     s_current = NULL;
     return NULL;
 }
