@@ -3221,6 +3221,7 @@ void
 lh_broker_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new (pipe, (const char *) args);
+    pthread_setname_np (pthread_self (), "broker");
     zsock_signal (pipe, 0);
     //  ZMQ_FDs are polled directly: zmq_poll would ask every socket for
     //  its events before and after each wait, a system call or two each.

@@ -519,6 +519,10 @@ s_worker_actor (zsock_t *pipe, void *args)
 {
     s_worker_t *self = s_worker_new (pipe, (s_worker_args_t *) args);
     s_current_worker = self;
+    //  "echo-1" in top -H, perf and gdb (15 characters at most)
+    char thread_name [16];
+    snprintf (thread_name, sizeof (thread_name), "%.15s", self->name);
+    pthread_setname_np (pthread_self (), thread_name);
     zsock_signal (pipe, 0);
     s_worker_connect (self);
 

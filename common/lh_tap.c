@@ -759,6 +759,7 @@ lh_tap_actor (zsock_t *pipe, void *args)
     zsock_t *sub = NULL;
     zpoller_t *poller = zpoller_new (pipe, NULL);
     assert (poller);
+    pthread_setname_np (pthread_self (), "tap");
     zsock_signal (pipe, 0);
     bool terminated = false;
     while (!terminated) {

@@ -2139,6 +2139,7 @@ lh_gateway_actor (zsock_t *pipe, void *args)
     lh_gateway_args_t *gateway_args = (lh_gateway_args_t *) args;
     assert (gateway_args && gateway_args->config);
     self_t *self = s_self_new (pipe, gateway_args);
+    pthread_setname_np (pthread_self (), "gateway");
     zsock_signal (pipe, 0);
 
     char *detail = NULL;
