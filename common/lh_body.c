@@ -5,6 +5,8 @@
 
 #include "lh_body.h"
 
+#define S_PACK_START    512             //  bytes a pack buffer starts with
+
 struct _lh_pack_t {
     msgpack_sbuffer buffer;             //  encoded bytes
     msgpack_packer packer;              //  writes into buffer
@@ -20,6 +22,12 @@ lh_pack_new (void)
     lh_pack_t *self = (lh_pack_t *) zmalloc (sizeof (lh_pack_t));
     assert (self);
     msgpack_sbuffer_init (&self->buffer);
+    //  Most bodies are small: start at S_PACK_START bytes (doubling as
+    //  needed) rather than msgpack-c's 8 KiB, which is a large allocation
+    //  for malloc (it consolidates its free lists for each one)
+    self->buffer.data = (char *) malloc (S_PACK_START);
+    assert (self->buffer.data);
+    self->buffer.alloc = S_PACK_START;
     msgpack_packer_init (&self->packer, &self->buffer, msgpack_sbuffer_write);
     return self;
 }
