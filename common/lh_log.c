@@ -138,6 +138,9 @@ s_prefix (char *buffer, size_t capacity, lh_log_level_t level,
 }
 
 
+static void
+    s_emit (char *line, size_t prefix, size_t size, int64_t now);
+
 //  --------------------------------------------------------------------------
 //  Log one line. actor and trace may be NULL ("-").
 
@@ -173,6 +176,50 @@ lh_log (lh_log_level_t level, const char *actor, const char *trace,
             size = (int) (sizeof (stack) - prefix - 2);
         }
     }
+    s_emit (line, prefix, (size_t) size, now);
+    if (line != stack)
+        free (line);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Log one line whose message is already formatted (size bytes of text,
+//  no terminator needed): the same line as lh_log (..., "%.*s", ...)
+//  without printf, for a caller that logs on every request.
+
+void
+lh_log_text (lh_log_level_t level, const char *actor, const char *trace,
+             const char *text, size_t size)
+{
+    if (!lh_log_enabled (level))
+        return;
+    char stack [S_LINE_STACK];
+    char *line = stack;
+    int64_t now;
+    size_t prefix = s_prefix (stack, sizeof (stack), level, actor, trace, &now);
+    if (size > sizeof (stack) - prefix - 1) {
+        line = (char *) malloc (prefix + size + 1);
+        if (line)
+            memcpy (line, stack, prefix);
+        else {
+            line = stack;
+            size = sizeof (stack) - prefix - 1;
+        }
+    }
+    memcpy (line + prefix, text, size);
+    s_emit (line, prefix, size, now);
+    if (line != stack)
+        free (line);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Finish a line (prefix, then size bytes of message, with room for one
+//  more byte) and write it, or hold it
+
+static void
+s_emit (char *line, size_t prefix, size_t size, int64_t now)
+{
     //  One event, one line: no control characters inside the message
     char *scan = line + prefix;
     char *limit = scan + size;
@@ -180,7 +227,7 @@ lh_log (lh_log_level_t level, const char *actor, const char *trace,
         if ((unsigned char) *scan < 0x20 || *scan == 0x7f)
             *scan = '?';
     *limit = '\n';
-    size_t length = prefix + (size_t) size + 1;
+    size_t length = prefix + size + 1;
     if (s_held) {
         if (length > S_HOLD_SIZE - s_held->used)
             lh_log_flush ();
@@ -196,8 +243,6 @@ lh_log (lh_log_level_t level, const char *actor, const char *trace,
     }
     if (length)
         s_write_all (line, length);
-    if (line != stack)
-        free (line);
 }
 
 
@@ -373,6 +418,10 @@ lh_log_test (bool verbose)
     char *big = (char *) zmalloc (10001);
     memset (big, 'b', 10000);
     lh_error ("big", NULL, "%s", big);
+    //  Preformatted text: the same lines, control characters too
+    lh_log_text (LH_LOG_ERROR, "text", "t1", "a\tb and more", 3);
+    lh_log_text (LH_LOG_ERROR, "big", NULL, big, 10000);
+    lh_log_text (LH_LOG_INFO, "text", NULL, "below the level", 15);
     char *text = s_capture_end ();
     lh_log_set_level (LH_LOG_INFO);
 
@@ -382,7 +431,9 @@ lh_log_test (bool verbose)
     for (char *line = strtok_r (text, "\n", &saveptr); line && count < 8;
          line = strtok_r (NULL, "\n", &saveptr))
         lines [count++] = line;
-    assert (count == 5);
+    assert (count == 7);
+    assert (streq (s_check_line (lines [5], 'E', "text", "t1"), "a?b"));
+    assert (streq (s_check_line (lines [6], 'E', "big", "-"), big));
     assert (streq (s_check_line (lines [0], 'I', "storaged", "4bf92f3577b34da6a3ce929d0e0e4736"),
                    "put key=a/b 4096 bytes"));
     assert (streq (s_check_line (lines [1], 'W', "-", "-"), "two?lines"));

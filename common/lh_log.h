@@ -38,6 +38,12 @@ void
     lh_log (lh_log_level_t level, const char *actor, const char *trace,
             const char *format, ...) CHECK_PRINTF (4);
 
+//  Log one line whose message is already formatted (size bytes, no
+//  terminator needed): lh_log without printf, for a line per request
+void
+    lh_log_text (lh_log_level_t level, const char *actor, const char *trace,
+                 const char *text, size_t size);
+
 //  Hold this thread's lines and write them in batches: at lh_log_flush,
 //  when 16 KiB are held, or when a line is logged and the oldest held is
 //  100 ms old. For a thread that logs a line per event and flushes before
