@@ -883,81 +883,68 @@ s_quick_open (s_quick_t *quick, size_t depth, uint32_t *count_p)
     return (ssize_t) slot;
 }
 
-//  Read an array at the current '['. Returns 0 or -1.
+//  Keys of the object being read, to find a repeated one
+typedef struct {
+    const char *key;
+    size_t size;
+} s_quick_key_t;
+
+//  Read an object member's key and the ':' after it. Keys must be plain
+//  (no escapes), not "$base64", and not repeated. Returns 0 or -1.
 static int
-s_quick_array (s_quick_t *quick, size_t depth)
+s_quick_key (s_quick_t *quick, s_quick_key_t *keys, uint32_t count)
 {
-    uint32_t count;
-    ssize_t slot = s_quick_open (quick, depth, &count);
-    if (slot < 0)
+    if (quick->offset >= quick->size || quick->text [quick->offset] != '"'
+    ||  s_quick_count (quick))
         return -1;
-    if (quick->packer)
-        msgpack_pack_array (quick->packer, count);
-    count = 0;
-    if (quick->offset < quick->size && quick->text [quick->offset] == ']')
-        quick->offset++;
-    else
-        while (true) {
-            if (s_quick_value (quick, depth + 1))
+    const char *key;
+    size_t raw_size, size;
+    bool escaped;
+    if (s_quick_string (quick, &key, &raw_size, &size, &escaped) || escaped)
+        return -1;
+    if (!quick->packer) {
+        if (count == S_QUICK_KEYS
+        ||  (size == 7 && memcmp (key, "$base64", 7) == 0))
+            return -1;
+        for (uint32_t index = 0; index < count; index++)
+            if (keys [index].size == size && memcmp (keys [index].key, key, size) == 0)
                 return -1;
-            count++;
-            s_quick_space (quick);
-            if (quick->offset >= quick->size)
-                return -1;
-            char c = quick->text [quick->offset++];
-            if (c == ']')
-                break;
-            if (c != ',')
-                return -1;
-            s_quick_space (quick);
-        }
-    quick->counts [slot] = count;
+        keys [count].key = key;
+        keys [count].size = size;
+    }
+    s_quick_space (quick);
+    if (quick->offset >= quick->size || quick->text [quick->offset] != ':')
+        return -1;
+    quick->offset++;
+    s_quick_space (quick);
     return 0;
 }
 
-//  Read an object at the current '{'. Keys must be plain (no escapes), not
-//  "$base64", and not repeated. Returns 0 or -1.
+//  Read an array at the current '[' or an object at the current '{'.
+//  Returns 0 or -1.
 static int
-s_quick_object (s_quick_t *quick, size_t depth)
+s_quick_container (s_quick_t *quick, size_t depth)
 {
+    bool object = quick->text [quick->offset] == '{';
+    char close = object? '}': ']';
     uint32_t count;
     ssize_t slot = s_quick_open (quick, depth, &count);
     if (slot < 0)
         return -1;
-    if (quick->packer)
-        msgpack_pack_map (quick->packer, count);
-    struct {
-        const char *key;
-        size_t size;
-    } keys [S_QUICK_KEYS];
+    if (quick->packer) {
+        if (object)
+            msgpack_pack_map (quick->packer, count);
+        else
+            msgpack_pack_array (quick->packer, count);
+    }
+    s_quick_key_t keys [S_QUICK_KEYS];
     count = 0;
-    if (quick->offset < quick->size && quick->text [quick->offset] == '}')
+    if (quick->offset < quick->size && quick->text [quick->offset] == close)
         quick->offset++;
     else
         while (true) {
-            if (quick->offset >= quick->size || quick->text [quick->offset] != '"'
-            ||  s_quick_count (quick))
+            if (object && s_quick_key (quick, keys, count))
                 return -1;
-            const char *key;
-            size_t raw_size, size;
-            bool escaped;
-            if (s_quick_string (quick, &key, &raw_size, &size, &escaped) || escaped)
-                return -1;
-            if (!quick->packer) {
-                if (count == S_QUICK_KEYS
-                ||  (size == 7 && memcmp (key, "$base64", 7) == 0))
-                    return -1;
-                for (uint32_t index = 0; index < count; index++)
-                    if (keys [index].size == size && memcmp (keys [index].key, key, size) == 0)
-                        return -1;
-                keys [count].key = key;
-                keys [count].size = size;
-            }
-            s_quick_space (quick);
-            if (quick->offset >= quick->size || quick->text [quick->offset] != ':')
-                return -1;
-            quick->offset++;
-            s_quick_space (quick);
             if (s_quick_value (quick, depth + 1))
                 return -1;
             count++;
@@ -965,7 +952,7 @@ s_quick_object (s_quick_t *quick, size_t depth)
             if (quick->offset >= quick->size)
                 return -1;
             char c = quick->text [quick->offset++];
-            if (c == '}')
+            if (c == close)
                 break;
             if (c != ',')
                 return -1;
@@ -985,8 +972,8 @@ s_quick_value (s_quick_t *quick, size_t depth)
     size_t raw_size, size;
     bool escaped;
     switch (quick->text [quick->offset]) {
-        case '{': return s_quick_object (quick, depth);
-        case '[': return s_quick_array (quick, depth);
+        case '{':
+        case '[': return s_quick_container (quick, depth);
         case '"': return s_quick_string (quick, &raw, &raw_size, &size, &escaped);
         case 'n': return s_quick_literal (quick, "null", 4);
         case 't': return s_quick_literal (quick, "true", 4);

@@ -138,9 +138,6 @@ s_prefix (char *buffer, size_t capacity, lh_log_level_t level,
 }
 
 
-static void
-    s_emit (char *line, size_t prefix, size_t size, int64_t now);
-
 //  --------------------------------------------------------------------------
 //  Log one line. actor and trace may be NULL ("-").
 
@@ -150,42 +147,37 @@ lh_log (lh_log_level_t level, const char *actor, const char *trace,
 {
     if (!lh_log_enabled (level))
         return;
-
     char stack [S_LINE_STACK];
-    char *line = stack;
-    int64_t now;
-    size_t prefix = s_prefix (stack, sizeof (stack), level, actor, trace, &now);
-
+    char *text = stack;
     va_list args;
     va_start (args, format);
-    int size = vsnprintf (stack + prefix, sizeof (stack) - prefix - 1, format, args);
+    int size = vsnprintf (stack, sizeof (stack), format, args);
     va_end (args);
     if (size < 0)
         size = 0;
-    if ((size_t) size >= sizeof (stack) - prefix - 1) {
-        //  Too long for the stack buffer: build the line on the heap
-        line = (char *) malloc (prefix + (size_t) size + 2);
-        if (line) {
-            memcpy (line, stack, prefix);
+    if ((size_t) size >= sizeof (stack)) {
+        //  Too long for the stack buffer: format it again on the heap
+        text = (char *) malloc ((size_t) size + 1);
+        if (text) {
             va_start (args, format);
-            vsnprintf (line + prefix, (size_t) size + 1, format, args);
+            vsnprintf (text, (size_t) size + 1, format, args);
             va_end (args);
         }
         else {
-            line = stack;
-            size = (int) (sizeof (stack) - prefix - 2);
+            text = stack;
+            size = (int) sizeof (stack) - 1;
         }
     }
-    s_emit (line, prefix, (size_t) size, now);
-    if (line != stack)
-        free (line);
+    lh_log_text (level, actor, trace, text, (size_t) size);
+    if (text != stack)
+        free (text);
 }
 
 
 //  --------------------------------------------------------------------------
 //  Log one line whose message is already formatted (size bytes of text,
-//  no terminator needed): the same line as lh_log (..., "%.*s", ...)
-//  without printf, for a caller that logs on every request.
+//  no terminator needed): lh_log without printf, for a caller that logs on
+//  every request. The line is written at once, or held (lh_log_hold).
 
 void
 lh_log_text (lh_log_level_t level, const char *actor, const char *trace,
@@ -206,27 +198,13 @@ lh_log_text (lh_log_level_t level, const char *actor, const char *trace,
             size = sizeof (stack) - prefix - 1;
         }
     }
-    memcpy (line + prefix, text, size);
-    s_emit (line, prefix, size, now);
-    if (line != stack)
-        free (line);
-}
-
-
-//  --------------------------------------------------------------------------
-//  Finish a line (prefix, then size bytes of message, with room for one
-//  more byte) and write it, or hold it
-
-static void
-s_emit (char *line, size_t prefix, size_t size, int64_t now)
-{
     //  One event, one line: no control characters inside the message
-    char *scan = line + prefix;
-    char *limit = scan + size;
-    for (; scan < limit; scan++)
-        if ((unsigned char) *scan < 0x20 || *scan == 0x7f)
-            *scan = '?';
-    *limit = '\n';
+    char *message = line + prefix;
+    for (size_t offset = 0; offset < size; offset++) {
+        unsigned char c = (unsigned char) text [offset];
+        message [offset] = c < 0x20 || c == 0x7f? '?': (char) c;
+    }
+    message [size] = '\n';
     size_t length = prefix + size + 1;
     if (s_held) {
         if (length > S_HOLD_SIZE - s_held->used)
@@ -243,6 +221,8 @@ s_emit (char *line, size_t prefix, size_t size, int64_t now)
     }
     if (length)
         s_write_all (line, length);
+    if (line != stack)
+        free (line);
 }
 
 
