@@ -15,6 +15,14 @@
 #include "lh_log.h"
 #include "lh_json.h"
 #include "lh_lhrec.h"
+#include <poll.h>
+#include <sys/stat.h>
+
+//  The actor writes output that can block (a pipe, a socket, a terminal)
+//  in pieces of at most this size, each when poll says there is room
+#define S_WRITE_CHUNK   4096
+//  At $TERM, how long the actor waits for room to write what is left
+#define S_FINAL_WAIT_MS 200
 
 #define S_PENDING_MAX       65536       //  requests remembered for latency
 #define S_STATUS_MAX        16          //  entries in --status
@@ -62,6 +70,15 @@ struct _lh_tap_t {
     uint64_t gaps;                      //  gaps reported
     uint64_t missed;                    //  messages missed in them
     bool header_printed;                //  --pretty: table header done
+    //  The actor, when its output can block: lines go to a memory stream
+    //  (out) and are written to sink while the pipe is watched
+    FILE *sink;                         //  the real output, or NULL
+    char *held;                         //  the memory stream's buffer
+    size_t held_size;                   //  bytes in it
+    zmsg_t *command;                    //  a command that came while writing
+    bool terminating;                   //  $TERM came while writing
+    int write_wait;                     //  ms to wait for room, -1 = no limit
+    size_t unwritten;                   //  bytes the output did not take
 };
 
 
@@ -704,15 +721,112 @@ lh_tap_rseq (const void *header, size_t size)
 //  Actor: handle every message waiting on sub; returns when none is left
 
 static void
-s_actor_drain (lh_tap_t *self, zsock_t *sub)
+    s_actor_write (lh_tap_t *self, zsock_t *pipe);
+static zsock_t *
+    s_actor_connect (zsock_t *pipe, zmsg_t *request);
+
+static void
+s_actor_drain (lh_tap_t *self, zsock_t *sub, zsock_t *pipe)
 {
-    while (zsock_events (sub) & ZMQ_POLLIN) {
+    while (!self->terminating && (zsock_events (sub) & ZMQ_POLLIN)) {
         zmsg_t *msg = zmsg_recv (sub);  //  whole message there: no wait
         if (!msg)
             break;
         lh_tap_handle (self, msg);      //  a failed recording was said once
         zmsg_destroy (&msg);
+        s_actor_write (self, pipe);
     }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Actor: write what the memory stream holds to the real output, waiting
+//  for room with poll, and watching the pipe meanwhile. A command that
+//  comes is kept for the actor's loop; $TERM ends the writing (what is
+//  left is dropped), so that the actor stops even when nobody reads its
+//  output (lakehouse up --tap | a reader that stalled).
+
+static void
+s_actor_write (lh_tap_t *self, zsock_t *pipe)
+{
+    if (!self->sink)
+        return;
+    fflush (self->out);                 //  sets held and held_size
+    int fd = fileno (self->sink);
+    size_t offset = 0;
+    while (offset < self->held_size && !self->terminating) {
+        //  The pipe's descriptor only signals a command that comes after
+        //  the pipe was last asked for its events: ask before each wait
+        bool command = !self->command && (zsock_events (pipe) & ZMQ_POLLIN);
+        struct pollfd items [2] = {
+            { fd, POLLOUT, 0 },
+            { zsock_fd (pipe), POLLIN, 0 }
+        };
+        if (!command) {
+            int rc = poll (items, self->command? 1: 2, self->write_wait);
+            if (rc == 0 || (rc == -1 && errno != EINTR))
+                break;                  //  no room in time: drop the rest
+            command = !self->command && (items [1].revents & POLLIN)
+                   && (zsock_events (pipe) & ZMQ_POLLIN);
+        }
+        if (command) {
+            self->command = zmsg_recv (pipe);
+            char *name = self->command? zmsg_popstr (self->command): NULL;
+            if (!name || streq (name, "$TERM"))
+                self->terminating = true;
+            else
+                zmsg_pushstr (self->command, name);
+            zstr_free (&name);
+            continue;
+        }
+        if (items [0].revents & (POLLOUT | POLLERR | POLLHUP)) {
+            size_t size = self->held_size - offset;
+            ssize_t rc = write (fd, self->held + offset, size < S_WRITE_CHUNK? size: S_WRITE_CHUNK);
+            if (rc > 0)
+                offset += (size_t) rc;
+            else
+            if (rc < 0 && errno != EINTR && errno != EAGAIN)
+                break;                  //  the reader went away: drop it
+        }
+    }
+    self->unwritten += self->held_size - offset;
+    fseek (self->out, 0, SEEK_SET);     //  start the stream again
+}
+
+
+//  --------------------------------------------------------------------------
+//  Actor: one command from the pipe. Returns true for $TERM.
+
+static bool
+s_actor_command (lh_tap_t *self, zsock_t *pipe, zmsg_t *request, zsock_t **sub_p,
+                 zpoller_t *poller)
+{
+    char *command = request? zmsg_popstr (request): NULL;
+    bool terminated = false;
+    if (!command || streq (command, "$TERM"))
+        terminated = true;
+    else
+    if (streq (command, "CONNECT")) {
+        if (*sub_p)
+            zsock_send (pipe, "ss", "-1", "already connected");
+        else
+        if ((*sub_p = s_actor_connect (pipe, request)))
+            zpoller_add (poller, *sub_p);
+    }
+    else
+    if (streq (command, "SYNC")) {
+        if (*sub_p)
+            s_actor_drain (self, *sub_p, pipe);
+        char received [24];
+        snprintf (received, sizeof received, "%" PRIu64, self->received);
+        zsock_send (pipe, "ss", "0", received);
+    }
+    else {
+        lh_error ("tap", NULL, "unknown pipe command '%s'", command);
+        zsock_send (pipe, "ss", "-1", "unknown command");
+    }
+    zstr_free (&command);
+    return terminated;
 }
 
 
@@ -760,47 +874,55 @@ lh_tap_actor (zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new (pipe, NULL);
     assert (poller);
     pthread_setname_np (pthread_self (), "tap");
+    //  Output that can block (anything but a regular file) goes through a
+    //  memory stream, written out by s_actor_write
+    struct stat status;
+    if (fstat (fileno (self->out), &status) == 0 && !S_ISREG (status.st_mode)) {
+        fflush (self->out);
+        self->sink = self->out;
+        self->out = open_memstream (&self->held, &self->held_size);
+        assert (self->out);
+        self->write_wait = -1;
+    }
     zsock_signal (pipe, 0);
     bool terminated = false;
-    while (!terminated) {
+    while (!terminated && !self->terminating) {
+        if (self->command) {
+            //  It came while output was being written
+            zmsg_t *request = self->command;
+            self->command = NULL;
+            terminated = s_actor_command (self, pipe, request, &sub, poller);
+            zmsg_destroy (&request);
+            continue;
+        }
         void *which = zpoller_wait (poller, -1);
         if (which == pipe) {
             zmsg_t *request = zmsg_recv (pipe);
-            char *command = request? zmsg_popstr (request): NULL;
-            if (!command || streq (command, "$TERM"))
-                terminated = true;
-            else
-            if (streq (command, "CONNECT")) {
-                if (sub)
-                    zsock_send (pipe, "ss", "-1", "already connected");
-                else
-                if ((sub = s_actor_connect (pipe, request)))
-                    zpoller_add (poller, sub);
-            }
-            else
-            if (streq (command, "SYNC")) {
-                if (sub)
-                    s_actor_drain (self, sub);
-                char received [24];
-                snprintf (received, sizeof received, "%" PRIu64, self->received);
-                zsock_send (pipe, "ss", "0", received);
-            }
-            else {
-                lh_error ("tap", NULL, "unknown pipe command '%s'", command);
-                zsock_send (pipe, "ss", "-1", "unknown command");
-            }
-            zstr_free (&command);
+            terminated = s_actor_command (self, pipe, request, &sub, poller);
             zmsg_destroy (&request);
         }
         else
         if (which && which == sub)
-            s_actor_drain (self, sub);
+            s_actor_drain (self, sub, pipe);
         else
         if (zpoller_terminated (poller))
             break;
     }
-    if (sub)
-        s_actor_drain (self, sub);
+    //  What came before $TERM is shown if the output takes it promptly
+    self->write_wait = S_FINAL_WAIT_MS;
+    if (sub && !self->terminating)
+        s_actor_drain (self, sub, pipe);
+    zmsg_destroy (&self->command);
+    if (self->unwritten)
+        lh_warn (self->tool, NULL, "%zu bytes of tap output were not written: "
+                 "nobody read them before the end", self->unwritten);
+    if (self->sink) {
+        fclose (self->out);
+        free (self->held);
+        self->held = NULL;
+        self->out = self->sink;
+        self->sink = NULL;
+    }
     zpoller_destroy (&poller);
     zsock_destroy (&sub);
 }

@@ -13,13 +13,18 @@
   its REP;
 - busreplay of the file against a fresh `lakehouse up` matches every
   case (a reply paired with the wrong sleep would differ);
-- the tap options are refused where they mean nothing.
+- the tap options are refused where they mean nothing;
+- with stdout a pipe that nobody reads (full after a few hundred lines),
+  the system keeps serving and SIGTERM still stops it at once, exit 0,
+  saying how much tap output was not written.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import msgpack
 
@@ -150,6 +155,73 @@ def main(t):
         done = subprocess.run([t.lakehouse, "--config", tu.tool_config(t)] + argv,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, cwd=t.tmp)
         t.check(done.returncode == 2, what, done.stderr.decode())
+
+
+    #  6. Nobody reads stdout: the pipe fills, the tap reader waits for room,
+    #  and SIGTERM still stops everything at once (it used to take the 30 s
+    #  alarm: the reader was stuck in write and never saw $TERM)
+    stalled_stdout(t)
+
+
+def stalled_stdout(t):
+    sets = tu.plain_sets(t)
+    sets.update({
+        "bus/endpoint": "tcp://127.0.0.1:*",
+        "bus/tap": "",
+        "bus/inproc": "inproc://lh-bus-stall",
+        "actors/run": "echo",
+        "actors/echo/workers": 1,
+        "data/dir": os.path.join(t.tmp, "var-stall"),
+        "gateway/listen": "",
+    })
+    args = [t.lakehouse, "up", "--tap", "--bodies"]
+    for key, value in sets.items():
+        value = ("true" if value else "false") if isinstance(value, bool) else value
+        args += ["--set", "%s=%s" % (key, value)]
+    read_end, write_end = os.pipe()
+    err_path = os.path.join(t.tmp, "stall.err")
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=write_end, stderr=err,
+                                cwd=t.tmp, start_new_session=True)
+    os.close(write_end)
+    try:
+        #  Read stdout only until the system is up, then never again
+        seen = b""
+        deadline = time.time() + 20
+        while b"lakehouse: up (" not in seen and time.time() < deadline:
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                break
+            seen += chunk
+        m = re.search(rb"broker ready on (tcp://\S+)", seen)
+        t.check(m is not None and b"lakehouse: up (" in seen, "up --tap started", seen[-300:])
+        client = t.client(m.group(1).decode(), name="stall")
+        body = {"pad": "x" * 400}
+        answered = 0
+        for _ in range(300):
+            rid = client.request("echo", "echo", body)
+            rep = client.wait_reply(rid, 10)
+            answered += rep is not None and rep.obj == body
+        t.check(answered == 300, "300 echoes answered while nobody reads the tap's output",
+                answered)
+        client.close()
+        started = time.time()
+        proc.send_signal(15)
+        try:
+            code = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = time.time() - started
+        t.check(code == 0 and took < 10, "SIGTERM stops it at once, exit 0", (code, took))
+        with open(err_path) as f:
+            err_text = f.read()
+        t.check("bytes of tap output were not written" in err_text,
+                "the log says tap output was dropped at the end", err_text[-600:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(read_end)
 
 
 if __name__ == "__main__":
