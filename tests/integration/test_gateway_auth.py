@@ -109,7 +109,8 @@ def main(t):
             "file: the new primary and the kept secondary are accepted")
     t.check(h.proc.alive() and h.pid == pid and h.port == port,
             "file: no restart (same process, same port)")
-    t.check("bearer tokens reloaded" in h.log(), "file: the reload is logged")
+    t.check("bearer tokens reloaded" in h.wait_log("bearer tokens reloaded"),
+            "file: the reload is logged")
 
     #  An emptied file keeps the current set
     write_tokens(path, [])

@@ -159,7 +159,7 @@ def main(t):
         hdrs, _ = expect(t, h, "POST", "/v1/bus/echo/echo", b"{}", 200, "echo, no trace")
         seen.add(hdrs["x-lakehouse-trace-id"])
     t.check(len(seen) == 3, "a new trace id is minted per request without one", seen)
-    log = h.log()
+    log = h.wait_log("%s POST /v1/bus/echo/echo 200" % trace)
     t.check(("%s POST /v1/bus/echo/echo 200" % trace) in log,
             "the request log line carries the trace id, method, path, status", log[-500:])
 

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lhtest    # noqa: E402
@@ -120,6 +121,16 @@ class Harness:
         self.proc.err.flush()
         with open(self.proc.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, text, timeout=5.0):
+        """The log once it holds text, or at the deadline: HTTP threads
+        write their request lines in batches, up to 100 ms late."""
+        deadline = time.monotonic() + timeout
+        log = self.log()
+        while text not in log and time.monotonic() < deadline:
+            time.sleep(0.02)
+            log = self.log()
+        return log
 
     def rss_kib(self):
         return self.proc.rss_kib()
