@@ -1110,8 +1110,16 @@ s_writer_real (s_writer_t *writer, double value)
 static void
 s_writer_string (s_writer_t *writer, const char *text, size_t size)
 {
-    //  At most 6 bytes per input byte, plus the quotes
-    char *out = s_writer_room (writer, size * 6 + 2);
+    //  Room for exactly what it becomes (not 6 bytes per byte: a string
+    //  may be megabytes)
+    size_t room = size + 2;
+    for (size_t offset = 0; offset < size; offset++) {
+        unsigned char c = (unsigned char) text [offset];
+        if (c < 0x20 || c == '"' || c == '\\')
+            room += c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t'
+                 || c == '"' || c == '\\'? 1: 5;
+    }
+    char *out = s_writer_room (writer, room);
     char *start = out;
     *out++ = '"';
     for (size_t offset = 0; offset < size; offset++) {
