@@ -79,6 +79,7 @@ struct _lh_tap_t {
     bool terminating;                   //  $TERM came while writing
     int write_wait;                     //  ms to wait for room, -1 = no limit
     size_t unwritten;                   //  bytes the output did not take
+    bool sink_closed;                   //  the output's reader went away
 };
 
 
@@ -752,6 +753,10 @@ s_actor_write (lh_tap_t *self, zsock_t *pipe)
     if (!self->sink)
         return;
     fflush (self->out);                 //  sets held and held_size
+    if (self->sink_closed) {
+        fseek (self->out, 0, SEEK_SET);
+        return;
+    }
     int fd = fileno (self->sink);
     size_t offset = 0;
     while (offset < self->held_size && !self->terminating) {
@@ -785,11 +790,17 @@ s_actor_write (lh_tap_t *self, zsock_t *pipe)
             if (rc > 0)
                 offset += (size_t) rc;
             else
-            if (rc < 0 && errno != EINTR && errno != EAGAIN)
-                break;                  //  the reader went away: drop it
+            if (rc < 0 && errno != EINTR && errno != EAGAIN) {
+                //  The reader went away (EPIPE): no more lines, once said
+                lh_warn (self->tool, NULL, "the tap's output was closed (%s): no more tap "
+                         "lines%s", strerror (errno), self->recording? "; the recording goes on": "");
+                self->sink_closed = true;
+                break;
+            }
         }
     }
-    self->unwritten += self->held_size - offset;
+    if (!self->sink_closed)
+        self->unwritten += self->held_size - offset;
     fseek (self->out, 0, SEEK_SET);     //  start the stream again
 }
 

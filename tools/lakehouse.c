@@ -1434,6 +1434,9 @@ main (int argc, char *argv [])
     sigaddset (&signals, SIGTERM);
     sigaddset (&signals, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
+    //  A reader of stdout that goes away (lakehouse up --tap | head) is an
+    //  EPIPE for the tap to handle, never the end of the whole system
+    signal (SIGPIPE, SIG_IGN);
 
     s_args_t args = { .sets = zlist_new (), .words = zlist_new (),
                       .tap = lh_tap_new ("lakehouse") };

@@ -16,7 +16,10 @@
 - the tap options are refused where they mean nothing;
 - with stdout a pipe that nobody reads (full after a few hundred lines),
   the system keeps serving and SIGTERM still stops it at once, exit 0,
-  saying how much tap output was not written.
+  saying how much tap output was not written;
+- with stdout a pipe whose reader goes away (`| head`), the system keeps
+  serving (no SIGPIPE death), says once that the tap's output was closed,
+  and SIGTERM stops it with exit 0.
 """
 
 import json
@@ -161,17 +164,19 @@ def main(t):
     #  and SIGTERM still stops everything at once (it used to take the 30 s
     #  alarm: the reader was stuck in write and never saw $TERM)
     stalled_stdout(t)
+    #  7. The reader of stdout goes away: EPIPE, not the end of the system
+    stalled_stdout(t, close=True)
 
 
-def stalled_stdout(t):
+def stalled_stdout(t, close=False):
     sets = tu.plain_sets(t)
     sets.update({
         "bus/endpoint": "tcp://127.0.0.1:*",
         "bus/tap": "",
-        "bus/inproc": "inproc://lh-bus-stall",
+        "bus/inproc": "inproc://lh-bus-stall%d" % close,
         "actors/run": "echo",
         "actors/echo/workers": 1,
-        "data/dir": os.path.join(t.tmp, "var-stall"),
+        "data/dir": os.path.join(t.tmp, "var-stall%d" % close),
         "gateway/listen": "",
     })
     args = [t.lakehouse, "up", "--tap", "--bodies"]
@@ -179,7 +184,7 @@ def stalled_stdout(t):
         value = ("true" if value else "false") if isinstance(value, bool) else value
         args += ["--set", "%s=%s" % (key, value)]
     read_end, write_end = os.pipe()
-    err_path = os.path.join(t.tmp, "stall.err")
+    err_path = os.path.join(t.tmp, "stall%d.err" % close)
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=write_end, stderr=err,
                                 cwd=t.tmp, start_new_session=True)
@@ -195,15 +200,21 @@ def stalled_stdout(t):
             seen += chunk
         m = re.search(rb"broker ready on (tcp://\S+)", seen)
         t.check(m is not None and b"lakehouse: up (" in seen, "up --tap started", seen[-300:])
-        client = t.client(m.group(1).decode(), name="stall")
+        if close:
+            os.close(read_end)
+            read_end = None
+        client = t.client(m.group(1).decode(), name="stall%d" % close)
         body = {"pad": "x" * 400}
         answered = 0
         for _ in range(300):
             rid = client.request("echo", "echo", body)
             rep = client.wait_reply(rid, 10)
             answered += rep is not None and rep.obj == body
-        t.check(answered == 300, "300 echoes answered while nobody reads the tap's output",
-                answered)
+            if rep is None and proc.poll() is not None:
+                break                   # it died (SIGPIPE, before the fix)
+        what = "once stdout's reader is gone" if close else "while nobody reads the tap's output"
+        t.check(answered == 300 and proc.poll() is None, "300 echoes answered " + what,
+                (answered, proc.poll()))
         client.close()
         started = time.time()
         proc.send_signal(15)
@@ -212,16 +223,22 @@ def stalled_stdout(t):
         except subprocess.TimeoutExpired:
             code = None
         took = time.time() - started
-        t.check(code == 0 and took < 10, "SIGTERM stops it at once, exit 0", (code, took))
+        t.check(code == 0 and took < 10, "SIGTERM stops it at once, exit 0 (%s)" % what,
+                (code, took))
         with open(err_path) as f:
             err_text = f.read()
-        t.check("bytes of tap output were not written" in err_text,
-                "the log says tap output was dropped at the end", err_text[-600:])
+        if close:
+            t.check(err_text.count("the tap's output was closed") == 1,
+                    "the log says once that the tap's output was closed", err_text[-600:])
+        else:
+            t.check("bytes of tap output were not written" in err_text,
+                    "the log says tap output was dropped at the end", err_text[-600:])
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        os.close(read_end)
+        if read_end is not None:
+            os.close(read_end)
 
 
 if __name__ == "__main__":
