@@ -403,12 +403,7 @@ s_worker_recv (s_worker_t *self)
     lh_header_t *header = &msg.header;
     switch (header->t) {
         case LH_T_WELCOME:
-            if ((header->has & LH_H_HB_IVL) && header->hb_ivl > 0)
-                self->hb_ivl = header->hb_ivl;
-            if ((header->has & LH_H_HB_LIVE) && header->hb_live > 0)
-                self->hb_live = header->hb_live;
-            if ((header->has & LH_H_MAX_MSG) && header->max_msg > 0)
-                self->max_msg = header->max_msg;
+            lh_header_welcome (header, &self->hb_ivl, &self->hb_live, &self->max_msg);
             if (self->ever_welcomed)
                 lh_info (self->name, NULL, "registered again with the broker");
             self->welcomed = self->ever_welcomed = true;

@@ -373,12 +373,7 @@ s_on_msg (lh_client_t *self, lh_msg_t *msg, lh_reply_t **reply_p)
     self->last_recv = zclock_mono ();
     lh_header_t *header = &msg->header;
     if (header->t == LH_T_WELCOME) {
-        if ((header->has & LH_H_HB_IVL) && header->hb_ivl > 0)
-            self->hb_ivl = header->hb_ivl;
-        if ((header->has & LH_H_HB_LIVE) && header->hb_live > 0)
-            self->hb_live = header->hb_live;
-        if ((header->has & LH_H_MAX_MSG) && header->max_msg > 0)
-            self->max_msg = header->max_msg;
+        lh_header_welcome (header, &self->hb_ivl, &self->hb_live, &self->max_msg);
         self->welcomed = true;
         self->refused = 0;
     }

@@ -1276,7 +1276,7 @@ s_serve_health (self_t *self, struct MHD_Connection *connection, s_request_t *re
     pthread_mutex_lock (&self->health_lock);
     const char *snapshot = self->health? self->health: "\"broker\":{\"ok\":false},\"services\":{}";
     bool ok = self->broker_ok;
-    size_t room = strlen (snapshot) + 256;
+    size_t room = strlen (snapshot) + 512;  //  the rest is under 256 bytes
     char *text = (char *) malloc (room);
     assert (text);
     int size = snprintf (text, room,

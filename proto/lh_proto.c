@@ -138,6 +138,24 @@ s_header_field (lh_header_t *self, uint32_t bit, size_t *capacity)
 
 
 //  --------------------------------------------------------------------------
+//  Take the settings a WELCOME carries: each present and non-zero one
+//  replaces the caller's value
+
+void
+lh_header_welcome (const lh_header_t *self, uint32_t *hb_ivl,
+                   uint32_t *hb_live, uint64_t *max_msg)
+{
+    assert (self && hb_ivl && hb_live && max_msg);
+    if ((self->has & LH_H_HB_IVL) && self->hb_ivl > 0)
+        *hb_ivl = self->hb_ivl;
+    if ((self->has & LH_H_HB_LIVE) && self->hb_live > 0)
+        *hb_live = self->hb_live;
+    if ((self->has & LH_H_MAX_MSG) && self->max_msg > 0)
+        *max_msg = self->max_msg;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Copy a string into a fixed header field and set its bit
 
 void

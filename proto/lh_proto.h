@@ -167,6 +167,12 @@ const char *
 void
     lh_header_init (lh_header_t *self, lh_type_t t);
 
+//  Take the settings a WELCOME carries: each of hb_ivl, hb_live and
+//  max_msg that is present and not zero replaces the caller's value
+void
+    lh_header_welcome (const lh_header_t *self, uint32_t *hb_ivl,
+                       uint32_t *hb_live, uint64_t *max_msg);
+
 //  Copy a string into a fixed header field and set its bit. Strings longer
 //  than the field are truncated (callers validate names before this).
 void
