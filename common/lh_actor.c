@@ -49,7 +49,7 @@
 
 //  Every declared config key, to look actors/NAME/workers up only if it
 //  exists (lh_config asserts on an undeclared key)
-#define LH_KEY(path, type, value, comment) path,
+#define LH_KEY(path, type, value, range, comment) path,
 static const char *s_config_keys [] = {
 #include "lh_config_keys.h"
     NULL

@@ -30,10 +30,11 @@ typedef struct {
     const char *path;                   //  "section/key"
     s_type_t type;                      //  what values it takes
     const char *value;                  //  default value
+    const char *range;                  //  allowed values ("" = any)
     const char *comment;                //  one line, for the generated file
 } s_key_t;
 
-#define LH_KEY(path, type, value, comment) { path, S_TYPE_##type, value, comment },
+#define LH_KEY(path, type, value, range, comment) { path, S_TYPE_##type, value, range, comment },
 static const s_key_t s_keys [] = {
 #include "lh_config_keys.h"
 };
@@ -112,6 +113,93 @@ s_value_valid (s_type_t type, const char *value)
         return errno == 0;
     }
     return true;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Is value (already of the key's type) inside the key's declared range?
+//  Ranges are "" (anything), "MIN..MAX", "MIN..", "..MAX" (integers), or
+//  "a|b|c" (exactly one of those values).
+
+static bool
+s_value_in_range (const s_key_t *key, const char *value)
+{
+    const char *range = key->range;
+    if (!*range)
+        return true;
+    const char *dots = strstr (range, "..");
+    if (dots && key->type == S_TYPE_INT) {
+        long long number = strtoll (value, NULL, 10);
+        if (dots > range && number < strtoll (range, NULL, 10))
+            return false;
+        if (dots [2] && number > strtoll (dots + 2, NULL, 10))
+            return false;
+        return true;
+    }
+    size_t length = strlen (value);
+    for (const char *item = range; item; ) {
+        const char *bar = strchr (item, '|');
+        size_t size = bar? (size_t) (bar - item): strlen (item);
+        if (size == length && memcmp (item, value, size) == 0)
+            return true;
+        item = bar? bar + 1: NULL;
+    }
+    return false;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Describe a key's range for a message: "1..256", "at least 10", "one of
+//  fs, s3". Returns a fresh string the caller frees.
+
+static char *
+s_range_text (const s_key_t *key)
+{
+    const char *range = key->range;
+    const char *dots = strstr (range, "..");
+    if (dots && key->type == S_TYPE_INT) {
+        if (dots == range)
+            return zsys_sprintf ("at most %s", dots + 2);
+        if (!dots [2])
+            return zsys_sprintf ("at least %.*s", (int) (dots - range), range);
+        return strdup (range);
+    }
+    char *text = zsys_sprintf ("one of %s", range);
+    for (char *scan = text; *scan; scan++)
+        if (*scan == '|')
+            *scan = ',';
+    //  "a,b" -> "a, b"
+    char *spaced = (char *) malloc (strlen (text) * 2 + 1);
+    assert (spaced);
+    char *out = spaced;
+    for (const char *scan = text; *scan; scan++) {
+        *out++ = *scan;
+        if (*scan == ',')
+            *out++ = ' ';
+    }
+    *out = 0;
+    free (text);
+    return spaced;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Why value is not acceptable for key, as a sentence the caller frees, or
+//  NULL when it is
+
+static char *
+s_value_problem (const s_key_t *key, const char *value)
+{
+    if (!s_value_valid (key->type, value))
+        return zsys_sprintf ("key '%s' must be %s, not '%s'", key->path,
+                             s_type_name (key->type), value);
+    if (!s_value_in_range (key, value)) {
+        char *range = s_range_text (key);
+        char *problem = zsys_sprintf ("key '%s' is '%s': it must be %s", key->path, value, range);
+        free (range);
+        return problem;
+    }
+    return NULL;
 }
 
 
@@ -291,9 +379,10 @@ s_walk (s_walk_t *walk, zconfig_t *parent, const char *prefix)
                 rc = -1;
             }
             else
-            if (!s_value_valid (key->type, value)) {
-                s_error (walk->error_p, "%s:%d: key '%s' must be %s, not '%s'",
-                         walk->filename, line, path, s_type_name (key->type), value);
+            if (!s_value_valid (key->type, value) || !s_value_in_range (key, value)) {
+                char *problem = s_value_problem (key, value);
+                s_error (walk->error_p, "%s:%d: %s", walk->filename, line, problem);
+                free (problem);
                 rc = -1;
             }
             else {
@@ -416,7 +505,8 @@ lh_config_destroy (lh_config_t **self_p)
 
 //  --------------------------------------------------------------------------
 //  Set a key's value in memory (command-line overrides, tests). Returns 0,
-//  or -1 if the key is unknown or the value is not of the key's type.
+//  or -1 if the key is unknown or the value is not of the key's type or
+//  outside its range (lh_config_explain says which).
 
 int
 lh_config_set (lh_config_t *self, const char *path, const char *value)
@@ -425,7 +515,8 @@ lh_config_set (lh_config_t *self, const char *path, const char *value)
     assert (path);
     assert (value);
     int index = s_key_find (path);
-    if (index < 0 || !s_value_valid (s_keys [index].type, value))
+    if (index < 0 || !s_value_valid (s_keys [index].type, value)
+    ||  !s_value_in_range (&s_keys [index], value))
         return -1;
     free (self->values [index]);
     self->values [index] = strdup (value);
@@ -457,6 +548,23 @@ lh_config_str (lh_config_t *self, const char *path)
     return s_value (self, path, S_TYPE_STR);
 }
 
+//  --------------------------------------------------------------------------
+//  Why value cannot be set for path, as a sentence the caller frees
+//  ("unknown key ...", "key 'x' must be an integer, not 'y'", "key 'x' is
+//  '0': it must be 1..256"), or NULL when it can
+
+char *
+lh_config_explain (const char *path, const char *value)
+{
+    assert (path);
+    assert (value);
+    int index = s_key_find (path);
+    if (index < 0)
+        return zsys_sprintf ("unknown key '%s' (see `lakehouse config`)", path);
+    return s_value_problem (&s_keys [index], value);
+}
+
+
 int64_t
 lh_config_int (lh_config_t *self, const char *path)
 {
@@ -487,6 +595,11 @@ s_print_section (FILE *file, const char *prefix, size_t plen, int level)
         if (!slash) {
             //  A key at this level: its comment, then name = default
             fprintf (file, "%*s#   %s\n", indent, "", key->comment);
+            if (*key->range) {
+                char *range = s_range_text (key);
+                fprintf (file, "%*s#   (%s)\n", indent, "", range);
+                free (range);
+            }
             if (key->type == S_TYPE_STR) {
                 char quote = strchr (key->value, '"')? '\'': '"';
                 assert (!strchr (key->value, quote));
@@ -527,9 +640,10 @@ lh_config_print_defaults (FILE *file)
         "#   Generated from common/lh_config_keys.h by `lakehouse config`: every\n"
         "#   key there is here, set to its default. Sections nest by indenting 4\n"
         "#   spaces; `name = \"value\"`; `#` starts a comment. A key this program\n"
-        "#   does not know, or a value of the wrong type, stops it at start with\n"
-        "#   the file, line and key. Remove any key to use its default. Secrets\n"
-        "#   never go here: they come from environment variables or 0600 files.\n"
+        "#   does not know, or a value of the wrong type or outside its range,\n"
+        "#   stops it at start with the file, line and key. Remove any key to\n"
+        "#   use its default. Secrets never go here: they come from environment\n"
+        "#   variables or 0600 files.\n"
         "#   Use another file with --config FILE or LAKEHOUSE_CONFIG=FILE.\n");
     s_print_section (file, "", 0, 0);
 }
@@ -604,6 +718,10 @@ lh_config_test (bool verbose)
     for (size_t index = 0; index < S_KEY_COUNT; index++) {
         const s_key_t *key = &s_keys [index];
         if (!s_value_valid (key->type, key->value)
+        ||  !s_value_in_range (key, key->value)
+        ||  (key->type == S_TYPE_BOOL && *key->range)
+        ||  (key->type == S_TYPE_INT && *key->range && !strstr (key->range, "..")
+             && strchr (key->range, '.'))
         ||  s_is_section (key->path)
         ||  s_key_find (key->path) != (int) index
         ||  (strchr (key->value, '"') && strchr (key->value, '\''))
@@ -626,6 +744,32 @@ lh_config_test (bool verbose)
     assert (lh_config_set (config, "broker/hb_ival", "250") == -1);
     assert (lh_config_set (config, "bus/plain", "false") == 0);
     assert (!lh_config_bool (config, "bus/plain"));
+    //  Ranges: a value outside one is refused, and explained
+    assert (lh_config_set (config, "broker/hb_ivl", "9") == -1);
+    assert (lh_config_set (config, "broker/hb_ivl", "3600001") == -1);
+    assert (lh_config_set (config, "broker/hb_ivl", "10") == 0);
+    assert (lh_config_set (config, "storaged/backend", "s4") == -1);
+    assert (lh_config_set (config, "storaged/backend", "s3") == 0);
+    assert (lh_config_set (config, "ingestd/page_size", "1000") == -1);
+    assert (lh_config_set (config, "ingestd/page_size", "4096") == 0);
+    assert (lh_config_set (config, "vectord/map_bytes", "1048575") == -1);
+    assert (lh_config_set (config, "vectord/map_bytes", "999999999999") == 0);
+    char *why = lh_config_explain ("broker/hb_ivl", "9");
+    assert (why && streq (why, "key 'broker/hb_ivl' is '9': it must be 10..3600000"));
+    zstr_free (&why);
+    why = lh_config_explain ("storaged/backend", "s4");
+    assert (why && streq (why, "key 'storaged/backend' is 's4': it must be one of fs, s3"));
+    zstr_free (&why);
+    why = lh_config_explain ("vectord/map_bytes", "5");
+    assert (why && streq (why, "key 'vectord/map_bytes' is '5': it must be at least 1048576"));
+    zstr_free (&why);
+    why = lh_config_explain ("broker/hb_ivl", "soon");
+    assert (why && streq (why, "key 'broker/hb_ivl' must be an integer, not 'soon'"));
+    zstr_free (&why);
+    why = lh_config_explain ("broker/nosuch", "1");
+    assert (why && streq (why, "unknown key 'broker/nosuch' (see `lakehouse config`)"));
+    zstr_free (&why);
+    assert (lh_config_explain ("broker/hb_ivl", "250") == NULL);
     lh_config_destroy (&config);
     lh_config_destroy (&config);
 
@@ -645,7 +789,7 @@ lh_config_test (bool verbose)
         "bus/plain = false\n"
         "actors\n"
         "    echo\n"
-        "        workers = -3\n"
+        "        workers = 3\n"
         "        #   indented comment\n"
         "    run = 'echo,storaged'\n"
         "data\n", &config);
@@ -653,7 +797,7 @@ lh_config_test (bool verbose)
     assert (lh_config_int (config, "broker/hb_ivl") == 250);
     assert (streq (lh_config_str (config, "broker/name"), "my # broker"));
     assert (!lh_config_bool (config, "bus/plain"));
-    assert (lh_config_int (config, "actors/echo/workers") == -3);
+    assert (lh_config_int (config, "actors/echo/workers") == 3);
     assert (streq (lh_config_str (config, "actors/run"), "echo,storaged"));
     assert (streq (lh_config_str (config, "data/dir"), "./var"));
     lh_config_destroy (&config);
@@ -667,11 +811,14 @@ lh_config_test (bool verbose)
         { "broker/hb_ivl = 99999999999999999999\n", ":1: key 'broker/hb_ivl' must be an integer, not '99999999999999999999'" },
         { "broker/hb_ivl = \"\"\n",             ":1: key 'broker/hb_ivl' must be an integer, not ''" },
         { "bus\n    plain = yes\n",             ":2: key 'bus/plain' must be a boolean (true or false), not 'yes'" },
+        { "#\nbroker\n    hb_live = 0\n",      ":3: key 'broker/hb_live' is '0': it must be 1..1000" },
+        { "log/level = loud\n",                 ":1: key 'log/level' is 'loud': it must be one of debug, info, warn, error" },
+        { "storaged\n    put_slots = 0\n",      ":2: key 'storaged/put_slots' is '0': it must be 1..100000" },
         { "broker = 5\n",                       ":1: 'broker' is a section, not a key (it takes no value)" },
-        { "broker\n    hb_ivl = 1\n        x = 1\n", ":2: 'broker/hb_ivl' is a key, not a section" },
-        { "broker\n    hb_ivl = 1\nbroker/hb_ivl = 2\n", ":3: key 'broker/hb_ivl' is set twice (first on line 2)" },
-        { "broker\n  hb_ivl = 1\n",             ":2: indentation must be a multiple of 4 spaces" },
-        { "broker\n        hb_ivl = 1\n",       ":2: indented deeper than the section above it" },
+        { "broker\n    hb_ivl = 10\n        x = 1\n", ":2: 'broker/hb_ivl' is a key, not a section" },
+        { "broker\n    hb_ivl = 10\nbroker/hb_ivl = 20\n", ":3: key 'broker/hb_ivl' is set twice (first on line 2)" },
+        { "broker\n  hb_ivl = 10\n",            ":2: indentation must be a multiple of 4 spaces" },
+        { "broker\n        hb_ivl = 10\n",      ":2: indented deeper than the section above it" },
         { "broker\n    name = \"open\n",        ":2: missing closing \"" },
         { "broker\n    name = \"a\" b\n",       ":2: invalid syntax (text after the value; quote values that hold spaces)" },
         { "broker/\n",                          ":1: '/' is not valid at the start or end of a name" },

@@ -4,8 +4,9 @@
     Keys are declared once in lh_config_keys.h (path, default, type,
     comment). Loading a file checks every key it holds against that table:
     an unknown key, or a value of the wrong type, fails with a message that
-    names the key and the line. Lookups of a declared key always return a
-    value (the file's or the default). conf/lakehouse.cfg is generated from
+    names the key and the line; so does a value outside the range the
+    table declares for the key (one policy: the start is refused). Lookups
+    of a declared key always return a value (the file's or the default). conf/lakehouse.cfg is generated from
     the same table (`lakehouse config`), so it stays true.
 
         char *error = NULL;
@@ -39,9 +40,15 @@ void
     lh_config_destroy (lh_config_t **self_p);
 
 //  Set a key's value in memory (command-line overrides, tests). Returns 0,
-//  or -1 if the key is unknown or the value is not of the key's type.
+//  or -1 if the key is unknown, or the value is not of the key's type or
+//  outside its declared range.
 int
     lh_config_set (lh_config_t *self, const char *path, const char *value);
+
+//  Why a value cannot be set for a key, as a sentence the caller frees
+//  ("key 'broker/hb_live' is '0': it must be 1..1000"), or NULL if it can
+char *
+    lh_config_explain (const char *path, const char *value);
 
 //  Value of a declared key (the file's, else the default). Looking up an
 //  undeclared key is a programming error (asserts).

@@ -1966,30 +1966,7 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     self->token_check_ms = lh_config_int (config, "gateway/token_check_ms");
     self->health_ms = lh_config_int (config, "gateway/health_ms");
 
-    struct {
-        const char *key;
-        int64_t value, low, high;
-    } checks [] = {
-        { "gateway/threads", self->threads, 1, 256 },
-        { "gateway/conn_max", conn_max, 1, 1000000 },
-        { "gateway/conn_per_ip", conn_per_ip, 0, 1000000 },
-        { "gateway/idle_timeout_s", idle_timeout, 1, 86400 },
-        { "gateway/read_timeout_s", read_timeout, 1, 86400 },
-        { "gateway/header_max", header_max, 4096, 16 * 1024 * 1024 },
-        { "gateway/body_max", body_max, 0, (int64_t) 1 << 40 },
-        { "gateway/json_depth", depth, 1, 2048 },
-        { "gateway/timeout_ms", timeout, 1, UINT32_MAX },
-        { "gateway/timeout_max_ms", timeout_max, 1, UINT32_MAX },
-        { "gateway/token_check_ms", self->token_check_ms, 10, 86400000 },
-        { "gateway/health_ms", self->health_ms, 10, 86400000 },
-    };
-    for (size_t index = 0; index < sizeof (checks) / sizeof (checks [0]); index++)
-        if (checks [index].value < checks [index].low || checks [index].value > checks [index].high) {
-            *detail_p = zsys_sprintf ("%s is %" PRId64 ": it must be %" PRId64 "..%" PRId64,
-                                      checks [index].key, checks [index].value,
-                                      checks [index].low, checks [index].high);
-            return -1;
-        }
+    //  Each key's range was checked when the config loaded
     self->body_max = (size_t) body_max;
     self->limits = lh_limits_default;
     self->limits.max_depth = (size_t) depth;
@@ -2033,24 +2010,11 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
         const lh_route_t *route = lh_routes_at (index);
         int64_t limit = route->limit_key? lh_config_int (config, route->limit_key): body_max;
         int64_t deadline = route->timeout_key? lh_config_int (config, route->timeout_key): timeout;
-        if (limit < 0 || deadline < 1 || deadline > UINT32_MAX) {
-            *detail_p = zsys_sprintf ("%s is out of range", limit < 0? route->limit_key: route->timeout_key);
-            return -1;
-        }
         self->route_body_max [index] = (size_t) limit;
         self->route_timeout_ms [index] = (uint32_t) deadline;
     }
     int64_t part_size = lh_config_int (config, "gateway/part_size");
     int64_t storage_timeout = lh_config_int (config, "gateway/storage_timeout_ms");
-    if (part_size < 4096 || part_size > 256 * 1024 * 1024) {
-        *detail_p = zsys_sprintf ("gateway/part_size is %" PRId64 ": it must be 4096..268435456", part_size);
-        return -1;
-    }
-    if (storage_timeout < 1 || storage_timeout > UINT32_MAX) {
-        *detail_p = zsys_sprintf ("gateway/storage_timeout_ms is %" PRId64 ": it must be 1..%u",
-                                  storage_timeout, UINT32_MAX);
-        return -1;
-    }
     self->part_size = (size_t) part_size;
     self->storage_timeout_ms = (uint32_t) storage_timeout;
     self->idle_timeout_s = (unsigned) idle_timeout;

@@ -94,7 +94,7 @@ typedef struct {
     const char *type;                   //  "STR", "INT", "BOOL"
 } s_key_t;
 
-#define LH_KEY(path, type, value, comment) { path, #type },
+#define LH_KEY(path, type, value, range, comment) { path, #type },
 static const s_key_t s_keys [] = {
 #include "lh_config_keys.h"
     { NULL, NULL }
@@ -392,13 +392,6 @@ s_args_destroy (s_args_t *args)
 static int
 s_config_check (lh_config_t *config, char **error_p)
 {
-    const char *level = lh_config_str (config, "log/level");
-    if (!streq (level, "debug") && !streq (level, "info")
-    &&  !streq (level, "warn") && !streq (level, "error")) {
-        *error_p = zsys_sprintf ("config log/level: '%s' is not one of "
-                                 "debug, info, warn, error", level);
-        return -1;
-    }
     const char *endpoint = lh_config_str (config, "bus/endpoint");
     if (strncmp (endpoint, "tcp://", 6) != 0 && strncmp (endpoint, "ipc://", 6) != 0) {
         *error_p = zsys_sprintf ("config bus/endpoint: '%s' is not a tcp:// "
@@ -455,13 +448,9 @@ s_config_load (s_args_t *args)
         char *key = strndup (set, equals - set);
         const char *value = equals + 1;
         if (lh_config_set (config, key, value) != 0) {
-            const s_key_t *declared = s_key_lookup (key);
-            if (declared)
-                fprintf (stderr, "lakehouse: --set %s: '%s' is not a valid %s "
-                         "value for key '%s'\n", set, value, declared->type, key);
-            else
-                fprintf (stderr, "lakehouse: --set %s: unknown key '%s' "
-                         "(see `lakehouse config`)\n", set, key);
+            char *why = lh_config_explain (key, value);
+            fprintf (stderr, "lakehouse: --set %s: %s\n", set, why? why: "refused");
+            free (why);
             free (key);
             lh_config_destroy (&config);
             return NULL;

@@ -605,11 +605,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
         free (prefix);
         return NULL;
     }
-    if (timeout < 1) {
-        *error = "catalogd/timeout_ms must be positive";
-        free (prefix);
-        return NULL;
-    }
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     self->prefix = prefix;

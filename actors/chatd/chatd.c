@@ -403,19 +403,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->response_max = lh_config_int (source, "chatd/response_max");
     lh_config_destroy (&defaults);
 
-    if (rc == 0 && (self->timeout_ms < 1 || self->connect_timeout_ms < 1)) {
-        *error = "chatd/timeout_ms and chatd/connect_timeout_ms must be positive";
-        rc = -1;
-    }
-    if (rc == 0 && (self->retries < 0 || self->retries > 10)) {
-        *error = "chatd/retries must be 0..10";
-        rc = -1;
-    }
-    if (rc == 0 && (self->backoff_ms < 0 || self->retry_after_max_ms < 0 || self->num_ctx < 1
-                 || self->response_max < 1024)) {
-        *error = "chatd/backoff_ms, retry_after_max_ms, num_ctx or response_max is out of range";
-        rc = -1;
-    }
     if (rc) {
         void *state = self;
         s_state_destroy (&state);

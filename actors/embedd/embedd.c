@@ -755,11 +755,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->model = strdup (*model? model: self->provider == S_OLLAMA? "nomic-embed-text":
                           self->provider == S_OPENAI? "text-embedding-3-small": "hash");
     lh_config_destroy (&defaults);
-    if (!*error && (dim < 1 || dim > 65536))
-        *error = "embedd/dim must be in 1..65536";
-    if (!*error && (capacity < 0 || self->timeout_ms < 1 || self->connect_timeout_ms < 1
-                 || texts_max < 1 || text_max < 1))
-        *error = "embedd/cache_entries must be >= 0; timeouts, texts_max and text_max positive";
     if (*error) {
         void *state = self;
         s_state_destroy (&state);

@@ -162,11 +162,6 @@ s_state_open (lh_config_t *config, const char **error)
         s_state_destroy (&state);
         return NULL;
     }
-    if (slots < 1 || retry < 1 || part_max < 1 || get_max < 1 || self->upload_ttl_ms < 1) {
-        *error = "storaged/put_slots, retry_after_ms, part_max, get_max and upload_ttl_ms must be positive";
-        s_state_destroy (&state);
-        return NULL;
-    }
     self->put_slots = (uint32_t) slots;
     self->retry_after_ms = (uint64_t) retry;
     self->part_max = (size_t) part_max;

@@ -876,10 +876,7 @@ lh_roster_dataset_new (lh_roster_t *roster, const lh_link_t *link, lh_config_t *
     int64_t timeout_ms = lh_config_int (config, "validatord/roster_timeout_ms");
     const char *columns = lh_config_str (config, "validatord/roster_columns");
     *error_p = !dataset || !*dataset? "validatord/roster_dataset is empty":
-               page_rows < 1? "validatord/roster_page_rows must be positive":
-               poll_ms < 100? "validatord/roster_poll_ms must be at least 100":
-               timeout_ms < 1 || timeout_ms > UINT32_MAX?
-                   "validatord/roster_timeout_ms must be 1..4294967295": NULL;
+               NULL;
     if (!*error_p) {
         //  The mapping's syntax now; its columns when the schema is known
         const char *none [] = { "candidate_id" };

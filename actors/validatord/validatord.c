@@ -137,12 +137,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->max_iterations_cap = lh_config_int (source, "validatord/max_iterations_cap");
     self->prompt_max_chars = lh_config_int (source, "validatord/prompt_max_tokens") * 4;
     lh_config_destroy (&defaults);
-    if (self->chat_timeout_ms < 1 || self->max_iterations_cap < 1 || self->prompt_max_chars < 400) {
-        *error = "validatord/chat_timeout_ms, max_iterations_cap or prompt_max_tokens is out of range";
-        void *state = self;
-        s_state_destroy (&state);
-        return NULL;
-    }
     return self;
 }
 

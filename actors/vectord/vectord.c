@@ -564,18 +564,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->server_key = link && link->server_key? strdup (link->server_key): NULL;
     self->cert = link? link->cert: NULL;
 
-    if (map_bytes < (1 << 20))
-        *error = "vectord/map_bytes must be at least 1048576";
-    else
-    if (self->snapshot_ms < 0 || timeout < 1)
-        *error = "vectord/snapshot_ms must be >= 0 and vectord/storage_timeout_ms positive";
-    else
-    if (m < 2 || m > 100 || efc < 1 || ef < 1 || dim_max < 1 || dim_max > 65536)
-        *error = "vectord/m (2..100), ef_construction, ef and dim_max (1..65536) must be in range";
-    else
-    if (k_max < 1 || batch_max < 1 || self->compact_pct < 1)
-        *error = "vectord/k_max, batch_max and compact_pct must be positive";
-    else
     if (!*self->prefix || self->prefix [strlen (self->prefix) - 1] != '/')
         *error = "vectord/snapshot_prefix must be a key prefix ending in '/'";
     else
