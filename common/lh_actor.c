@@ -934,6 +934,379 @@ lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
 
 
 //  --------------------------------------------------------------------------
+//  Answer an error with the SPEC body; returns -1, always
+
+static int
+s_request_vfail (lh_request_t *self, uint32_t status, const char *kind,
+                 const char *field, uint64_t retry_after_ms,
+                 const char *format, va_list argptr)
+{
+    char *reason = zsys_vprintf (format, argptr);
+    zframe_t *body = lh_error_body_field (status, kind, reason, field, retry_after_ms);
+    free (reason);
+    lh_request_reply (self, status, &body);
+    return -1;
+}
+
+int
+lh_request_fail (lh_request_t *self, uint32_t status, const char *kind,
+                 const char *format, ...)
+{
+    assert (self);
+    va_list argptr;
+    va_start (argptr, format);
+    s_request_vfail (self, status, kind, NULL, 0, format, argptr);
+    va_end (argptr);
+    return -1;
+}
+
+int
+lh_request_fail_field (lh_request_t *self, uint32_t status, const char *kind,
+                       const char *field, const char *format, ...)
+{
+    assert (self);
+    va_list argptr;
+    va_start (argptr, format);
+    s_request_vfail (self, status, kind, field, 0, format, argptr);
+    va_end (argptr);
+    return -1;
+}
+
+int
+lh_request_fail_retry (lh_request_t *self, uint32_t status, const char *kind,
+                       uint64_t retry_after_ms, const char *format, ...)
+{
+    assert (self);
+    va_list argptr;
+    va_start (argptr, format);
+    s_request_vfail (self, status, kind, NULL, retry_after_ms, format, argptr);
+    va_end (argptr);
+    return -1;
+}
+
+int
+lh_request_bad (lh_request_t *self, const char *field, const char *format, ...)
+{
+    assert (self);
+    va_list argptr;
+    va_start (argptr, format);
+    s_request_vfail (self, LH_ST_BAD_REQUEST, "bad_field", field, 0, format, argptr);
+    va_end (argptr);
+    return -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The body as a map (an absent or empty body is an empty map); NULL after
+//  answering 400
+
+const msgpack_object *
+lh_request_map (lh_request_t *self)
+{
+    assert (self);
+    static const msgpack_object s_empty = { .type = MSGPACK_OBJECT_MAP };
+    if (!self->body || zframe_size (self->body) == 0)
+        return &s_empty;
+    const msgpack_object *body = lh_request_object (self);
+    if (body && body->type == MSGPACK_OBJECT_NIL)
+        return &s_empty;
+    if (!body || body->type != MSGPACK_OBJECT_MAP) {
+        lh_request_fail (self, LH_ST_BAD_REQUEST, "bad_body",
+                         "the body must be a map (a JSON object)");
+        return NULL;
+    }
+    return body;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Find a field for a reader. Returns 1 with *item, 0 when absent and
+//  optional, -1 after answering 400 (absent and required).
+
+static int
+s_field (lh_request_t *self, const msgpack_object *map, const char *field,
+         int flags, const msgpack_object **item)
+{
+    assert (map && field);
+    *item = lh_obj_get (map, field);
+    if (*item && (*item)->type != MSGPACK_OBJECT_NIL)
+        return 1;
+    if (flags & LH_FIELD_REQUIRED)
+        return lh_request_bad (self, field, "'%s' is required", field);
+    return 0;
+}
+
+//  Refuse a value over a size limit: 400, or 413 with LH_FIELD_LIMIT_413
+static int
+s_field_too_large (lh_request_t *self, const char *field, int flags,
+                   const char *what, uint64_t size, uint64_t limit)
+{
+    if (flags & LH_FIELD_LIMIT_413)
+        return lh_request_fail_field (self, LH_ST_TOO_LARGE, "too_large", field,
+                                      "'%s' has %" PRIu64 " %s; at most %" PRIu64 " are allowed",
+                                      field, size, what, limit);
+    return lh_request_bad (self, field, "'%s' has %" PRIu64 " %s; at most %" PRIu64 " are allowed",
+                           field, size, what, limit);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Typed field readers: 0 with the value (or absent and optional), -1
+//  after answering 400 naming the field
+
+int
+lh_request_str (lh_request_t *self, const msgpack_object *map, const char *field,
+                int flags, size_t max_size, const char **value, size_t *size)
+{
+    assert (self && value && size);
+    const msgpack_object *item;
+    int rc = s_field (self, map, field, flags, &item);
+    if (rc <= 0)
+        return rc;
+    if (item->type != MSGPACK_OBJECT_STR)
+        return lh_request_bad (self, field, "'%s' must be a string", field);
+    if ((flags & LH_FIELD_NONEMPTY) && item->via.str.size == 0)
+        return lh_request_bad (self, field, "'%s' must not be empty", field);
+    if (max_size && item->via.str.size > max_size)
+        return s_field_too_large (self, field, flags, "bytes", item->via.str.size, max_size);
+    *value = item->via.str.ptr;
+    *size = item->via.str.size;
+    return 0;
+}
+
+int
+lh_request_strdup (lh_request_t *self, const msgpack_object *map, const char *field,
+                   int flags, size_t max_size, char **value_p)
+{
+    assert (value_p);
+    const char *text = NULL;
+    size_t size = 0;
+    if (lh_request_str (self, map, field, flags, max_size, &text, &size))
+        return -1;
+    if (!text && !lh_obj_get (map, field))
+        return 0;                       //  absent, optional
+    if (memchr (text? text: "", 0, size))
+        return lh_request_bad (self, field, "'%s' must not hold a NUL character", field);
+    char *copy = (char *) malloc (size + 1);
+    assert (copy);
+    if (size)
+        memcpy (copy, text, size);
+    copy [size] = 0;
+    free (*value_p);
+    *value_p = copy;
+    return 0;
+}
+
+int
+lh_request_int (lh_request_t *self, const msgpack_object *map, const char *field,
+                int flags, int64_t min, int64_t max, int64_t *value)
+{
+    assert (value);
+    const msgpack_object *item;
+    int rc = s_field (self, map, field, flags, &item);
+    if (rc <= 0)
+        return rc;
+    bool fits = false;
+    int64_t number = 0;
+    if (item->type == MSGPACK_OBJECT_POSITIVE_INTEGER && item->via.u64 <= INT64_MAX) {
+        number = (int64_t) item->via.u64;
+        fits = true;
+    }
+    else
+    if (item->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        number = item->via.i64;
+        fits = true;
+    }
+    else
+    if (item->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return lh_request_bad (self, field, "'%s' must be an integer from %" PRId64 " to %" PRId64,
+                               field, min, max);
+    if (!fits || number < min || number > max)
+        return lh_request_bad (self, field, "'%s' must be from %" PRId64 " to %" PRId64,
+                               field, min, max);
+    *value = number;
+    return 0;
+}
+
+int
+lh_request_double (lh_request_t *self, const msgpack_object *map, const char *field,
+                   int flags, double min, double max, double *value)
+{
+    assert (value);
+    const msgpack_object *item;
+    int rc = s_field (self, map, field, flags, &item);
+    if (rc <= 0)
+        return rc;
+    double number;
+    if (item->type == MSGPACK_OBJECT_FLOAT32 || item->type == MSGPACK_OBJECT_FLOAT64)
+        number = item->via.f64;
+    else
+    if (item->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        number = (double) item->via.u64;
+    else
+    if (item->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        number = (double) item->via.i64;
+    else
+        return lh_request_bad (self, field, "'%s' must be a number from %g to %g", field, min, max);
+    if (isnan (number) || number < min || number > max)
+        return lh_request_bad (self, field, "'%s' must be from %g to %g", field, min, max);
+    *value = number;
+    return 0;
+}
+
+int
+lh_request_bool (lh_request_t *self, const msgpack_object *map, const char *field,
+                 int flags, bool *value)
+{
+    assert (value);
+    const msgpack_object *item;
+    int rc = s_field (self, map, field, flags, &item);
+    if (rc <= 0)
+        return rc;
+    if (item->type != MSGPACK_OBJECT_BOOLEAN)
+        return lh_request_bad (self, field, "'%s' must be true or false", field);
+    *value = item->via.boolean;
+    return 0;
+}
+
+int
+lh_request_array (lh_request_t *self, const msgpack_object *map, const char *field,
+                  int flags, uint32_t max_items, const msgpack_object **value)
+{
+    assert (value);
+    const msgpack_object *item;
+    int rc = s_field (self, map, field, flags, &item);
+    if (rc <= 0)
+        return rc;
+    if (item->type != MSGPACK_OBJECT_ARRAY)
+        return lh_request_bad (self, field, "'%s' must be an array", field);
+    if ((flags & LH_FIELD_NONEMPTY) && item->via.array.size == 0)
+        return lh_request_bad (self, field, "'%s' must not be empty", field);
+    if (max_items && item->via.array.size > max_items)
+        return s_field_too_large (self, field, flags, "items", item->via.array.size, max_items);
+    *value = item;
+    return 0;
+}
+
+int
+lh_request_submap (lh_request_t *self, const msgpack_object *map, const char *field,
+                   int flags, const msgpack_object **value)
+{
+    assert (value);
+    const msgpack_object *item;
+    int rc = s_field (self, map, field, flags, &item);
+    if (rc <= 0)
+        return rc;
+    if (item->type != MSGPACK_OBJECT_MAP)
+        return lh_request_bad (self, field, "'%s' must be a map (a JSON object)", field);
+    if ((flags & LH_FIELD_NONEMPTY) && item->via.map.size == 0)
+        return lh_request_bad (self, field, "'%s' must not be empty", field);
+    *value = item;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Options of a call made from a handler: this request's trace, the
+//  smaller of timeout_ms and the time left
+
+static void
+s_call_opts (lh_request_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
+{
+    memset (opts, 0, sizeof (*opts));
+    uint64_t left = lh_request_time_left (self);
+    uint64_t timeout = timeout_ms? timeout_ms: S_DEFAULT_DL;
+    if (left < timeout)
+        timeout = left? left: 1;
+    opts->timeout_ms = (uint32_t) timeout;
+    opts->trace = self->trace;
+    opts->queue = true;                 //  a restarting service is waited for
+}
+
+
+//  --------------------------------------------------------------------------
+//  Call svc.op from a handler. Returns 0 with the reply, -1 with a
+//  synthesized one; *reply_p is always set.
+
+int
+lh_request_call (lh_request_t *self, const char *svc, const char *op,
+                 const void *body, size_t size, uint32_t timeout_ms,
+                 lh_reply_t **reply_p)
+{
+    assert (self);
+    assert (reply_p);
+    *reply_p = NULL;
+    lh_client_t *client = lh_request_client (self);
+    if (!client) {
+        *reply_p = lh_reply_new_error (LH_ST_UNAVAILABLE, "broker_unreachable",
+                                       "this worker cannot reach the bus");
+        return -1;
+    }
+    lh_call_opts_t opts;
+    s_call_opts (self, timeout_ms, &opts);
+    return lh_client_call (client, svc, op, body, size, &opts, reply_p);
+}
+
+int
+lh_request_call_pack (lh_request_t *self, const char *svc, const char *op,
+                      lh_pack_t **pack_p, uint32_t timeout_ms, lh_reply_t **reply_p)
+{
+    assert (pack_p && *pack_p);
+    size_t size;
+    const void *data = lh_pack_data (*pack_p, &size);
+    int rc = lh_request_call (self, svc, op, data, size, timeout_ms, reply_p);
+    lh_pack_destroy (pack_p);
+    return rc;
+}
+
+int
+lh_request_call_all (lh_request_t *self, lh_call_t *calls, size_t count,
+                     uint32_t timeout_ms)
+{
+    assert (self);
+    lh_client_t *client = lh_request_client (self);
+    if (!client) {
+        for (size_t index = 0; index < count; index++)
+            calls [index].reply = lh_reply_new_error (LH_ST_UNAVAILABLE, "broker_unreachable",
+                                                      "this worker cannot reach the bus");
+        return -1;
+    }
+    lh_call_opts_t opts;
+    s_call_opts (self, timeout_ms, &opts);
+    return lh_client_call_all (client, calls, count, &opts);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Answer for a dependency's unexpected reply: 503 + retry_after_ms when it
+//  did not answer or was busy, else 500. Returns -1, always.
+
+int
+lh_request_fail_dependency (lh_request_t *self, lh_reply_t *reply,
+                            const char *svc, const char *what)
+{
+    assert (self);
+    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
+    const char *reason = reply? lh_reply_reason (reply): NULL;
+    if (!reason)
+        reason = "no reason given";
+    lh_warn (self->worker->name, self->trace, "%s for %s: %u %s", svc, what, status, reason);
+    if (status == LH_ST_UNAVAILABLE || status == LH_ST_TIMEOUT || status == LH_ST_TOO_MANY) {
+        uint64_t retry_after_ms = 1000;
+        const msgpack_object *error = lh_obj_get (reply? lh_reply_object (reply): NULL, "error");
+        lh_obj_uint (error, "retry_after_ms", &retry_after_ms);
+        if (retry_after_ms == 0)
+            retry_after_ms = 1000;
+        return lh_request_fail_retry (self, LH_ST_UNAVAILABLE, "dependency_unavailable",
+                                      retry_after_ms, "%s did not answer %s (%u): %s",
+                                      svc, what, status, reason);
+    }
+    return lh_request_fail (self, LH_ST_INTERNAL, "dependency_failed",
+                            "%s refused %s (%u): %s", svc, what, status, reason);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Publish an event from a handler (body may be NULL)
 
 int

@@ -107,10 +107,125 @@ int lh_request_reply_raw (lh_request_t *self, uint32_t status,
 int lh_request_reply_pack (lh_request_t *self, uint32_t status,
                            lh_pack_t **pack_p);
 //  Final error reply with the SPEC error body; kind NULL = default for the
-//  status. retry_after_ms > 0 adds "retry_after_ms".
+//  status. retry_after_ms > 0 adds "retry_after_ms". Returns 0 when sent.
+//  Superseded by lh_request_fail, which new code uses.
 int lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
                       uint64_t retry_after_ms, const char *format, ...)
                       CHECK_PRINTF (5);
+
+//  ---------------------------------------------------------------------
+//  Answering with an error. Each of these answers the request with the
+//  SPEC error body {"error": {kind, reason, field?, retry_after_ms?}} and
+//  returns -1, always, so that a handler or a helper can stop with
+//
+//      if (rows < 0)
+//          return lh_request_fail (request, 400, "bad_rows", "...");
+//
+//  and its caller, seeing -1, knows the request is answered and returns
+//  too. kind NULL = the status's default kind.
+
+int lh_request_fail (lh_request_t *self, uint32_t status, const char *kind,
+                     const char *format, ...) CHECK_PRINTF (4);
+//  The same, naming the request field at fault ("field")
+int lh_request_fail_field (lh_request_t *self, uint32_t status, const char *kind,
+                           const char *field, const char *format, ...)
+                           CHECK_PRINTF (5);
+//  The same, with retry_after_ms (429, 503)
+int lh_request_fail_retry (lh_request_t *self, uint32_t status, const char *kind,
+                           uint64_t retry_after_ms, const char *format, ...)
+                           CHECK_PRINTF (5);
+//  400 "bad_field" naming the field at fault
+int lh_request_bad (lh_request_t *self, const char *field, const char *format, ...)
+                    CHECK_PRINTF (3);
+
+//  ---------------------------------------------------------------------
+//  Reading the body. Validate the whole body before the first write, so a
+//  refused request leaves stored state exactly as it was. Each reader
+//  returns 0 with the value, or answers 400 (the SPEC error body, `field`
+//  naming the field) and returns -1; then the handler returns at once.
+//
+//      const msgpack_object *body = lh_request_map (request);
+//      char *name = NULL;
+//      int64_t k = 10;                                 //  the default
+//      if (!body
+//      ||  lh_request_strdup (request, body, "name", LH_FIELD_REQUIRED, 1024, &name)
+//      ||  lh_request_int (request, body, "k", 0, 1, 1000, &k)) {
+//          free (name);
+//          return;
+//      }
+
+#define LH_FIELD_REQUIRED   1           //  absent (or nil) is refused; else
+                                        //  absent leaves *value as it was
+#define LH_FIELD_NONEMPTY   2           //  "" or [] or {} is refused
+#define LH_FIELD_LIMIT_413  4           //  over a size limit is 413 too_large,
+                                        //  not 400
+
+//  The body as a map; no body (or an empty one) reads as an empty map.
+//  Returns NULL after answering 400 "bad_body" when the body is anything
+//  else.
+const msgpack_object *
+    lh_request_map (lh_request_t *self);
+
+//  A string field, borrowed (not NUL-terminated: use size), of at most
+//  max_size bytes (0 = any). *value is left as it was when absent.
+int lh_request_str (lh_request_t *self, const msgpack_object *map,
+                    const char *field, int flags, size_t max_size,
+                    const char **value, size_t *size);
+//  A string field as a fresh NUL-terminated copy the caller frees (*value_p
+//  is left as it was when absent); a string holding a NUL byte is refused
+int lh_request_strdup (lh_request_t *self, const msgpack_object *map,
+                       const char *field, int flags, size_t max_size,
+                       char **value_p);
+//  An integer field in min..max (a float, even 3.0, is refused)
+int lh_request_int (lh_request_t *self, const msgpack_object *map,
+                    const char *field, int flags, int64_t min, int64_t max,
+                    int64_t *value);
+//  A number field (integer or float) in min..max; NaN is refused
+int lh_request_double (lh_request_t *self, const msgpack_object *map,
+                       const char *field, int flags, double min, double max,
+                       double *value);
+//  A boolean field
+int lh_request_bool (lh_request_t *self, const msgpack_object *map,
+                     const char *field, int flags, bool *value);
+//  An array field of at most max_items items (0 = any), borrowed
+int lh_request_array (lh_request_t *self, const msgpack_object *map,
+                      const char *field, int flags, uint32_t max_items,
+                      const msgpack_object **value);
+//  A map field, borrowed
+int lh_request_submap (lh_request_t *self, const msgpack_object *map,
+                       const char *field, int flags,
+                       const msgpack_object **value);
+
+//  ---------------------------------------------------------------------
+//  Calling another service from a handler. The call carries this
+//  request's trace id, and its deadline is the smaller of timeout_ms (0:
+//  5000) and this request's own time left, so no call outlives the caller.
+//  Calls queue ("q") until the deadline when the service has no live
+//  worker, so a dependency that is restarting is waited for.
+
+//  Call svc.op with a msgpack body (may be NULL/0). Returns 0 with the
+//  reply (whatever its status), or -1 with a synthesized 503/504 reply when
+//  none came (no client, broker unreachable, deadline); *reply_p is always
+//  set, for the caller to destroy.
+int lh_request_call (lh_request_t *self, const char *svc, const char *op,
+                     const void *body, size_t size, uint32_t timeout_ms,
+                     lh_reply_t **reply_p);
+//  The same with the body in a pack (destroyed)
+int lh_request_call_pack (lh_request_t *self, const char *svc, const char *op,
+                          lh_pack_t **pack_p, uint32_t timeout_ms,
+                          lh_reply_t **reply_p);
+//  Several calls at once, all in flight together; waits for every reply
+//  (each call's reply is set, synthesized where none came). Returns 0 when
+//  every call had a reply from its service, -1 if any was synthesized.
+int lh_request_call_all (lh_request_t *self, lh_call_t *calls, size_t count,
+                         uint32_t timeout_ms);
+//  The one mapping of a dependency's unexpected reply to our answer: 503
+//  "dependency_unavailable" with retry_after_ms when svc did not answer or
+//  was busy (no reply, 429, 503, 504), else 500 "dependency_failed"; the
+//  reason names svc, what we asked for, its status and its reason. what
+//  is a few words ("the manifest read"). Returns -1, always.
+int lh_request_fail_dependency (lh_request_t *self, lh_reply_t *reply,
+                                const char *svc, const char *what);
 
 //  Heartbeat this thread's worker if it has been silent for hb_ivl. Call it
 //  now and then from work that can outlast hb_ivl x hb_live (a slow upload,

@@ -6,11 +6,65 @@
 #include "lh_body.h"
 
 #define S_PACK_START    512             //  bytes a pack buffer starts with
+#define S_DEPTH_MAX     32              //  containers open at once, counted
+
+//  A container being written inside an open (self-counting) one
+typedef struct {
+    size_t offset;                      //  where its map32/array32 header is
+    uint32_t items;                     //  open: values written so far
+    uint32_t remaining;                 //  fixed: values still to come
+    bool open;                          //  counted (true) or fixed-size
+    bool map;                           //  a map (items are keys + values)
+} s_frame_t;
 
 struct _lh_pack_t {
     msgpack_sbuffer buffer;             //  encoded bytes
     msgpack_packer packer;              //  writes into buffer
+    s_frame_t stack [S_DEPTH_MAX];      //  containers being written
+    int depth;                          //  0 when none is open
 };
+
+
+//  --------------------------------------------------------------------------
+//  One whole value was written at the current level: count it in the open
+//  container it belongs to. A fixed container whose last value this was is
+//  whole too, and counts in its own parent.
+
+static inline void
+s_item (lh_pack_t *self)
+{
+    while (self->depth > 0) {
+        s_frame_t *top = &self->stack [self->depth - 1];
+        if (top->open) {
+            top->items++;
+            return;
+        }
+        assert (top->remaining > 0);
+        if (--top->remaining > 0)
+            return;
+        self->depth--;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  A fixed-size container starts: inside an open one, follow it so that it
+//  counts once, when its last value is written
+
+static void
+s_fixed (lh_pack_t *self, uint32_t values)
+{
+    if (self->depth == 0)
+        return;
+    if (values == 0) {
+        s_item (self);
+        return;
+    }
+    assert (self->depth < S_DEPTH_MAX);
+    s_frame_t *frame = &self->stack [self->depth++];
+    memset (frame, 0, sizeof (*frame));
+    frame->remaining = values;
+}
 
 
 //  --------------------------------------------------------------------------
@@ -63,17 +117,71 @@ void
 lh_pack_map (lh_pack_t *self, uint32_t count)
 {
     msgpack_pack_map (&self->packer, count);
+    s_fixed (self, count * 2);
 }
 
 void
 lh_pack_array (lh_pack_t *self, uint32_t count)
 {
     msgpack_pack_array (&self->packer, count);
+    s_fixed (self, count);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Open a map or array whose size is counted as it is written, and close
+//  it (the count is written then). Inside an open container every value
+//  must go through the lh_pack_* calls (not the raw packer) to be counted.
+
+static void
+s_open (lh_pack_t *self, bool map)
+{
+    assert (self->depth < S_DEPTH_MAX);
+    s_frame_t *frame = &self->stack [self->depth++];
+    memset (frame, 0, sizeof (*frame));
+    frame->open = true;
+    frame->map = map;
+    frame->offset = self->buffer.size;
+    const char header [5] = { map? (char) 0xdf: (char) 0xdd, 0, 0, 0, 0 };
+    msgpack_sbuffer_write (&self->buffer, header, sizeof (header));
+}
+
+void
+lh_pack_open_map (lh_pack_t *self)
+{
+    assert (self);
+    s_open (self, true);
+}
+
+void
+lh_pack_open_array (lh_pack_t *self)
+{
+    assert (self);
+    s_open (self, false);
+}
+
+void
+lh_pack_close (lh_pack_t *self)
+{
+    assert (self);
+    assert (self->depth > 0);
+    s_frame_t *frame = &self->stack [self->depth - 1];
+    assert (frame->open);
+    assert (!frame->map || frame->items % 2 == 0);
+    uint32_t count = frame->map? frame->items / 2: frame->items;
+    uint8_t *header = (uint8_t *) self->buffer.data + frame->offset;
+    header [1] = (uint8_t) (count >> 24);
+    header [2] = (uint8_t) (count >> 16);
+    header [3] = (uint8_t) (count >> 8);
+    header [4] = (uint8_t) count;
+    self->depth--;
+    s_item (self);
 }
 
 void
 lh_pack_str (lh_pack_t *self, const char *value)
 {
+    s_item (self);
     if (value)
         msgpack_pack_str_with_body (&self->packer, value, strlen (value));
     else
@@ -83,36 +191,42 @@ lh_pack_str (lh_pack_t *self, const char *value)
 void
 lh_pack_strn (lh_pack_t *self, const char *value, size_t size)
 {
+    s_item (self);
     msgpack_pack_str_with_body (&self->packer, value, size);
 }
 
 void
 lh_pack_bin (lh_pack_t *self, const void *data, size_t size)
 {
+    s_item (self);
     msgpack_pack_bin_with_body (&self->packer, data, size);
 }
 
 void
 lh_pack_uint (lh_pack_t *self, uint64_t value)
 {
+    s_item (self);
     msgpack_pack_uint64 (&self->packer, value);
 }
 
 void
 lh_pack_int (lh_pack_t *self, int64_t value)
 {
+    s_item (self);
     msgpack_pack_int64 (&self->packer, value);
 }
 
 void
 lh_pack_double (lh_pack_t *self, double value)
 {
+    s_item (self);
     msgpack_pack_double (&self->packer, value);
 }
 
 void
 lh_pack_bool (lh_pack_t *self, bool value)
 {
+    s_item (self);
     if (value)
         msgpack_pack_true (&self->packer);
     else
@@ -122,18 +236,21 @@ lh_pack_bool (lh_pack_t *self, bool value)
 void
 lh_pack_nil (lh_pack_t *self)
 {
+    s_item (self);
     msgpack_pack_nil (&self->packer);
 }
 
 void
 lh_pack_raw (lh_pack_t *self, const void *data, size_t size)
 {
+    s_item (self);
     msgpack_sbuffer_write (&self->buffer, (const char *) data, size);
 }
 
 void
 lh_pack_object (lh_pack_t *self, const msgpack_object *object)
 {
+    s_item (self);
     msgpack_pack_object (&self->packer, *object);
 }
 
@@ -194,6 +311,7 @@ lh_pack_frame (lh_pack_t **self_p)
 {
     assert (self_p && *self_p);
     lh_pack_t *self = *self_p;
+    assert (self->depth == 0);          //  every open container closed
     zframe_t *frame = zframe_new (self->buffer.data, self->buffer.size);
     lh_pack_destroy (self_p);
     return frame;
@@ -356,7 +474,44 @@ lh_body_test (bool verbose)
     assert (lh_obj_get (lh_obj_get (&object, "rows"), "x") == NULL);
     msgpack_zone_destroy (&zone);
     zframe_destroy (&frame);
+
+    //  Counted containers: the count is what was written, whatever the
+    //  branches taken, with fixed and counted containers nested both ways
+    pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "a", "x");
+    lh_pack_str (pack, "list");
+    lh_pack_open_array (pack);
+    for (int index = 0; index < 300; index++)
+        lh_pack_uint (pack, (uint64_t) index);
+    lh_pack_close (pack);
+    lh_pack_str (pack, "fixed");
+    lh_pack_map (pack, 2);
+    lh_pack_kv_uint (pack, "one", 1);
+    lh_pack_str (pack, "inner");
+    lh_pack_open_map (pack);
+    lh_pack_close (pack);
+    lh_pack_str (pack, "empty");
+    lh_pack_array (pack, 0);
+    lh_pack_str (pack, "raw");
+    lh_pack_raw (pack, "\x92\x01\x02", 3);
+    lh_pack_close (pack);
+    frame = lh_pack_frame (&pack);
+    msgpack_zone_init (&zone, 1024);
+    assert (lh_msgpack_unpack (zframe_data (frame), zframe_size (frame), NULL, &zone, &object) == 0);
+    assert (object.type == MSGPACK_OBJECT_MAP && object.via.map.size == 5);
+    const msgpack_object *list = lh_obj_get (&object, "list");
+    assert (list && list->type == MSGPACK_OBJECT_ARRAY && list->via.array.size == 300);
+    assert (list->via.array.ptr [299].via.u64 == 299);
+    const msgpack_object *fixed = lh_obj_get (&object, "fixed");
+    assert (fixed && fixed->via.map.size == 2);
+    assert (lh_obj_get (fixed, "inner")->type == MSGPACK_OBJECT_MAP);
+    assert (lh_obj_get (fixed, "inner")->via.map.size == 0);
+    assert (lh_obj_get (&object, "empty")->via.array.size == 0);
+    assert (lh_obj_get (&object, "raw")->via.array.size == 2);
+    msgpack_zone_destroy (&zone);
+    zframe_destroy (&frame);
     if (verbose)
-        printf ("(7 keys) ");
+        printf ("(7 keys, counted containers) ");
     printf ("OK\n");
 }

@@ -41,6 +41,20 @@ msgpack_packer *
 
 void lh_pack_map (lh_pack_t *self, uint32_t count);
 void lh_pack_array (lh_pack_t *self, uint32_t count);
+//  A map or array whose size is counted as it is written: open it, write
+//  its values (for a map, key then value) with the calls here, close it.
+//  The count can never disagree with what was written. Inside an open
+//  container, write only through lh_pack_* (the raw packer is not
+//  counted). lh_pack_frame asserts that every open container was closed.
+//
+//      lh_pack_open_map (pack);
+//      lh_pack_kv_str (pack, "name", name);
+//      if (rows_known)
+//          lh_pack_kv_uint (pack, "rows", rows);
+//      lh_pack_close (pack);
+void lh_pack_open_map (lh_pack_t *self);
+void lh_pack_open_array (lh_pack_t *self);
+void lh_pack_close (lh_pack_t *self);
 void lh_pack_str (lh_pack_t *self, const char *value);        //  NULL packs nil
 void lh_pack_strn (lh_pack_t *self, const char *value, size_t size);
 void lh_pack_bin (lh_pack_t *self, const void *data, size_t size);

@@ -203,6 +203,16 @@ s_reply_synth (uint64_t cid, uint32_t status, const char *kind, const char *reas
 
 
 //  --------------------------------------------------------------------------
+//  A reply made here, not received: status and the SPEC error body
+
+lh_reply_t *
+lh_reply_new_error (uint32_t status, const char *kind, const char *reason)
+{
+    return s_reply_synth (0, status, kind, reason);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Pending requests
 
 static void
@@ -730,6 +740,98 @@ lh_client_call (lh_client_t *self, const char *svc, const char *op,
     }
     (*reply_p)->parts = parts;
     return (*reply_p)->local? -1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Send every call at once, then wait for all their final REPs. Returns 0
+//  if each had a reply from the bus, -1 if any was synthesized.
+
+int
+lh_client_call_all (lh_client_t *self, lh_call_t *calls, size_t count,
+                    const lh_call_opts_t *opts)
+{
+    assert (self);
+    assert (calls || count == 0);
+    uint64_t *ids = (uint64_t *) calloc (count? count: 1, sizeof (uint64_t));
+    zlist_t **parts = (zlist_t **) calloc (count? count: 1, sizeof (zlist_t *));
+    assert (ids && parts);
+    size_t waiting = 0;
+    for (size_t index = 0; index < count; index++) {
+        calls [index].reply = NULL;
+        if (self->refused) {
+            calls [index].reply = s_reply_synth (0, self->refused, NULL,
+                                                 "the broker refused this client");
+            continue;
+        }
+        const char *error;
+        ids [index] = s_request (self, calls [index].svc, calls [index].op,
+                                 calls [index].body, calls [index].size, opts, &error);
+        if (ids [index])
+            waiting++;
+        else
+            calls [index].reply = s_reply_synth (0, LH_ST_BAD_REQUEST, NULL, error);
+    }
+    while (waiting > 0) {
+        //  The earliest deadline among those still waiting
+        int64_t now = zclock_mono ();
+        int64_t left = INT64_MAX;
+        for (size_t index = 0; index < count; index++)
+            if (ids [index] && !calls [index].reply) {
+                s_pending_t *pending = s_pending_lookup (self, ids [index]);
+                assert (pending);
+                if (pending->expires - now < left)
+                    left = pending->expires - now;
+            }
+        if (left <= 0 || self->refused || zsys_interrupted) {
+            for (size_t index = 0; index < count; index++)
+                if (ids [index] && !calls [index].reply) {
+                    s_pending_t *pending = s_pending_lookup (self, ids [index]);
+                    if (!self->refused && !zsys_interrupted && pending->expires > now)
+                        continue;
+                    if (self->refused) {
+                        s_pending_remove (self, ids [index]);
+                        calls [index].reply = s_reply_synth (ids [index], self->refused, NULL,
+                                                             "the broker refused this client");
+                    }
+                    else
+                        calls [index].reply = s_expired (self, ids [index]);
+                    waiting--;
+                }
+            continue;
+        }
+        lh_reply_t *reply;
+        if (s_poll (self, left, &reply) != 1)
+            continue;
+        size_t index = 0;
+        if (reply->header.t != LH_T_PUB)
+            while (index < count && !(ids [index] == reply->header.cid && !calls [index].reply))
+                index++;
+        if (reply->header.t == LH_T_PUB || index == count) {
+            s_inbox_add (self, reply);
+            continue;
+        }
+        if (reply->header.t == LH_T_PART) {
+            if (!parts [index])
+                parts [index] = zlist_new ();
+            zlist_append (parts [index], reply->body? reply->body: zframe_new_empty ());
+            reply->body = NULL;
+            lh_reply_destroy (&reply);
+            continue;
+        }
+        s_pending_remove (self, ids [index]);
+        calls [index].reply = reply;
+        waiting--;
+    }
+    int rc = 0;
+    for (size_t index = 0; index < count; index++) {
+        calls [index].reply->parts = parts [index];
+        if (calls [index].reply->local)
+            rc = -1;
+    }
+    free (ids);
+    free (parts);
+    return rc;
 }
 
 

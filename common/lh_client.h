@@ -74,6 +74,23 @@ int
                     const void *body, size_t size, const lh_call_opts_t *opts,
                     lh_reply_t **reply_p);
 
+//  One of several calls made at once (lh_client_call_all)
+typedef struct {
+    const char *svc;                    //  service to call
+    const char *op;                     //  its op
+    const void *body;                   //  msgpack body (borrowed), or NULL
+    size_t size;                        //  body size
+    lh_reply_t *reply;                  //  out: its reply, the caller's
+} lh_call_t;
+
+//  Send every call at once, then wait for all their final REPs. Each
+//  call's reply is set: the service's, or a synthesized 503/504/400 as
+//  lh_client_call would give. Returns 0 if every call had a reply from the
+//  bus, -1 if any was synthesized.
+int
+    lh_client_call_all (lh_client_t *self, lh_call_t *calls, size_t count,
+                        const lh_call_opts_t *opts);
+
 //  Send a request without waiting. Returns the request id (> 0), or 0 on
 //  failure. Collect the answer with lh_client_recv.
 uint64_t
@@ -159,6 +176,11 @@ zlist_t *
 //  Error reason from an {"error":{...}} body, or NULL (borrowed)
 const char *
     lh_reply_reason (lh_reply_t *self);
+
+//  A reply made locally with an error status and the SPEC error body (it
+//  reads like one that came from the bus)
+lh_reply_t *
+    lh_reply_new_error (uint32_t status, const char *kind, const char *reason);
 
 void
     lh_reply_destroy (lh_reply_t **self_p);

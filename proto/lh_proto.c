@@ -941,6 +941,17 @@ zframe_t *
 lh_error_body (uint32_t status, const char *kind, const char *reason,
                uint64_t retry_after_ms)
 {
+    return lh_error_body_field (status, kind, reason, NULL, retry_after_ms);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The SPEC error body naming the field at fault ("field"), when not NULL
+
+zframe_t *
+lh_error_body_field (uint32_t status, const char *kind, const char *reason,
+                     const char *field, uint64_t retry_after_ms)
+{
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer packer;
@@ -951,11 +962,15 @@ lh_error_body (uint32_t status, const char *kind, const char *reason,
         reason = lh_status_text (status);
     msgpack_pack_map (&packer, 1);
     msgpack_pack_str_with_body (&packer, "error", 5);
-    msgpack_pack_map (&packer, retry_after_ms? 3: 2);
+    msgpack_pack_map (&packer, 2 + (retry_after_ms? 1: 0) + (field? 1: 0));
     msgpack_pack_str_with_body (&packer, "kind", 4);
     msgpack_pack_str_with_body (&packer, kind, strlen (kind));
     msgpack_pack_str_with_body (&packer, "reason", 6);
     msgpack_pack_str_with_body (&packer, reason, strlen (reason));
+    if (field) {
+        msgpack_pack_str_with_body (&packer, "field", 5);
+        msgpack_pack_str_with_body (&packer, field, strlen (field));
+    }
     if (retry_after_ms) {
         msgpack_pack_str_with_body (&packer, "retry_after_ms", 14);
         msgpack_pack_uint64 (&packer, retry_after_ms);

@@ -282,6 +282,11 @@ zframe_t *
     lh_error_body (uint32_t status, const char *kind, const char *reason,
                    uint64_t retry_after_ms);
 
+//  The same with "field": the request field at fault (NULL: none)
+zframe_t *
+    lh_error_body_field (uint32_t status, const char *kind, const char *reason,
+                         const char *field, uint64_t retry_after_ms);
+
 //  Self test of this class
 void
     lh_proto_test (bool verbose);
