@@ -205,6 +205,18 @@ LH_KEY ("embedd/cache_entries", INT,  "10000", "0..100000000",               "Ve
 LH_KEY ("embedd/texts_max",     INT,  "256", "1..1000000",                 "Most texts in one embed request; more is refused with 413.")
 LH_KEY ("embedd/text_max",      INT,  "65536", "1..1073741824",               "Longest text, bytes; longer is refused with 413.")
 
+//  matrixd: retrieval across corpora and playbook memory (SPEC 5.9, docs/matrixd.md)
+LH_KEY ("actors/matrixd/workers", INT, "8", "1..256",                  "Worker threads of the matrixd service (each holds one request while its embedd / vectord calls are in flight).")
+LH_KEY ("matrixd/timeout_ms",   INT,  "10000", "1..4294967295",               "Deadline of each call matrixd makes to embedd and vectord, ms (also capped by the caller's deadline).")
+LH_KEY ("matrixd/playbook_corpus", STR, "playbook_memory", "",      "vectord index of the playbook memory when a request names none (created on the first record).")
+LH_KEY ("matrixd/corpora_max",  INT,  "32", "1..1024",                   "Most corpora in one search; more is refused with 400.")
+LH_KEY ("matrixd/k_max",        INT,  "1000", "1..100000",                 "Largest k, per_corpus_k, ef and playbook_top_k of a search (400 past it); keep it <= vectord/k_max.")
+LH_KEY ("matrixd/exclude_max",  INT,  "10000", "1..10000000",               "Most exclude_ids in one search; more is refused with 400.")
+LH_KEY ("matrixd/bulk_max",     INT,  "1000", "1..1000000",                 "Most entries in one playbook_bulk; more is refused with 413.")
+LH_KEY ("matrixd/embed_batch",  INT,  "256", "1..1000000",                  "Texts per embedd.embed call of a playbook_bulk (the calls go out together); keep it <= embedd/texts_max.")
+LH_KEY ("matrixd/chunks_max",   INT,  "10000", "1..10000000",               "Most chunks in one relevance request; more is refused with 413.")
+LH_KEY ("gateway/matrix_timeout_ms", INT, "60000", "1..4294967295",         "Default bus deadline of POST /v1/matrix/playbooks/record and /bulk, ms (a bulk embeds and writes up to matrixd/bulk_max entries).")
+
 //  validatord: the roster held as a catalogued dataset, read through queryd (docs/validatord.md)
 LH_KEY ("validatord/roster_dataset", STR, "", "",                "Worker roster as a catalogued dataset (read with queryd.sql, reloaded on catalog.changed); empty = off. Not with validatord/roster.")
 LH_KEY ("validatord/roster_columns", STR, "", "",                "Dataset roster column mapping, field=column,... (fields candidate_id name city state role status blacklisted_clients); empty = by name.")

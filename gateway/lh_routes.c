@@ -56,6 +56,15 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("POST",   "/v1/embed",          "embedd",   "embed",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
               NULL, "gateway/embed_timeout_ms"),
     LH_ROUTE ("GET",    "/v1/embed/stats",    "embedd",   "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    //  matrixd (SPEC 5.9, docs/matrixd.md)
+    LH_ROUTE ("POST",   "/v1/matrix/search",  "matrixd",  "search", NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/matrix/relevance", "matrixd", "relevance", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/matrix/downgrade", "matrixd", "downgrade", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/matrix/playbooks/record", "matrixd", "playbook_record", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/matrix_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/matrix/playbooks/bulk", "matrixd", "playbook_bulk", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/matrix_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/matrix/corpora", "matrixd",  "corpora", NULL, LH_IN_NONE,  LH_OUT_JSON,   0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))
@@ -524,6 +533,15 @@ lh_routes_test (bool verbose)
         { "GET",    "/v1/chat/providers",   200, "chatd", "providers" },
         { "POST",   "/v1/validate",         200, "validatord", "validate" },
         { "POST",   "/v1/iterate",          200, "validatord", "iterate" },
+        { "POST",   "/v1/matrix/search",    200, "matrixd", "search" },
+        { "GET",    "/v1/matrix/search",    405, NULL,   NULL },
+        { "POST",   "/v1/matrix/relevance", 200, "matrixd", "relevance" },
+        { "POST",   "/v1/matrix/downgrade", 200, "matrixd", "downgrade" },
+        { "POST",   "/v1/matrix/playbooks/record", 200, "matrixd", "playbook_record" },
+        { "POST",   "/v1/matrix/playbooks/bulk", 200, "matrixd", "playbook_bulk" },
+        { "POST",   "/v1/matrix/playbooks", 404, NULL,   NULL },
+        { "GET",    "/v1/matrix/corpora",   200, "matrixd", "corpora" },
+        { "POST",   "/v1/matrix/corpora",   405, NULL,   NULL },
     };
     for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
         lh_route_match_t match;
