@@ -9,6 +9,11 @@
     lakehouse [options] ingest FILE --name N  upload a CSV (FILE, or - for stdin)
                                             into storaged and ingest it as dataset N,
                                             with a progress line (bytes, rows)
+    lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B
+              --index NAME [--metadata-columns X,Y] [--batch N] [--model M]
+                                            a vector corpus from a dataset (lh_corpus.h)
+    lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]
+                                            does playbook memory lift retrieval? (lh_lift.h)
     lakehouse config                        print every key with its default
     lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]
                                             a new CURVE certificate (secret file 0600)
@@ -75,6 +80,8 @@
 #include "lh_ingest_upload.h"
 #include "lh_json.h"
 #include "lh_tap.h"
+#include "lh_corpus.h"
+#include "lh_lift.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -158,6 +165,9 @@ s_usage (FILE *file)
         "       lakehouse [options] node [--actors a,b] | gateway | config\n"
         "       lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]\n"
         "       lakehouse [options] certs init | certs show FILE\n"
+        "       lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B\n"
+        "                 --index NAME [--metadata-columns X,Y] [--batch N] [--model M]\n"
+        "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n"
         "\n"
         "  up                   broker + every actor (config actors/run) + gateway, one process\n"
         "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
@@ -170,6 +180,10 @@ s_usage (FILE *file)
         "                       is not given), valid --days (default 365; 0 = never)\n"
         "  certs init           create the local set (broker admin tap node gateway)\n"
         "  certs show FILE      print a certificate's public key and metadata\n"
+        "  corpus build         read a dataset through queryd, embed each row's text columns\n"
+        "                       (embedd) and add them to a vectord index, with progress\n"
+        "  playbook-lift        measure recall cold and warm (use_playbook) on a generated\n"
+        "                       roster against the running system; prints a markdown report\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
         "                       ./conf/lakehouse.cfg if present, else defaults)\n"
@@ -350,6 +364,10 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
             args->days = value;
         }
         else
+        if (*arg == '-' && args->command
+        &&  (streq (args->command, "corpus") || streq (args->command, "playbook-lift")))
+            zlist_append (args->words, (void *) arg);   //  their own options
+        else
         if (*arg == '-') {
             fprintf (stderr, "lakehouse: unknown option '%s' (see --help)\n", arg);
             return -1;
@@ -358,7 +376,8 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
         if (!args->command)
             args->command = arg;
         else
-        if (streq (args->command, "certs") || streq (args->command, "ingest"))
+        if (streq (args->command, "certs") || streq (args->command, "ingest")
+        ||  streq (args->command, "corpus") || streq (args->command, "playbook-lift"))
             zlist_append (args->words, (void *) arg);
         else {
             fprintf (stderr, "lakehouse: unexpected argument '%s' (see --help)\n", arg);
@@ -1444,7 +1463,8 @@ main (int argc, char *argv [])
     &&  !streq (args.command, "up") && !streq (args.command, "broker")
     &&  !streq (args.command, "node") && !streq (args.command, "gateway")
     &&  !streq (args.command, "config") && !streq (args.command, "certs")
-    &&  !streq (args.command, "ingest")) {
+    &&  !streq (args.command, "ingest") && !streq (args.command, "corpus")
+    &&  !streq (args.command, "playbook-lift")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
         rc = -1;
     }
@@ -1490,6 +1510,13 @@ main (int argc, char *argv [])
                       streq (level, "error")? LH_LOG_ERROR: LH_LOG_INFO);
     if (streq (args.command, "certs")) {
         rc = s_run_certs (&args, config);
+        lh_config_destroy (&config);
+        s_args_destroy (&args);
+        return rc;
+    }
+    if (streq (args.command, "corpus") || streq (args.command, "playbook-lift")) {
+        rc = streq (args.command, "corpus")? lh_corpus_command (config, args.words):
+                                            lh_lift_command (config, args.words);
         lh_config_destroy (&config);
         s_args_destroy (&args);
         return rc;
