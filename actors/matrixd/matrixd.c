@@ -636,10 +636,13 @@ s_playbook_apply (s_search_t *search, const msgpack_object *playbook_hits,
         char *key = s_key (entry->answer_corpus, entry->answer_corpus_size,
                            entry->answer_id, entry->answer_id_size);
         if (!zhashx_lookup (present, key)) {
+            //  At the entry's distance (float rounding can make an exact
+            //  match a hair below 0)
+            double distance = entry->distance > 0? entry->distance: 0;
             s_hit_t *hit = &hits [(*count)++];
             *hit = (s_hit_t) { .id = entry->answer_id, .id_size = entry->answer_id_size,
-                               .corpus = corpus, .distance = entry->distance,
-                               .original = entry->distance, .playbook_distance = entry->distance,
+                               .corpus = corpus, .distance = distance,
+                               .original = distance, .playbook_distance = distance,
                                .metadata = entry->metadata, .order = SIZE_MAX / 2 + index,
                                .injected = true };
             zhashx_insert (present, key, hit);
