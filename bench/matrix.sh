@@ -110,5 +110,15 @@ out=$results/matrix.md
     echo "$build_row"
     echo
     echo "Peak RSS of the \`lakehouse up\` process (all actors, the 100k x 768 index in memory): ${up_hwm} MiB."
+    echo
+    echo "Notes: both clients go through the same broker to the same vectord, whose two"
+    echo "workers on two cores are the bottleneck (each search is an HNSW walk at ef 64);"
+    echo "matrixd adds a hop each way through the broker, one decode of the three replies and"
+    echo "one re-encode of the 10 hits it keeps, and its 8 workers cap the corpus searches in"
+    echo "flight at 24 where the direct clients keep up to 48 queued. The corpus build's rate"
+    echo "is vectord's HNSW insertion at 768 dimensions (ef_construction 200, one index, one"
+    echo "writer), slowing as the index grows; the same pipeline at 128 dimensions and"
+    echo "ef_construction 64 runs at about 6,000 rows/s (tests/integration/test_corpus_build.py),"
+    echo "so reading through queryd and embedding through embedd are not what limits it."
 } > "$out.tmp" && mv "$out.tmp" "$out"
 cat "$out"

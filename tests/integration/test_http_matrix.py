@@ -17,7 +17,8 @@ leaves it alone; beta's a3 (same id, other corpus) is never boosted; an
 entry 0.15 from the query is injected, one 0.25 away is not; exclude_ids
 over the nearest hits still gives k hits, none of them excluded; a missing
 corpus is 404 corpus_not_found naming it; corpora, relevance and
-downgrade answer on their routes.
+downgrade answer on their routes; a second matrixd in `lakehouse node`
+answers the same (matrixd keeps no state).
 """
 
 import os
@@ -35,7 +36,7 @@ BETA = [("b1", 0.35), ("a3", 0.38), ("b2", 0.45), ("b9", 0.90)]
 
 
 def main(t):
-    _, h = up(t, "storaged,embedd,vectord,matrixd", sets={"embedd/dim": DIM})
+    b, h = up(t, "storaged,embedd,vectord,matrixd", sets={"embedd/dim": DIM})
     call = lhmatrix.caller(h)
 
     st, body = call("POST", "/v1/embed", {"texts": [QUERY]})
@@ -144,6 +145,17 @@ def main(t):
             "POST /v1/matrix/downgrade downgrades a strong model", (st, body))
     st, body = call("POST", "/v1/matrix/downgrade", {"mode": "", "model": "x"})
     t.check(st == 400 and body["error"]["field"] == "mode", "an empty mode is 400", (st, body))
+
+    #  matrixd keeps no state: a second instance in `lakehouse node` serves
+    #  the same answers beside the first
+    t.node(b.endpoint, actors="matrixd", workers=2)
+    peer = t.client(b.endpoint)
+    t.wait_workers(peer, "matrixd", 3)
+    for _ in range(6):
+        st, body = call("POST", "/v1/matrix/search", dict(search, use_playbook=True))
+        got, rank = lhmatrix.hit(body, "a3", "alpha")
+        t.check(st == 200 and got["distance"] == d and rank == 2,
+                "a search answered by either instance is the same", (st, body))
 
 
 if __name__ == "__main__":
