@@ -7,6 +7,7 @@
 #include "lh_csv.h"
 #include "lh_log.h"
 #include <sqlite3.h>
+#include <sodium.h>
 
 #define S_NAME          "ingestd"
 #define S_NAME_MAX      128             //  longest dataset name
@@ -1072,6 +1073,37 @@ s_read_part (s_ingest_t *self, int fd, uint8_t *data, size_t size, int *rc)
 
 
 //  --------------------------------------------------------------------------
+//  SHA-256 of the built table file, lowercase hex into hex [65]: the
+//  CONTENT_SHA256 of its key (SPEC 5.3). Returns 0 or -1 (answered).
+
+static int
+s_table_hash (s_ingest_t *self, const char *path, char *hex)
+{
+    int rc = 0;
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
+        return -1;
+    }
+    crypto_hash_sha256_state state;
+    crypto_hash_sha256_init (&state);
+    size_t chunk = 1024 * 1024;
+    uint8_t *buffer = (uint8_t *) malloc (chunk);
+    assert (buffer);
+    size_t size;
+    while ((size = s_read_part (self, fd, buffer, chunk, &rc)) > 0)
+        crypto_hash_sha256_update (&state, buffer, size);
+    close (fd);
+    free (buffer);
+    uint8_t digest [crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final (&state, digest);
+    for (size_t index = 0; index < sizeof (digest); index++)
+        sprintf (hex + 2 * index, "%02x", digest [index]);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Upload the table file at path to key by multipart upload, parts in
 //  order, one at a time. An object already under the key (412 at begin) is
 //  the same version: nothing to do. Returns 0 or -1.
@@ -1426,9 +1458,6 @@ s_ingest (lh_request_t *request, void *state)
             names [column] = lh_csv_table_name (self.schema, column);
         lh_csv_fingerprint (names, self.types, self.columns, fingerprint);
         free (names);
-        //  The version is named by the source's content (storaged's ETag
-        //  is its SHA-256): the same file always makes the same key
-        snprintf (key, sizeof (key), "datasets/%s/%s/%s.sqlite", self.name, fingerprint, self.etag);
         rc = s_check_drift (&self, fingerprint);
     }
     int64_t inferred = zclock_mono ();
@@ -1448,6 +1477,13 @@ s_ingest (lh_request_t *request, void *state)
     }
     if (rc == 0)
         rc = s_build_finish (&self, self.schema);
+    //  The version is named by the table file's content (SPEC 5.3): the
+    //  build is deterministic, so the same CSV always makes the same key
+    char content [65] = "";
+    if (rc == 0)
+        rc = s_table_hash (&self, path, content);
+    if (rc == 0)
+        snprintf (key, sizeof (key), "datasets/%s/%s/%s.sqlite", self.name, fingerprint, content);
     int64_t built = zclock_mono ();
     if (rc == 0)
         rc = s_upload (&self, path, key);
