@@ -131,6 +131,8 @@ typedef struct {
     size_t header_max;                  //  gateway/header_max
     unsigned conn_per_ip;               //  gateway/conn_per_ip (0 = no limit)
     zhashx_t *per_ip;                   //  address -> open connections (conn_lock)
+    unsigned conn_max;                  //  gateway/conn_max
+    unsigned conn_open;                 //  open connections, all threads (conn_lock)
     int64_t next_connect;               //  zclock_mono of the next bus connect
     char *url;                          //  bound URL
     lh_http_auth_t *auth;               //  tokens and allow-list
@@ -1647,6 +1649,7 @@ s_connection (void *cls, struct MHD_Connection *connection, void **socket_contex
         &&  s_address_key (peer->client_addr, conn->ip, sizeof (conn->ip)))
             conn->ip [0] = 0;
         pthread_mutex_lock (&self->conn_lock);
+        self->conn_open++;
         if (*conn->ip) {
             uintptr_t open = (uintptr_t) zhashx_lookup (self->per_ip, conn->ip);
             zhashx_update (self->per_ip, conn->ip, (void *) (open + 1));
@@ -1662,6 +1665,7 @@ s_connection (void *cls, struct MHD_Connection *connection, void **socket_contex
     if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         s_conn_t *conn = (s_conn_t *) *socket_context;
         pthread_mutex_lock (&self->conn_lock);
+        self->conn_open--;
         if (conn->prev)
             conn->prev->next = conn->next;
         else
@@ -1903,13 +1907,22 @@ s_listen_open (const struct sockaddr_storage *address, socklen_t size, char **er
 
 
 //  --------------------------------------------------------------------------
-//  Accept policy: refuse a connection from an address that already has
-//  gateway/conn_per_ip open (counted across all HTTP threads)
+//  Accept policy: refuse (close at once) a connection past gateway/conn_max,
+//  or from an address that already has gateway/conn_per_ip open (both
+//  counted across all HTTP threads)
 
 static enum MHD_Result
 s_accept_policy (void *cls, const struct sockaddr *address, socklen_t size)
 {
     self_t *self = (self_t *) cls;
+    pthread_mutex_lock (&self->conn_lock);
+    unsigned total = self->conn_open;
+    pthread_mutex_unlock (&self->conn_lock);
+    if (total >= self->conn_max) {
+        lh_debug (S_ACTOR, NULL, "refused a connection: %u already open (gateway/conn_max)",
+                  total);
+        return MHD_NO;
+    }
     if (self->conn_per_ip == 0)
         return MHD_YES;
     char key [INET6_ADDRSTRLEN + 1];
@@ -1928,12 +1941,17 @@ s_accept_policy (void *cls, const struct sockaddr *address, socklen_t size)
 
 
 //  --------------------------------------------------------------------------
-//  Create one HTTP thread's daemon (lh_http_pool calls this per thread)
+//  Create one HTTP thread's daemon (lh_http_pool calls this per thread).
+//  gateway/conn_max is enforced by the accept policy across all threads,
+//  which closes a connection past it at once; libmicrohttpd's own limit
+//  (it stops accepting, leaving new connections waiting unanswered in the
+//  backlog) is set above anything one thread can reach.
 
 static struct MHD_Daemon *
 s_daemon_start (void *arg, unsigned flags, int listen_fd, unsigned share)
 {
     self_t *self = (self_t *) arg;
+    share = self->conn_max + (unsigned) self->threads;
     //  The logger comes first so that option warnings reach it too
     return MHD_start_daemon (flags, 0, s_accept_policy, self, s_access, self,
         MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
@@ -2020,6 +2038,7 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     self->idle_timeout_s = (unsigned) idle_timeout;
     self->header_max = (size_t) header_max;
     self->conn_per_ip = (unsigned) conn_per_ip;
+    self->conn_max = (unsigned) conn_max;
 
     //  One listening socket, shared by the HTTP threads' daemons
     self->listen_fd = s_listen_open (&address, address_size, detail_p);
