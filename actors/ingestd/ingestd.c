@@ -1074,7 +1074,9 @@ s_read_part (s_ingest_t *self, int fd, uint8_t *data, size_t size, int *rc)
 
 //  --------------------------------------------------------------------------
 //  SHA-256 of the built table file, lowercase hex into hex [65]: the
-//  CONTENT_SHA256 of its key (SPEC 5.3). Returns 0 or -1 (answered).
+//  CONTENT_SHA256 of its key (SPEC 5.3). Heartbeats the bus between
+//  chunks (hundreds of MB take seconds) and stops past the deadline.
+//  Returns 0 or -1 (answered).
 
 static int
 s_table_hash (s_ingest_t *self, const char *path, char *hex)
@@ -1091,8 +1093,14 @@ s_table_hash (s_ingest_t *self, const char *path, char *hex)
     uint8_t *buffer = (uint8_t *) malloc (chunk);
     assert (buffer);
     size_t size;
-    while ((size = s_read_part (self, fd, buffer, chunk, &rc)) > 0)
+    while ((size = s_read_part (self, fd, buffer, chunk, &rc)) > 0) {
         crypto_hash_sha256_update (&state, buffer, size);
+        if (lh_request_time_left (self->request) == 0) {
+            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+            rc = -1;
+            break;
+        }
+    }
     close (fd);
     free (buffer);
     uint8_t digest [crypto_hash_sha256_BYTES];
