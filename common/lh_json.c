@@ -646,13 +646,15 @@ lh_json_to_pack (const json_t *json, lh_pack_t *pack,
 
 
 //  --------------------------------------------------------------------------
-//  Scan JSON text for nesting deeper than max_depth before jansson parses
-//  it (jansson recurses, up to its own compiled limit). Returns 0, or -1
-//  with *error_p set to "line L, column C: ...". Lines and columns count
-//  as jansson's do: from 1, columns in characters.
+//  Scan JSON text before jansson parses it, for what jansson would get
+//  wrong: nesting deeper than max_depth (jansson recurses, up to its own
+//  compiled limit) and a raw NUL byte (jansson skips it without a word, so
+//  "123" and a NUL would pass as 123). Returns 0, or -1 with *error_p set
+//  to "line L, column C: ...". Lines and columns count as jansson's do:
+//  from 1, columns in characters.
 
 static int
-s_check_depth (const char *text, size_t size, size_t max_depth, char **error_p)
+s_check_text (const char *text, size_t size, size_t max_depth, char **error_p)
 {
     size_t depth = 0;
     int line = 1, column = 0;
@@ -666,6 +668,11 @@ s_check_depth (const char *text, size_t size, size_t max_depth, char **error_p)
         else
         if ((c & 0xc0) != 0x80)
             column++;
+        if (c == 0) {
+            s_set_error (error_p, "line %d, column %d: a NUL byte, which JSON text cannot "
+                         "hold (inside a string write it as \\u0000)", line, column);
+            return -1;
+        }
         if (in_string) {
             if (escaped)
                 escaped = false;
@@ -696,8 +703,285 @@ s_check_depth (const char *text, size_t size, size_t max_depth, char **error_p)
 
 
 //  --------------------------------------------------------------------------
+//  jansson's parse errors in our words. Each row: the start of jansson's
+//  message, and the sentence we say instead (jansson 2.14, src/load.c).
+
+typedef struct {
+    const char *theirs;                 //  how jansson's message starts
+    const char *ours;                   //  what we say
+} s_parse_error_t;
+
+static const s_parse_error_t s_parse_errors [] = {
+    { "unable to decode byte",        "the text is not valid UTF-8" },
+    { "premature end of input",       "the text ends inside a value" },
+    { "unexpected newline",           "a string holds a raw line break (write it as \\n)" },
+    { "control character",            "a string holds a raw control character (write it as \\u00XX)" },
+    { "invalid escape",               "an invalid escape in a string (allowed: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)" },
+    { "invalid Unicode escape",       "a \\u escape needs four hex digits" },
+    { "invalid Unicode",              "a \\u escape is not a character (a surrogate without its pair)" },
+    { "too big negative integer",     "an integer below -9223372036854775808 (send it as a string of digits)" },
+    { "too big integer",              "an integer above 9223372036854775807 (send it as a string of digits)" },
+    { "real number overflow",         "a number too large for a 64-bit float" },
+    { "string or '}' expected",       "expected a key (a string) or '}'" },
+    { "NUL byte in object key",       "an object key holds \\u0000" },
+    { "duplicate object key",         "an object holds the same key twice" },
+    { "':' expected",                 "expected ':' after an object key" },
+    { "'}' expected",                 "expected ',' or '}'" },
+    { "']' expected",                 "expected ',' or ']'" },
+    { "maximum parsing depth",        "nested too deeply" },
+    { "\\u0000 is not allowed",       "a string holds \\u0000" },
+    { "invalid token",                "not a JSON value" },
+    { "unexpected token",             "expected a value" },
+    { "'[' or '{' expected",          "expected '[' or '{'" },
+    { "end of file expected",         "more text after the value" },
+    { NULL, NULL }
+};
+
+//  Set *error_p to "line L, column C: SENTENCE" for a jansson parse error,
+//  keeping the piece of input jansson quotes (" near 'x'"), made safe to
+//  print, or saying " at the end of the text" when it reached the end.
+//  hex, if not NULL, is the \u escape that stood for \u0000 in the text
+//  jansson read (see below): the quote shows \u0000 again.
+
+static void
+s_parse_error_set (const char *text, size_t size, const json_error_t *error,
+                   const char *hex, char **error_p)
+{
+    char theirs [sizeof (error->text)];
+    snprintf (theirs, sizeof (theirs), "%s", error->text);
+    if (hex) {
+        char escape [7] = "\\u";
+        memcpy (escape + 2, hex, 4);
+        escape [6] = 0;
+        for (char *at = strstr (theirs, escape); at; at = strstr (at + 6, escape))
+            memcpy (at + 2, "0000", 4);
+    }
+    const char *ours = "not valid JSON";
+    size_t blank = 0;
+    while (blank < size && strchr (" \t\r\n", text [blank]))
+        blank++;
+    if (blank == size)
+        ours = "no JSON value (the text is empty)";
+    else
+        for (const s_parse_error_t *row = s_parse_errors; row->theirs; row++)
+            if (strncmp (theirs, row->theirs, strlen (row->theirs)) == 0) {
+                ours = row->ours;
+                break;
+            }
+    char where [64] = "";
+    const char *near = strstr (theirs, " near ");
+    if (blank == size)
+        ;
+    else
+    if (near && streq (near, " near end of file"))
+        snprintf (where, sizeof (where), " at the end of the text");
+    else
+    if (near && near [6] == '\'') {
+        //  jansson quotes at most 20 bytes of input; keep printable ASCII
+        //  and whole UTF-8 characters, '?' for anything else
+        const char *quoted = near + 7;
+        size_t length = strlen (quoted);
+        if (length > 0 && quoted [length - 1] == '\'')
+            length--;
+        size_t used = (size_t) snprintf (where, sizeof (where), " near '");
+        for (size_t offset = 0; offset < length && used + 6 < sizeof (where); ) {
+            unsigned char c = (unsigned char) quoted [offset];
+            size_t valid = lh_json_utf8_invalid_at ((const uint8_t *) quoted + offset, length - offset);
+            size_t step = c < 0x80? 1: c >= 0xf0? 4: c >= 0xe0? 3: 2;
+            if (c < 0x20 || c == 0x7f || (c >= 0x80 && valid < step)) {
+                where [used++] = '?';
+                offset++;
+            }
+            else {
+                memcpy (where + used, quoted + offset, step);
+                used += step;
+                offset += step;
+            }
+        }
+        snprintf (where + used, sizeof (where) - used, "'");
+    }
+    s_set_error (error_p, "line %d, column %d: %s%s", error->line, error->column, ours, where);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Keys holding NUL. jansson's values hold them (json_object_setn) but its
+//  parser refuses "\u0000" in a key. So such a text is parsed again with
+//  every \u0000 escape turned into the escape of a private-use character
+//  (U+E000..U+F8FF) that the text holds nowhere, raw or escaped: the same
+//  length, so lines and columns stay true, and one to one, so repeated
+//  keys are still found. The parsed value then has that character turned
+//  back into NUL.
+
+//  A private-use character the text does not hold, as UTF-8 (3 bytes) in
+//  mark and as its 4 hex digits in hex; -1 if the text holds all 6,400
+static int
+s_nul_mark_choose (const char *text, size_t size, char *mark, char *hex)
+{
+    uint8_t *seen = (uint8_t *) zmalloc (0x1900 / 8);
+    assert (seen);
+    for (size_t offset = 0; offset < size; offset++) {
+        unsigned char c = (unsigned char) text [offset];
+        uint32_t code = 0;
+        if ((c == 0xee || c == 0xef) && size - offset >= 3)
+            code = (uint32_t) (c & 0x0f) << 12 | (uint32_t) (text [offset + 1] & 0x3f) << 6
+                 | (uint32_t) (text [offset + 2] & 0x3f);
+        else
+        if (c == '\\' && size - offset >= 6 && text [offset + 1] == 'u'
+        &&  isxdigit ((unsigned char) text [offset + 2]) && isxdigit ((unsigned char) text [offset + 3])
+        &&  isxdigit ((unsigned char) text [offset + 4]) && isxdigit ((unsigned char) text [offset + 5])) {
+            char digits [5] = { text [offset + 2], text [offset + 3],
+                                text [offset + 4], text [offset + 5], 0 };
+            code = (uint32_t) strtoul (digits, NULL, 16);
+        }
+        if (code >= 0xe000 && code <= 0xf8ff)
+            seen [(code - 0xe000) / 8] |= (uint8_t) (1 << ((code - 0xe000) % 8));
+    }
+    int rc = -1;
+    for (uint32_t code = 0xe000; code <= 0xf8ff; code++)
+        if (!(seen [(code - 0xe000) / 8] & (1 << ((code - 0xe000) % 8)))) {
+            mark [0] = (char) (0xe0 | code >> 12);
+            mark [1] = (char) (0x80 | ((code >> 6) & 0x3f));
+            mark [2] = (char) (0x80 | (code & 0x3f));
+            snprintf (hex, 5, "%04X", code);
+            rc = 0;
+            break;
+        }
+    free (seen);
+    return rc;
+}
+
+//  A copy of the JSON text with each \u0000 escape inside a string turned
+//  into \uHHHH (caller frees)
+static char *
+s_nul_mark_text (const char *text, size_t size, const char *hex)
+{
+    char *copy = (char *) malloc (size + 1);
+    assert (copy);
+    memcpy (copy, text, size);
+    copy [size] = 0;
+    bool in_string = false;
+    for (size_t offset = 0; offset < size; offset++) {
+        char c = copy [offset];
+        if (!in_string)
+            in_string = c == '"';
+        else
+        if (c == '"')
+            in_string = false;
+        else
+        if (c == '\\' && offset + 1 < size) {
+            if (size - offset >= 6 && memcmp (copy + offset + 1, "u0000", 5) == 0)
+                memcpy (copy + offset + 2, hex, 4);
+            offset++;                   //  the escaped character is not a quote
+        }
+    }
+    return copy;
+}
+
+//  A string's bytes with mark (3 bytes) turned back into NUL, in a new
+//  buffer of *size_p bytes (caller frees), or NULL if it holds no mark
+static char *
+s_nul_unmark (const char *data, size_t size, const char *mark, size_t *size_p)
+{
+    if (!memmem (data, size, mark, 3))
+        return NULL;
+    char *copy = (char *) malloc (size + 1);
+    assert (copy);
+    size_t used = 0;
+    for (size_t offset = 0; offset < size; ) {
+        if (size - offset >= 3 && memcmp (data + offset, mark, 3) == 0) {
+            copy [used++] = 0;
+            offset += 3;
+        }
+        else
+            copy [used++] = data [offset++];
+    }
+    *size_p = used;
+    return copy;
+}
+
+//  A new value like json with mark turned back into NUL in every string
+//  and key, in the same order (the depth was checked before parsing)
+static json_t *
+s_nul_restore (json_t *json, const char *mark)
+{
+    size_t size;
+    char *plain;
+    json_t *copy;
+    switch (json_typeof (json)) {
+        case JSON_STRING:
+            plain = s_nul_unmark (json_string_value (json), json_string_length (json), mark, &size);
+            if (!plain)
+                return json_incref (json);
+            copy = json_stringn (plain, size);
+            free (plain);
+            return copy;
+        case JSON_ARRAY:
+            copy = json_array ();
+            for (size_t index = 0; index < json_array_size (json); index++)
+                json_array_append_new (copy, s_nul_restore (json_array_get (json, index), mark));
+            return copy;
+        case JSON_OBJECT:
+            copy = json_object ();
+            for (void *iter = json_object_iter (json); iter;
+                 iter = json_object_iter_next (json, iter)) {
+                const char *key = json_object_iter_key (iter);
+                size_t key_size = json_object_iter_key_len (iter);
+                json_t *value = s_nul_restore (json_object_iter_value (iter), mark);
+                plain = s_nul_unmark (key, key_size, mark, &size);
+                if (plain)
+                    json_object_setn_new (copy, plain, size, value);
+                else
+                    json_object_setn_new (copy, key, key_size, value);
+                free (plain);
+            }
+            return copy;
+        default:
+            return json_incref (json);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Parse JSON text into a new jansson value (any value at the top; a
+//  repeated key refused; NUL allowed in strings and keys). Returns NULL on
+//  error and sets *error_p to "line L, column C: <sentence>".
+
+json_t *
+lh_json_parse (const char *text, size_t size, const lh_limits_t *limits, char **error_p)
+{
+    assert (text || size == 0);
+    if (!limits)
+        limits = &lh_limits_default;
+    if (!text)
+        text = "";
+    if (s_check_text (text, size, lh_json_max_depth (limits), error_p))
+        return NULL;
+    const size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
+    json_error_t error;
+    json_t *json = json_loadb (text, size, flags, &error);
+    char mark [3], hex [5];
+    bool marked = false;
+    if (!json && json_error_code (&error) == json_error_null_byte_in_key
+    &&  s_nul_mark_choose (text, size, mark, hex) == 0) {
+        marked = true;
+        char *copy = s_nul_mark_text (text, size, hex);
+        json_t *parsed = json_loadb (copy, size, flags, &error);
+        free (copy);
+        if (parsed) {
+            json = s_nul_restore (parsed, mark);
+            json_decref (parsed);
+        }
+    }
+    if (!json)
+        s_parse_error_set (text, size, &error, marked? hex: NULL, error_p);
+    return json;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Parse JSON text into a new msgpack frame. On a parse error returns NULL
-//  and sets *error_p to "line L, column C: <jansson's text>".
+//  and sets *error_p to "line L, column C: <sentence>".
 
 zframe_t *
 lh_json_text_to_frame (const char *text, size_t size,
@@ -710,16 +994,9 @@ lh_json_text_to_frame (const char *text, size_t size,
     if (lh_json_quick_pack (text, size, pack, limits) == 0)
         return lh_pack_frame (&pack);
     lh_pack_destroy (&pack);
-    if (s_check_depth (text, size, lh_json_max_depth (limits), error_p))
+    json_t *json = lh_json_parse (text, size, limits, error_p);
+    if (!json)
         return NULL;
-    json_error_t error;
-    json_t *json = json_loadb (text? text: "", size,
-                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                               &error);
-    if (!json) {
-        s_set_error (error_p, "line %d, column %d: %s", error.line, error.column, error.text);
-        return NULL;
-    }
     pack = lh_pack_new ();
     zframe_t *frame = NULL;
     if (lh_json_to_pack (json, pack, limits, error_p) == 0)
@@ -899,12 +1176,26 @@ lh_json_test (bool verbose)
         { "{\"$base64\":\"A?==\"}", NULL, "at $: \"$base64\" is not base64 (at character 1)" },
         { "{\"x\":[{\"$base64\":5}]}", NULL, "at $.x[0]: \"$base64\" must be a string of base64" },
         { "{\"$ext\":300,\"$base64\":\"\"}", NULL, "at $: \"$ext\" must be an integer from -128 to 127" },
-        //  Parse errors carry jansson's line and column
-        { "{\"a\": 1,\n \"b\": }", NULL, "line 2, column 7: " },
-        { "[1, 2", NULL, "line 1, column 5: " },
-        { "", NULL, "line 1, column 0: " },
-        { "{\"a\":1,\"a\":2}", NULL, "duplicate object key" },
-        { "18446744073709551615", NULL, "too big integer" },
+        //  NUL in strings and in keys (which jansson's parser refuses)
+        { "[\"\\u0000\"]", NULL, NULL },
+        { "{\"foo\\u0000bar\":42}", NULL, NULL },
+        { "{\"a\\u0000\":1,\"b\":[\"\\u0000\"],\"\\u0000\":{\"c\\u0000\":2}}", NULL, NULL },
+        { "{\"\\ue000\\uf8ff\":1,\"x\\u0000\":2}", "{\"\xee\x80\x80\xef\xa3\xbf\":1,\"x\\u0000\":2}", NULL },
+        { "{\"\\\\u0000\":1,\"k\\u0000\":2}", NULL, NULL },
+        { "{\"a\\u0000\":1,\"a\\u0000\":2}", NULL,
+          "line 1, column 22: an object holds the same key twice near '\"a\\u0000\"'" },
+        { "{\"a\\u0000\":1,}", NULL, "line 1, column 14: expected a key (a string) or '}' near '}'" },
+        //  Parse errors carry line and column, in our words
+        { "{\"a\": 1,\n \"b\": }", NULL, "line 2, column 7: expected a value near '}'" },
+        { "[1, 2", NULL, "line 1, column 5: expected ',' or ']' at the end of the text" },
+        { "", NULL, "line 1, column 0: no JSON value (the text is empty)" },
+        { "{} x", NULL, "line 1, column 4: more text after the value near 'x'" },
+        { "{\"a\":1,\"a\":2}", NULL, "line 1, column 10: an object holds the same key twice near '\"a\"'" },
+        { "18446744073709551615", NULL, "line 1, column 20: an integer above 9223372036854775807" },
+        { "1e999", NULL, "line 1, column 5: a number too large for a 64-bit float near '1e999'" },
+        { "\"a\nb\"", NULL, "line 1, column 2: a string holds a raw line break" },
+        { "nul", NULL, "line 1, column 3: not a JSON value near 'nul'" },
+        { "\"\\x\"", NULL, "line 1, column 3: an invalid escape in a string" },
         //  Invalid UTF-8 in JSON text
         { "\"a\xc3\x28\"", NULL, "line 1, column " },
         { "\"\xed\xa0\x80\"", NULL, "line 1, column " },
@@ -936,6 +1227,47 @@ lh_json_test (bool verbose)
         zframe_destroy (&frame);
         free (back);
         free (error);
+    }
+
+    //  A raw NUL byte anywhere is refused (jansson would skip it, so that
+    //  "123" and a NUL passed as 123), and so is any text after the value
+    struct {
+        const char *text;
+        size_t size;
+        const char *error;
+    } raw_cases [] = {
+        { "123\0", 4, "line 1, column 4: a NUL byte, which JSON text cannot hold" },
+        { "[1\0]", 4, "line 1, column 3: a NUL byte" },
+        { "\"a\0b\"", 5, "line 1, column 3: a NUL byte" },
+        { "{}\0\0", 4, "line 1, column 3: a NUL byte" },
+        { "123 4", 5, "line 1, column 5: more text after the value near '4'" },
+    };
+    for (size_t index = 0; index < sizeof (raw_cases) / sizeof (raw_cases [0]); index++) {
+        char *error = NULL;
+        zframe_t *frame = lh_json_text_to_frame (raw_cases [index].text, raw_cases [index].size,
+                                                 NULL, &error);
+        if (verbose)
+            printf ("\n    raw case %zu: %s", index, error);
+        assert (!frame);
+        assert (error && strncmp (error, raw_cases [index].error,
+                                  strlen (raw_cases [index].error)) == 0);
+        zstr_free (&error);
+    }
+    //  No error names the parser's internals, whatever the input
+    const char *bad [] = {
+        "[\"\\ud800\"]", "\"\\u12\"", "{\"a\" 1}", "{1:2}", "]", "[1,]", "\"\x01\"",
+        "\"\xc3\x28\"", "{\"a\":1", "[", "-18446744073709551615", "\"abc", "tru", "{\"a\\u0000\"",
+        "{\"a\":1 \"b\"}", "[1 2]", "   "
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++) {
+        char *error = NULL;
+        zframe_t *frame = s_frame (bad [index], NULL, &error);
+        if (verbose)
+            printf ("\n    bad %zu: %s", index, error);
+        assert (!frame && error && strncmp (error, "line ", 5) == 0);
+        assert (!strstr (error, "JSON_") && !strstr (error, "jansson")
+                && !strstr (error, "near end of file") && !strstr (error, "not supported"));
+        zstr_free (&error);
     }
 
     //  Binary bytes survive exactly, and come out as msgpack bin

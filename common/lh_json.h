@@ -48,8 +48,18 @@ int
     lh_json_to_pack (const json_t *json, lh_pack_t *pack,
                      const lh_limits_t *limits, char **error_p);
 
-//  Parse JSON text into a new msgpack frame. On a parse error returns NULL
-//  and sets *error_p to "line L, column C: <jansson's text>".
+//  Parse JSON text into a new jansson value: any value at the top, a
+//  repeated key refused, NUL (\u0000) allowed in strings and in keys, a
+//  raw NUL byte or anything after the value refused, nesting checked
+//  against limits (NULL: the defaults) before parsing. Returns NULL on
+//  error and sets *error_p to "line L, column C: <sentence>".
+json_t *
+    lh_json_parse (const char *text, size_t size, const lh_limits_t *limits,
+                   char **error_p);
+
+//  Parse JSON text into a new msgpack frame (the quick path, else
+//  lh_json_parse and lh_json_to_pack). On error returns NULL and sets
+//  *error_p to "line L, column C: <sentence>" or "at PATH: <sentence>".
 zframe_t *
     lh_json_text_to_frame (const char *text, size_t size,
                            const lh_limits_t *limits, char **error_p);

@@ -370,12 +370,12 @@ lh_routes_request (const lh_route_match_t *match, const char *body,
         pack = lh_pack_new ();
         if (extra > 0 || lh_json_quick_pack (body, size, pack, limits)) {
             lh_pack_destroy (&pack);
-            json_error_t error;
-            json_t *json = json_loadb (body, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
+            char *reason = NULL;
+            json_t *json = lh_json_parse (body, size, limits, &reason);
             if (!json) {
                 json_decref (params);
-                *error_p = s_error ("invalid JSON: line %d, column %d: %s",
-                                    error.line, error.column, error.text);
+                *error_p = s_error ("invalid JSON: %s", reason);
+                free (reason);
                 return 400;
             }
             if (extra) {
@@ -388,7 +388,6 @@ lh_routes_request (const lh_route_match_t *match, const char *body,
                 json_object_update (json, params);
             }
             pack = lh_pack_new ();
-            char *reason = NULL;
             if (lh_json_to_pack (json, pack, limits, &reason)) {
                 json_decref (json);
                 json_decref (params);
