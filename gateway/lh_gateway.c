@@ -1360,6 +1360,16 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     request->timeout_ms = self->timeout_ms;
     request->body_max = self->body_max;
 
+    //  Both Content-Length and Transfer-Encoding: the body's end is in
+    //  doubt (RFC 9112 section 6.3; behind a proxy that reads the other
+    //  header, the rest would be a smuggled request). Answered now, so
+    //  the connection closes after the 400 and nothing is read from it.
+    if (MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)
+    &&  MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return s_respond_error (connection, request, LH_ST_BAD_REQUEST, "bad_request",
+                                "the request has both Content-Length and Transfer-Encoding, "
+                                "so where its body ends is unclear: send one of them", 0);
+
     //  Client address
     info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!lh_http_auth_allowed (self->auth, info? info->client_addr: NULL))
