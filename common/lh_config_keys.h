@@ -48,7 +48,7 @@ LH_KEY ("actors/echo/credit",   INT,  "8", "1..1000",                   "Request
 LH_KEY ("actors/echo/tag",     STR,  "", "",                     "Extra field 'tag' added to echo replies when set (replay tests).")
 
 //  The HTTP gateway (gateway/, docs/http.md)
-LH_KEY ("gateway/listen",       STR,  "127.0.0.1:3110", "",      "HTTP listen address HOST:PORT ([v6]:PORT); port 0 picks a free one. Non-loopback needs a token.")
+LH_KEY ("gateway/listen",       STR,  "127.0.0.1:3110", "",      "HTTP listen address: HOST:PORT, [V6]:PORT, http://HOST:PORT or http://[V6]:PORT; port 0 picks a free one. Non-loopback needs a token.")
 LH_KEY ("gateway/threads",      INT,  "4", "1..256",                   "HTTP worker threads (libmicrohttpd epoll thread pool); each holds one bus client.")
 LH_KEY ("gateway/conn_max",     INT,  "1024", "1..1000000",                "Most open HTTP connections; past it new connections are refused.")
 LH_KEY ("gateway/conn_per_ip",  INT,  "256", "0..1000000",                 "Most open HTTP connections from one client address; 0 = no limit.")

@@ -1838,18 +1838,48 @@ s_tokens_reload (self_t *self, bool force, char **detail_p)
 
 
 //  --------------------------------------------------------------------------
-//  Parse gateway/listen into an address. Returns 0, or -1 with *error_p.
+//  Parse gateway/listen into an address: HOST:PORT or [IPV6]:PORT, with or
+//  without http:// before it (as the gateway prints its URL) and a lone
+//  '/' after it. Returns 0, or -1 with *error_p.
+
+#define S_LISTEN_FORMS  "HOST:PORT, [IPV6]:PORT, http://HOST:PORT or http://[IPV6]:PORT"
 
 static int
 s_listen_parse (const char *listen, struct sockaddr_storage *address,
                 socklen_t *size, char **error_p)
 {
+    const char *given = listen;
+    const char *scheme = strstr (listen, "://");
+    if (scheme) {
+        if (scheme - listen != 4 || strncasecmp (listen, "http", 4) != 0) {
+            *error_p = zsys_sprintf ("gateway/listen '%s': the gateway serves plain http:// "
+                                     "only (put a TLS proxy in front for https, docs/http.md); "
+                                     "write " S_LISTEN_FORMS, given);
+            return -1;
+        }
+        listen = scheme + 3;
+    }
+    char authority [300];
+    size_t length = strcspn (listen, "/?#@");
+    if (listen [length] && !(scheme && streq (listen + length, "/"))) {
+        *error_p = zsys_sprintf ("gateway/listen '%s': only an address may be given, no path, "
+                                 "query or user name; write " S_LISTEN_FORMS, given);
+        return -1;
+    }
+    if (length >= sizeof (authority)) {
+        *error_p = zsys_sprintf ("gateway/listen '%.64s...' is too long", given);
+        return -1;
+    }
+    memcpy (authority, listen, length);
+    authority [length] = 0;
+    listen = authority;
+
     char host [256];
     const char *port;
     if (listen [0] == '[') {
         const char *close = strchr (listen, ']');
         if (!close || close [1] != ':' || (size_t) (close - listen - 1) >= sizeof (host)) {
-            *error_p = zsys_sprintf ("gateway/listen '%s' must be HOST:PORT or [IPV6]:PORT", listen);
+            *error_p = zsys_sprintf ("gateway/listen '%s' must be " S_LISTEN_FORMS, given);
             return -1;
         }
         snprintf (host, sizeof (host), "%.*s", (int) (close - listen - 1), listen + 1);
@@ -1858,7 +1888,7 @@ s_listen_parse (const char *listen, struct sockaddr_storage *address,
     else {
         const char *colon = strrchr (listen, ':');
         if (!colon || (size_t) (colon - listen) >= sizeof (host)) {
-            *error_p = zsys_sprintf ("gateway/listen '%s' must be HOST:PORT or [IPV6]:PORT", listen);
+            *error_p = zsys_sprintf ("gateway/listen '%s' must be " S_LISTEN_FORMS, given);
             return -1;
         }
         snprintf (host, sizeof (host), "%.*s", (int) (colon - listen), listen);
@@ -1867,7 +1897,7 @@ s_listen_parse (const char *listen, struct sockaddr_storage *address,
     char *end = NULL;
     long number = strtol (port, &end, 10);
     if (*port == 0 || *end || number < 0 || number > 65535) {
-        *error_p = zsys_sprintf ("gateway/listen '%s': the port must be 0..65535", listen);
+        *error_p = zsys_sprintf ("gateway/listen '%s': the port must be 0..65535", given);
         return -1;
     }
     struct addrinfo hints, *result = NULL;
@@ -1877,7 +1907,7 @@ s_listen_parse (const char *listen, struct sockaddr_storage *address,
     hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
     int rc = getaddrinfo (*host? host: NULL, port, &hints, &result);
     if (rc || !result) {
-        *error_p = zsys_sprintf ("gateway/listen '%s': %s", listen, gai_strerror (rc));
+        *error_p = zsys_sprintf ("gateway/listen '%s': %s", given, gai_strerror (rc));
         return -1;
     }
     memcpy (address, result->ai_addr, result->ai_addrlen);
@@ -2318,7 +2348,19 @@ lh_gateway_test (bool verbose)
     assert (address.ss_family == AF_INET6 && lh_http_auth_loopback ((struct sockaddr *) &address));
     assert (s_listen_parse ("0.0.0.0:80", &address, &size, &error) == 0);
     assert (!lh_http_auth_loopback ((struct sockaddr *) &address));
-    const char *bad [] = { "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "[::1:80", "[::1]80" };
+    //  The URL form, as README and the ready line write it
+    const char *urls [] = { "http://127.0.0.1:3110", "HTTP://127.0.0.1:3110/", "http://[::1]:0",
+                            "http://localhost:0", "http://:0" };
+    for (size_t index = 0; index < sizeof (urls) / sizeof (urls [0]); index++) {
+        assert (s_listen_parse (urls [index], &address, &size, &error) == 0);
+        assert (index == 4 || lh_http_auth_loopback ((struct sockaddr *) &address));
+    }
+    assert (s_listen_parse ("http://127.0.0.1:3110", &address, &size, &error) == 0);
+    assert (ntohs (((struct sockaddr_in *) &address)->sin_port) == 3110);
+    const char *bad [] = { "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "[::1:80", "[::1]80",
+                           "https://127.0.0.1:3110", "tcp://127.0.0.1:3110", "http://127.0.0.1:3110/v1",
+                           "http://127.0.0.1", "http://user@127.0.0.1:80", "127.0.0.1:3110/",
+                           "http://127.0.0.1:3110?x", "ftp://[::1]:21", "http:/127.0.0.1:80" };
     for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++) {
         assert (s_listen_parse (bad [index], &address, &size, &error) == -1);
         if (verbose)
