@@ -169,9 +169,11 @@ static int
 s_begin (lh_ingest_upload_t *self)
 {
     lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1 + s_conditions (self, NULL));
+    lh_pack_map (pack, 1 + s_conditions (self, NULL) + (self->opts.size_declared > 0));
     lh_pack_kv_str (pack, "key", self->key);
     s_conditions (self, pack);
+    if (self->opts.size_declared > 0)
+        lh_pack_kv_uint (pack, "size", self->opts.size_declared);
     lh_reply_t *reply = s_call (self, "upload_begin", &pack);
     if (!reply)
         return -1;
@@ -264,6 +266,27 @@ s_scan (lh_ingest_upload_t *self, const char *data, size_t size)
 
 
 //  --------------------------------------------------------------------------
+//  Fail with 413, naming the setting, if total is over size_max; returns
+//  -1 then, else 0
+
+static int
+s_over_limit (lh_ingest_upload_t *self, uint64_t total)
+{
+    if (!self->opts.size_max || total <= self->opts.size_max)
+        return 0;
+    char reason [192];
+    if (self->opts.size_key)
+        snprintf (reason, sizeof (reason), "the upload is over the limit of %" PRIu64
+                  " bytes (raise %s to accept more)", self->opts.size_max, self->opts.size_key);
+    else
+        snprintf (reason, sizeof (reason), "the upload is over the limit of %" PRIu64 " bytes",
+                  self->opts.size_max);
+    s_fail (self, LH_ST_TOO_LARGE, "too_large", reason, 0);
+    return -1;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start an upload of key
 
 lh_ingest_upload_t *
@@ -315,6 +338,24 @@ lh_ingest_upload_destroy (lh_ingest_upload_t **self_p)
 
 
 //  --------------------------------------------------------------------------
+//  Begin a multipart upload before any byte, when its size is known to be
+//  over one part
+
+int
+lh_ingest_upload_start (lh_ingest_upload_t *self)
+{
+    assert (self);
+    if (self->state != S_OPEN)
+        return self->status? (int) self->status: LH_ST_INTERNAL;
+    if (self->upload_id || self->opts.size_declared <= self->opts.part_size)
+        return 0;
+    if (s_over_limit (self, self->opts.size_declared) || s_begin (self))
+        return (int) self->status;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Take size bytes; sends a part each time one is full
 
 int
@@ -323,11 +364,7 @@ lh_ingest_upload_write (lh_ingest_upload_t *self, const void *data, size_t size)
     assert (self);
     if (self->state != S_OPEN)
         return self->status? (int) self->status: LH_ST_INTERNAL;
-    if (self->opts.size_max && self->bytes + size > self->opts.size_max) {
-        char reason [128];
-        snprintf (reason, sizeof (reason), "the upload is over the limit of %" PRIu64 " bytes",
-                  self->opts.size_max);
-        s_fail (self, LH_ST_TOO_LARGE, "too_large", reason, 0);
+    if (s_over_limit (self, self->bytes + size)) {
         s_abort (self);
         return (int) self->status;
     }
@@ -500,7 +537,7 @@ lh_ingest_source_key (void)
 {
     char random [LH_TRACE_SIZE + 1];
     lh_trace_mint (random);
-    return zsys_sprintf ("uploads/ingest/%s.csv", random);
+    return zsys_sprintf (LH_INGEST_PREFIX "%s.csv", random);
 }
 
 

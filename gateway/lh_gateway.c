@@ -15,12 +15,16 @@
     1. first call (headers in): trace id, allow-list, route, token,
        deadline header and declared body size are checked. Any error is
        only recorded: libmicrohttpd closes the connection when a response
-       is queued on this first call, which would break keep-alive. The one
-       exception is a declared body over the route's limit: 413 now, and
-       the connection closes without reading it.
-    2. body calls: the body is kept up to the route's limit; past it the
-       rest is read and dropped (413 at the end), and past a hard cap the
-       connection is closed.
+       is queued on this first call, which would break keep-alive. The
+       exceptions, answered now (the connection then closes without the
+       body being read): both Content-Length and Transfer-Encoding (400);
+       a declared body over the route's limit (413); a declared PUT body
+       that storaged refuses when its multipart upload begins at once
+       (its cap for the key: 413; its conditions: 412; no PUT slot: 503).
+    2. body calls: the body is kept up to the route's limit; past it, or
+       once the request has failed, the rest is read and dropped, however
+       large, within gateway/read_timeout_s of the failure (libmicrohttpd
+       0.9.75 cannot answer while a body arrives), and answered at its end.
     3. last call: answer the recorded error, or serve the route (a local
        handler; a bus call through the pump, answered on the call after
        the resume; an upload's last part and commit; the first range of a
@@ -55,7 +59,6 @@
 #define S_ACTOR         "gateway"
 #define S_TICK_MS       100             //  actor housekeeping period
 #define S_CONNECT_MS    1000            //  between attempts to give HTTP threads a bus client
-#define S_DISCARD_MAX   (64 * 1024 * 1024)  //  body bytes dropped before closing
 #define S_METHOD_MAX    16              //  longest method kept for the log
 #define S_BODY_PREALLOC (64 * 1024)     //  most body bytes allocated ahead of arrival
 #define S_HEALTH_CALL_MS 1000           //  deadline of the health probes
@@ -95,7 +98,9 @@ typedef struct {
     size_t size;                        //  its size
     size_t capacity;                    //  allocated
     size_t body_max;                    //  the route's limit
-    size_t discarded;                   //  body bytes dropped
+    uint64_t discarded;                 //  body bytes dropped
+    bool discarding;                    //  dropping the rest of a failed request's body
+    uint64_t declared;                  //  Content-Length, 0 = none (or chunked)
     bool answered;                      //  a response is queued
     unsigned status;                    //  HTTP status sent
     size_t bytes;                       //  response body bytes
@@ -407,6 +412,37 @@ s_request_fail (s_request_t *request, uint32_t status, const char *kind,
     if (vasprintf (&request->error_reason, format, args) < 0)
         request->error_reason = NULL;
     va_end (args);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The config key of the request's body limit, for the 413's reason
+
+static const char *
+s_limit_key (s_request_t *request)
+{
+    const lh_route_t *route = request->match.route;
+    return route && route->limit_key? route->limit_key: "gateway/body_max";
+}
+
+
+//  --------------------------------------------------------------------------
+//  Drop a piece of the body of a request that has already failed, so that
+//  the client, still sending, gets the answer when it is done, whatever
+//  the size (libmicrohttpd 0.9.75 cannot queue a response while a body is
+//  arriving). The rest must arrive within gateway/read_timeout_s of the
+//  first byte dropped: the read timeout starts again then, and arriving
+//  bytes no longer restart it, so a body that never ends is cut.
+
+static void
+s_request_discard (s_request_t *request, size_t size)
+{
+    if (!request->discarding) {
+        request->discarding = true;
+        if (request->conn)
+            __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
+    }
+    request->discarded += size;
 }
 
 
@@ -852,7 +888,9 @@ s_upload_open (self_t *self, s_request_t *request)
         .trace = request->trace,
         .if_none_match = route->in == LH_IN_INGEST? "*": request->if_none_match,
         .if_match = request->if_match,
-        .size_max = request->body_max
+        .size_max = request->body_max,
+        .size_key = s_limit_key (request),
+        .size_declared = route->in == LH_IN_UPLOAD? request->declared: 0
     };
     request->upload = lh_ingest_upload_new (client, key, &opts);
     free (key);
@@ -914,15 +952,15 @@ s_post_iterate (void *cls, enum MHD_ValueKind kind, const char *key,
 static enum MHD_Result
 s_stream_take (s_request_t *request, const char *data, size_t size)
 {
+    if (request->error_status) {
+        lh_ingest_upload_destroy (&request->upload);       //  aborts it
+        s_request_discard (request, size);
+        return MHD_YES;
+    }
     request->received += size;
     if (request->conn && request->received - request->progress_mark >= S_PROGRESS_STEP) {
         request->progress_mark = request->received;
         __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
-    }
-    if (request->error_status) {
-        lh_ingest_upload_destroy (&request->upload);       //  aborts it
-        request->discarded += size;
-        return request->discarded > S_DISCARD_MAX? MHD_NO: MHD_YES;
     }
     if (request->post) {
         if (MHD_post_process (request->post, data, size) != MHD_YES)
@@ -1431,14 +1469,31 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     if (length) {
         char *end = NULL;
         unsigned long long declared = strtoull (length, &end, 10);
+        request->declared = declared;
         if (declared > request->body_max) {
-            char reason [128];
+            char reason [192];
             snprintf (reason, sizeof (reason), "the request body (%llu bytes) is over this "
-                      "route's limit of %zu bytes", declared, request->body_max);
+                      "route's limit of %zu bytes (raise %s to accept more)", declared,
+                      request->body_max, s_limit_key (request));
             if (request->error_status)      //  an earlier error is the better answer
                 return s_respond_error (connection, request, request->error_status,
                                         request->error_kind, request->error_reason, 0);
             return s_respond_error (connection, request, LH_ST_TOO_LARGE, "too_large", reason, 0);
+        }
+        //  A PUT that will be a multipart upload begins now: storaged's cap
+        //  for the key (and the conditions, and a free PUT slot) are
+        //  checked against the declared size, and a refusal is answered
+        //  before the body is sent, whatever its size
+        if (streaming && request->match.route->in == LH_IN_UPLOAD && !request->error_status
+        &&  declared > self->part_size) {
+            if (s_upload_open (self, request) == 0 && lh_ingest_upload_start (request->upload))
+                s_upload_failed (request);
+            if (request->error_status) {
+                lh_ingest_upload_destroy (&request->upload);
+                return s_respond_error (connection, request, request->error_status,
+                                        request->error_kind, request->error_reason,
+                                        request->error_retry_ms);
+            }
         }
         //  Allocate for what arrives, not for what is declared: a client
         //  that declares 1 MiB and stalls costs no more than it sent
@@ -1453,8 +1508,7 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
 
 
 //  --------------------------------------------------------------------------
-//  A piece of body: keep it up to the limit, drop the rest. Returns MHD_NO
-//  to close the connection when far too much has been sent.
+//  A piece of body: keep it up to the limit, drop the rest (413 at the end)
 
 static enum MHD_Result
 s_request_take (s_request_t *request, const char *data, size_t size)
@@ -1462,13 +1516,13 @@ s_request_take (s_request_t *request, const char *data, size_t size)
     if (request->error_status || request->size + size > request->body_max) {
         if (!request->error_status)
             s_request_fail (request, LH_ST_TOO_LARGE, "too_large",
-                            "the request body is over this route's limit of %zu bytes",
-                            request->body_max);
+                            "the request body is over this route's limit of %zu bytes "
+                            "(raise %s to accept more)", request->body_max, s_limit_key (request));
         free (request->body);
         request->body = NULL;
         request->capacity = 0;
-        request->discarded += size;
-        return request->discarded > S_DISCARD_MAX? MHD_NO: MHD_YES;
+        s_request_discard (request, size);
+        return MHD_YES;
     }
     if (request->size + size > request->capacity) {
         size_t capacity = request->capacity? request->capacity * 2: 4096;

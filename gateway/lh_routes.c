@@ -30,7 +30,7 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("GET",    "/v1/catalog/manifest/{name}", "catalogd", "get", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     //  ingestd and queryd (SPEC 5.3, 5.4)
     LH_ROUTE ("POST",   "/v1/ingest",         "ingestd",  "ingest", "name", LH_IN_INGEST, LH_OUT_JSON, 0,
-              "gateway/ingest_max", "gateway/ingest_timeout_ms"),
+              "ingest/max_bytes", "gateway/ingest_timeout_ms"),
     LH_ROUTE ("POST",   "/v1/sql",            "queryd",   "sql",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
               NULL, "gateway/sql_timeout_ms"),
     //  chatd and validatord (SPEC 5.7, 5.8)
