@@ -597,10 +597,15 @@ lh_ingest_file (lh_client_t *client, const char *path, const char *name,
     char *key = lh_ingest_source_key ();
     lh_ingest_upload_opts_t upload_opts = opts->upload;
     upload_opts.if_none_match = "*";
+    //  A regular file's size is known: storaged checks it against its cap
+    //  (ingest/max_bytes) before a byte is sent
+    struct stat info;
+    if (file != stdin && fstat (fileno (file), &info) == 0 && S_ISREG (info.st_mode))
+        upload_opts.size_declared = (uint64_t) info.st_size;
     lh_ingest_upload_t *upload = lh_ingest_upload_new (client, key, &upload_opts);
     char *chunk = (char *) malloc (S_READ_CHUNK);
     assert (chunk);
-    int status = 0;
+    int status = lh_ingest_upload_start (upload);
     while (status == 0) {
         size_t size = fread (chunk, 1, S_READ_CHUNK, file);
         if (size > 0)
