@@ -338,19 +338,29 @@ lh_ingest_upload_destroy (lh_ingest_upload_t **self_p)
 
 
 //  --------------------------------------------------------------------------
-//  Begin a multipart upload before any byte, when its size is known to be
-//  over one part
+//  Before any byte, when the size is known to be over one part: would
+//  storaged take it? (a dry run of upload_begin)
 
 int
-lh_ingest_upload_start (lh_ingest_upload_t *self)
+lh_ingest_upload_check (lh_ingest_upload_t *self)
 {
     assert (self);
     if (self->state != S_OPEN)
         return self->status? (int) self->status: LH_ST_INTERNAL;
     if (self->upload_id || self->opts.size_declared <= self->opts.part_size)
         return 0;
-    if (s_over_limit (self, self->opts.size_declared) || s_begin (self))
+    if (s_over_limit (self, self->opts.size_declared))
         return (int) self->status;
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3 + s_conditions (self, NULL));
+    lh_pack_kv_str (pack, "key", self->key);
+    s_conditions (self, pack);
+    lh_pack_kv_uint (pack, "size", self->opts.size_declared);
+    lh_pack_kv_bool (pack, "dry_run", true);
+    lh_reply_t *reply = s_call (self, "upload_begin", &pack);
+    if (!reply)
+        return (int) self->status;
+    lh_reply_destroy (&reply);
     return 0;
 }
 
@@ -605,7 +615,7 @@ lh_ingest_file (lh_client_t *client, const char *path, const char *name,
     lh_ingest_upload_t *upload = lh_ingest_upload_new (client, key, &upload_opts);
     char *chunk = (char *) malloc (S_READ_CHUNK);
     assert (chunk);
-    int status = lh_ingest_upload_start (upload);
+    int status = lh_ingest_upload_check (upload);
     while (status == 0) {
         size_t size = fread (chunk, 1, S_READ_CHUNK, file);
         if (size > 0)

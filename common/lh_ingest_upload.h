@@ -82,13 +82,15 @@ lh_ingest_upload_t *
 void
     lh_ingest_upload_destroy (lh_ingest_upload_t **self_p);
 
-//  Begin the upload now, before any byte is written, if it will be a
-//  multipart upload (size_declared over one part): storaged checks the
-//  key's cap against size_declared and the conditions at once, so a
-//  refusal (413, 412, 503) comes before the body is sent. Returns 0
-//  (begun, or nothing to do), or the error status.
+//  Before any byte is written, when the upload will be a multipart one
+//  (size_declared over one part): ask storaged whether it would take an
+//  object of size_declared bytes under the key (its cap, the conditions),
+//  by a dry run of upload_begin that begins nothing and holds no PUT slot.
+//  So a refusal (413, 412) comes before the body is sent. Returns 0
+//  (accepted, or nothing to check), or the error status (the upload has
+//  failed).
 int
-    lh_ingest_upload_start (lh_ingest_upload_t *self);
+    lh_ingest_upload_check (lh_ingest_upload_t *self);
 
 //  Take size bytes. Returns 0, or the error status once the upload has
 //  failed (later writes are dropped and return it again).

@@ -19,8 +19,8 @@
        exceptions, answered now (the connection then closes without the
        body being read): both Content-Length and Transfer-Encoding (400);
        a declared body over the route's limit (413); a declared PUT body
-       that storaged refuses when its multipart upload begins at once
-       (its cap for the key: 413; its conditions: 412; no PUT slot: 503).
+       over one part that storaged would refuse, asked at once (its cap
+       for the key: 413; its conditions: 412).
     2. body calls: the body is kept up to the route's limit; past it, or
        once the request has failed, the rest is read and dropped, however
        large, within gateway/read_timeout_s of the failure (libmicrohttpd
@@ -1480,13 +1480,13 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
                                         request->error_kind, request->error_reason, 0);
             return s_respond_error (connection, request, LH_ST_TOO_LARGE, "too_large", reason, 0);
         }
-        //  A PUT that will be a multipart upload begins now: storaged's cap
-        //  for the key (and the conditions, and a free PUT slot) are
-        //  checked against the declared size, and a refusal is answered
-        //  before the body is sent, whatever its size
+        //  A PUT that will be a multipart upload asks storaged now whether
+        //  it would take the declared size under the key (its cap, the
+        //  conditions; a dry run that holds no PUT slot), so a refusal is
+        //  answered before the body is sent, whatever its size
         if (streaming && request->match.route->in == LH_IN_UPLOAD && !request->error_status
         &&  declared > self->part_size) {
-            if (s_upload_open (self, request) == 0 && lh_ingest_upload_start (request->upload))
+            if (s_upload_open (self, request) == 0 && lh_ingest_upload_check (request->upload))
                 s_upload_failed (request);
             if (request->error_status) {
                 lh_ingest_upload_destroy (&request->upload);

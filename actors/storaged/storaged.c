@@ -770,9 +770,11 @@ s_delete (lh_request_t *request, void *state)
 
 
 //  --------------------------------------------------------------------------
-//  upload_begin {key, if_none_match?, if_match?, size?}: an early check of
-//  the condition (upload_commit checks it for real) and, when the caller
-//  knows the object's size, of the key's cap (413 before any part is sent)
+//  upload_begin {key, if_none_match?, if_match?, size?, dry_run?}: an early
+//  check of the condition (upload_commit checks it for real) and, when the
+//  caller knows the object's size, of the key's cap (413 before any part is
+//  sent). With dry_run true only the checks are made: nothing is begun and
+//  no PUT slot is taken (the reply has no upload_id).
 
 static void
 s_upload_begin (lh_request_t *request, void *state)
@@ -791,6 +793,13 @@ s_upload_begin (lh_request_t *request, void *state)
                           "'size' must be a whole number of bytes");
         return;
     }
+    bool dry_run = false;
+    const msgpack_object *dry = lh_obj_get (body, "dry_run");
+    if (dry && dry->type != MSGPACK_OBJECT_NIL && !lh_obj_bool (body, "dry_run", &dry_run)) {
+        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
+                          "'dry_run' must be true or false");
+        return;
+    }
     if (s_cap_check (self, request, key.text, size))
         return;
     lh_store_error_t error;
@@ -805,6 +814,14 @@ s_upload_begin (lh_request_t *request, void *state)
             s_store_error (request, &error);
             return;
         }
+    }
+    if (dry_run) {
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 2);
+        lh_pack_kv_str (pack, "key", key.text);
+        lh_pack_kv_uint (pack, "part_max", self->part_max);
+        lh_request_reply_pack (request, LH_ST_OK, &pack);
+        return;
     }
     if (s_slot_take (self, request))
         return;
@@ -1186,10 +1203,14 @@ lh_storaged_test (bool verbose)
         { LH_INGEST_TABLE_PREFIX "t/f/e.sqlite", 6001, 413, "(raise ingest/max_bytes: tables" },
         { LH_INGEST_TABLE_PREFIX "t/f/e.sqlite", 6000, 200, NULL },
     };
-    //  ... checked by upload_begin against a declared size, before any part
+    //  ... checked by upload_begin against a declared size, before any
+    //  part; in a dry run (every third case here) nothing is begun
     for (size_t index = 0; index < sizeof (caps) / sizeof (caps [0]); index++) {
-        pack = s_test_key (caps [index].key, strlen (caps [index].key), 1);
+        bool dry_run = index % 3 == 2;
+        pack = s_test_key (caps [index].key, strlen (caps [index].key), 1 + dry_run);
         lh_pack_kv_uint (pack, "size", caps [index].size);
+        if (dry_run)
+            lh_pack_kv_bool (pack, "dry_run", true);
         reply = s_test_call (client, "upload_begin", pack);
         if (verbose)
             printf ("\n    begin %s size %" PRIu64 ": %u %s", caps [index].key, caps [index].size,
@@ -1197,6 +1218,9 @@ lh_storaged_test (bool verbose)
         assert (lh_reply_status (reply) == caps [index].status);
         if (caps [index].setting)
             assert (strstr (lh_reply_reason (reply), caps [index].setting));
+        else
+        if (dry_run)
+            assert (!lh_obj_get (lh_reply_object (reply), "upload_id"));
         else {
             char *begun = lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "upload_id"));
             assert (begun);
@@ -1215,6 +1239,20 @@ lh_storaged_test (bool verbose)
     reply = s_test_call (client, "upload_begin", pack);
     assert (lh_reply_status (reply) == 400);
     lh_reply_destroy (&reply);
+    pack = s_test_key ("big/x", 5, 1);
+    lh_pack_kv_str (pack, "dry_run", "yes");
+    reply = s_test_call (client, "upload_begin", pack);
+    assert (lh_reply_status (reply) == 400);
+    lh_reply_destroy (&reply);
+    //  Dry runs take no PUT slot: more of them than storaged/put_slots (4)
+    for (size_t index = 0; index < 10; index++) {
+        pack = s_test_key ("big/x", 5, 1);
+        lh_pack_kv_bool (pack, "dry_run", true);
+        reply = s_test_call (client, "upload_begin", pack);
+        assert (lh_reply_status (reply) == 200);
+        lh_reply_destroy (&reply);
+    }
+    assert (s_test_put (client, "docs/slot", "free", NULL, NULL, NULL) == 200);
 
     //  Multipart: parts in order, a cap crossed mid-upload aborts it
     pack = s_test_key ("big/file", 8, 0);

@@ -5,8 +5,9 @@ PUT /v1/storage/KEY and POST /v1/ingest, over storaged's cap for the key,
 over ingest/max_bytes or over gateway/storage_max, declared
 (Content-Length) or chunked, of any size. A declared body over a limit is
 answered 413 from its headers alone, before a byte of it is sent: the
-gateway's own limits, and storaged's cap for the key (a PUT that will be a
-multipart upload begins at once, with the declared size). A chunked body
+gateway's own limits, and storaged's cap for the key (for a PUT that will
+be a multipart upload the gateway asks storaged at once, by a dry run of
+upload_begin with the declared size). A chunked body
 is read and dropped once it crosses a limit and answered 413 when it ends,
 also when far more than the limit follows (70 MiB here, past the 64 MiB
 that used to end in a closed connection and no answer: curl's "Empty reply
@@ -157,6 +158,21 @@ def small_limits(t):
         check_413(t, got, "ingest/max_bytes",
                   "chunked POST /v1/ingest of %d MiB over 2 MiB (%d MiB sent)" % (total // MIB,
                                                                                  got[2] // MIB))
+    #  The early check holds no PUT slot: three declared PUTs within the cap
+    #  waiting for their bodies (more than storaged/put_slots) do not stop
+    #  another PUT
+    waiting = []
+    for index in range(3):
+        s = socket.create_connection((h.host, h.port), timeout=10)
+        s.sendall(put_head("uploads/wait%d.bin" % index, 768 * 1024))
+        waiting.append(s)
+    st, _, body = h.request("PUT", "/v1/storage/uploads/during.bin", b"d" * (512 * 1024))
+    t.check(st == 200, "3 declared PUTs waiting for their bodies hold no PUT slot (2): "
+            "another PUT -> 200", (st, body[:200]))
+    for s in waiting:
+        s.close()
+    h.request("DELETE", "/v1/storage/uploads/during.bin")
+
     #  Nothing stored, no upload left open: good uploads go through after
     t.check(keys_under(h, "uploads/") == [], "nothing stored under uploads/",
             keys_under(h, "uploads/"))
