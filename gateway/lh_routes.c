@@ -30,7 +30,7 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("GET",    "/v1/catalog/manifest/{name}", "catalogd", "get", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     //  ingestd and queryd (SPEC 5.3, 5.4)
     LH_ROUTE ("POST",   "/v1/ingest",         "ingestd",  "ingest", "name", LH_IN_INGEST, LH_OUT_JSON, 0,
-              "gateway/ingest_max", "gateway/ingest_timeout_ms"),
+              "ingest/max_bytes", "gateway/ingest_timeout_ms"),
     LH_ROUTE ("POST",   "/v1/sql",            "queryd",   "sql",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
               NULL, "gateway/sql_timeout_ms"),
     //  chatd and validatord (SPEC 5.7, 5.8)
@@ -370,12 +370,12 @@ lh_routes_request (const lh_route_match_t *match, const char *body,
         pack = lh_pack_new ();
         if (extra > 0 || lh_json_quick_pack (body, size, pack, limits)) {
             lh_pack_destroy (&pack);
-            json_error_t error;
-            json_t *json = json_loadb (body, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
+            char *reason = NULL;
+            json_t *json = lh_json_parse (body, size, limits, &reason);
             if (!json) {
                 json_decref (params);
-                *error_p = s_error ("invalid JSON: line %d, column %d: %s",
-                                    error.line, error.column, error.text);
+                *error_p = s_error ("invalid JSON: %s", reason);
+                free (reason);
                 return 400;
             }
             if (extra) {
@@ -388,7 +388,6 @@ lh_routes_request (const lh_route_match_t *match, const char *body,
                 json_object_update (json, params);
             }
             pack = lh_pack_new ();
-            char *reason = NULL;
             if (lh_json_to_pack (json, pack, limits, &reason)) {
                 json_decref (json);
                 json_decref (params);

@@ -6,6 +6,7 @@
 #include "ingestd.h"
 #include "lh_csv.h"
 #include "lh_log.h"
+#include "lh_ingest_upload.h"
 #include <sqlite3.h>
 #include <sodium.h>
 
@@ -36,7 +37,7 @@ typedef struct {
 } s_sample_t;
 
 typedef struct {
-    int64_t max_ingest_bytes;           //  largest source, bytes
+    int64_t max_bytes;                  //  largest source, bytes (ingest/max_bytes)
     size_t record_max;                  //  longest record, bytes
     uint64_t read_chunk;                //  bytes per storaged get
     uint32_t timeout_ms;                //  deadline of each call we make
@@ -1220,8 +1221,9 @@ s_upload (s_ingest_t *self, const char *path, const char *key)
         }
         if (!reply || lh_reply_status (reply) != LH_ST_OK) {
             if (reply && lh_reply_status (reply) == LH_ST_TOO_LARGE)
-                s_fail (self, LH_ST_TOO_LARGE, "too_large",
-                        "the table file is larger than storaged accepts under 'datasets/'");
+                s_fail (self, LH_ST_TOO_LARGE, "too_large", "the table file is larger than "
+                        "storaged accepts: %s", lh_reply_reason (reply)? lh_reply_reason (reply)
+                        : "over the cap for its key");
             else
             if (reply)
                 s_fail_reply (self, reply, "storaged", "upload part");
@@ -1370,10 +1372,10 @@ s_head_source (s_ingest_t *self)
     ||  !lh_obj_str (body, "etag", &etag, &etag_size) || etag_size >= sizeof (self->etag))
         s_fail_reply (self, reply, "storaged", "source head");
     else
-    if (self->size > (uint64_t) self->state->max_ingest_bytes)
+    if (self->size > (uint64_t) self->state->max_bytes)
         s_fail (self, LH_ST_TOO_LARGE, "too_large",
                 "the source is %" PRIu64 " bytes; ingestd accepts at most %" PRId64
-                " (ingestd/max_ingest_bytes)", self->size, self->state->max_ingest_bytes);
+                " (raise ingest/max_bytes to ingest more)", self->size, self->state->max_bytes);
     else {
         memcpy (self->etag, etag, etag_size);
         self->etag [etag_size] = 0;
@@ -1491,7 +1493,8 @@ s_ingest (lh_request_t *request, void *state)
     if (rc == 0)
         rc = s_table_hash (&self, path, content);
     if (rc == 0)
-        snprintf (key, sizeof (key), "datasets/%s/%s/%s.sqlite", self.name, fingerprint, content);
+        snprintf (key, sizeof (key), LH_INGEST_TABLE_PREFIX "%s/%s/%s.sqlite", self.name,
+                  fingerprint, content);
     int64_t built = zclock_mono ();
     if (rc == 0)
         rc = s_upload (&self, path, key);
@@ -1574,7 +1577,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
-    self->max_ingest_bytes = lh_config_int (config, "ingestd/max_ingest_bytes");
+    self->max_bytes = lh_config_int (config, "ingest/max_bytes");
     int64_t record_max = lh_config_int (config, "ingestd/record_max");
     int64_t read_chunk = lh_config_int (config, "ingestd/read_chunk");
     int64_t timeout = lh_config_int (config, "ingestd/timeout_ms");

@@ -24,7 +24,7 @@
 
     Errors: 400 bad_body (name/source), 400 bad_csv (the reason names the
     line), 404 no_such_source, 409 schema_drift (the live dataset is left
-    as it was), 413 too_large (over ingestd/max_ingest_bytes), 503
+    as it was), 413 too_large (over ingest/max_bytes), 503
     storage_unavailable, 504 deadline.
     =========================================================================
 */

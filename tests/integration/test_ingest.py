@@ -2,7 +2,7 @@
 """ingestd over the bus, with queryd reading what it wrote: the CSV corpus
 in tests/csv/ (schema, rows, refusals naming the line), a 1 MB single field,
 shuffled rows giving the same fingerprint, idempotent re-ingest, schema drift
-(409, the previous version still queries), max_ingest_bytes (413), bad names
+(409, the previous version still queries), ingest/max_bytes (413), bad names
 and a missing source.
 
 The helpers (data_harness, upload, ingest, sql) are shared by the other
@@ -175,7 +175,7 @@ def check_case(t, peer, name, data, expect):
 
 
 def main(t):
-    _, endpoint = data_harness(t, sets={"ingestd/max_ingest_bytes": 3 * 1024 * 1024})
+    _, endpoint = data_harness(t, sets={"ingest/max_bytes": 3 * 1024 * 1024})
     peer = t.client(endpoint)
     t.wait_workers(peer, "queryd", 1)
     t.wait_workers(peer, "ingestd", 1)
@@ -270,8 +270,9 @@ def main(t):
     big = b"id,pad\n" + b"".join(b"%d,%s\n" % (i, b"x" * 100) for i in range(40000))
     t.check(len(big) > 3 * 1024 * 1024, "a %d byte CSV" % len(big))
     st, body = ingest(peer, "too_big", big)
-    t.check(st == 413 and body["error"]["kind"] == "too_large",
-            "over ingestd/max_ingest_bytes: 413 (%s)" % reason(body), (st, body))
+    t.check(st == 413 and body["error"]["kind"] == "too_large"
+            and "ingest/max_bytes" in reason(body),
+            "over ingest/max_bytes: 413 naming it (%s)" % reason(body), (st, body))
     st, body = sql(peer, "SELECT 1 FROM too_big")
     t.check(st == 400 and "no such table" in reason(body),
             "nothing registered after the 413", (st, body))
