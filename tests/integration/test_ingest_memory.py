@@ -7,8 +7,8 @@ into storaged, ingestd reads it back in ranges, builds the table and
 uploads it. The whole process's peak resident set (VmHWM from
 /proc/PID/status, the kernel's high-water mark: no sampling to miss a
 peak) must stay below 100 MiB. The size limits that would refuse such a
-file are raised explicitly with --set (gateway/ingest_max,
-ingestd/max_ingest_bytes, storaged/cap_default), so the test does not
+file are raised explicitly with --set (ingest/max_bytes,
+storaged/cap_default), so the test does not
 depend on their defaults.
 
 Skipped, as allowed in CI, only under ASan (LH_ASAN=1): RSS figures mean
@@ -42,8 +42,7 @@ def main(t):
     t.check(size >= MIN_BYTES, "a CSV of %d bytes (%.0f MB, >= 300 MB)" % (size, size / 1e6))
 
     b, h = gw.up(t, "storaged,catalogd,ingestd", workers=1, sets={
-        "gateway/ingest_max": 2 * GIB,
-        "ingestd/max_ingest_bytes": 2 * GIB,
+        "ingest/max_bytes": 2 * GIB,
         "storaged/cap_default": 4 * GIB,
     })
     start_hwm = gw.vm_hwm_kib(h.pid)
