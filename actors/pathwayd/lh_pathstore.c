@@ -1125,11 +1125,15 @@ s_commit (lh_pathstore_t *self, lh_pathwrite_t *batch)
     if (rc == 0)
         rc = s_counts_read (self, txn, &counts);
     int64_t now = zclock_time ();
-    for (lh_pathwrite_t *write = batch; rc == 0 && write; write = write->next)
+    bool changed = false;
+    for (lh_pathwrite_t *write = batch; rc == 0 && write; write = write->next) {
         rc = s_apply (self, txn, &counts, now, write);
-    if (rc == 0)
+        if (write->status < 400)
+            changed = true;
+    }
+    if (rc == 0 && changed)
         rc = s_counts_write (self, txn, &counts);
-    if (rc == 0) {
+    if (rc == 0 && changed) {
         rc = mdb_txn_commit (txn);
         txn = NULL;
     }
@@ -1489,6 +1493,9 @@ lh_pathstore_counts (lh_pathstore_t *self, lh_pathcounts_t *counts)
         return -1;
     int rc = s_counts_read (self, txn, counts);
     mdb_txn_abort (txn);
+    MDB_envinfo info;
+    if (rc == 0 && mdb_env_info (self->env, &info) == 0)
+        counts->transactions = (uint64_t) info.me_last_txnid;
     return rc? -1: 0;
 }
 

@@ -118,6 +118,8 @@ typedef struct {
     uint64_t retired;                   //  of which retired
     uint64_t versions;                  //  version records
     uint64_t next_seq;                  //  seq of the next trace
+    uint64_t transactions;              //  write transactions ever committed
+                                        //  (LMDB's last txn id)
 } lh_pathcounts_t;
 
 //  Open (creating if needed) the store in dir. batch_max bounds the writes
