@@ -74,6 +74,7 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Big-endian integers
 
+//  Write a u64 big-endian
 static void
 s_put64 (uint8_t *at, uint64_t value)
 {
@@ -83,6 +84,7 @@ s_put64 (uint8_t *at, uint64_t value)
     }
 }
 
+//  Read a u64 big-endian
 static uint64_t
 s_get64 (const uint8_t *at)
 {
@@ -263,6 +265,7 @@ s_walk_key (s_walk_t *walk, size_t path_size, const msgpack_object *key)
     *at = 0;
 }
 
+//  Check one value and append its text, recursively; 0 or -1 (reason set)
 static int
 s_walk (s_walk_t *walk, const msgpack_object *object)
 {
@@ -411,6 +414,7 @@ s_time_text (int64_t ms, char *text)
 //  --------------------------------------------------------------------------
 //  Records: encode and decode
 
+//  A header as its traces record into out; the record's size
 static size_t
 s_header_encode (const s_header_t *header, uint8_t *out)
 {
@@ -425,6 +429,7 @@ s_header_encode (const s_header_t *header, uint8_t *out)
     return S_HEADER_FIXED + header->predecessor_size;
 }
 
+//  A traces record as a header; 0, or -1 if it does not decode
 static int
 s_header_decode (const MDB_val *value, s_header_t *header)
 {
@@ -444,6 +449,7 @@ s_header_decode (const MDB_val *value, s_header_t *header)
     return 0;
 }
 
+//  A versions record; 0, or -1 if it does not decode
 static int
 s_version_decode (const MDB_val *value, s_version_t *version)
 {
@@ -461,6 +467,7 @@ s_version_decode (const MDB_val *value, s_version_t *version)
     return version->content_size > 0? 0: -1;
 }
 
+//  A search record; 0, or -1 if it does not decode
 static int
 s_entry_decode (const MDB_val *value, s_entry_t *entry)
 {
@@ -530,6 +537,7 @@ s_tags_match (const s_entry_t *entry, const uint8_t *query, size_t size)
 //  --------------------------------------------------------------------------
 //  Counts in meta
 
+//  Read the counts (a new store: zeros, next seq 1); 0 or an LMDB error
 static int
 s_counts_read (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts)
 {
@@ -551,6 +559,7 @@ s_counts_read (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts)
     return 0;
 }
 
+//  Write the counts back
 static int
 s_counts_write (lh_pathstore_t *self, MDB_txn *txn, const lh_pathcounts_t *counts)
 {
@@ -917,6 +926,7 @@ s_current_tags (lh_pathstore_t *self, MDB_txn *txn, const char *uid, size_t uid_
     return 0;
 }
 
+//  update: version + 1 of an existing trace, its tags kept or replaced
 static int
 s_apply_update (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts, int64_t now,
                 lh_pathwrite_t *write)
@@ -977,6 +987,7 @@ s_apply_update (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts, int
     return rc;
 }
 
+//  revise: a new trace whose predecessor is the write's uid
 static int
 s_apply_revise (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts, int64_t now,
                 lh_pathwrite_t *write)
@@ -1009,7 +1020,7 @@ s_apply_revise (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts, int
     return rc;
 }
 
-//  Rewrite a trace's header (retire, replay) and pack the trace
+//  Rewrite a trace's header (retire, replay)
 static int
 s_rewrite_header (lh_pathstore_t *self, MDB_txn *txn, lh_pathwrite_t *write,
                   const s_header_t *header)
@@ -1020,6 +1031,7 @@ s_rewrite_header (lh_pathstore_t *self, MDB_txn *txn, lh_pathwrite_t *write,
     return mdb_put (txn, self->traces, &key, &value, 0);
 }
 
+//  retire: flag the trace (header and search entry) once
 static int
 s_apply_retire (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts, lh_pathwrite_t *write)
 {
@@ -1058,6 +1070,7 @@ s_apply_retire (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts, lh_
     return 0;
 }
 
+//  add_idempotent: create with the caller's uid, or count a replay
 static int
 s_apply_add_idempotent (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts,
                         int64_t now, lh_pathwrite_t *write)
@@ -1085,6 +1098,7 @@ s_apply_add_idempotent (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *cou
     return 0;
 }
 
+//  Apply one write of a batch
 static int
 s_apply (lh_pathstore_t *self, MDB_txn *txn, lh_pathcounts_t *counts, int64_t now,
          lh_pathwrite_t *write)
@@ -1591,6 +1605,7 @@ s_test_prepare (s_test_write_t *self, lh_path_op_t op, const char *uid, const ch
     }
 }
 
+//  Free what s_test_prepare made
 static void
 s_test_release (s_test_write_t *self)
 {

@@ -212,6 +212,9 @@ s_write (lh_request_t *request, s_state_t *self, lh_path_op_t op)
     s_input_reset (&input);
 }
 
+//  --------------------------------------------------------------------------
+//  The write ops, each one call of s_write
+
 static void
 s_add (lh_request_t *request, void *state)
 {
