@@ -221,3 +221,15 @@ LH_KEY ("validatord/roster_timeout_ms", INT, "30000", "1..4294967295",        "D
 LH_RETIRED ("gateway/ingest_max",       "ingest/max_bytes")
 LH_RETIRED ("ingestd/max_ingest_bytes", "ingest/max_bytes")
 #endif
+
+//  pathwayd: versioned memory traces in LMDB (SPEC 5.9, docs/pathwayd.md)
+LH_KEY ("actors/pathwayd/workers", INT, "8", "1..256",                 "Worker threads of the pathwayd service; the writes of all of them in flight share one LMDB commit (group commit), so more workers carry more writes per fsync.")
+LH_KEY ("pathwayd/dir",         STR,  "", "",                    "LMDB environment of the traces; empty = DATA_DIR/pathwayd.")
+LH_KEY ("pathwayd/map_bytes",   INT,  "68719476736", "1048576..",         "LMDB map size, bytes (address space, not disk; bounds the store; past it writes fail with 500 storage_full).")
+LH_KEY ("pathwayd/content_max", INT,  "1048576", "1..16777216",             "Largest content of one trace, bytes as msgpack; past it 413. Keep it under broker/max_msg.")
+LH_KEY ("pathwayd/tags_max",    INT,  "64", "1..255",                  "Most tags on one trace (and in one search), each 1..256 bytes; more is 400.")
+LH_KEY ("pathwayd/search_max",  INT,  "1000", "1..100000",               "Largest search limit (above it 400); a search without one gets 100, or this if smaller.")
+LH_KEY ("pathwayd/history_max", INT,  "1000", "1..1000000",              "Most traces one history reply walks (its default and largest limit); a longer chain is cut with truncated and next.")
+LH_KEY ("pathwayd/reply_max",   INT,  "8388608", "65536..1073741824",       "A search or history reply stops adding traces past this many bytes (truncated is set; at least one trace). Keep it under broker/max_msg.")
+LH_KEY ("pathwayd/batch_max",   INT,  "256", "1..100000",               "Most writes one LMDB commit carries (group commit).")
+LH_KEY ("gateway/pathway_max",  INT,  "4194304", "0..1099511627776",         "Largest body of the /v1/pathway routes, bytes (room for a pathwayd/content_max content as JSON text); past it 413.")
