@@ -17,6 +17,7 @@
 #include "validatord.h"
 #include "embedd.h"
 #include "vectord.h"
+#include "pathwayd.h"
 #include "matrixd.h"
 
 typedef struct {
@@ -35,6 +36,7 @@ static const s_entry_t s_registry [] = {
     { "validatord", &lh_validatord_service },
     { "embedd",     &lh_embedd_service },
     { "vectord",    &lh_vectord_service },
+    { "pathwayd",   &lh_pathwayd_service },
     { "matrixd",    &lh_matrixd_service },
 };
 
