@@ -667,11 +667,15 @@ s_expired (lh_client_t *self, uint64_t id)
 
 
 //  --------------------------------------------------------------------------
-//  Hold a reply for lh_client_recv, dropping the oldest past the bound
+//  Hold a reply for lh_client_recv, dropping the oldest past the bound. A
+//  held REP's request is no longer pending: its answer has arrived, and a
+//  pending entry left behind would later expire into a false 504.
 
 static void
 s_inbox_add (lh_client_t *self, lh_reply_t *reply)
 {
+    if (reply->header.t == LH_T_REP)
+        s_pending_remove (self, reply->header.cid);
     if (zlist_size (self->inbox) >= S_INBOX_MAX) {
         lh_reply_t *oldest = (lh_reply_t *) zlist_pop (self->inbox);
         lh_warn (self->name, NULL, "inbox full: dropped a held reply");
@@ -1400,6 +1404,7 @@ lh_client_test (bool verbose)
     lh_reply_destroy (&reply);
 
     //  Asynchronous: send three, collect three, by cid
+    uint64_t id;
     uint64_t ids [3];
     for (int index = 0; index < 3; index++) {
         ids [index] = lh_client_send (client, "fake", "echo", data, size, NULL);
@@ -1412,8 +1417,19 @@ lh_client_test (bool verbose)
         lh_reply_destroy (&reply);
     }
     assert (lh_client_recv (client, &reply, 50) == -1);
+    //  An async reply that arrives during a call is held for recv, and its
+    //  request is no longer pending: past its deadline no false 504 comes
+    lh_call_opts_t short_opts = { .timeout_ms = 200 };
+    id = lh_client_send (client, "fake", "echo", data, size, &short_opts);
+    rc = lh_client_call (client, "fake", "echo", data, size, NULL, &reply);
+    assert (rc == 0 && lh_reply_cid (reply) != id);
+    lh_reply_destroy (&reply);
+    rc = lh_client_recv (client, &reply, 2000);
+    assert (rc == 0 && lh_reply_cid (reply) == id && lh_reply_status (reply) == 200);
+    lh_reply_destroy (&reply);
+    assert (lh_client_recv (client, &reply, 600) == -1);
     //  An async request that is never answered expires as a 504
-    uint64_t id = lh_client_send (client, "fake", "late", NULL, 0, &opts);
+    id = lh_client_send (client, "fake", "late", NULL, 0, &opts);
     rc = lh_client_recv (client, &reply, 2000);
     assert (rc == 0 && lh_reply_cid (reply) == id && lh_reply_status (reply) == 504);
     lh_reply_destroy (&reply);
