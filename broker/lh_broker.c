@@ -1010,14 +1010,11 @@ s_accept_peer (self_t *self, lh_msg_t *msg)
         return;
     }
     peer_t *peer = s_peer_new (&msg->routing);
-    uint32_t refusal = lh_broker_peer_identify (self, peer, msg);
+    const char *reason = NULL;
+    uint32_t refusal = lh_broker_peer_identify (self, peer, msg, &reason);
     if (refusal) {
-        if (refusal == LH_ST_FORBIDDEN)
-            lh_broker_send_bye (self, peer->rid, header, LH_ST_FORBIDDEN, "forbidden",
-                        "HELLO name does not match the peer's certificate");
-        else
-            lh_broker_send_bye (self, peer->rid, header, LH_ST_UNAUTHORIZED, "revoked",
-                        "this key is not (or no longer) in the broker's allow set");
+        lh_broker_send_bye (self, peer->rid, header, refusal,
+                            refusal == LH_ST_FORBIDDEN? "forbidden": "revoked", reason);
         s_peer_destroy (&peer);
         return;
     }
@@ -1038,7 +1035,7 @@ s_accept_peer (self_t *self, lh_msg_t *msg)
     }
     s_send_simple (self, peer);
     if (self->verbose)
-        lh_info ("broker", NULL, "peer %s joined", peer->src);
+        lh_info ("broker", NULL, "peer %s joined (role %s)", peer->src, peer->role);
 }
 
 
@@ -1142,8 +1139,10 @@ s_register_worker (self_t *self, peer_t *peer, lh_msg_t *msg)
         self->refused_serve++;
         lh_warn ("broker", NULL, "%s (role %s) may not serve %s: refused",
                  peer->src, peer->role, header->svc);
-        lh_broker_send_bye (self, peer->rid, header, LH_ST_FORBIDDEN, "forbidden",
-                    "this certificate's role may not serve this service");
+        char *reason = zsys_sprintf ("role %s may not serve %s (only role actor serves, "
+                                     "as acl/actor/serve allows)", peer->role, header->svc);
+        lh_broker_send_bye (self, peer->rid, header, LH_ST_FORBIDDEN, "forbidden", reason);
+        free (reason);
         lh_broker_peer_mark_dead (self, peer);
         return;
     }
@@ -1205,9 +1204,18 @@ s_handle_request (self_t *self, peer_t *peer, lh_msg_t *msg)
         return;
     }
     if (!lh_broker_may_call (self, peer, header->svc, header->op)) {
-        self->refused_call++;
-        lh_broker_reject_request (self, msg, NULL, LH_ST_FORBIDDEN, "forbidden",
-                          "this certificate's role may not call this service", 0);
+        bool admin = lh_acl_admin_op (header->svc, header->op);
+        if (admin)
+            self->refused_admin++;
+        else
+            self->refused_call++;
+        char *reason = admin
+            ? zsys_sprintf ("role %s may not call broker.%s: broker admin ops need role admin",
+                            peer->role, header->op)
+            : zsys_sprintf ("role %s may not call %s.%s (acl/%s/call)",
+                            peer->role, header->svc, header->op, peer->role);
+        lh_broker_reject_request (self, msg, NULL, LH_ST_FORBIDDEN, "forbidden", reason, 0);
+        free (reason);
         return;
     }
     bool queue = (header->has & LH_H_Q) && header->q;
@@ -1416,6 +1424,40 @@ s_subscriber_wants (peer_t *subscriber, const char *topic)
 
 
 //  --------------------------------------------------------------------------
+//  A PUB or SUB the ACL refuses: never routed nor tapped; answered with a
+//  REP 403 whose cid is its id (when it has one), so a sender that waits
+//  for a word learns why. list names the ACL list ("publish").
+
+static void
+s_refuse_event (self_t *self, peer_t *peer, lh_msg_t *msg, const char *list)
+{
+    lh_header_t *header = &msg->header;
+    const char *service = peer->service? peer->service->name: NULL;
+    char *reason = zsys_sprintf ("role %s%s%s may not %s %s'%s' (acl/%s/%s)",
+                                 peer->role, service? " serving ": "", service? service: "",
+                                 list, streq (list, "subscribe")? "to ": "",
+                                 header->topic, peer->role, list);
+    lh_debug ("broker", NULL, "%s: %s", peer->src, reason);
+    if (header->has & LH_H_ID) {
+        lh_header_t *out = &self->out;
+        lh_header_init (out, LH_T_REP);
+        out->has |= LH_H_T | LH_H_CID | LH_H_ST;
+        out->cid = header->id;
+        out->st = LH_ST_FORBIDDEN;
+        lh_header_set_str (out, LH_H_SRC, "broker");
+        int size = s_encode_out (self);
+        zframe_t *body = lh_error_body (LH_ST_FORBIDDEN, "forbidden", reason, 0);
+        if (size < 0
+        ||  s_send_encoded (self, msg->routing, self->hbuf, (size_t) size, &body, false) == -1)
+            zframe_destroy (&body);
+        else
+            s_peer_sent (self, peer);
+    }
+    free (reason);
+}
+
+
+//  --------------------------------------------------------------------------
 //  PUB: fan out to every subscriber with a matching prefix. A subscriber
 //  whose queue is full (or who already has events held) gets the event
 //  held, shared by reference; routing never waits for it.
@@ -1426,6 +1468,12 @@ s_publish (self_t *self, peer_t *peer, lh_msg_t *msg)
     lh_header_t *header = &msg->header;
     if (!(header->has & LH_H_TOPIC) || header->topic [0] == 0) {
         self->dropped_malformed++;
+        return;
+    }
+    if (!lh_acl_may_publish (self->acl, peer->role,
+                             peer->service? peer->service->name: NULL, header->topic)) {
+        self->refused_publish++;
+        s_refuse_event (self, peer, msg, "publish");
         return;
     }
     lh_header_t *out = &self->out;
@@ -1472,7 +1520,7 @@ s_publish (self_t *self, peer_t *peer, lh_msg_t *msg)
 
 
 //  --------------------------------------------------------------------------
-//  SUB: add a topic prefix ("" = every topic)
+//  SUB: add a topic prefix ("" = every topic), as the ACL allows
 
 static void
 s_subscribe (self_t *self, peer_t *peer, lh_msg_t *msg)
@@ -1480,6 +1528,12 @@ s_subscribe (self_t *self, peer_t *peer, lh_msg_t *msg)
     lh_header_t *header = &msg->header;
     if (!(header->has & LH_H_TOPIC)) {
         self->dropped_malformed++;
+        return;
+    }
+    if (!lh_acl_may_subscribe (self->acl, peer->role,
+                               peer->service? peer->service->name: NULL, header->topic)) {
+        self->refused_subscribe++;
+        s_refuse_event (self, peer, msg, "subscribe");
         return;
     }
     for (size_t index = 0; index < peer->nsubs; index++)
@@ -1894,6 +1948,12 @@ s_handle_pipe (self_t *self)
         zsock_send (self->pipe, "ss", "0", detail);
     }
     else
+    if (streq (command, "GRANT")) {
+        char *grant = first? lh_broker_grant (self, first): NULL;
+        zsock_send (self->pipe, "ss", grant? "0": "-1", grant? grant: "no such role");
+        free (grant);
+    }
+    else
     if (streq (command, "STATS")) {
         self->now = lh_broker_now_ms ();
         json_t *stats = lh_broker_stats_json (self);
@@ -1936,15 +1996,12 @@ s_self_new (zsock_t *pipe, const char *name)
     self->tap_hwm = S_TAP_HWM;
     self->max_attempts = S_MAX_ATTEMPTS;
     self->reload_ms = S_RELOAD_MS;
-    self->acl = zhashx_new ();
-    assert (self->acl);
-    zhashx_set_destructor (self->acl, (zhashx_destructor_fn *) zstr_free);
-    const char *acl_defaults [][2] = {
-        { "actor/serve", "*" }, { "actor/call", "*" }, { "gateway/call", "*" },
-        { "client/call", "*" }, { "admin/call", "*" }, { "tap/call", "" }
-    };
-    for (size_t index = 0; index < sizeof acl_defaults / sizeof acl_defaults [0]; index++)
-        zhashx_update (self->acl, acl_defaults [index][0], strdup (acl_defaults [index][1]));
+    self->acl = lh_acl_new ();
+    self->grants = zhashx_new ();
+    assert (self->grants);
+    zhashx_set_destructor (self->grants, (zhashx_destructor_fn *) zstr_free);
+    snprintf (self->inproc_role, sizeof self->inproc_role, "actor");
+    snprintf (self->plain_role, sizeof self->plain_role, "client");
 
     self->router = zsock_new (ZMQ_ROUTER);
     assert (self->router);
@@ -2017,7 +2074,8 @@ s_self_destroy (self_t **self_p)
     zcert_destroy (&self->cert);
     lh_allow_destroy (&self->allow);
     zstr_free (&self->allow_dir);
-    zhashx_destroy (&self->acl);
+    lh_acl_destroy (&self->acl);
+    zhashx_destroy (&self->grants);
     free (self);
     *self_p = NULL;
 }

@@ -18,6 +18,7 @@
 #include "lh_cert.h"
 #include "lh_body.h"
 #include "lh_log.h"
+#include "lh_acl.h"
 #include <jansson.h>
 
 //  Defaults (see lh_broker.h) and bounds
@@ -43,6 +44,8 @@
 #define S_LAT_BUCKETS       (40 * S_LAT_SUB)
 #define S_ERROR_SLOTS       16          //  distinct error statuses counted
 #define S_RELOAD_MS         1000        //  allow directory check interval
+#define S_GRANT_SIZE        32          //  hex characters of an in-process grant
+#define S_NONCE_SIZE        16          //  hex characters after it in a routing id
 #define S_ZAP_ENDPOINT      "inproc://zeromq.zap.01"
 #define S_ZAP_BUS           "lh-bus"    //  ZAP domain of the bus endpoints
 #define S_ZAP_TAP           "lh-tap"    //  ZAP domain of the tap (role tap)
@@ -123,10 +126,10 @@ struct _peer_t {
     size_t held_count;                  //  events held
     size_t held_max;                    //  ring capacity
     link_t hold_link;                   //  in self->holding if held_count
-    bool secure;                        //  came over CURVE: uid and role set
+    bool secure;                        //  came over CURVE: has a key (uid)
     bool revoked;                       //  key revoked: next message gets 401
     char uid [LH_UID_SIZE + 1];         //  CURVE public key (Z85), or ""
-    char role [LH_ROLE_MAX + 1];        //  certificate role, or ""
+    char role [LH_ROLE_MAX + 1];        //  its role, whichever way it came
     int64_t expires;                    //  certificate expiry, UTC s; 0 never
     uint64_t allow_gen;                 //  allow-set generation last checked
 };
@@ -220,7 +223,10 @@ typedef struct {
     uint32_t reload_ms;                 //  allow directory check interval
     int64_t next_reload;                //  ms, next check
     uint64_t allow_gen;                 //  generation of the allow set
-    zhashx_t *acl;                      //  "ROLE/serve|call" -> pattern list
+    lh_acl_t *acl;                      //  who may serve, call, publish, subscribe
+    zhashx_t *grants;                   //  in-process grant (hex) -> role
+    char inproc_role [LH_ROLE_MAX + 1]; //  in-process peer without a grant, or ""
+    char plain_role [LH_ROLE_MAX + 1];  //  peers of a plain tcp/ipc endpoint
 
     uint64_t refused_handshake;         //  CURVE handshakes that failed
     uint64_t refused_zap;               //  keys ZAP refused (unknown, role)
@@ -229,6 +235,9 @@ typedef struct {
     uint64_t refused_serve;             //  READY not allowed (403)
     uint64_t refused_call;              //  REQ not allowed (403)
     uint64_t refused_admin;             //  broker admin op by non-admin (403)
+    uint64_t refused_grant;             //  in-process HELLO without a grant (403)
+    uint64_t refused_publish;           //  PUB not allowed (403)
+    uint64_t refused_subscribe;         //  SUB not allowed (403)
 
     lh_header_t out;                    //  header being built
     uint8_t hbuf [LH_HEADER_MAX];       //  encoded header being sent
@@ -369,9 +378,10 @@ void
 //  lh_broker_security.c: identity, ACL, revocation, binds, ZAP
 
 //  Decide who a peer saying HELLO is (name, src, role, key). Returns 0, or
-//  the status to refuse it with (401, 403).
+//  the status to refuse it with (401, 403) and a sentence in *reason_p.
 uint32_t
-    lh_broker_peer_identify (self_t *self, peer_t *peer, lh_msg_t *msg);
+    lh_broker_peer_identify (self_t *self, peer_t *peer, lh_msg_t *msg,
+                             const char **reason_p);
 
 //  May this peer offer svc?
 bool
@@ -380,6 +390,11 @@ bool
 //  May this peer call svc.op?
 bool
     lh_broker_may_call (self_t *self, peer_t *peer, const char *svc, const char *op);
+
+//  A new in-process grant for role (32 hex characters, caller frees), or
+//  NULL if role is not a role
+char *
+    lh_broker_grant (self_t *self, const char *role);
 
 //  Is a CURVE peer's key still in the allow set (and not expired)?
 bool

@@ -9,69 +9,49 @@
 */
 
 #include "lh_broker_internal.h"
+#include <sodium.h>
 
 //  --------------------------------------------------------------------------
-//  Does a pattern list "a,b.*,c.op,*" allow svc (and op, when not NULL)?
-//  A pattern is `*`, a service (any op), `svc.*`, or `svc.op`.
-
-static bool
-s_acl_match (const char *list, const char *svc, const char *op)
-{
-    size_t svc_size = strlen (svc);
-    const char *token = list;
-    while (*token) {
-        while (*token == ' ' || *token == ',')
-            token++;
-        size_t size = strcspn (token, ", ");
-        if (size == 0)
-            break;
-        if (size == 1 && token [0] == '*')
-            return true;
-        if (size >= svc_size && memcmp (token, svc, svc_size) == 0) {
-            const char *rest = token + svc_size;
-            size_t rest_size = size - svc_size;
-            if (rest_size == 0)
-                return true;
-            if (rest [0] == '.' && op && rest_size == 2 && rest [1] == '*')
-                return true;
-            if (rest [0] == '.' && op && rest_size - 1 == strlen (op)
-            &&  memcmp (rest + 1, op, rest_size - 1) == 0)
-                return true;
-        }
-        token += size;
-    }
-    return false;
-}
-
-
-//  --------------------------------------------------------------------------
-//  May this peer offer svc? Only role actor, as far as acl actor/serve
-//  allows. A peer without a certificate (inproc, plain loopback) may.
+//  May this peer offer svc? Only role actor, as far as acl/actor/serve
+//  allows, whichever way the peer came in.
 
 bool
 lh_broker_may_serve (self_t *self, peer_t *peer, const char *svc)
 {
-    if (!peer->secure)
-        return true;
-    if (!streq (peer->role, "actor"))
-        return false;
-    const char *list = (const char *) zhashx_lookup (self->acl, "actor/serve");
-    return list && s_acl_match (list, svc, NULL);
+    return lh_acl_may_serve (self->acl, peer->role, svc);
 }
 
 
 //  --------------------------------------------------------------------------
-//  May this peer call svc.op? As acl ROLE/call says; no list, no calls.
+//  May this peer call svc.op? As acl/ROLE/call says; the admin ops need
+//  role admin too.
 
 bool
 lh_broker_may_call (self_t *self, peer_t *peer, const char *svc, const char *op)
 {
-    if (!peer->secure)
-        return true;
-    char key [LH_ROLE_MAX + 8];
-    snprintf (key, sizeof key, "%s/call", peer->role);
-    const char *list = (const char *) zhashx_lookup (self->acl, key);
-    return list && s_acl_match (list, svc, op);
+    return lh_acl_may_call (self->acl, peer->role, svc, op);
+}
+
+
+//  --------------------------------------------------------------------------
+//  A new in-process grant for role: 16 random bytes as 32 hex characters,
+//  remembered with the role for the broker's lifetime. The process that
+//  runs the broker hands it to the peers it starts (lh_cert_inproc); a
+//  peer presents it as the start of its routing id. Returns the grant
+//  (caller frees), or NULL if role is not a role.
+
+char *
+lh_broker_grant (self_t *self, const char *role)
+{
+    if (!lh_acl_role_valid (role))
+        return NULL;
+    uint8_t secret [S_GRANT_SIZE / 2];
+    randombytes_buf (secret, sizeof secret);
+    char *grant = (char *) malloc (S_GRANT_SIZE + 1);
+    assert (grant);
+    sodium_bin2hex (grant, S_GRANT_SIZE + 1, secret, sizeof secret);
+    zhashx_update (self->grants, grant, strdup (role));
+    return grant;
 }
 
 
@@ -187,28 +167,36 @@ lh_broker_reload_allow (self_t *self, bool force)
 
 
 //  --------------------------------------------------------------------------
-//  Decide the name a peer is known by, stamped as src on everything it
-//  sends. A peer that came over CURVE is known by its certificate: the
-//  User-Id (its key) and the name and role that our ZAP handler attached
-//  as metadata; its key must still be in the allow set (401) and its HELLO
-//  must say the certificate's name (403). A peer without User-Id (inproc,
-//  or plain tcp on loopback) is known by its HELLO name.
-//  Returns 0, or the status to refuse the peer with.
+//  Decide who a peer saying HELLO is: the name stamped as src on all it
+//  sends, and its role. Every peer gets a role, whichever way it came in:
+//  - over CURVE: its certificate's name and role (our ZAP handler put them
+//    in the connection's metadata with its key as User-Id); the key must
+//    still be allowed (401) and the HELLO must say the certificate's name
+//    (403);
+//  - over a plain tcp/ipc endpoint (ZMTP metadata, no User-Id): the
+//    configured plain_role, named by its HELLO;
+//  - in-process (no metadata at all): the role of the grant its routing id
+//    starts with (GRANT, lh_cert_inproc), else inproc_role, else refused
+//    (403); named by its HELLO.
+//  Returns 0, or the status to refuse the peer with and *reason_p.
 
 uint32_t
-lh_broker_peer_identify (self_t *self, peer_t *peer, lh_msg_t *msg)
+lh_broker_peer_identify (self_t *self, peer_t *peer, lh_msg_t *msg, const char **reason_p)
 {
-    const char *uid = msg->header_frame? zframe_meta (msg->header_frame, "User-Id"): NULL;
+    zframe_t *frame = msg->header_frame;
+    const char *uid = frame? zframe_meta (frame, "User-Id"): NULL;
     if (uid && *uid) {
         const lh_allow_entry_t *entry = self->allow? lh_allow_lookup (self->allow, uid): NULL;
-        const char *name = zframe_meta (msg->header_frame, "name");
-        const char *role = zframe_meta (msg->header_frame, "role");
+        const char *name = zframe_meta (frame, "name");
+        const char *role = zframe_meta (frame, "role");
         if (!entry || !name || !role) {
             self->refused_revoked++;
+            *reason_p = "this key is not (or no longer) in the broker's allow set";
             return LH_ST_UNAUTHORIZED;
         }
         if (!streq (name, msg->header.name)) {
             self->refused_name++;
+            *reason_p = "HELLO name does not match the peer's certificate";
             return LH_ST_FORBIDDEN;
         }
         peer->secure = true;
@@ -216,6 +204,33 @@ lh_broker_peer_identify (self_t *self, peer_t *peer, lh_msg_t *msg)
         snprintf (peer->role, sizeof peer->role, "%s", role);
         peer->expires = entry->expires;
         peer->allow_gen = self->allow_gen;
+    }
+    else
+    if (frame && zframe_meta (frame, "Socket-Type"))
+        snprintf (peer->role, sizeof peer->role, "%s", self->plain_role);
+    else {
+        //  In-process: the grant is the routing id's first S_GRANT_SIZE
+        //  characters, then "." and a nonce that keeps ids unique
+        const char *role = NULL;
+        size_t size = zframe_size (peer->rid);
+        const char *rid = (const char *) zframe_data (peer->rid);
+        if (size == S_GRANT_SIZE + 1 + S_NONCE_SIZE && rid [S_GRANT_SIZE] == '.') {
+            char grant [S_GRANT_SIZE + 1];
+            memcpy (grant, rid, S_GRANT_SIZE);
+            grant [S_GRANT_SIZE] = 0;
+            role = (const char *) zhashx_lookup (self->grants, grant);
+        }
+        if (!role && *self->inproc_role)
+            role = self->inproc_role;
+        if (!role) {
+            self->refused_grant++;
+            lh_warn ("broker", NULL, "in-process peer %s has no grant: refused",
+                     msg->header.name);
+            *reason_p = "an in-process peer needs a grant from the process that runs "
+                        "the broker (docs/broker.md, Roles)";
+            return LH_ST_FORBIDDEN;
+        }
+        snprintf (peer->role, sizeof peer->role, "%s", role);
     }
     snprintf (peer->name, sizeof peer->name, "%s", msg->header.name);
     snprintf (peer->src, sizeof peer->src, "%s", msg->header.name);
@@ -550,8 +565,9 @@ lh_broker_handle_monitor (self_t *self, zsock_t *monitor)
 
 
 //  --------------------------------------------------------------------------
-//  CONFIGURE for the security keys: cert, allow, acl/ROLE/serve|call and
-//  reload_ms. Returns 0 (set), -1 (bad value), or 1 (not a security key).
+//  CONFIGURE for the security keys: cert, allow, acl/ROLE/LIST, inproc_role,
+//  plain_role and reload_ms. Returns 0 (set), -1 (bad value), or 1 (not a
+//  security key).
 
 int
 lh_broker_configure_security (self_t *self, const char *key, const char *value)
@@ -584,12 +600,19 @@ lh_broker_configure_security (self_t *self, const char *key, const char *value)
         return 0;
     }
     if (strncmp (key, "acl/", 4) == 0) {
-        const char *role = key + 4;
-        const char *slash = strchr (role, '/');
-        if (!slash || slash == role || (size_t) (slash - role) > LH_ROLE_MAX
-        ||  !(streq (slash + 1, "serve") || streq (slash + 1, "call")))
+        char *error = NULL;
+        if (lh_acl_set (self->acl, key + 4, value, &error) == 0)
+            return 0;
+        lh_error ("broker", NULL, "%s", error);
+        free (error);
+        return -1;
+    }
+    if (streq (key, "inproc_role") || streq (key, "plain_role")) {
+        bool inproc = streq (key, "inproc_role");
+        if (!lh_acl_role_valid (value) && !(inproc && *value == 0))
             return -1;
-        zhashx_update (self->acl, role, strdup (value));
+        char *field = inproc? self->inproc_role: self->plain_role;
+        snprintf (field, LH_ROLE_MAX + 1, "%s", value);
         return 0;
     }
     if (streq (key, "reload_ms")) {

@@ -136,7 +136,7 @@ lh_broker_stats_json (self_t *self)
             "dropped", (json_int_t) service->dropped));
     }
     return json_pack ("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-                      " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+                      " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
                       " s:{s:b, s:I, s:I}}",
         "uptime_ms", (json_int_t) (lh_broker_now_ms () - self->started),
         "bseq", (json_int_t) self->bseq,
@@ -158,6 +158,9 @@ lh_broker_stats_json (self_t *self)
             "serve", (json_int_t) self->refused_serve,
             "call", (json_int_t) self->refused_call,
             "admin", (json_int_t) self->refused_admin,
+            "grant", (json_int_t) self->refused_grant,
+            "publish", (json_int_t) self->refused_publish,
+            "subscribe", (json_int_t) self->refused_subscribe,
         "curve",
             "on", self->zap != NULL,
             "keys", (json_int_t) (self->allow? lh_allow_size (self->allow): 0),
@@ -233,7 +236,7 @@ lh_broker_serve_builtin (self_t *self, peer_t *peer, lh_msg_t *msg, service_t *s
     else
     if (streq (header->op, "bind") || streq (header->op, "unbind")
     ||  streq (header->op, "reload")) {
-        if (peer->secure && !streq (peer->role, "admin")) {
+        if (!streq (peer->role, "admin")) {
             self->refused_admin++;
             lh_broker_reject_request (self, msg, service, LH_ST_FORBIDDEN, "forbidden",
                               "broker admin ops need role admin", 0);

@@ -132,6 +132,64 @@ s_test_body_has (lh_msg_t *msg, const char *text)
 
 
 //  --------------------------------------------------------------------------
+//  Connect a peer at endpoint (routing id identity, or the socket's own)
+//  and say HELLO; returns the first answer in msg
+
+static zsock_t *
+s_test_hello (const char *endpoint, const char *identity, const char *name, lh_msg_t *msg)
+{
+    zsock_t *peer = zsock_new (ZMQ_DEALER);
+    assert (peer);
+    if (identity)
+        zsock_set_identity (peer, identity);
+    int rc = zsock_connect (peer, "%s", endpoint);
+    assert (rc == 0);
+    lh_header_t header;
+    lh_header_init (&header, LH_T_HELLO);
+    header.id = s_test_next_id++;
+    header.has |= LH_H_ID;
+    lh_header_set_str (&header, LH_H_NAME, name);
+    s_test_send (peer, &header, NULL);
+    bool got = s_test_recv (peer, msg, T_WAIT);
+    assert (got);
+    return peer;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A grant for role from the broker (GRANT), caller frees
+
+static char *
+s_test_grant (zactor_t *broker, const char *role)
+{
+    zstr_sendx (broker, "GRANT", role, NULL);
+    char *status, *grant;
+    int rc = zsock_recv (broker, "ss", &status, &grant);
+    assert (rc == 0 && streq (status, "0") && strlen (grant) == 32);
+    zstr_free (&status);
+    return grant;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Connect a peer with a grant (its routing id: the grant, ".", a nonce)
+//  and check it is welcomed
+
+static zsock_t *
+s_test_peer_as (const char *name, const char *grant)
+{
+    char identity [64];
+    snprintf (identity, sizeof identity, "%s.%016" PRIx64, grant, s_test_next_id++);
+    lh_msg_t msg;
+    zsock_t *peer = s_test_hello (T_ENDPOINT, identity, name, &msg);
+    assert (msg.header.t == LH_T_WELCOME);
+    lh_msg_reset (&msg);
+    s_test_keep_alive (peer, true);
+    return peer;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Connect a peer and say HELLO; checks the WELCOME
 
 static zsock_t *
@@ -387,12 +445,16 @@ lh_broker_test (bool verbose)
     }
     const char *settings [][2] = {
         { "hb_ivl", "100" }, { "hb_live", "8" }, { "queue_max", "3" },
-        { "retry_after_ms", "50" }, { "sub_queue", "5" }
+        { "retry_after_ms", "50" }, { "sub_queue", "5" }, { "acl/actor/publish", "news." }
     };
     for (size_t index = 0; index < sizeof settings / sizeof settings [0]; index++)
         assert (s_test_configure (broker, settings [index][0], settings [index][1]));
     assert (!s_test_configure (broker, "hb_ivl", "soon"));
     assert (!s_test_configure (broker, "no_such_key", "1"));
+    assert (!s_test_configure (broker, "acl/nobody/call", "*"));
+    assert (!s_test_configure (broker, "acl/client/call", "bad!name"));
+    assert (!s_test_configure (broker, "plain_role", "root"));
+    assert (!s_test_configure (broker, "plain_role", ""));
     const char *binds [][2] = { { "BIND", T_ENDPOINT }, { "TAP", T_TAP } };
     for (size_t index = 0; index < 2; index++) {
         zsock_send (broker, "ss", binds [index][0], binds [index][1]);
@@ -755,6 +817,148 @@ lh_broker_test (bool verbose)
     s_test_expect_reply (client, LH_T_REP, id, 200, "p99_us");
     id = s_test_request (client, "broker", "nope", 0, NULL, false, NULL);
     s_test_expect_reply (client, LH_T_REP, id, 404, "no_such_op");
+
+    //  Every peer has a role, and every message is checked against it.
+    //  In-process peers: the role of the grant their routing id starts
+    //  with; without one, inproc_role (here the default, actor)
+    {
+        char *as_client = s_test_grant (broker, "client");
+        char *as_admin = s_test_grant (broker, "admin");
+        char *as_gateway = s_test_grant (broker, "gateway");
+        zstr_sendx (broker, "GRANT", "root", NULL);
+        char *status, *detail;
+        zsock_recv (broker, "ss", &status, &detail);
+        assert (streq (status, "-1"));
+        zstr_free (&status);
+        zstr_free (&detail);
+
+        //  A client calls services but not the admin ops, and may not serve
+        zsock_t *granted = s_test_peer_as ("granted", as_client);
+        id = s_test_request (granted, "lru", "op", 0, NULL, false, NULL);
+        key = s_test_expect_request (w4, "op", NULL);
+        s_test_answer (w4, LH_T_REP, key, 200, NULL);
+        s_test_expect_reply (granted, LH_T_REP, id, 200, NULL);
+        int64_t admin_refusals = s_test_stat (broker, "refused", "admin");
+        id = s_test_request (granted, "broker", "unbind", 0, NULL, false, NULL);
+        s_test_expect_reply (granted, LH_T_REP, id, 403, "need role admin");
+        assert (s_test_stat (broker, "refused", "admin") == admin_refusals + 1);
+        //  So is an ungranted in-process peer (role actor)
+        id = s_test_request (client, "broker", "reload", 0, NULL, false, NULL);
+        s_test_expect_reply (client, LH_T_REP, id, 403, "role actor");
+        {
+            lh_header_t header;
+            lh_header_init (&header, LH_T_READY);
+            lh_header_set_str (&header, LH_H_SVC, "stolen");
+            s_test_send (granted, &header, NULL);
+            assert (s_test_recv (granted, &msg, T_WAIT));
+            assert (msg.header.t == LH_T_BYE && msg.header.st == 403);
+            assert (s_test_body_has (&msg, "role client may not serve"));
+            lh_msg_reset (&msg);
+        }
+        s_test_destroy (&granted);
+
+        //  Admin may
+        zsock_t *admin = s_test_peer_as ("admin", as_admin);
+        id = s_test_request (admin, "broker", "reload", 0, NULL, false, NULL);
+        s_test_expect_reply (admin, LH_T_REP, id, 200, "generation");
+
+        //  A role's call list: gateway may call echo only
+        assert (s_test_configure (broker, "acl/gateway/call", "echo, broker.ping"));
+        zsock_t *gateway = s_test_peer_as ("gateway", as_gateway);
+        int64_t call_refusals = s_test_stat (broker, "refused", "call");
+        id = s_test_request (gateway, "lru", "op", 0, NULL, false, NULL);
+        s_test_expect_reply (gateway, LH_T_REP, id, 403, "acl/gateway/call");
+        assert (s_test_stat (broker, "refused", "call") == call_refusals + 1);
+        id = s_test_request (gateway, "echo", "nope", 0, NULL, false, NULL);
+        s_test_expect_reply (gateway, LH_T_REP, id, 404, "no_such_op");
+        assert (s_test_configure (broker, "acl/gateway/call", "*"));
+
+        //  Events: a client may neither publish nor subscribe by default;
+        //  the refusal is a REP 403 naming its id, counted, and routes
+        //  nothing to the subscribers
+        zsock_t *publisher = s_test_peer_as ("publisher", as_client);
+        lh_header_t header;
+        lh_header_init (&header, LH_T_PUB);
+        header.id = 4242;
+        header.has |= LH_H_ID;
+        lh_header_set_str (&header, LH_H_TOPIC, "news.forged");
+        s_test_send (publisher, &header, s_test_body ("forged"));
+        s_test_expect_reply (publisher, LH_T_REP, 4242, 403, "may not publish");
+        assert (s_test_stat (broker, "refused", "publish") == 1);
+        s_test_sync (s1);
+        s_test_expect_nothing (s1, 50);
+        lh_header_init (&header, LH_T_SUB);
+        header.id = 4343;
+        header.has |= LH_H_ID;
+        lh_header_set_str (&header, LH_H_TOPIC, "news.");
+        s_test_send (publisher, &header, NULL);
+        s_test_expect_reply (publisher, LH_T_REP, 4343, 403, "may not subscribe");
+        assert (s_test_stat (broker, "refused", "subscribe") == 1);
+        //  An actor may publish what its list names (news. here), not more
+        lh_header_init (&header, LH_T_PUB);
+        header.id = 4444;
+        header.has |= LH_H_ID;
+        lh_header_set_str (&header, LH_H_TOPIC, "sport.ski");
+        s_test_send (client, &header, NULL);
+        s_test_expect_reply (client, LH_T_REP, 4444, 403, "acl/actor/publish");
+        s_test_destroy (&publisher);
+
+        //  Without inproc_role, an in-process peer needs a grant: a HELLO
+        //  without one, or with one the broker never made, is refused
+        assert (s_test_configure (broker, "inproc_role", ""));
+        const char *identities [] = {
+            NULL, "0123456789abcdef0123456789abcdef.0123456789abcdef", "short"
+        };
+        for (size_t index = 0; index < 3; index++) {
+            zsock_t *stranger = s_test_hello (T_ENDPOINT, identities [index], "stranger", &msg);
+            assert (msg.header.t == LH_T_BYE && msg.header.st == 403);
+            assert (s_test_body_has (&msg, "needs a grant"));
+            lh_msg_reset (&msg);
+            zsock_destroy (&stranger);
+        }
+        assert (s_test_stat (broker, "refused", "grant") == 3);
+        zsock_t *second = s_test_peer_as ("second", as_admin);
+        s_test_destroy (&second);
+        assert (s_test_configure (broker, "inproc_role", "actor"));
+
+        //  A plain tcp endpoint: its peers have plain_role (client by
+        //  default), never a bypass
+        zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
+        char *endpoint;
+        zsock_recv (broker, "ss", &status, &endpoint);
+        assert (streq (status, "0"));
+        zstr_free (&status);
+        zsock_t *remote = s_test_hello (endpoint, NULL, "remote", &msg);
+        assert (msg.header.t == LH_T_WELCOME);
+        lh_msg_reset (&msg);
+        id = s_test_request (remote, "broker", "unbind", 0, NULL, false, NULL);
+        s_test_expect_reply (remote, LH_T_REP, id, 403, "role client");
+        lh_header_init (&header, LH_T_READY);
+        lh_header_set_str (&header, LH_H_SVC, "remote");
+        s_test_send (remote, &header, NULL);
+        assert (s_test_recv (remote, &msg, T_WAIT));
+        assert (msg.header.t == LH_T_BYE && msg.header.st == 403);
+        lh_msg_reset (&msg);
+        zsock_destroy (&remote);
+        assert (s_test_configure (broker, "plain_role", "actor"));
+        remote = s_test_hello (endpoint, NULL, "remote-worker", &msg);
+        lh_msg_reset (&msg);
+        lh_header_init (&header, LH_T_READY);
+        lh_header_set_str (&header, LH_H_SVC, "remote");
+        s_test_send (remote, &header, NULL);
+        s_test_keep_alive (remote, true);
+        s_test_sync (remote);
+        //  The admin unbinds it: its connections close
+        id = s_test_request (admin, "broker", "unbind", 0, NULL, false, NULL);
+        s_test_expect_reply (admin, LH_T_REP, id, 400, "endpoint");
+        s_test_destroy (&remote);
+        zstr_free (&endpoint);
+        s_test_destroy (&admin);
+        s_test_destroy (&gateway);
+        zstr_free (&as_client);
+        zstr_free (&as_admin);
+        zstr_free (&as_gateway);
+    }
 
     //  A peer that says BYE is forgotten at once
     {

@@ -1149,11 +1149,18 @@ s_test_broker (const char *endpoint)
     zactor_t *broker = zactor_new (lh_broker_actor, "test");
     assert (broker);
     char *status, *detail;
-    zstr_sendx (broker, "CONFIGURE", "hb_ivl", "400", NULL);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
+    //  The test's peers are actors, in-process (the broker's default role
+    //  for peers without a grant) or over plain tcp; they publish evt.*
+    const char *settings [][2] = {
+        { "hb_ivl", "400" }, { "plain_role", "actor" }, { "acl/actor/publish", "evt." }
+    };
+    for (size_t index = 0; index < 3; index++) {
+        zstr_sendx (broker, "CONFIGURE", settings [index][0], settings [index][1], NULL);
+        zsock_recv (broker, "ss", &status, &detail);
+        assert (status && streq (status, "0"));
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
     //  An inproc endpoint is released a moment after its socket closes:
     //  retry the bind, bounded
     int64_t until = zclock_mono () + 5000;
@@ -1363,6 +1370,10 @@ lh_actor_test (bool verbose)
     zactor_destroy (&broker);
     broker = zactor_new (lh_broker_actor, "test");       //  hb_ivl 1000
     char *status, *detail;
+    zstr_sendx (broker, "CONFIGURE", "plain_role", "actor", NULL);
+    zsock_recv (broker, "ss", &status, &detail);
+    zstr_free (&status);
+    zstr_free (&detail);
     zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
     zsock_recv (broker, "ss", &status, &detail);
     assert (status && streq (status, "0"));

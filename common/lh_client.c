@@ -105,7 +105,14 @@ lh_link_connect (const lh_link_t *link)
         lh_error (NULL, NULL, "bus link has no endpoint");
         return NULL;
     }
-    if (link->cert && !link->server_key) {
+    //  An in-process certificate (lh_cert_inproc) carries a grant instead
+    const char *grant = link->cert? zcert_meta (link->cert, "grant"): NULL;
+    if (grant && strncmp (link->endpoint, "inproc://", 9) != 0) {
+        lh_error (NULL, NULL, "bus link to %s has an in-process certificate: it works "
+                  "only on inproc://", link->endpoint);
+        return NULL;
+    }
+    if (link->cert && !grant && !link->server_key) {
         lh_error (NULL, NULL, "bus link to %s has a certificate but no server key",
                   link->endpoint);
         return NULL;
@@ -119,6 +126,18 @@ lh_link_connect (const lh_link_t *link)
     //  The broker never blocks on us: what does not fit our queue is dropped.
     //  Room for a whole stream (echo.stream sends up to 10000 PARTs)
     zsock_set_rcvhwm (sock, S_RCVHWM);
+    if (grant) {
+        //  The broker reads our role from the grant; a random nonce after
+        //  it keeps every connection's routing id unique
+        uint8_t nonce [8];
+        randombytes_buf (nonce, sizeof (nonce));
+        char identity [256];
+        int size = snprintf (identity, sizeof (identity), "%s.", grant);
+        if (size > 0 && (size_t) size + 17 <= sizeof (identity))
+            sodium_bin2hex (identity + size, 17, nonce, sizeof (nonce));
+        zsock_set_identity (sock, identity);
+    }
+    else
     if (link->cert) {
         zcert_apply (link->cert, sock);
         zsock_set_curve_serverkey (sock, link->server_key);

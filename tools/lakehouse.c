@@ -75,6 +75,7 @@
 #include "lh_ingest_upload.h"
 #include "lh_json.h"
 #include "lh_tap.h"
+#include "lh_acl.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -140,6 +141,9 @@ typedef struct {
     zlist_t *services;                  //  s_service_t items, in start order
     zcert_t *cert;                      //  our certificate for a tcp link, or NULL
     char *server_key;                   //  the broker's key for it, or NULL
+    zcert_t *admin_cert;                //  gateway: its admin link's certificate, or NULL
+    char *admin_key;                    //  the broker's key for that link, or NULL
+    zlist_t *inproc_certs;              //  in-process certificates we granted
     sigset_t signals;                   //  SIGINT + SIGTERM + SIGHUP, blocked everywhere
     lh_tap_t *tap;                      //  in-process tap reader, or NULL
     zactor_t *tap_reader;               //  its actor while it runs, or NULL
@@ -479,6 +483,8 @@ s_self_new (lh_config_t **config_p)
     *config_p = NULL;
     self->services = zlist_new ();
     assert (self->services);
+    self->inproc_certs = zlist_new ();
+    assert (self->inproc_certs);
     sigemptyset (&self->signals);
     sigaddset (&self->signals, SIGINT);
     sigaddset (&self->signals, SIGTERM);
@@ -554,6 +560,12 @@ s_self_destroy (s_self_t **self_p)
     }
     zcert_destroy (&self->cert);
     free (self->server_key);
+    zcert_destroy (&self->admin_cert);
+    free (self->admin_key);
+    zcert_t *cert;
+    while ((cert = (zcert_t *) zlist_pop (self->inproc_certs)))
+        zcert_destroy (&cert);
+    zlist_destroy (&self->inproc_certs);
     free (self->bus_endpoint);
     free (self->tap_endpoint);
     free (self->gateway_url);
@@ -592,6 +604,71 @@ s_broker_command (s_self_t *self, const char *command, const char *arg1,
 
 
 //  --------------------------------------------------------------------------
+//  Give the broker the roles and the ACL, whichever way peers come in:
+//  every acl/ key (checked here first, for a message naming the key), the
+//  role of plain-tcp peers (bus/plain_role), and no role at all for an
+//  in-process peer without a grant: this process grants each peer it
+//  starts its role (s_inproc_link). Returns 0, or -1 (printed).
+
+static int
+s_broker_roles (s_self_t *self)
+{
+    lh_config_t *config = self->config;
+    lh_acl_t *acl = lh_acl_new ();
+    char *error = NULL;
+    int rc = lh_acl_load (acl, config, &error);
+    lh_acl_destroy (&acl);
+    if (rc != 0) {
+        fprintf (stderr, "lakehouse: %s\n", error);
+        free (error);
+        return -1;
+    }
+    for (const s_key_t *key = s_keys; rc == 0 && key->path; key++) {
+        if (strncmp (key->path, "acl/", 4) != 0)
+            continue;
+        if (s_broker_command (self, "CONFIGURE", key->path,
+                              lh_config_str (config, key->path), NULL) != 0) {
+            fprintf (stderr, "lakehouse: config %s: refused by the broker\n", key->path);
+            rc = -1;
+        }
+    }
+    if (rc == 0
+    &&  (s_broker_command (self, "CONFIGURE", "plain_role",
+                           lh_config_str (config, "bus/plain_role"), NULL) != 0
+    ||   s_broker_command (self, "CONFIGURE", "inproc_role", "", NULL) != 0)) {
+        fprintf (stderr, "lakehouse: config bus/plain_role: refused by the broker\n");
+        rc = -1;
+    }
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A link to this process's broker over bus/inproc for a peer of role:
+//  the broker makes a grant for the role (GRANT) and the link carries it
+//  in an in-process certificate (lh_cert_inproc), which lives until the
+//  launcher ends. Returns 0, or -1 (printed).
+
+static int
+s_inproc_link (s_self_t *self, const char *role, lh_link_t *link)
+{
+    memset (link, 0, sizeof (*link));
+    link->endpoint = lh_config_str (self->config, "bus/inproc");
+    char *grant = NULL;
+    if (!self->broker || s_broker_command (self, "GRANT", role, NULL, &grant) != 0) {
+        fprintf (stderr, "lakehouse: the broker made no grant for role %s: %s\n", role,
+                 grant? grant: "no broker in this process");
+        free (grant);
+        return -1;
+    }
+    link->cert = lh_cert_inproc (grant, role);
+    zlist_append (self->inproc_certs, link->cert);
+    free (grant);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Give the broker its certificate and allow directory (creating the local
 //  set under CERTS on first run when broker/cert is the default), or check
 //  that plain tcp was asked for explicitly. Returns 0, -1 on a run-time
@@ -601,6 +678,8 @@ static int
 s_broker_security (s_self_t *self)
 {
     lh_config_t *config = self->config;
+    if (s_broker_roles (self) != 0)
+        return -2;
     if (!lh_config_bool (config, "bus/curve")) {
         if (!lh_config_bool (config, "bus/plain")) {
             fprintf (stderr, "lakehouse: config bus/curve = false needs bus/plain = true "
@@ -637,16 +716,6 @@ s_broker_security (s_self_t *self)
         rc = -2;
     }
     zstr_free (&detail);
-    for (const s_key_t *key = s_keys; rc == 0 && key->path; key++) {
-        if (strncmp (key->path, "acl/", 4) != 0)
-            continue;
-        if (s_broker_command (self, "CONFIGURE", key->path,
-                              lh_config_str (config, key->path), &detail) != 0) {
-            fprintf (stderr, "lakehouse: config %s: refused by the broker\n", key->path);
-            rc = -2;
-        }
-        zstr_free (&detail);
-    }
     free (error);
     free (cert_path);
     free (allow_dir);
@@ -742,7 +811,9 @@ s_broker_announce (s_self_t *self)
 static int
 s_tap_wait (s_self_t *self)
 {
-    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/inproc") };
+    lh_link_t link;
+    if (s_inproc_link (self, "actor", &link) != 0)
+        return -1;
     lh_client_t *client = lh_client_new (&link, "lakehouse");
     int64_t deadline = zclock_mono () + S_TAP_READY_MS;
     int rc = -1;
@@ -778,7 +849,12 @@ s_tap_wait (s_self_t *self)
 static int
 s_tap_start (s_self_t *self)
 {
-    char *endpoint = zsys_sprintf ("%s-tap", lh_config_str (self->config, "bus/inproc"));
+    //  A name no other code in this process can guess: only the reader we
+    //  start connects to the tap here
+    zuuid_t *uuid = zuuid_new ();
+    char *endpoint = zsys_sprintf ("%s-%s-tap", lh_config_str (self->config, "bus/inproc"),
+                                   zuuid_str (uuid));
+    zuuid_destroy (&uuid);
     char *detail = NULL;
     int rc = 0;
     if (self->record
@@ -1102,15 +1178,19 @@ s_gateway_announce (s_self_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Start the gateway actor against link; keep its URL. An empty
-//  gateway/listen starts nothing. Returns 0, or -1 after printing why.
+//  Start the gateway actor against link (its own role) and admin_link
+//  (role admin, only for admin-token callers of the broker admin ops; may
+//  be NULL); keep its URL. An empty gateway/listen starts nothing. Returns
+//  0, or -1 after printing why.
 
 static int
-s_gateway_start (s_self_t *self, const lh_link_t *link)
+s_gateway_start (s_self_t *self, const lh_link_t *link, const lh_link_t *admin_link)
 {
     if (!*lh_config_str (self->config, "gateway/listen"))
         return 0;
     lh_gateway_args_t args = { .config = self->config, .link = *link };
+    if (admin_link)
+        args.admin_link = *admin_link;
     self->gateway = zactor_new (lh_gateway_actor, &args);
     assert (self->gateway);
     char *status = NULL, *detail = NULL;
@@ -1148,12 +1228,17 @@ s_run_up (s_self_t *self)
     if (self->tap && s_tap_start (self) != 0)
         return S_EXIT_FAILURE;
 
-    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/inproc") };
+    //  Every peer in this process gets its role from what we start it as
+    lh_link_t link, gateway_link, admin_link;
+    if (s_inproc_link (self, "actor", &link) != 0
+    ||  s_inproc_link (self, "gateway", &gateway_link) != 0
+    ||  s_inproc_link (self, "admin", &admin_link) != 0)
+        return S_EXIT_FAILURE;
     rc = s_services_start (self, &link, S_UP_READY_MS);
     if (rc < 0)
         return S_EXIT_FAILURE;
     if (rc == 0) {
-        if (s_gateway_start (self, &link) != 0)
+        if (s_gateway_start (self, &gateway_link, &admin_link) != 0)
             return S_EXIT_FAILURE;
         char *summary = s_services_summary (self);
         s_broker_announce (self);
@@ -1341,7 +1426,25 @@ s_run_gateway (s_self_t *self)
     lh_link_t link;
     if (s_link_make (self, "gateway", &link) != 0)
         return S_EXIT_FAILURE;
-    if (s_gateway_start (self, &link) != 0)
+    //  An admin link only with an admin certificate of its own
+    lh_link_t admin_link = { NULL };
+    const char *admin_cert = lh_config_str (self->config, "gateway/admin_cert");
+    if (*admin_cert) {
+        char *error = NULL;
+        if (lh_cert_link (self->config, link.endpoint, "admin", admin_cert, NULL, &admin_link,
+                          &self->admin_cert, &self->admin_key, &error) != 0) {
+            fprintf (stderr, "lakehouse: config gateway/admin_cert: %s\n", error);
+            free (error);
+            return S_EXIT_USAGE;
+        }
+        const char *role = zcert_meta (self->admin_cert, "role");
+        if (!role || !streq (role, "admin")) {
+            fprintf (stderr, "lakehouse: config gateway/admin_cert: '%s' has role %s, "
+                     "not admin\n", admin_cert, role? role: "(none)");
+            return S_EXIT_USAGE;
+        }
+    }
+    if (s_gateway_start (self, &link, admin_link.endpoint? &admin_link: NULL) != 0)
         return S_EXIT_FAILURE;
     s_gateway_announce (self);
     s_wait_for_signal (self);
