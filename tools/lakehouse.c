@@ -40,9 +40,17 @@
     run: broker, admin, tap, node, gateway, with public copies of all but
     the broker's in CERTS/allow. `node` and `gateway` connect with
     bus/cert (default CERTS/node.cert, CERTS/gateway.cert) and the broker
-    key bus/server_key (default CERTS/broker.cert). SIGHUP makes the broker
-    re-read its allow directory at once (it also checks it every
-    broker/reload_ms).
+    key bus/server_key (default CERTS/broker.cert). Every peer has a role
+    (docs/broker.md, "Roles"): `up` grants its actors role actor and its
+    gateway role gateway (plus an admin link for admin-token callers of
+    the broker admin ops); peers of a plain-tcp endpoint get
+    bus/plain_role.
+
+    Each running command writes DATA_DIR/COMMAND.pid (up.pid, broker.pid,
+    node.pid, gateway.pid) and removes it on a clean stop. SIGHUP makes
+    the process reload everything it can: the broker's allow directory
+    (also checked every broker/reload_ms) and the gateway's bearer tokens
+    (also checked every gateway/token_check_ms).
 
     Readiness is announced on stdout, one line each, flushed, so a script
     can start the process and read the real endpoints (a tcp endpoint
@@ -144,6 +152,7 @@ typedef struct {
     zcert_t *admin_cert;                //  gateway: its admin link's certificate, or NULL
     char *admin_key;                    //  the broker's key for that link, or NULL
     zlist_t *inproc_certs;              //  in-process certificates we granted
+    char *pid_file;                     //  DATA_DIR/COMMAND.pid we wrote, or NULL
     sigset_t signals;                   //  SIGINT + SIGTERM + SIGHUP, blocked everywhere
     lh_tap_t *tap;                      //  in-process tap reader, or NULL
     zactor_t *tap_reader;               //  its actor while it runs, or NULL
@@ -494,6 +503,46 @@ s_self_new (lh_config_t **config_p)
 
 
 //  --------------------------------------------------------------------------
+//  Write DATA_DIR/COMMAND.pid (up.pid, broker.pid, node.pid, gateway.pid)
+//  so that `kill -HUP $(cat var/up.pid)` signals this instance only; it
+//  is removed when the process ends. A file naming another live process
+//  is replaced with a warning (two instances share the data dir).
+
+static void
+s_pid_file_write (s_self_t *self, const char *command)
+{
+    char *path = zsys_sprintf ("%s/%s.pid", lh_config_str (self->config, "data/dir"), command);
+    FILE *file = fopen (path, "r");
+    if (file) {
+        long pid = 0;
+        if (fscanf (file, "%ld", &pid) == 1 && pid > 0 && pid != (long) getpid ()
+        &&  kill ((pid_t) pid, 0) == 0)
+            lh_warn ("lakehouse", NULL, "%s names process %ld, which is still running: "
+                     "two instances share this data dir; it now names this one", path, pid);
+        fclose (file);
+    }
+    char *temp = zsys_sprintf ("%s.tmp", path);
+    file = fopen (temp, "w");
+    bool written = false;
+    if (file) {
+        written = fprintf (file, "%ld\n", (long) getpid ()) > 0;
+        written = fclose (file) == 0 && written;
+        written = written && rename (temp, path) == 0;
+    }
+    if (written) {
+        self->pid_file = path;
+        path = NULL;
+    }
+    else {
+        lh_warn ("lakehouse", NULL, "cannot write %s: %s", path, strerror (errno));
+        unlink (temp);
+    }
+    free (temp);
+    free (path);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Stop the gateway, then every service (last started first)
 
 static void
@@ -566,6 +615,9 @@ s_self_destroy (s_self_t **self_p)
     while ((cert = (zcert_t *) zlist_pop (self->inproc_certs)))
         zcert_destroy (&cert);
     zlist_destroy (&self->inproc_certs);
+    if (self->pid_file)
+        unlink (self->pid_file);
+    free (self->pid_file);
     free (self->bus_endpoint);
     free (self->tap_endpoint);
     free (self->gateway_url);
@@ -1023,20 +1075,36 @@ s_services_check (s_self_t *self, lh_client_t *client, bool as_baseline)
 
 
 //  --------------------------------------------------------------------------
-//  SIGHUP: the broker (if this process runs one) re-reads its allow
-//  directory at once
+//  SIGHUP: everything reloadable in this process reloads at once: the
+//  broker's allow set (certificates added or removed) and the gateway's
+//  bearer tokens. Signals are blocked in every thread and taken here by
+//  sigwait, so the actors hear of it from us, by a pipe command.
 
 static void
 s_reload (s_self_t *self)
 {
-    if (!self->broker) {
-        lh_info ("lakehouse", NULL, "SIGHUP: no broker in this process, nothing to reload");
-        return;
-    }
     char *detail = NULL;
-    if (s_broker_command (self, "RELOAD", "", NULL, &detail) == 0)
-        lh_info ("lakehouse", NULL, "SIGHUP: allow set reloaded (%s keys)", detail);
-    free (detail);
+    if (self->broker) {
+        if (s_broker_command (self, "RELOAD", "", NULL, &detail) == 0)
+            lh_info ("lakehouse", NULL, "SIGHUP: broker allow set reloaded (%s keys)", detail);
+        else
+            lh_warn ("lakehouse", NULL, "SIGHUP: broker allow set not reloaded: %s",
+                     detail? detail: "no answer");
+        zstr_free (&detail);
+    }
+    if (self->gateway) {
+        zstr_send (self->gateway, "RELOAD");
+        char *status = NULL;
+        if (zsock_recv (self->gateway, "ss", &status, &detail) == 0 && streq (status, "0"))
+            lh_info ("lakehouse", NULL, "SIGHUP: gateway tokens reloaded (%s)", detail);
+        else
+            lh_warn ("lakehouse", NULL, "SIGHUP: gateway tokens not reloaded: %s",
+                     detail? detail: "no answer");
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
+    if (!self->broker && !self->gateway)
+        lh_info ("lakehouse", NULL, "SIGHUP: nothing to reload in this process");
 }
 
 
@@ -1607,6 +1675,8 @@ main (int argc, char *argv [])
         return S_EXIT_FAILURE;
     }
     s_self_t *self = s_self_new (&config);
+    if (!streq (args.command, "ingest"))
+        s_pid_file_write (self, args.command);
     if (tapping) {
         lh_tap_set_quiet (args.tap, !args.tap_print);
         if (args.tap_print)
