@@ -1114,6 +1114,41 @@ s_forget_peer (self_t *self, peer_t *peer)
 
 
 //  --------------------------------------------------------------------------
+//  A READY for a service that other workers already serve must come from
+//  the same single-instance process, when either side is single-instance
+//  (READY "solo", the offering process's instance id): a service whose
+//  state lives in one process must not be split across two. Workers of
+//  one process share the id, so they all pass. A second process is
+//  refused with BYE 409 naming the service and the holder, logged and
+//  counted (refused.instance); no request ever goes to it. Returns true
+//  when refused.
+
+static bool
+s_refuse_second_instance (self_t *self, peer_t *peer, lh_msg_t *msg)
+{
+    lh_header_t *header = &msg->header;
+    service_t *service = (service_t *) zhashx_lookup (self->services, header->svc);
+    size_t others = service? service->nworkers - (peer->service == service? 1: 0): 0;
+    const char *solo = (header->has & LH_H_SOLO)? header->solo: "";
+    if (others == 0 || streq (solo, service->solo))
+        return false;
+    self->refused_instance++;
+    char *reason = *service->solo
+        ? zsys_sprintf ("%s is single-instance and another process serves it (%s, "
+                        "instance %s): stop that one first, or run %s in one process only",
+                        service->name, service->holder, service->solo, service->name)
+        : zsys_sprintf ("%s is single-instance here (instance %s) but other processes "
+                        "serve it as several instances: run it in one process only",
+                        service->name, solo);
+    lh_warn ("broker", NULL, "refused %s's READY: %s", peer->src, reason);
+    lh_broker_send_bye (self, peer->rid, header, LH_ST_CONFLICT, "single_instance", reason);
+    free (reason);
+    lh_broker_peer_mark_dead (self, peer);
+    return true;
+}
+
+
+//  --------------------------------------------------------------------------
 //  READY: the peer works for a service, with ops and credit
 
 static void
@@ -1123,9 +1158,10 @@ s_register_worker (self_t *self, peer_t *peer, lh_msg_t *msg)
     bool has_ops = (header->has & LH_H_OPS) && header->ops [0];
     if (!(header->has & LH_H_SVC) || !lh_broker_name_ok (header->svc)
     ||  streq (header->svc, "broker")
+    ||  ((header->has & LH_H_SOLO) && !lh_broker_name_ok (header->solo))
     ||  (has_ops && !lh_broker_ops_valid (header->ops))) {
         lh_broker_send_bye (self, peer->rid, header, LH_ST_BAD_REQUEST, "bad_name",
-                    "READY needs svc and ops made of names of 1..64 [A-Za-z0-9_.:-]");
+                    "READY needs svc, ops and solo made of names of 1..64 [A-Za-z0-9_.:-]");
         lh_broker_peer_mark_dead (self, peer);
         return;
     }
@@ -1146,8 +1182,16 @@ s_register_worker (self_t *self, peer_t *peer, lh_msg_t *msg)
         lh_broker_peer_mark_dead (self, peer);
         return;
     }
+    if (s_refuse_second_instance (self, peer, msg))
+        return;
     service_t *service = s_service_require (self, header->svc);
     service->offered = true;
+    if (service->nworkers == 0 || (service->nworkers == 1 && peer->service == service)) {
+        //  The first worker says whether the service is single-instance
+        bool solo = (header->has & LH_H_SOLO) != 0;
+        snprintf (service->solo, sizeof service->solo, "%s", solo? header->solo: "");
+        snprintf (service->holder, sizeof service->holder, "%s", solo? peer->src: "");
+    }
     if (!peer->service) {
         peer->service = service;
         s_list_append (&service->workers, &peer->worker_link);

@@ -85,7 +85,8 @@
                    "full", "late_reply", "tap", "sub"},
                    "refused": {"handshake", "zap", "revoked", "name",
                    "serve", "call", "admin", "grant", "publish",
-                   "subscribe"}, "curve": {"on", "keys", "generation"}}
+                   "subscribe", "instance"}, "curve": {"on", "keys",
+                   "generation"}}
 
     Security (SPEC 3, docs/broker.md "Roles"). Every peer has a role,
     whichever way it came in, fixed at its HELLO: a CURVE peer's from its
@@ -94,7 +95,9 @@
     plain_role, an in-process peer's from its grant (else inproc_role,
     else BYE 403). READY, REQ, PUB and SUB are checked against the ACL:
     a refused READY gets BYE 403, a refused REQ a REP 403, a refused PUB
-    or SUB a REP 403 whose cid is its id. Every CURVE peer's key is checked
+    or SUB a REP 403 whose cid is its id. A READY carrying "solo" (a
+    single-instance service, its process's instance id) is refused with
+    BYE 409 when another instance (or non-solo workers) serve the service. Every CURVE peer's key is checked
     against the current allow set (a removed or expired key: 401 to the
     request, BYE 401, the peer forgotten; a revoked worker is forgotten as
     soon as the allow set changes).

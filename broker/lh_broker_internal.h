@@ -85,6 +85,8 @@ struct _service_t {
     char name [LH_NAME_MAX + 1];        //  service name
     bool offered;                       //  a worker ever said READY
     bool builtin;                       //  the broker's own service
+    char solo [LH_NAME_MAX + 1];        //  single-instance: the instance serving it, or ""
+    char holder [LH_NAME_MAX + 1];      //  src of the worker that made it so
     link_t workers;                     //  all workers (peer.worker_link)
     size_t nworkers;                    //  length of workers
     link_t waiting;                     //  workers with credit, LRU first
@@ -238,6 +240,8 @@ typedef struct {
     uint64_t refused_grant;             //  in-process HELLO without a grant (403)
     uint64_t refused_publish;           //  PUB not allowed (403)
     uint64_t refused_subscribe;         //  SUB not allowed (403)
+    uint64_t refused_instance;          //  READY for a single-instance service
+                                        //  another process serves (409)
 
     lh_header_t out;                    //  header being built
     uint8_t hbuf [LH_HEADER_MAX];       //  encoded header being sent

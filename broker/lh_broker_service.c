@@ -136,7 +136,7 @@ lh_broker_stats_json (self_t *self)
             "dropped", (json_int_t) service->dropped));
     }
     return json_pack ("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I},"
-                      " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+                      " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
                       " s:{s:b, s:I, s:I}}",
         "uptime_ms", (json_int_t) (lh_broker_now_ms () - self->started),
         "bseq", (json_int_t) self->bseq,
@@ -161,6 +161,7 @@ lh_broker_stats_json (self_t *self)
             "grant", (json_int_t) self->refused_grant,
             "publish", (json_int_t) self->refused_publish,
             "subscribe", (json_int_t) self->refused_subscribe,
+            "instance", (json_int_t) self->refused_instance,
         "curve",
             "on", self->zap != NULL,
             "keys", (json_int_t) (self->allow? lh_allow_size (self->allow): 0),

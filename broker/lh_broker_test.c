@@ -960,6 +960,72 @@ lh_broker_test (bool verbose)
         zstr_free (&as_gateway);
     }
 
+    //  A single-instance service: workers of one process (the same solo
+    //  instance id) share it; another process is refused 409, counted,
+    //  and never gets a request; once the holder is gone, another may
+    {
+        const char *offers [][3] = {
+            { "v1", "vec", "host-a:1:0001" }, { "v2", "vec", "host-a:1:0001" },
+            { "v3", "vec", "host-b:2:0002" }, { "v4", "vec", NULL },
+        };
+        zsock_t *vworkers [4];
+        for (size_t index = 0; index < 4; index++) {
+            vworkers [index] = s_test_peer (offers [index][0]);
+            lh_header_t header;
+            lh_header_init (&header, LH_T_READY);
+            lh_header_set_str (&header, LH_H_SVC, offers [index][1]);
+            if (offers [index][2])
+                lh_header_set_str (&header, LH_H_SOLO, offers [index][2]);
+            header.credit = 5;
+            header.has |= LH_H_CREDIT;
+            s_test_send (vworkers [index], &header, NULL);
+            if (index < 2)
+                s_test_sync (vworkers [index]);
+            else {
+                assert (s_test_recv (vworkers [index], &msg, T_WAIT));
+                assert (msg.header.t == LH_T_BYE && msg.header.st == 409);
+                assert (s_test_body_has (&msg, "single_instance"));
+                assert (s_test_body_has (&msg, "vec is single-instance"));
+                if (index == 2)
+                    assert (s_test_body_has (&msg, "v1, instance host-a:1:0001"));
+                lh_msg_reset (&msg);
+            }
+        }
+        assert (s_test_stat (broker, "refused", "instance") == 2);
+        for (size_t index = 0; index < 4; index++) {
+            id = s_test_request (client, "vec", "op", 0, NULL, false, NULL);
+            key = s_test_expect_request (vworkers [index % 2], "op", NULL);
+            s_test_answer (vworkers [index % 2], LH_T_REP, key, 200, NULL);
+            s_test_expect_reply (client, LH_T_REP, id, 200, NULL);
+        }
+        while (s_test_recv (vworkers [2], &msg, 50)) {
+            assert (msg.header.t != LH_T_REQ);      //  only HELLO-first BYEs
+            lh_msg_reset (&msg);
+        }
+        for (size_t index = 0; index < 4; index++)
+            s_test_destroy (&vworkers [index]);
+        //  The holder's workers leave (BYE): the next instance may serve
+        zsock_t *v5 = s_test_peer ("v5");
+        int64_t until = zclock_mono () + T_WAIT;
+        while (true) {
+            lh_header_t header;
+            lh_header_init (&header, LH_T_READY);
+            lh_header_set_str (&header, LH_H_SVC, "vec");
+            lh_header_set_str (&header, LH_H_SOLO, "host-b:2:0002");
+            s_test_send (v5, &header, NULL);
+            id = s_test_request (v5, "broker", "ping", 0, NULL, false, NULL);
+            assert (s_test_recv (v5, &msg, T_WAIT));
+            bool served = msg.header.t == LH_T_REP;
+            lh_msg_reset (&msg);
+            if (served)
+                break;                  //  not refused: v1 and v2 are gone
+            assert (zclock_mono () < until);
+            s_test_destroy (&v5);
+            v5 = s_test_peer ("v5");
+        }
+        s_test_destroy (&v5);
+    }
+
     //  A peer that says BYE is forgotten at once
     {
         lh_header_t header;

@@ -1137,6 +1137,28 @@ s_signalled (s_self_t *self, int timeout_ms)
 
 
 //  --------------------------------------------------------------------------
+//  Has the broker refused one of our services for good (a single-instance
+//  service another process serves)? Prints which and why.
+
+static bool
+s_services_refused (s_self_t *self)
+{
+    for (s_service_t *entry = (s_service_t *) zlist_first (self->services);
+         entry; entry = (s_service_t *) zlist_next (self->services)) {
+        const char *why = entry->runner? lh_service_refused (entry->runner): NULL;
+        if (why) {
+            fprintf (stderr, "lakehouse: the broker refused %s: %s\n",
+                     entry->service->name, why);
+            lh_error ("lakehouse", NULL, "the broker refused %s: %s; stopping",
+                      entry->service->name, why);
+            return true;
+        }
+    }
+    return false;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start the selected services against link, then wait until the broker
 //  lists their workers. timeout_ms < 0 waits until a signal. Returns 0
 //  when ready, 1 if a signal came first, -1 on failure (printed).
@@ -1166,6 +1188,10 @@ s_services_start (s_self_t *self, const lh_link_t *link, int timeout_ms)
     bool waiting_logged = false;
     int rc = -1;
     while (true) {
+        if (s_services_refused (self)) {
+            rc = -1;
+            break;
+        }
         if (!client)
             client = lh_client_new (link, "lakehouse");
         int check = client? s_services_check (self, client, false): 0;
@@ -1198,6 +1224,20 @@ s_services_start (s_self_t *self, const lh_link_t *link, int timeout_ms)
     }
     lh_client_destroy (&client);
     return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Serve until SIGINT or SIGTERM (returns 0), or until the broker refuses
+//  one of our services for good (returns -1, printed)
+
+static int
+s_serve (s_self_t *self)
+{
+    while (!s_signalled (self, 500))
+        if (s_services_refused (self))
+            return -1;
+    return 0;
 }
 
 
@@ -1315,11 +1355,12 @@ s_run_up (s_self_t *self)
         fflush (stdout);
         lh_info ("lakehouse", NULL, "up (%s)", summary);
         free (summary);
-        s_wait_for_signal (self);
+        rc = s_serve (self);
     }
     s_shutdown_begin (self);
     s_actors_stop (self);
-    return s_tap_stop (self) == 0? 0: S_EXIT_FAILURE;
+    int tap_rc = s_tap_stop (self);
+    return rc < 0 || tap_rc != 0? S_EXIT_FAILURE: 0;
 }
 
 
@@ -1474,10 +1515,10 @@ s_run_node (s_self_t *self, const char *actors)
         lh_info ("lakehouse", NULL, "node ready against %s (%s)",
                  link.endpoint, summary);
         free (summary);
-        s_wait_for_signal (self);
+        rc = s_serve (self);
     }
     s_shutdown_begin (self);
-    return 0;
+    return rc < 0? S_EXIT_FAILURE: 0;
 }
 
 
