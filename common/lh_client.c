@@ -410,6 +410,15 @@ s_on_msg (lh_client_t *self, lh_msg_t *msg, lh_reply_t **reply_p)
             result = 1;
         }
         else
+        if (header->t == LH_T_REP && (header->has & LH_H_ST) && header->st == LH_ST_FORBIDDEN) {
+            //  The broker refused a PUB or SUB of ours (the ACL)
+            lh_reply_t *refusal = s_reply_new (msg);
+            const char *reason = lh_reply_reason (refusal);
+            lh_warn (self->name, NULL, "the broker refused our message %" PRIu64 ": %s",
+                     header->cid, reason? reason: "403");
+            lh_reply_destroy (&refusal);
+        }
+        else
             lh_debug (self->name, NULL, "dropped a reply to %" PRIu64
                       " (nobody waits for it)", header->cid);
     }
