@@ -1446,8 +1446,10 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     int status = lh_routes_match (request->method, request->path, &request->match,
                                   request->detail, sizeof (request->detail));
     bool open = status == 200 && (request->match.route->flags & LH_ROUTE_OPEN);
-    request->role = lh_http_auth_role (self->auth,
-        MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+    if (!open)
+        request->role = lh_http_auth_role (self->auth,
+            MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_AUTHORIZATION));
     if (!open && !request->role)
         s_request_fail (request, LH_ST_UNAUTHORIZED, "unauthorized",
                         "a valid bearer token is required (Authorization: Bearer TOKEN)");
