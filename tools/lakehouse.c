@@ -543,6 +543,28 @@ s_pid_file_write (s_self_t *self, const char *command)
 
 
 //  --------------------------------------------------------------------------
+//  Remove our pid file, if it still names us (another instance sharing the
+//  data dir may have taken it over)
+
+static void
+s_pid_file_remove (s_self_t *self)
+{
+    if (!self->pid_file)
+        return;
+    FILE *file = fopen (self->pid_file, "r");
+    long pid = 0;
+    if (file) {
+        if (fscanf (file, "%ld", &pid) != 1)
+            pid = 0;
+        fclose (file);
+    }
+    if (pid == (long) getpid ())
+        unlink (self->pid_file);
+    zstr_free (&self->pid_file);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Stop the gateway, then every service (last started first)
 
 static void
@@ -615,9 +637,7 @@ s_self_destroy (s_self_t **self_p)
     while ((cert = (zcert_t *) zlist_pop (self->inproc_certs)))
         zcert_destroy (&cert);
     zlist_destroy (&self->inproc_certs);
-    if (self->pid_file)
-        unlink (self->pid_file);
-    free (self->pid_file);
+    s_pid_file_remove (self);
     free (self->bus_endpoint);
     free (self->tap_endpoint);
     free (self->gateway_url);
