@@ -105,7 +105,14 @@ lh_link_connect (const lh_link_t *link)
         lh_error (NULL, NULL, "bus link has no endpoint");
         return NULL;
     }
-    if (link->cert && !link->server_key) {
+    //  An in-process certificate (lh_cert_inproc) carries a grant instead
+    const char *grant = link->cert? zcert_meta (link->cert, "grant"): NULL;
+    if (grant && strncmp (link->endpoint, "inproc://", 9) != 0) {
+        lh_error (NULL, NULL, "bus link to %s has an in-process certificate: it works "
+                  "only on inproc://", link->endpoint);
+        return NULL;
+    }
+    if (link->cert && !grant && !link->server_key) {
         lh_error (NULL, NULL, "bus link to %s has a certificate but no server key",
                   link->endpoint);
         return NULL;
@@ -119,6 +126,18 @@ lh_link_connect (const lh_link_t *link)
     //  The broker never blocks on us: what does not fit our queue is dropped.
     //  Room for a whole stream (echo.stream sends up to 10000 PARTs)
     zsock_set_rcvhwm (sock, S_RCVHWM);
+    if (grant) {
+        //  The broker reads our role from the grant; a random nonce after
+        //  it keeps every connection's routing id unique
+        uint8_t nonce [8];
+        randombytes_buf (nonce, sizeof (nonce));
+        char identity [256];
+        int size = snprintf (identity, sizeof (identity), "%s.", grant);
+        if (size > 0 && (size_t) size + 17 <= sizeof (identity))
+            sodium_bin2hex (identity + size, 17, nonce, sizeof (nonce));
+        zsock_set_identity (sock, identity);
+    }
+    else
     if (link->cert) {
         zcert_apply (link->cert, sock);
         zsock_set_curve_serverkey (sock, link->server_key);
@@ -399,6 +418,15 @@ s_on_msg (lh_client_t *self, lh_msg_t *msg, lh_reply_t **reply_p)
         &&  s_pending_lookup (self, header->cid)) {
             *reply_p = s_reply_new (msg);
             result = 1;
+        }
+        else
+        if (header->t == LH_T_REP && (header->has & LH_H_ST) && header->st == LH_ST_FORBIDDEN) {
+            //  The broker refused a PUB or SUB of ours (the ACL)
+            lh_reply_t *refusal = s_reply_new (msg);
+            const char *reason = lh_reply_reason (refusal);
+            lh_warn (self->name, NULL, "the broker refused our message %" PRIu64 ": %s",
+                     header->cid, reason? reason: "403");
+            lh_reply_destroy (&refusal);
         }
         else
             lh_debug (self->name, NULL, "dropped a reply to %" PRIu64
