@@ -465,7 +465,7 @@ s_band (double value)
 //  Score a row; 0 scored, 1 not scorable
 
 int
-lh_distill_score (const json_t *row, lh_distill_known_fn *known, void *arg,
+lh_distill_score_row (const json_t *row, lh_distill_known_fn *known, void *arg,
                   lh_distill_score_t *score)
 {
     assert (score);
@@ -531,7 +531,7 @@ lh_distill_row_anchors (const json_t *row, void (*fn) (void *arg, const char *an
 //  Compare two category distributions
 
 lh_drift_status_t
-lh_distill_drift (const uint64_t *previous, const uint64_t *current,
+lh_distill_drift_compare (const uint64_t *previous, const uint64_t *current,
                   double warn_pct, double alert_pct,
                   double *swing, lh_drift_status_t *status)
 {
@@ -957,7 +957,7 @@ lh_distill_rules_test (bool verbose)
         row = json_loads (scores [index].json, 0, NULL);
         assert (row);
         lh_distill_score_t score;
-        int rc = lh_distill_score (row, s_test_known, NULL, &score);
+        int rc = lh_distill_score_row (row, s_test_known, NULL, &score);
         if (rc != scores [index].rc || (rc == 0 && ((int) score.category != scores [index].category
                                                  || fabs (score.grounding - scores [index].grounding) > 1e-9))) {
             fprintf (stderr, "score %s: %d %d %g\n", scores [index].json, rc, score.category,
@@ -991,7 +991,7 @@ lh_distill_rules_test (bool verbose)
     for (size_t index = 0; index < sizeof (drifts) / sizeof (drifts [0]); index++) {
         double swing [3];
         lh_drift_status_t status [3];
-        lh_drift_status_t worst = lh_distill_drift (drifts [index].previous, drifts [index].current,
+        lh_drift_status_t worst = lh_distill_drift_compare (drifts [index].previous, drifts [index].current,
                                                     20, 40, swing, status);
         if (worst != drifts [index].status || fabs (swing [0] - drifts [index].swing) > 1e-9) {
             fprintf (stderr, "drift %zu: %s %g\n", index, lh_drift_status_names [worst], swing [0]);

@@ -128,7 +128,7 @@ typedef struct {
 //  scorable (no verdict, no score, no anchors). known may be NULL (no
 //  anchor is known).
 int
-    lh_distill_score (const json_t *row, lh_distill_known_fn *known, void *arg,
+    lh_distill_score_row (const json_t *row, lh_distill_known_fn *known, void *arg,
                       lh_distill_score_t *score);
 
 //  The anchors a knowledge row provides: its id, fact_id, anchor, key
@@ -154,7 +154,7 @@ extern const char *lh_drift_status_names [3];
 //  warn, over alert_pct alert. Fills swing [] and status [] per category
 //  and returns the worst status.
 lh_drift_status_t
-    lh_distill_drift (const uint64_t *previous, const uint64_t *current,
+    lh_distill_drift_compare (const uint64_t *previous, const uint64_t *current,
                       double warn_pct, double alert_pct,
                       double *swing, lh_drift_status_t *status);
 
