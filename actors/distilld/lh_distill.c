@@ -30,7 +30,6 @@ struct _lh_distill_t {
     int64_t batch_rows;                 //  rows per commit / progress
     int64_t warn_pct;                   //  drift warn threshold
     int64_t alert_pct;                  //  drift alert threshold
-    int lock_fd;                        //  ROOT/state/lock while held, else -1
 };
 
 //  A bounded line reader
@@ -142,7 +141,6 @@ lh_distill_new (const lh_distill_opts_t *opts)
     self->batch_rows = opts->batch_rows > 0? opts->batch_rows: 10000;
     self->warn_pct = opts->warn_pct;
     self->alert_pct = opts->alert_pct;
-    self->lock_fd = -1;
     zsys_dir_create ("%s/state", self->root);
     return self;
 }
@@ -157,8 +155,6 @@ lh_distill_destroy (lh_distill_t **self_p)
     assert (self_p);
     lh_distill_t *self = *self_p;
     if (self) {
-        if (self->lock_fd >= 0)
-            close (self->lock_fd);
         free (self->root);
         free (self->eval_set);
         free (self);
@@ -175,7 +171,9 @@ lh_distill_root (lh_distill_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Take ROOT/state/lock for a writing stage: 0, or -1 (busy, or no root)
+//  Take ROOT/state/lock for a writing stage. Returns the lock's file
+//  descriptor, or -1 (busy, or no root). flock locks belong to the open
+//  file, so two workers of this process exclude each other too.
 
 static int
 s_lock (lh_distill_t *self, lh_distill_error_t *error)
@@ -185,28 +183,25 @@ s_lock (lh_distill_t *self, lh_distill_error_t *error)
                        "(check distilld/root)", self->root, strerror (errno));
     char *path = s_path (self, "state/lock");
     int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    int rc = 0;
     if (fd < 0)
-        rc = s_fail (error, 500, "root_unwritable", "cannot open %s: %s", path, strerror (errno));
+        s_fail (error, 500, "root_unwritable", "cannot open %s: %s", path, strerror (errno));
     else
     if (flock (fd, LOCK_EX | LOCK_NB)) {
         close (fd);
-        rc = s_fail (error, 503, "busy", "another distilld stage is writing under %s; "
+        fd = s_fail (error, 503, "busy", "another distilld stage is writing under %s; "
                      "try again when it is done", self->root);
     }
-    else
-        self->lock_fd = fd;
     zstr_free (&path);
-    return rc;
+    return fd;
 }
 
+//  Release the lock
 static void
-s_unlock (lh_distill_t *self)
+s_unlock (int fd)
 {
-    if (self->lock_fd >= 0) {
-        flock (self->lock_fd, LOCK_UN);
-        close (self->lock_fd);
-        self->lock_fd = -1;
+    if (fd >= 0) {
+        flock (fd, LOCK_UN);
+        close (fd);
     }
 }
 
@@ -862,7 +857,8 @@ lh_distill_materialize (lh_distill_t *self, const lh_distill_args_t *args,
                         lh_distill_error_t *error)
 {
     assert (self && args && error);
-    if (s_lock (self, error))
+    int lock = s_lock (self, error);
+    if (lock < 0)
         return NULL;
     s_materialize_t run;
     memset (&run, 0, sizeof (run));
@@ -943,7 +939,7 @@ lh_distill_materialize (lh_distill_t *self, const lh_distill_args_t *args,
             receipt = NULL;
         }
     }
-    s_unlock (self);
+    s_unlock (lock);
     return receipt;
 }
 
@@ -1182,32 +1178,17 @@ s_score_record (void *arg, const json_t *record, const char *file, uint64_t offs
 
 
 //  --------------------------------------------------------------------------
-//  Is text a day "YYYY-MM-DD"?
-
-static bool
-s_day_valid (const char *text)
-{
-    json_t *value = json_sprintf ("%sT00:00:00Z", text);
-    lh_distill_time_t time;
-    bool valid = strlen (text) == 10 && lh_distill_time_parse (value, &time) == 0
-              && streq (time.day, text);
-    json_decref (value);
-    return valid;
-}
-
-
-//  --------------------------------------------------------------------------
 //  score: every evidence record of the days asked for, into categories
 
 json_t *
 lh_distill_score (lh_distill_t *self, const lh_distill_args_t *args, lh_distill_error_t *error)
 {
     assert (self && args && error);
-    if (args->since && !s_day_valid (args->since)) {
+    if (args->since && !lh_distill_day_valid (args->since)) {
         s_fail_field (error, "since", "'since' must be a day, YYYY-MM-DD");
         return NULL;
     }
-    if (args->until && !s_day_valid (args->until)) {
+    if (args->until && !lh_distill_day_valid (args->until)) {
         s_fail_field (error, "until", "'until' must be a day, YYYY-MM-DD");
         return NULL;
     }
@@ -1216,7 +1197,8 @@ lh_distill_score (lh_distill_t *self, const lh_distill_args_t *args, lh_distill_
                       "A-Z a-z 0-9 . _ - and not start with '.'");
         return NULL;
     }
-    if (s_lock (self, error))
+    int lock = s_lock (self, error);
+    if (lock < 0)
         return NULL;
     char started [32];
     s_now (started, sizeof (started));
@@ -1315,7 +1297,7 @@ done:
         unlink (path);
         zstr_free (&path);
     }
-    s_unlock (self);
+    s_unlock (lock);
     return receipt;
 }
 
@@ -1553,8 +1535,10 @@ lh_distill_export (lh_distill_t *self, const lh_distill_args_t *args, lh_distill
 {
     assert (self && args && error);
     char run_id [LH_DISTILL_RUN_ID_MAX + 1];
-    if (s_run_scored_pick (self, args->run_id, run_id, error)
-    ||  s_lock (self, error))
+    if (s_run_scored_pick (self, args->run_id, run_id, error))
+        return NULL;
+    int lock = s_lock (self, error);
+    if (lock < 0)
         return NULL;
     char started [32];
     s_now (started, sizeof (started));
@@ -1742,7 +1726,7 @@ lh_distill_export (lh_distill_t *self, const lh_distill_args_t *args, lh_distill
     s_reader_destroy (&reader);
     zstr_free (&eval_path);
     zhashx_destroy (&eval);
-    s_unlock (self);
+    s_unlock (lock);
     return receipt;
 }
 
@@ -1781,8 +1765,10 @@ lh_distill_drift (lh_distill_t *self, const lh_distill_args_t *args, lh_distill_
 {
     assert (self && args && error);
     char run_id [LH_DISTILL_RUN_ID_MAX + 1];
-    if (s_run_scored_pick (self, args->run_id, run_id, error)
-    ||  s_lock (self, error))
+    if (s_run_scored_pick (self, args->run_id, run_id, error))
+        return NULL;
+    int lock = s_lock (self, error);
+    if (lock < 0)
         return NULL;
     json_t *receipt = NULL;
     uint64_t current [LH_DISTILL_CATEGORIES], previous [LH_DISTILL_CATEGORIES];
@@ -1841,7 +1827,7 @@ lh_distill_drift (lh_distill_t *self, const lh_distill_args_t *args, lh_distill_
         }
     }
     free (before.latest);
-    s_unlock (self);
+    s_unlock (lock);
     return receipt;
 }
 
@@ -2340,9 +2326,10 @@ lh_distill_test (bool verbose)
     assert (lh_distill_materialize (kb_late, &stop, &error) == NULL);
     assert (error.status == 504 && streq (error.kind, "deadline") && stops == 1);
     //  One writer at a time
-    assert (s_lock (kb_late, &error) == 0);
+    int lock = s_lock (kb_late, &error);
+    assert (lock >= 0);
     assert (lh_distill_materialize (kb_late, &args, &error) == NULL && error.status == 503);
-    s_unlock (kb_late);
+    s_unlock (lock);
     lh_distill_destroy (&kb_late);
     zstr_free (&late);
 

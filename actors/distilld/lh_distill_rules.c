@@ -271,6 +271,22 @@ lh_distill_time_parse (const json_t *value, lh_distill_time_t *time)
 
 
 //  --------------------------------------------------------------------------
+//  Is text a calendar day "YYYY-MM-DD"?
+
+bool
+lh_distill_day_valid (const char *text)
+{
+    if (!text || strlen (text) != 10)
+        return false;
+    char *full = zsys_sprintf ("%sT00:00:00Z", text);
+    lh_distill_time_t time;
+    bool valid = s_time_rfc3339 (full, strlen (full), &time) == 0 && streq (time.day, text);
+    zstr_free (&full);
+    return valid;
+}
+
+
+//  --------------------------------------------------------------------------
 //  The row's own time
 
 int
@@ -857,6 +873,9 @@ lh_distill_rules_test (bool verbose)
             assert (rc == -1);
         json_decref (value);
     }
+    assert (lh_distill_day_valid ("2024-02-29") && !lh_distill_day_valid ("2023-02-29"));
+    assert (!lh_distill_day_valid ("2024-2-29") && !lh_distill_day_valid (NULL));
+    assert (!lh_distill_day_valid ("2024-02-29T") && !lh_distill_day_valid ("20240229xx"));
     //  The first time field present wins, even when it does not parse
     json_t *row = json_loads ("{\"ts\": 0, \"created_at\": \"2026-03-04T00:00:00Z\"}", 0, NULL);
     lh_distill_time_t time;

@@ -56,6 +56,10 @@ typedef struct {
 int
     lh_distill_time_parse (const json_t *value, lh_distill_time_t *time);
 
+//  Is text a calendar day "YYYY-MM-DD"?
+bool
+    lh_distill_day_valid (const char *text);
+
 //  The row's own time: the first of recorded_at, created_at, timestamp,
 //  ts that is present (not absent, not null). Returns 0; 1 when none is
 //  present; -1 when the first present one does not parse. *field_p is the
