@@ -9,6 +9,9 @@
     lakehouse [options] ingest FILE --name N  upload a CSV (FILE, or - for stdin)
                                             into storaged and ingest it as dataset N,
                                             with a progress line (bytes, rows)
+    lakehouse [options] distill STAGE [...]  drive distilld: materialize, score,
+                                            export, drift, run, replay, runs, report
+                                            (actors/distilld/lh_distill_cli.h)
     lakehouse config                        print every key with its default
     lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]
                                             a new CURVE certificate (secret file 0600)
@@ -75,6 +78,7 @@
 #include "lh_ingest_upload.h"
 #include "lh_json.h"
 #include "lh_tap.h"
+#include "lh_distill_cli.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -157,7 +161,9 @@ s_usage (FILE *file)
         "usage: lakehouse [options] up | broker [--tap] [--record FILE] [bustap filters]\n"
         "       lakehouse [options] node [--actors a,b] | gateway | config\n"
         "       lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]\n"
-        "       lakehouse [options] certs init | certs show FILE\n"
+        "       lakehouse [options] certs init | certs show FILE\n");
+    lh_distill_cli_usage (file);
+    fprintf (file,
         "\n"
         "  up                   broker + every actor (config actors/run) + gateway, one process\n"
         "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
@@ -170,6 +176,8 @@ s_usage (FILE *file)
         "                       is not given), valid --days (default 365; 0 = never)\n"
         "  certs init           create the local set (broker admin tap node gateway)\n"
         "  certs show FILE      print a certificate's public key and metadata\n"
+        "  distill STAGE        distilld's stages from the shell, progress on stderr,\n"
+        "                       the reply as JSON on stdout (docs/distilld.md)\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
         "                       ./conf/lakehouse.cfg if present, else defaults)\n"
@@ -349,6 +357,9 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
                 goto missing;
             args->days = value;
         }
+        else
+        if (args->command && streq (args->command, "distill"))
+            zlist_append (args->words, (void *) arg);   //  its own options: lh_distill_cli
         else
         if (*arg == '-') {
             fprintf (stderr, "lakehouse: unknown option '%s' (see --help)\n", arg);
@@ -1410,6 +1421,28 @@ s_run_ingest (s_self_t *self, const char *path, const char *name)
 }
 
 
+//  --------------------------------------------------------------------------
+//  lakehouse distill STAGE [options]: drive distilld over the bus
+//  (lh_distill_cli). Exit 0 on success, 1 on a refusal or failure, 2 on a
+//  usage error.
+
+static int
+s_run_distill (s_self_t *self, zlist_t *words)
+{
+    lh_link_t link;
+    if (s_link_make (self, "admin", &link) != 0)
+        return S_EXIT_FAILURE;
+    lh_client_t *client = lh_client_new (&link, "distill");
+    if (!client) {
+        fprintf (stderr, "lakehouse: distill: cannot reach the broker at %s\n", link.endpoint);
+        return S_EXIT_FAILURE;
+    }
+    int rc = lh_distill_cli_run (client, words, stdout, stderr);
+    lh_client_destroy (&client);
+    return rc;
+}
+
+
 int
 main (int argc, char *argv [])
 {
@@ -1444,7 +1477,7 @@ main (int argc, char *argv [])
     &&  !streq (args.command, "up") && !streq (args.command, "broker")
     &&  !streq (args.command, "node") && !streq (args.command, "gateway")
     &&  !streq (args.command, "config") && !streq (args.command, "certs")
-    &&  !streq (args.command, "ingest")) {
+    &&  !streq (args.command, "ingest") && !streq (args.command, "distill")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
         rc = -1;
     }
@@ -1514,6 +1547,9 @@ main (int argc, char *argv [])
     }
     if (streq (args.command, "ingest"))
         rc = s_run_ingest (self, (const char *) zlist_first (args.words), args.name);
+    else
+    if (streq (args.command, "distill"))
+        rc = s_run_distill (self, args.words);
     else
     if (streq (args.command, "up"))
         rc = s_run_up (self);
