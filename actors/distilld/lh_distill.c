@@ -590,10 +590,23 @@ typedef struct {
     sqlite3_stmt *insert;               //  INSERT OR IGNORE (source, sig)
     s_open_t open [S_FILES_OPEN];       //  evidence files open
     uint64_t uses;                      //  use counter for eviction
+    zhashx_t *unsynced;                 //  paths closed since the last commit,
+                                        //  to fsync at the commit
     s_counts_t counts [LH_DISTILL_SOURCES];
     s_counts_t total;                   //  read and written, for progress
     int64_t batch;                      //  rows since the last commit
 } s_materialize_t;
+
+
+//  --------------------------------------------------------------------------
+//  The path of an evidence file from its key "YYYY-MM-DD/SOURCE" (caller
+//  frees)
+
+static char *
+s_evidence_path (lh_distill_t *kb, const char *key)
+{
+    return s_path (kb, "evidence/%.4s/%.2s/%.2s/%s.jsonl", key, key + 5, key + 8, key + 11);
+}
 
 
 //  --------------------------------------------------------------------------
@@ -608,17 +621,46 @@ s_open_sync (s_materialize_t *self, s_open_t *entry)
     return 0;
 }
 
-//  Close an open evidence file (synced first)
+//  Close an open evidence file; it is fsynced at the next commit, so rows
+//  that move between many days cost one fsync per file per batch, not
+//  one per row
 static int
 s_open_close (s_materialize_t *self, s_open_t *entry)
 {
     int rc = 0;
     if (entry->file) {
-        rc = s_open_sync (self, entry);
+        if (fflush (entry->file))
+            rc = s_fail (self->error, 500, "write_failed", "cannot write evidence %s: %s",
+                         entry->key, strerror (errno));
         fclose (entry->file);
+        zhashx_update (self->unsynced, entry->key, (void *) "");
     }
     entry->file = NULL;
     entry->key [0] = 0;
+    return rc;
+}
+
+//  fsync every evidence file written since the last commit
+static int
+s_sync_all (s_materialize_t *self)
+{
+    for (size_t index = 0; index < S_FILES_OPEN; index++)
+        if (self->open [index].file && s_open_sync (self, &self->open [index]))
+            return -1;
+    int rc = 0;
+    for (void *item = zhashx_first (self->unsynced); item && rc == 0;
+         item = zhashx_next (self->unsynced)) {
+        const char *key = (const char *) zhashx_cursor (self->unsynced);
+        char *path = s_evidence_path (self->kb, key);
+        int fd = open (path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fdatasync (fd))
+            rc = s_fail (self->error, 500, "write_failed", "cannot sync %s: %s", path,
+                         strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        zstr_free (&path);
+    }
+    zhashx_purge (self->unsynced);
     return rc;
 }
 
@@ -646,7 +688,7 @@ s_evidence_append (s_materialize_t *self, const char *day, const char *source,
             return -1;
         //  day is YYYY-MM-DD: the directory is YYYY/MM/DD
         char *dir = s_path (self->kb, "evidence/%.4s/%.2s/%.2s", day, day + 5, day + 8);
-        char *path = zsys_sprintf ("%s/%s.jsonl", dir, source);
+        char *path = s_evidence_path (self->kb, key);
         if (zsys_dir_create ("%s", dir) == 0)
             entry->file = fopen (path, "a");
         int rc = entry->file? 0: s_fail (self->error, 500, "write_failed", "cannot open %s: %s",
@@ -699,9 +741,8 @@ s_stopped (lh_distill_error_t *error, const char *stage, uint64_t rows)
 static int
 s_batch_commit (s_materialize_t *self, const char *source)
 {
-    for (size_t index = 0; index < S_FILES_OPEN; index++)
-        if (self->open [index].file && s_open_sync (self, &self->open [index]))
-            return -1;
+    if (s_sync_all (self))
+        return -1;
     if (s_db_exec (self->db, "COMMIT; BEGIN", self->error))
         return -1;
     self->batch = 0;
@@ -865,6 +906,7 @@ lh_distill_materialize (lh_distill_t *self, const lh_distill_args_t *args,
     run.kb = self;
     run.args = args;
     run.error = error;
+    run.unsynced = zhashx_new ();
     json_t *receipt = NULL;
     char started [32];
     s_now (started, sizeof (started));
@@ -891,6 +933,8 @@ lh_distill_materialize (lh_distill_t *self, const lh_distill_args_t *args,
     for (int source = 0; source < LH_DISTILL_SOURCES && rc == 0; source++)
         rc = s_materialize_source (&run, source);
     //  Evidence durable first, then the index that says it was written
+    if (rc == 0)
+        rc = s_sync_all (&run);
     for (size_t index = 0; index < S_FILES_OPEN; index++)
         if (s_open_close (&run, &run.open [index]) && rc == 0)
             rc = -1;
@@ -939,6 +983,7 @@ lh_distill_materialize (lh_distill_t *self, const lh_distill_args_t *args,
             receipt = NULL;
         }
     }
+    zhashx_destroy (&run.unsynced);
     s_unlock (lock);
     return receipt;
 }
