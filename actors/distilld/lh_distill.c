@@ -218,7 +218,7 @@ s_reader_new (const char *path, size_t max)
     s_reader_t *self = (s_reader_t *) zmalloc (sizeof (s_reader_t));
     assert (self);
     self->file = file;
-    self->max = max;
+    self->max = max < INT_MAX - 16? max: INT_MAX - 16;     //  fgets takes an int
     self->buffer = (char *) malloc (max + 2);
     assert (self->buffer);
     return self;
@@ -1818,7 +1818,7 @@ lh_distill_drift (lh_distill_t *self, const lh_distill_args_t *args, lh_distill_
     json_t *receipt = NULL;
     uint64_t current [LH_DISTILL_CATEGORIES], previous [LH_DISTILL_CATEGORIES];
     s_previous_t before = { run_id, NULL };
-    s_runs_each (self, s_run_track_previous, &before);
+    free (s_runs_each (self, s_run_track_previous, &before));
     if (!s_run_counts (self, run_id, current))
         s_fail (error, 500, "corrupt_receipt", "reports/distillation/%s/score.json has no category "
                 "counts: score the run again", run_id);
