@@ -238,6 +238,7 @@ s_input_read (lh_request_t *request, const char *op, const char **fields, s_inpu
     return 0;
 }
 
+//  Free what s_input_read kept
 static void
 s_input_reset (s_input_t *input)
 {
@@ -316,6 +317,7 @@ s_stage (lh_request_t *request, s_state_t *self, const char *op, const char **fi
     s_input_reset (&input);
 }
 
+//  materialize {run_id?, recorded_at?, progress?}
 static void
 s_materialize (lh_request_t *request, void *state)
 {
@@ -323,6 +325,7 @@ s_materialize (lh_request_t *request, void *state)
     s_stage (request, (s_state_t *) state, "materialize", fields, lh_distill_materialize);
 }
 
+//  score {run_id?, since?, until?, progress?}
 static void
 s_score (lh_request_t *request, void *state)
 {
@@ -330,6 +333,7 @@ s_score (lh_request_t *request, void *state)
     s_stage (request, (s_state_t *) state, "score", fields, lh_distill_score);
 }
 
+//  export {run_id?, progress?}
 static void
 s_export (lh_request_t *request, void *state)
 {
@@ -337,6 +341,7 @@ s_export (lh_request_t *request, void *state)
     s_stage (request, (s_state_t *) state, "export", fields, lh_distill_export);
 }
 
+//  drift {run_id?}
 static void
 s_drift (lh_request_t *request, void *state)
 {
@@ -486,6 +491,7 @@ s_chat (lh_request_t *request, s_state_t *self, const char *tier, const char *pr
     return 0;
 }
 
+//  Free what an attempt holds
 static void
 s_attempt_reset (s_attempt_t *attempt)
 {
@@ -772,6 +778,7 @@ static const char *s_fake_escalation = NULL;        //  answer of cloud_judge
 static char s_fake_prompt [8192];                   //  last user message
 static int s_fake_calls = 0;                        //  chats served
 
+//  The fake chatd's chat op
 static void
 s_fake_chat (lh_request_t *request, void *state)
 {

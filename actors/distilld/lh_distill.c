@@ -162,6 +162,7 @@ lh_distill_destroy (lh_distill_t **self_p)
     }
 }
 
+//  The root directory
 const char *
 lh_distill_root (lh_distill_t *self)
 {
@@ -224,6 +225,7 @@ s_reader_new (const char *path, size_t max)
     return self;
 }
 
+//  Close a reader; nulls the caller's pointer
 static void
 s_reader_destroy (s_reader_t **self_p)
 {
@@ -1483,6 +1485,7 @@ typedef struct {
     bool used;                          //  paired already
 } s_side_t;
 
+//  Free one side's answers
 static void
 s_sides_free (s_side_t *sides, size_t count)
 {
@@ -1494,6 +1497,8 @@ s_sides_free (s_side_t *sides, size_t count)
     free (sides);
 }
 
+//  One side's answers of a task, in the statement's order (at most
+//  S_PAIR_SIDE_MAX)
 static s_side_t *
 s_sides_load (sqlite3_stmt *stmt, const char *task_hash, size_t *count)
 {
@@ -1511,6 +1516,7 @@ s_sides_load (sqlite3_stmt *stmt, const char *task_hash, size_t *count)
     return sides;
 }
 
+//  Write the pairs of every task that has both sides
 static int
 s_export_pairs (sqlite3 *db, s_export_t *export, lh_distill_error_t *error)
 {

@@ -320,12 +320,14 @@ s_first_string (const json_t *row, const char **fields)
     return NULL;
 }
 
+//  The task text of a row
 const char *
 lh_distill_row_task (const json_t *row)
 {
     return s_first_string (row, s_task_fields);
 }
 
+//  The answer text of a row
 const char *
 lh_distill_row_answer (const json_t *row)
 {
@@ -641,6 +643,7 @@ lh_distill_tokens_add (lh_distill_tokens_t *self, const char *text)
     }
 }
 
+//  Forget all tokens
 void
 lh_distill_tokens_reset (lh_distill_tokens_t *self)
 {
@@ -675,6 +678,7 @@ s_tokens_common (const lh_distill_tokens_t *a, const lh_distill_tokens_t *b)
     return common;
 }
 
+//  Token Jaccard of two sets
 double
 lh_distill_jaccard (const lh_distill_tokens_t *a, const lh_distill_tokens_t *b)
 {
@@ -683,6 +687,7 @@ lh_distill_jaccard (const lh_distill_tokens_t *a, const lh_distill_tokens_t *b)
     return all? (double) common / all: 0;
 }
 
+//  Do two sets share a token?
 bool
 lh_distill_tokens_share (const lh_distill_tokens_t *a, const lh_distill_tokens_t *b)
 {
@@ -811,6 +816,7 @@ s_test_known (void *arg, const char *anchor)
     return streq (anchor, "F-1") || streq (anchor, "F-2");
 }
 
+//  Collect anchors into a list
 static void
 s_test_collect (void *arg, const char *anchor)
 {
