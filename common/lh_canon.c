@@ -215,7 +215,8 @@ s_out_value (s_out_t *self, const json_t *value, int depth)
                 members [used].value = json_object_iter_value (iter);
                 used++;
             }
-            qsort (members, used, sizeof (s_member_t), s_member_compare);
+            if (used)
+                qsort (members, used, sizeof (s_member_t), s_member_compare);
             s_out_put (self, "{", 1);
             int rc = 0;
             for (size_t index = 0; index < used && rc == 0; index++) {

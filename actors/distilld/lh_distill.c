@@ -2,6 +2,9 @@
     lh_distill - distilld's stages over a knowledge-base root; see
     lh_distill.h and docs/distilld.md
 
+    A worker running a stage heartbeats the broker from the line reader
+    every 256 lines (lh_keepalive), so no batch size makes it look dead.
+
     Memory stays bounded whatever the input: sources are read one line at
     a time (at most line_max bytes), one row is decoded at a time, the
     dedupe index and the working sets of score and export live in SQLite
@@ -12,6 +15,7 @@
 
 #include "lh_distill.h"
 #include "lh_canon.h"
+#include "lh_actor.h"
 #include <sqlite3.h>
 #include <sodium.h>
 #include <sys/file.h>
@@ -250,7 +254,10 @@ s_reader_next (s_reader_t *self, size_t *size, bool *too_long)
     *too_long = false;
     if (!fgets (self->buffer, (int) self->max + 2, self->file))
         return 0;
-    self->lines++;
+    //  Every stage reads through here: keep a worker's session alive
+    //  whatever the batch size (cheap when no heartbeat is due)
+    if ((++self->lines & 255) == 0)
+        lh_keepalive ();
     size_t used = strlen (self->buffer);
     if (used > 0 && self->buffer [used - 1] == '\n')
         used--;
@@ -654,6 +661,7 @@ s_sync_all (s_materialize_t *self)
          item = zhashx_next (self->unsynced)) {
         const char *key = (const char *) zhashx_cursor (self->unsynced);
         char *path = s_evidence_path (self->kb, key);
+        lh_keepalive ();
         int fd = open (path, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fdatasync (fd))
             rc = s_fail (self->error, 500, "write_failed", "cannot sync %s: %s", path,
@@ -1533,6 +1541,7 @@ s_export_pairs (sqlite3 *db, s_export_t *export, lh_distill_error_t *error)
     while (rc == 0 && sqlite3_step (tasks) == SQLITE_ROW) {
         const char *task_hash = (const char *) sqlite3_column_text (tasks, 0);
         const char *task = (const char *) sqlite3_column_text (tasks, 1);
+        lh_keepalive ();
         size_t chosen_count, rejected_count;
         s_side_t *good = s_sides_load (chosen, task_hash, &chosen_count);
         s_side_t *bad = s_sides_load (rejected, task_hash, &rejected_count);
