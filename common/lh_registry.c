@@ -19,6 +19,7 @@
 #include "vectord.h"
 #include "pathwayd.h"
 #include "matrixd.h"
+#include "distilld.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -38,6 +39,7 @@ static const s_entry_t s_registry [] = {
     { "vectord",    &lh_vectord_service },
     { "pathwayd",   &lh_pathwayd_service },
     { "matrixd",    &lh_matrixd_service },
+    { "distilld",   &lh_distilld_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))

@@ -79,6 +79,20 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("POST",   "/v1/matrix/playbooks/bulk", "matrixd", "playbook_bulk", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
               NULL, "gateway/matrix_timeout_ms"),
     LH_ROUTE ("GET",    "/v1/matrix/corpora", "matrixd",  "corpora", NULL, LH_IN_NONE,  LH_OUT_JSON,   0, NULL, NULL),
+    //  distilld (SPEC 5.9, docs/distilld.md)
+    LH_ROUTE ("POST",   "/v1/distill/materialize", "distilld", "materialize", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/score",  "distilld", "score",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/export", "distilld", "export", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/drift",  "distilld", "drift",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/distill/run",    "distilld", "run",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/replay", "distilld", "replay", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/distill/runs",   "distilld", "runs",   NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/distill/runs/{run_id}", "distilld", "report", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))

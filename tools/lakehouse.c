@@ -14,6 +14,9 @@
                                             a vector corpus from a dataset (lh_corpus.h)
     lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]
                                             does playbook memory lift retrieval? (lh_lift.h)
+    lakehouse [options] distill STAGE [...]  drive distilld: materialize, score,
+                                            export, drift, run, replay, runs, report
+                                            (actors/distilld/lh_distill_cli.h)
     lakehouse config                        print every key with its default
     lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]
                                             a new CURVE certificate (secret file 0600)
@@ -91,6 +94,7 @@
 #include "lh_corpus.h"
 #include "lh_lift.h"
 #include "lh_acl.h"
+#include "lh_distill_cli.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -180,7 +184,9 @@ s_usage (FILE *file)
         "       lakehouse [options] certs init | certs show FILE\n"
         "       lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B\n"
         "                 --index NAME [--metadata-columns X,Y] [--batch N] [--model M]\n"
-        "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n"
+        "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n");
+    lh_distill_cli_usage (file);
+    fprintf (file,
         "\n"
         "  up                   broker + every actor (config actors/run) + gateway, one process\n"
         "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
@@ -197,6 +203,8 @@ s_usage (FILE *file)
         "                       (embedd) and add them to a vectord index, with progress\n"
         "  playbook-lift        measure recall cold and warm (use_playbook) on a generated\n"
         "                       roster against the running system; prints a markdown report\n"
+        "  distill STAGE        distilld's stages from the shell, progress on stderr,\n"
+        "                       the reply as JSON on stdout (docs/distilld.md)\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
         "                       ./conf/lakehouse.cfg if present, else defaults)\n"
@@ -380,6 +388,9 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
         if (*arg == '-' && args->command
         &&  (streq (args->command, "corpus") || streq (args->command, "playbook-lift")))
             zlist_append (args->words, (void *) arg);   //  their own options
+        else
+        if (args->command && streq (args->command, "distill"))
+            zlist_append (args->words, (void *) arg);   //  its own options: lh_distill_cli
         else
         if (*arg == '-') {
             fprintf (stderr, "lakehouse: unknown option '%s' (see --help)\n", arg);
@@ -1661,6 +1672,28 @@ s_run_ingest (s_self_t *self, const char *path, const char *name)
 }
 
 
+//  --------------------------------------------------------------------------
+//  lakehouse distill STAGE [options]: drive distilld over the bus
+//  (lh_distill_cli). Exit 0 on success, 1 on a refusal or failure, 2 on a
+//  usage error.
+
+static int
+s_run_distill (s_self_t *self, zlist_t *words)
+{
+    lh_link_t link;
+    if (s_link_make (self, "admin", &link) != 0)
+        return S_EXIT_FAILURE;
+    lh_client_t *client = lh_client_new (&link, "distill");
+    if (!client) {
+        fprintf (stderr, "lakehouse: distill: cannot reach the broker at %s\n", link.endpoint);
+        return S_EXIT_FAILURE;
+    }
+    int rc = lh_distill_cli_run (client, words, stdout, stderr);
+    lh_client_destroy (&client);
+    return rc;
+}
+
+
 int
 main (int argc, char *argv [])
 {
@@ -1696,7 +1729,7 @@ main (int argc, char *argv [])
     &&  !streq (args.command, "node") && !streq (args.command, "gateway")
     &&  !streq (args.command, "config") && !streq (args.command, "certs")
     &&  !streq (args.command, "ingest") && !streq (args.command, "corpus")
-    &&  !streq (args.command, "playbook-lift")) {
+    &&  !streq (args.command, "playbook-lift") && !streq (args.command, "distill")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
         rc = -1;
     }
@@ -1775,6 +1808,9 @@ main (int argc, char *argv [])
     }
     if (streq (args.command, "ingest"))
         rc = s_run_ingest (self, (const char *) zlist_first (args.words), args.name);
+    else
+    if (streq (args.command, "distill"))
+        rc = s_run_distill (self, args.words);
     else
     if (streq (args.command, "up"))
         rc = s_run_up (self);
