@@ -18,6 +18,7 @@
 #include "embedd.h"
 #include "vectord.h"
 #include "pathwayd.h"
+#include "observerd.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -36,6 +37,8 @@ static const s_entry_t s_registry [] = {
     { "embedd",     &lh_embedd_service },
     { "vectord",    &lh_vectord_service },
     { "pathwayd",   &lh_pathwayd_service },
+    //  observerd: after the others, so `up` starts it last (it needs none)
+    { "observerd",  &lh_observerd_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))

@@ -70,6 +70,12 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("GET",    "/v1/pathway/get/{uid}", "pathwayd", "get", "version:int", LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     LH_ROUTE ("GET",    "/v1/pathway/history/{uid}", "pathwayd", "history", "limit:int", LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     LH_ROUTE ("GET",    "/v1/pathway/stats",  "pathwayd", "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    //  observerd (SPEC 5.9, docs/observerd.md)
+    LH_ROUTE ("GET",    "/v1/observer/events", "observerd", "events", "since,since_bseq:int,type,source,limit:int",
+                                                                         LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/observer/events", "observerd", "events", NULL, LH_IN_JSON, LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/observer/stats", "observerd", "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/observer/inbox", "observerd", "inbox",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))
