@@ -19,6 +19,7 @@
 #include "vectord.h"
 #include "pathwayd.h"
 #include "observerd.h"
+#include "workflowd.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -37,8 +38,9 @@ static const s_entry_t s_registry [] = {
     { "embedd",     &lh_embedd_service },
     { "vectord",    &lh_vectord_service },
     { "pathwayd",   &lh_pathwayd_service },
-    //  observerd: after the others, so `up` starts it last (it needs none)
+    //  observerd and workflowd: after the services they watch and call
     { "observerd",  &lh_observerd_service },
+    { "workflowd",  &lh_workflowd_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))
