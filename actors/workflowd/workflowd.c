@@ -103,6 +103,7 @@ typedef struct {
     uint64_t retried;                   //  of which retries
     uint64_t store_errors;              //  commits that failed
     uint64_t recovered;                 //  runs found running at start, failed
+    size_t subscribed;                  //  on prefixes the runner has subscribed to
     pthread_t runner;                   //  the runner thread
     bool runner_started;                //  it runs
     volatile bool stop;                 //  it should end
@@ -908,6 +909,9 @@ s_subscriptions (s_runner_t *runner)
                 lh_warn (S_NAME, NULL, "cannot subscribe to '%s'", on);
         }
     zlist_destroy (&prefixes);
+    pthread_mutex_lock (&self->lock);
+    self->subscribed = zhashx_size (runner->subscribed);
+    pthread_mutex_unlock (&self->lock);
 }
 
 
@@ -1786,6 +1790,7 @@ s_stats (lh_request_t *request, void *state)
     lh_pack_kv_uint (pack, "store_errors", self->store_errors);
     lh_pack_kv_uint (pack, "recovered", self->recovered);
     lh_pack_kv_uint (pack, "triggers", zhashx_size (self->triggers));
+    lh_pack_kv_uint (pack, "subscribed", self->subscribed);
     pthread_mutex_unlock (&self->lock);
     lh_pack_kv_uint (pack, "workflows", lh_wfstore_count (self->store, LH_WF_DEFS));
     lh_pack_kv_uint (pack, "runs", lh_wfstore_count (self->store, LH_WF_RUNS));
