@@ -1406,22 +1406,34 @@ lh_wfdef_parse_text (const char *text, size_t size, lh_pack_t *pack, lh_wferror_
     size_t at = 0;
     while (at < size && isspace ((unsigned char) text [at]))
         at++;
+    char *json_reason = NULL;
     if (at < size && text [at] == '{') {
-        char *reason = NULL;
-        zframe_t *frame = lh_json_text_to_frame (text, size, NULL, &reason);
-        if (!frame) {
-            s_error (error, "bad_definition", "definition JSON %s", reason? reason: "malformed");
-            free (reason);
+        zframe_t *frame = lh_json_text_to_frame (text, size, NULL, &json_reason);
+        if (frame) {
+            lh_pack_raw (pack, zframe_data (frame), zframe_size (frame));
+            zframe_destroy (&frame);
+            return 0;
+        }
+        //  {"... or {} is JSON, and its error is the one to report; an
+        //  unquoted key is a flow-style YAML map ({name: x, ...})
+        size_t next = at + 1;
+        while (next < size && isspace ((unsigned char) text [next]))
+            next++;
+        if (next >= size || text [next] == '"' || text [next] == '}') {
+            s_error (error, "bad_definition", "definition JSON %s", json_reason? json_reason: "malformed");
+            free (json_reason);
             return -1;
         }
-        lh_pack_raw (pack, zframe_data (frame), zframe_size (frame));
-        zframe_destroy (&frame);
-        return 0;
     }
-    if (memchr (text, 0, size))
+    if (memchr (text, 0, size)) {
+        free (json_reason);
         return s_error (error, "bad_definition", "definition text holds a NUL byte");
+    }
     lh_pack_t *yaml = lh_pack_new ();
     int rc = s_yaml_parse (text, size, yaml, error);
+    if (rc && json_reason)
+        s_error (error, "bad_definition", "definition JSON %s", json_reason);
+    free (json_reason);
     if (rc == 0) {
         size_t yaml_size;
         const void *data = lh_pack_data (yaml, &yaml_size);
@@ -1557,6 +1569,9 @@ lh_wfdef_test (bool verbose)
     zstr_free (&json);
     json = s_test_json ("  {\"name\": \"x\", \"nodes\": {}}");
     assert (json && streq (json, "{\"name\":\"x\",\"nodes\":{}}"));
+    zstr_free (&json);
+    json = s_test_json ("{name: x, nodes: {a: {call: echo.echo}}}");
+    assert (json && streq (json, "{\"name\":\"x\",\"nodes\":{\"a\":{\"call\":\"echo.echo\"}}}"));
     zstr_free (&json);
     const char *bad_texts [] = {
         "a: &x 1\nb: *x\n",                             //  aliases

@@ -70,8 +70,8 @@ typedef struct {
 
 typedef struct _lh_wfdef_t lh_wfdef_t;
 
-//  Parse definition text, YAML or JSON (JSON when it starts with '{'),
-//  into msgpack (the map). YAML: the 1.2 core schema (on, yes and no stay
+//  Parse definition text, YAML or JSON (JSON first when it starts with
+//  '{', then YAML: a flow-style map), into msgpack (the map). YAML: the 1.2 core schema (on, yes and no stay
 //  strings), one document, no aliases or custom tags, keys unique.
 //  Returns 0, or -1 with error set.
 int
