@@ -250,7 +250,7 @@ LH_KEY ("observerd/topics_max", INT,  "1024", "1..1000000",              "Distin
 LH_KEY ("observerd/reply_max",  INT,  "8388608", "65536..1073741824",    "An events reply stops adding events past this many bytes (truncated is set). Keep it under broker/max_msg.")
 
 //  workflowd: DAGs of bus calls, runs in LMDB (SPEC 5.9, docs/workflows.md)
-LH_KEY ("actors/workflowd/workers", INT, "4", "1..256",                "Worker threads of the workflowd service (a caller waiting for its run holds one; one runner thread of its own runs every node call).")
+LH_KEY ("actors/workflowd/workers", INT, "8", "1..256",                "Worker threads of the workflowd service: a caller waiting for its run (wait true) holds one until it ends, so this bounds such callers (one runner thread of its own runs every node call).")
 LH_KEY ("workflowd/dir",        STR,  "", "",                    "LMDB environment of the definitions, runs and audit rows; empty = DATA_DIR/workflowd.")
 LH_KEY ("workflowd/map_bytes",  INT,  "4294967296", "1048576..",         "LMDB map size, bytes (address space, not disk; past it writes fail and are counted in stats store_errors).")
 LH_KEY ("workflowd/nodes_max",  INT,  "64", "1..1024",                  "Most nodes in one workflow; more is refused at load with 400.")

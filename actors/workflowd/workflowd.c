@@ -730,7 +730,8 @@ s_on_event (s_runner_t *runner, lh_reply_t *event)
             lh_wfdef_destroy (&def);
             pthread_mutex_lock (&self->lock);
             self->active--;
-            self->failed++;
+            self->started--;
+            self->triggered--;
             pthread_mutex_unlock (&self->lock);
             continue;
         }
