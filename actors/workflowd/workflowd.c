@@ -1300,7 +1300,7 @@ s_workflow_get (lh_request_t *request, void *state)
 
 
 //  --------------------------------------------------------------------------
-//  workflow_list {}: one summary per saved workflow, by name
+//  Pack the summary of one saved workflow (a scan's callback)
 
 static int
 s_list_one (void *arg, const void *key, size_t key_size, const void *value, size_t size)
@@ -1332,6 +1332,9 @@ s_list_one (void *arg, const void *key, size_t key_size, const void *value, size
     msgpack_zone_destroy (&zone);
     return 0;
 }
+
+//  --------------------------------------------------------------------------
+//  workflow_list {}: one summary per saved workflow, by name
 
 static void
 s_workflow_list (lh_request_t *request, void *state)
@@ -1663,9 +1666,7 @@ s_run_get (lh_request_t *request, void *state)
 }
 
 
-//  --------------------------------------------------------------------------
-//  run_list {name?, status?, before?, limit?}: newest first
-
+//  What a run_list scan collects
 typedef struct {
     lh_pack_t *pack;                    //  the summaries
     const char *name;                   //  only this workflow, or NULL
@@ -1675,6 +1676,11 @@ typedef struct {
     bool truncated;                     //  another one matched
     char next [LH_WF_RUN_ID_SIZE + 1];  //  the last run id packed
 } s_list_t;
+
+
+//  --------------------------------------------------------------------------
+//  Pack one run's summary if it matches (a scan's callback, newest first);
+//  stops once one more than the limit matched
 
 static int
 s_run_list_one (void *arg, const void *key, size_t key_size, const void *value, size_t size)
@@ -1717,6 +1723,9 @@ s_run_list_one (void *arg, const void *key, size_t key_size, const void *value, 
     msgpack_zone_destroy (&zone);
     return stop;
 }
+
+//  --------------------------------------------------------------------------
+//  run_list {name?, status?, before?, limit?}: newest first
 
 static void
 s_run_list (lh_request_t *request, void *state)
@@ -1801,9 +1810,7 @@ s_stats (lh_request_t *request, void *state)
 
 
 //  --------------------------------------------------------------------------
-//  At start: a run still in the active set was running when workflowd
-//  stopped. It is not resumed: it fails, its running nodes fail and its
-//  pending ones are skipped, each with an audit row.
+//  Collect the id of a run in the active set (a scan's callback)
 
 static int
 s_active_one (void *arg, const void *key, size_t key_size, const void *value, size_t size)
@@ -1817,12 +1824,20 @@ s_active_one (void *arg, const void *key, size_t key_size, const void *value, si
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  Count one entry (a scan's callback)
+
 static int
 s_count_one (void *arg, const void *key, size_t key_size, const void *value, size_t size)
 {
     (*(uint32_t *) arg)++;
     return 0;
 }
+
+//  --------------------------------------------------------------------------
+//  Rewrite a run that was running when workflowd stopped: failed, its
+//  running nodes failed, its pending ones skipped, each with an audit row
+//  (into the batch)
 
 static void
 s_recover_run (s_state_t *self, lh_wfbatch_t *batch, const char *id, const msgpack_object *record)
@@ -1915,6 +1930,10 @@ s_recover_run (s_state_t *self, lh_wfbatch_t *batch, const char *id, const msgpa
     lh_wfbatch_put (batch, LH_WF_RUNS, id, LH_WF_RUN_ID_SIZE, data, size);
     lh_pack_destroy (&pack);
 }
+
+//  --------------------------------------------------------------------------
+//  At start: a run still in the active set was running when workflowd
+//  stopped. It is not resumed: s_recover_run fails it.
 
 static void
 s_recover (s_state_t *self)
