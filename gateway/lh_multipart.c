@@ -45,7 +45,7 @@ struct _lh_multipart_t {
     char *filename;                     //  current filename (filename_max + 1)
     lh_multipart_part_t part;           //  the part handed to callbacks
     bool in_part;                       //  a part was begun and not ended
-    size_t parts;                       //  parts begun
+    size_t parts;                       //  parts begun (BEGIN handed out)
     char error [256];                   //  why the body was refused
 };
 
@@ -366,7 +366,7 @@ s_headers_parse (lh_multipart_t *self)
 {
     self->part.name = NULL;
     self->part.filename = NULL;
-    self->part.index = self->parts - 1;
+    self->part.index = self->parts;
     bool has_disposition = false;
     bool has_name = false;
     char *line = self->header;
@@ -534,7 +534,6 @@ lh_multipart_feed (lh_multipart_t *self, const void *data, size_t size,
             }
             if (self->parts == self->limits.parts_max)
                 return s_fail (self, "the form has more than %zu parts", self->limits.parts_max);
-            self->parts++;
             self->header_used = 0;
             self->state = S_HEADERS;
         }
@@ -560,6 +559,7 @@ lh_multipart_feed (lh_multipart_t *self, const void *data, size_t size,
                 return -2;
             self->in_part = true;
             self->state = S_BODY;
+            self->parts++;
             if (s_emit (self, LH_MULTIPART_BEGIN, NULL, 0, fn, arg))
                 return -1;
         }

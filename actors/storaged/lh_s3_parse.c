@@ -107,6 +107,8 @@ lh_s3_xml_text (const char *text, size_t size, char *out, size_t out_max)
     for (size_t index = 0; index < size; ) {
         if (written + 1 >= out_max)
             return -1;
+        if (text [index] == 0)
+            return -1;                  //  XML has no NUL, raw or escaped
         if (text [index] != '&') {
             out [written++] = text [index++];
             continue;
@@ -305,7 +307,7 @@ int64_t
 lh_s3_http_date (const char *text, size_t size)
 {
     s_cursor_t cursor = { text, size, 0 };
-    int weekday, day, month, year, hour, minute, second;
+    int weekday = 0, day = 0, month = 0, year = 0, hour = 0, minute = 0, second = 0;
     bool parsed = false;
     if (s_read_name (&cursor, s_long_days, 7, &weekday)) {
         //  Sunday, 06-Nov-94 08:49:37 GMT
@@ -314,7 +316,8 @@ lh_s3_http_date (const char *text, size_t size)
               && s_read_literal (&cursor, "-") && s_read_digits (&cursor, 2, &year)
               && s_read_literal (&cursor, " ") && s_read_clock (&cursor, &hour, &minute, &second)
               && s_read_literal (&cursor, " GMT");
-        year += year > 70? 1900: 2000;
+        if (parsed)
+            year += year > 70? 1900: 2000;
     }
     else
     if (s_read_name (&cursor, s_days, 7, &weekday)) {
@@ -797,6 +800,19 @@ lh_s3_parse_test (bool verbose)
         { "&#x20AC;", 3, -1, NULL },             //  no room for 3 bytes + NUL
         { "x", 0, -1, NULL },
     };
+    //  Regression (fuzz_s3_parse): a raw NUL decoded as it was cut a key
+    //  or an UploadId short where the backend reads it as a C string
+    assert (lh_s3_xml_text ("ab\0cd", 5, text, sizeof (text)) == -1);
+    const char upload_nul [] = "<UploadId>\0\0VXBs</UploadId>";
+    char nul_id [64];
+    assert (lh_s3_upload_id_parse (upload_nul, sizeof (upload_nul) - 1, nul_id, sizeof (nul_id)) == -1);
+    const char list_nul [] = "<ListBucketResult><Contents><Key>a\0b</Key></Contents></ListBucketResult>";
+    s_test_list_t nul_list;
+    memset (&nul_list, 0, sizeof (nul_list));
+    bool nul_truncated;
+    char *nul_next;
+    assert (lh_s3_list_parse (list_nul, sizeof (list_nul) - 1, s_test_entry, &nul_list,
+                              &nul_truncated, &nul_next) == -1 && nul_list.count == 0);
     for (size_t index = 0; index < sizeof (texts) / sizeof (texts [0]); index++) {
         ssize_t rc = lh_s3_xml_text (texts [index].text, strlen (texts [index].text), text,
                                      texts [index].out_max);

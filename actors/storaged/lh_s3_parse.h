@@ -62,8 +62,9 @@ bool
                     const char **inner, size_t *inner_size);
 
 //  Decode XML character data into out (out_max bytes, NUL included).
-//  Returns the decoded size, or -1 if it does not fit or holds a bad
-//  entity (unknown, unterminated, or a character XML cannot carry).
+//  Returns the decoded size, or -1 if it does not fit, holds a NUL byte
+//  or a bad entity (unknown, unterminated, or a character XML cannot
+//  carry).
 ssize_t
     lh_s3_xml_text (const char *text, size_t size, char *out, size_t out_max);
 
