@@ -891,6 +891,15 @@ lh_multipart_test (bool verbose)
     assert (lh_multipart_finish (form) == -1);
     lh_multipart_destroy (&form);
     lh_multipart_destroy (&form);
+    //  Regression (fuzz_multipart): a part whose header block is refused
+    //  was counted as begun although no BEGIN was handed out
+    form = lh_multipart_new ("B", NULL);
+    memset (&log, 0, sizeof (log));
+    log.stop_at = -1;
+    const char *refused = "--B\r\nX: y\r\n\r\n";
+    assert (lh_multipart_feed (form, refused, strlen (refused), s_test_event, &log) == -2);
+    assert (lh_multipart_parts (form) == 0 && log.events == 0);
+    lh_multipart_destroy (&form);
     //  After a refusal every feed says so without reading
     form = lh_multipart_new ("B", NULL);
     memset (&log, 0, sizeof (log));
