@@ -967,7 +967,7 @@ s_form_event (void *arg, lh_multipart_event_t event, const lh_multipart_part_t *
             s_upload_write (request, data, size);
     }
     else
-    if (streq (key, "name")) {
+    if (streq (key, "name") && size) {
         if (request->form_name_size + size > S_FORM_NAME_MAX) {
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
                             "the form field 'name' is longer than %d bytes", S_FORM_NAME_MAX);
