@@ -1208,11 +1208,13 @@ lh_request_submap (lh_request_t *self, const msgpack_object *map, const char *fi
 
 //  --------------------------------------------------------------------------
 //  Options of a call made from a handler: this request's trace, the
-//  smaller of timeout_ms and the time left
+//  smaller of timeout_ms and the time left, queued while no worker is live
 
-static void
-s_call_opts (lh_request_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
+void
+lh_request_call_opts (lh_request_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
 {
+    assert (self);
+    assert (opts);
     memset (opts, 0, sizeof (*opts));
     uint64_t left = lh_request_time_left (self);
     uint64_t timeout = timeout_ms? timeout_ms: S_DEFAULT_DL;
@@ -1243,7 +1245,7 @@ lh_request_call (lh_request_t *self, const char *svc, const char *op,
         return -1;
     }
     lh_call_opts_t opts;
-    s_call_opts (self, timeout_ms, &opts);
+    lh_request_call_opts (self, timeout_ms, &opts);
     return lh_client_call (client, svc, op, body, size, &opts, reply_p);
 }
 
@@ -1272,7 +1274,7 @@ lh_request_call_all (lh_request_t *self, lh_call_t *calls, size_t count,
         return -1;
     }
     lh_call_opts_t opts;
-    s_call_opts (self, timeout_ms, &opts);
+    lh_request_call_opts (self, timeout_ms, &opts);
     return lh_client_call_all (client, calls, count, &opts);
 }
 

@@ -219,6 +219,12 @@ int lh_request_call_pack (lh_request_t *self, const char *svc, const char *op,
 //  every call had a reply from its service, -1 if any was synthesized.
 int lh_request_call_all (lh_request_t *self, lh_call_t *calls, size_t count,
                          uint32_t timeout_ms);
+//  The options such a call carries (this request's trace; timeout_ms, 0 =
+//  5000, capped by the time left; queued while the service has no live
+//  worker), for code that keeps several calls in flight on
+//  lh_request_client with lh_client_send and lh_client_wait
+void lh_request_call_opts (lh_request_t *self, uint32_t timeout_ms,
+                           lh_call_opts_t *opts);
 //  The one mapping of a dependency's unexpected reply to our answer: 503
 //  "dependency_unavailable" with retry_after_ms when svc did not answer or
 //  was busy (no reply, 429, 503, 504), else 500 "dependency_failed"; the

@@ -703,10 +703,51 @@ lh_client_call (lh_client_t *self, const char *svc, const char *op,
         *reply_p = s_reply_synth (0, LH_ST_BAD_REQUEST, NULL, error);
         return -1;
     }
+    return lh_client_wait (self, id, reply_p);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Wait for the final REP of request id (sent with lh_client_send), its
+//  PARTs kept in the reply; anything else that arrives is held for
+//  lh_client_recv. Returns 0 with the reply, -1 with a synthesized one.
+
+int
+lh_client_wait (lh_client_t *self, uint64_t id, lh_reply_t **reply_p)
+{
+    assert (self);
+    assert (reply_p);
+    *reply_p = NULL;
     zlist_t *parts = NULL;
-    while (true) {
+    //  Its PARTs, even its REP, may be held already (they came while
+    //  another call waited)
+    bool again = true;
+    while (again && !*reply_p) {
+        lh_reply_t *held = (lh_reply_t *) zlist_first (self->inbox);
+        while (held && (held->header.t == LH_T_PUB || held->header.cid != id))
+            held = (lh_reply_t *) zlist_next (self->inbox);
+        again = held != NULL;
+        if (!held)
+            break;
+        zlist_remove (self->inbox, held);
+        if (held->header.t == LH_T_REP) {
+            s_pending_remove (self, id);
+            *reply_p = held;
+            break;
+        }
+        if (!parts)
+            parts = zlist_new ();
+        zlist_append (parts, held->body? held->body: zframe_new_empty ());
+        held->body = NULL;
+        lh_reply_destroy (&held);
+    }
+    while (!*reply_p) {
         s_pending_t *pending = s_pending_lookup (self, id);
-        assert (pending);
+        if (!pending) {
+            *reply_p = s_reply_synth (id, LH_ST_BAD_REQUEST, NULL,
+                                      "no such request is waiting for its reply");
+            break;
+        }
         int64_t left = pending->expires - zclock_mono ();
         if (left <= 0 || self->refused || zsys_interrupted) {
             if (self->refused) {
@@ -736,8 +777,8 @@ lh_client_call (lh_client_t *self, const char *svc, const char *op,
         }
         s_pending_remove (self, id);
         *reply_p = reply;
-        break;
     }
+    assert (!(*reply_p)->parts);
     (*reply_p)->parts = parts;
     return (*reply_p)->local? -1: 0;
 }
@@ -887,8 +928,11 @@ lh_client_recv (lh_client_t *self, lh_reply_t **reply_p, int timeout_ms)
     assert (self);
     assert (reply_p);
     *reply_p = (lh_reply_t *) zlist_pop (self->inbox);
-    if (*reply_p)
+    if (*reply_p) {
+        if ((*reply_p)->header.t == LH_T_REP)
+            s_pending_remove (self, (*reply_p)->header.cid);
         return 0;
+    }
     int64_t until = timeout_ms < 0? INT64_MAX: zclock_mono () + timeout_ms;
     while (!zsys_interrupted) {
         lh_reply_t *reply = s_first_expired (self);
@@ -927,8 +971,11 @@ lh_client_try_recv (lh_client_t *self, lh_reply_t **reply_p)
     assert (self);
     assert (reply_p);
     *reply_p = (lh_reply_t *) zlist_pop (self->inbox);
-    if (*reply_p)
+    if (*reply_p) {
+        if ((*reply_p)->header.t == LH_T_REP)
+            s_pending_remove (self, (*reply_p)->header.cid);
         return 0;
+    }
     *reply_p = s_first_expired (self);
     if (*reply_p)
         return 0;
@@ -1412,6 +1459,20 @@ lh_client_test (bool verbose)
         lh_reply_destroy (&reply);
     }
     assert (lh_client_recv (client, &reply, 50) == -1);
+    //  Waiting for one request by id: the last first, then the others
+    //  (their replies were held meanwhile); a PART stream is collected
+    for (int index = 0; index < 3; index++)
+        ids [index] = lh_client_send (client, "fake", index? "echo": "parts", data, size, NULL);
+    for (int index = 2; index >= 0; index--) {
+        rc = lh_client_wait (client, ids [index], &reply);
+        assert (rc == 0 && lh_reply_cid (reply) == ids [index] && lh_reply_status (reply) == 200);
+        assert (index? !lh_reply_parts (reply): zlist_size (lh_reply_parts (reply)) == 3);
+        lh_reply_destroy (&reply);
+    }
+    assert (lh_client_recv (client, &reply, 50) == -1);
+    rc = lh_client_wait (client, ids [0], &reply);
+    assert (rc == -1 && lh_reply_status (reply) == 400);
+    lh_reply_destroy (&reply);
     //  An async request that is never answered expires as a 504
     uint64_t id = lh_client_send (client, "fake", "late", NULL, 0, &opts);
     rc = lh_client_recv (client, &reply, 2000);

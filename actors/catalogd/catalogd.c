@@ -6,6 +6,7 @@
 #include "catalogd.h"
 #include "lh_uuid.h"
 #include "lh_store.h"
+#include "lh_storage.h"
 #include "lh_log.h"
 
 #define S_NAME          "catalogd"
@@ -20,12 +21,10 @@ typedef struct {
 
 //  A manifest read from storaged
 typedef struct {
-    lh_reply_t *reply;                  //  storaged's reply (owns the bytes)
+    zchunk_t *raw;                      //  its encoded bytes, or NULL
     msgpack_zone zone;                  //  decoded manifest lives here
     msgpack_object manifest;            //  the manifest map
-    const void *raw;                    //  its encoded bytes
-    size_t raw_size;                    //  their size
-    char etag [80];                     //  storaged's ETag
+    char etag [LH_STORAGE_ETAG_MAX + 1];    //  storaged's ETag
 } s_found_t;
 
 
@@ -35,9 +34,9 @@ typedef struct {
 static void
 s_found_reset (s_found_t *self)
 {
-    if (self->reply) {
+    if (self->raw) {
         msgpack_zone_destroy (&self->zone);
-        lh_reply_destroy (&self->reply);
+        zchunk_destroy (&self->raw);
     }
 }
 
@@ -58,61 +57,31 @@ s_state_destroy (void **state_p)
 
 
 //  --------------------------------------------------------------------------
-//  Call storaged with a pack (destroyed). Returns 0 with its reply, or -1
-//  with a synthesized 503/504 one; *reply_p is always set.
-
-static int
-s_storaged (s_state_t *self, lh_request_t *request, const char *op, lh_pack_t **pack_p,
-            lh_reply_t **reply_p)
-{
-    return lh_request_call_pack (request, "storaged", op, pack_p, self->timeout_ms, reply_p);
-}
-
-
-//  --------------------------------------------------------------------------
 //  Read the manifest of a dataset id, answering nothing. Returns S_FOUND
 //  (found filled), S_MISSING, S_CORRUPT (not a msgpack map, or larger than
-//  one get), or S_FAILED with storaged's unexpected reply in *failed_p
-//  (the caller's to destroy).
+//  one get), or S_FAILED (lh_storage_reply says why).
 
 typedef enum { S_FOUND, S_MISSING, S_CORRUPT, S_FAILED } s_read_t;
 
 static s_read_t
-s_read (s_state_t *self, lh_request_t *request, const char *dataset_id, s_found_t *found,
-        lh_reply_t **failed_p)
+s_read (s_state_t *self, lh_storage_t *storage, const char *dataset_id, s_found_t *found)
 {
     memset (found, 0, sizeof (*found));
     char key [256];
     snprintf (key, sizeof (key), "%s%s", self->prefix, dataset_id);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    lh_reply_t *reply;
-    s_storaged (self, request, "get", &pack, &reply);
-    uint32_t status = lh_reply_status (reply);
-    if (status == LH_ST_NOT_FOUND) {
-        lh_reply_destroy (&reply);
+    lh_storage_info_t info;
+    const void *data;
+    size_t size;
+    uint32_t status = lh_storage_get (storage, key, 0, 0, &info, &data, &size);
+    if (status == LH_ST_NOT_FOUND)
         return S_MISSING;
-    }
-    const msgpack_object *body = status == LH_ST_OK? lh_reply_object (reply): NULL;
-    const msgpack_object *data = lh_obj_get (body, "data");
-    const char *etag;
-    size_t etag_size;
-    uint64_t size = 0, length = 0;
-    if (!body || !data || data->type != MSGPACK_OBJECT_BIN
-    ||  !lh_obj_str (body, "etag", &etag, &etag_size) || etag_size >= sizeof (found->etag)
-    ||  !lh_obj_uint (body, "size", &size) || !lh_obj_uint (body, "length", &length)) {
-        *failed_p = reply;
+    if (status != LH_ST_OK)
         return S_FAILED;
-    }
-    found->reply = reply;
+    found->raw = zchunk_new (data, size);
     msgpack_zone_init (&found->zone, 4096);
-    found->raw = data->via.bin.ptr;
-    found->raw_size = data->via.bin.size;
-    memcpy (found->etag, etag, etag_size);
-    found->etag [etag_size] = 0;
-    if (size != length
-    ||  lh_msgpack_unpack (found->raw, found->raw_size, &lh_limits_default,
+    snprintf (found->etag, sizeof (found->etag), "%s", info.etag);
+    if (size != info.size
+    ||  lh_msgpack_unpack (zchunk_data (found->raw), size, &lh_limits_default,
                            &found->zone, &found->manifest) != 0
     ||  found->manifest.type != MSGPACK_OBJECT_MAP) {
         s_found_reset (found);
@@ -128,15 +97,13 @@ s_read (s_state_t *self, lh_request_t *request, const char *dataset_id, s_found_
 //  unreadable).
 
 static int
-s_fetch (s_state_t *self, lh_request_t *request, const char *dataset_id, s_found_t *found)
+s_fetch (s_state_t *self, lh_request_t *request, lh_storage_t *storage,
+         const char *dataset_id, s_found_t *found)
 {
-    lh_reply_t *failed = NULL;
-    s_read_t read = s_read (self, request, dataset_id, found, &failed);
-    if (read == S_FAILED) {
-        lh_request_fail_dependency (request, failed, "storaged", "the manifest read");
-        lh_reply_destroy (&failed);
-        return -1;
-    }
+    s_read_t read = s_read (self, storage, dataset_id, found);
+    if (read == S_FAILED)
+        return lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                           "the manifest read");
     if (read == S_CORRUPT)
         return lh_request_fail (request, LH_ST_INTERNAL, "corrupt_manifest",
                                 "manifest '%s%s' in storaged is not a msgpack map that "
@@ -151,28 +118,16 @@ s_fetch (s_state_t *self, lh_request_t *request, const char *dataset_id, s_found
 //  race), -1 after answering (storaged failed).
 
 static int
-s_store (s_state_t *self, lh_request_t *request, const char *dataset_id,
-         const void *data, size_t size, const char *if_match)
+s_store (s_state_t *self, lh_request_t *request, lh_storage_t *storage,
+         const char *dataset_id, const void *data, size_t size, const char *if_match)
 {
     char key [256];
     snprintf (key, sizeof (key), "%s%s", self->prefix, dataset_id);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_open_map (pack);
-    lh_pack_kv_str (pack, "key", key);
-    lh_pack_str (pack, "data");
-    lh_pack_bin (pack, data, size);
-    if (if_match)
-        lh_pack_kv_str (pack, "if_match", if_match);
-    else
-        lh_pack_kv_str (pack, "if_none_match", "*");
-    lh_pack_close (pack);
-    lh_reply_t *reply;
-    s_storaged (self, request, "put", &pack, &reply);
-    uint32_t status = lh_reply_status (reply);
-    int rc = status == LH_ST_OK? 1: status == LH_ST_PRECONDITION? 0:
-             lh_request_fail_dependency (request, reply, "storaged", "the manifest write");
-    lh_reply_destroy (&reply);
-    return rc;
+    lh_storage_cond_t cond = { .if_none_match = !if_match, .if_match = if_match };
+    uint32_t status = lh_storage_put (storage, key, data, size, &cond, NULL);
+    return status == LH_ST_OK? 1: status == LH_ST_PRECONDITION? 0:
+           lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                       "the manifest write");
 }
 
 
@@ -304,6 +259,7 @@ s_register (lh_request_t *request, void *state)
     const msgpack_object *schema = NULL, *objects = NULL;
     int64_t row_count = 0;
     lh_pack_t *content = NULL;
+    lh_storage_t *storage = NULL;
     if (!body
     ||  lh_request_strdup (request, body, "name", LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY,
                            S_TEXT_MAX, &name)
@@ -323,10 +279,11 @@ s_register (lh_request_t *request, void *state)
     }
     char dataset_id [LH_UUID_TEXT];
     lh_uuid5 (LH_CATALOG_NAMESPACE, name, strlen (name), dataset_id);
+    storage = lh_storage_new_request (request, self->timeout_ms);
 
     for (int attempt = 0; attempt < S_RACE_TRIES; attempt++) {
         s_found_t found;
-        int rc = s_fetch (self, request, dataset_id, &found);
+        int rc = s_fetch (self, request, storage, dataset_id, &found);
         if (rc < 0)
             goto done;
         int64_t now = zclock_time ();
@@ -350,7 +307,8 @@ s_register (lh_request_t *request, void *state)
             bool same = old_size == content_size && memcmp (old_data, content_data, old_size) == 0;
             lh_pack_destroy (&old);
             if (same) {
-                lh_request_reply_raw (request, LH_ST_OK, found.raw, found.raw_size);
+                lh_request_reply_raw (request, LH_ST_OK, zchunk_data (found.raw),
+                                      zchunk_size (found.raw));
                 s_found_reset (&found);
                 goto done;
             }
@@ -367,7 +325,8 @@ s_register (lh_request_t *request, void *state)
         lh_pack_close (manifest);
         size_t size;
         const void *data = lh_pack_data (manifest, &size);
-        int stored = s_store (self, request, dataset_id, data, size, rc == 1? found.etag: NULL);
+        int stored = s_store (self, request, storage, dataset_id, data, size,
+                              rc == 1? found.etag: NULL);
         s_found_reset (&found);
         if (stored == 1) {
             lh_info (S_NAME, lh_request_trace (request), "%s dataset '%s' (%s)",
@@ -383,6 +342,7 @@ s_register (lh_request_t *request, void *state)
     lh_request_fail_retry (request, LH_ST_UNAVAILABLE, "busy", 100,
                            "dataset '%s' is being registered concurrently; retry", name);
 done:
+    lh_storage_destroy (&storage);
     lh_pack_destroy (&content);
     free (name);
     free (fingerprint);
@@ -432,16 +392,18 @@ s_get (lh_request_t *request, void *state)
     char dataset_id [LH_UUID_TEXT];
     if (s_target (request, dataset_id))
         return;
+    lh_storage_t *storage = lh_storage_new_request (request, self->timeout_ms);
     s_found_t found;
-    int rc = s_fetch (self, request, dataset_id, &found);
+    int rc = s_fetch (self, request, storage, dataset_id, &found);
     if (rc == 0)
         lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_dataset",
                          "no dataset with id %s", dataset_id);
     else
     if (rc == 1) {
-        lh_request_reply_raw (request, LH_ST_OK, found.raw, found.raw_size);
+        lh_request_reply_raw (request, LH_ST_OK, zchunk_data (found.raw), zchunk_size (found.raw));
         s_found_reset (&found);
     }
+    lh_storage_destroy (&storage);
 }
 
 
@@ -450,70 +412,61 @@ s_get (lh_request_t *request, void *state)
 //  manifest that cannot be read is skipped, counted in "skipped" and
 //  named in the log: one bad object never takes the catalog down.
 
+//  The keys under the prefix that name a dataset id
+typedef struct {
+    const char *prefix;                 //  the catalog's prefix
+    zlistx_t *keys;                     //  keys found (strings)
+} s_keys_t;
+
+static int
+s_list_key (void *arg, const char *key, const lh_storage_info_t *info)
+{
+    s_keys_t *self = (s_keys_t *) arg;
+    size_t prefix_size = strlen (self->prefix);
+    if (strlen (key) == prefix_size + 36 && lh_uuid_valid (key + prefix_size, 36))
+        zlistx_add_end (self->keys, strdup (key));
+    return 0;
+}
+
 static void
 s_list (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
     if (!lh_request_map (request))
         return;
+    lh_storage_t *storage = lh_storage_new_request (request, self->timeout_ms);
+    //  The keys first, then each manifest
+    s_keys_t keys = { .prefix = self->prefix, .keys = zlistx_new () };
+    zlistx_set_destructor (keys.keys, (zlistx_destructor_fn *) zstr_free);
     zlistx_t *manifests = zlistx_new ();
     zlistx_set_destructor (manifests, (zlistx_destructor_fn *) zchunk_destroy);
-    char *after = NULL;
-    bool truncated = true;
     uint64_t skipped = 0;
-    while (truncated) {
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_open_map (pack);
-        lh_pack_kv_str (pack, "prefix", self->prefix);
-        lh_pack_kv_uint (pack, "limit", 1000);
-        if (after)
-            lh_pack_kv_str (pack, "continuation", after);
-        lh_pack_close (pack);
-        lh_reply_t *reply;
-        s_storaged (self, request, "list", &pack, &reply);
-        const msgpack_object *body = lh_reply_status (reply) == LH_ST_OK?
-                                     lh_reply_object (reply): NULL;
-        const msgpack_object *keys = lh_obj_get (body, "keys");
-        if (!keys || keys->type != MSGPACK_OBJECT_ARRAY) {
-            lh_request_fail_dependency (request, reply, "storaged", "the catalog listing");
-            lh_reply_destroy (&reply);
+    if (lh_storage_list_all (storage, self->prefix, s_list_key, &keys) != LH_ST_OK) {
+        lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                    "the catalog listing");
+        goto done;
+    }
+    size_t prefix_size = strlen (self->prefix);
+    for (char *key = (char *) zlistx_first (keys.keys); key;
+         key = (char *) zlistx_next (keys.keys)) {
+        s_found_t found;
+        s_read_t read = s_read (self, storage, key + prefix_size, &found);
+        if (read == S_FAILED) {
+            lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                        "a manifest read");
             goto done;
         }
-        truncated = false;
-        lh_obj_bool (body, "truncated", &truncated);
-        free (after);
-        after = lh_obj_strdup (lh_obj_get (body, "next"));
-        if (!after)
-            truncated = false;
-        size_t prefix_size = strlen (self->prefix);
-        for (uint32_t index = 0; index < keys->via.array.size; index++) {
-            char *key = lh_obj_strdup (lh_obj_get (&keys->via.array.ptr [index], "key"));
-            if (key && strlen (key) == prefix_size + 36
-            &&  lh_uuid_valid (key + prefix_size, 36)) {
-                s_found_t found;
-                lh_reply_t *failed = NULL;
-                s_read_t read = s_read (self, request, key + prefix_size, &found, &failed);
-                if (read == S_FAILED) {
-                    lh_request_fail_dependency (request, failed, "storaged", "a manifest read");
-                    lh_reply_destroy (&failed);
-                    free (key);
-                    lh_reply_destroy (&reply);
-                    goto done;
-                }
-                if (read == S_CORRUPT) {
-                    lh_warn (S_NAME, lh_request_trace (request),
-                             "list: manifest '%s' cannot be read (not a msgpack map, or "
-                             "larger than one get): skipped", key);
-                    skipped++;
-                }
-                if (read == S_FOUND) {
-                    zlistx_add_end (manifests, zchunk_new (found.raw, found.raw_size));
-                    s_found_reset (&found);
-                }
-            }
-            free (key);
+        if (read == S_CORRUPT) {
+            lh_warn (S_NAME, lh_request_trace (request),
+                     "list: manifest '%s' cannot be read (not a msgpack map, or larger "
+                     "than one get): skipped", key);
+            skipped++;
         }
-        lh_reply_destroy (&reply);
+        if (read == S_FOUND) {
+            zlistx_add_end (manifests, found.raw);
+            found.raw = NULL;
+            msgpack_zone_destroy (&found.zone);
+        }
     }
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_open_map (pack);
@@ -529,8 +482,9 @@ s_list (lh_request_t *request, void *state)
     lh_pack_close (pack);
     lh_request_reply_pack (request, LH_ST_OK, &pack);
 done:
-    free (after);
+    zlistx_destroy (&keys.keys);
     zlistx_destroy (&manifests);
+    lh_storage_destroy (&storage);
 }
 
 
@@ -544,30 +498,29 @@ s_delete (lh_request_t *request, void *state)
     char dataset_id [LH_UUID_TEXT];
     if (s_target (request, dataset_id))
         return;
+    lh_storage_t *storage = lh_storage_new_request (request, self->timeout_ms);
     s_found_t found;
-    int rc = s_fetch (self, request, dataset_id, &found);
+    int rc = s_fetch (self, request, storage, dataset_id, &found);
     if (rc == 0)
         lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_dataset",
                          "no dataset with id %s", dataset_id);
-    if (rc != 1)
+    if (rc != 1) {
+        lh_storage_destroy (&storage);
         return;
+    }
     char *name = s_field (&found.manifest, "name");
     char *fingerprint = s_field (&found.manifest, "schema_fingerprint");
     s_found_reset (&found);
     char key [256];
     snprintf (key, sizeof (key), "%s%s", self->prefix, dataset_id);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    lh_reply_t *reply;
-    s_storaged (self, request, "delete", &pack, &reply);
-    uint32_t status = lh_reply_status (reply);
+    uint32_t status = lh_storage_delete (storage, key);
     if (status == LH_ST_NOT_FOUND)
         lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_dataset",
                          "no dataset with id %s", dataset_id);
     else
     if (status != LH_ST_OK)
-        lh_request_fail_dependency (request, reply, "storaged", "the manifest delete");
+        lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                    "the manifest delete");
     else {
         lh_info (S_NAME, lh_request_trace (request), "deleted dataset '%s' (%s)",
                  name? name: "?", dataset_id);
@@ -580,7 +533,7 @@ s_delete (lh_request_t *request, void *state)
         lh_pack_close (answer);
         lh_request_reply_pack (request, LH_ST_OK, &answer);
     }
-    lh_reply_destroy (&reply);
+    lh_storage_destroy (&storage);
     free (name);
     free (fingerprint);
 }
