@@ -21,6 +21,7 @@ struct _lh_storage_t {
                                         //  the failure of the last operation
     bool failed;                        //  reply describes a failure
     lh_storage_upload_t *upload;        //  the upload open on this client
+    char kind [64];                     //  lh_storage_kind's answer
 };
 
 struct _lh_storage_upload_t {
@@ -106,6 +107,21 @@ lh_storage_reason (lh_storage_t *self)
     assert (self);
     const char *reason = self->failed? lh_reply_reason (self->reply): NULL;
     return reason? reason: "";
+}
+
+const char *
+lh_storage_kind (lh_storage_t *self)
+{
+    assert (self);
+    const msgpack_object *error = self->failed?
+                                  lh_obj_get (lh_reply_object (self->reply), "error"): NULL;
+    const char *kind;
+    size_t size;
+    if (!lh_obj_str (error, "kind", &kind, &size) || size >= sizeof (self->kind))
+        return "";
+    memcpy (self->kind, kind, size);
+    self->kind [size] = 0;
+    return self->kind;
 }
 
 //  Forget the last operation's reply
@@ -1103,11 +1119,7 @@ lh_storage_test (bool verbose)
     fclose (file);
     assert (memcmp (back, content, sizeof (content)) == 0);
     assert (lh_storage_download (storage, "t/file", down, "00", NULL) == 500);
-    const char *kind;
-    size_t kind_size;
-    assert (lh_obj_str (lh_obj_get (lh_reply_object (lh_storage_reply (storage)), "error"),
-                        "kind", &kind, &kind_size));
-    assert (kind_size == 17 && memcmp (kind, "checksum_mismatch", 17) == 0);
+    assert (streq (lh_storage_kind (storage), "checksum_mismatch"));
     assert (strstr (lh_storage_reason (storage), "SHA-256"));
     assert (access (down, F_OK) != 0);
     assert (lh_storage_download (storage, "t/none", down, NULL, NULL) == 404);

@@ -33,7 +33,8 @@
     or written, content that does not match its SHA-256). After anything
     but 200, lh_storage_reply is a reply describing the failure (the one
     storaged sent, or one made here with the SPEC error body) and
-    lh_storage_reason its sentence, both valid until the next operation.
+    lh_storage_reason its sentence and lh_storage_kind its error kind, all
+    valid until the next operation.
 
     Memory stays bounded whatever the object size: uploads hold one part,
     reads and downloads at most two ranges in flight.
@@ -99,6 +100,11 @@ lh_reply_t *
 //  After a failed operation: its reason, a sentence ("" after a success)
 const char *
     lh_storage_reason (lh_storage_t *self);
+
+//  After a failed operation: its error kind ("not_found", "checksum_mismatch"
+//  ...; "" after a success)
+const char *
+    lh_storage_kind (lh_storage_t *self);
 
 //  ---------------------------------------------------------------------
 //  Objects
