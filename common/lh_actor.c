@@ -30,6 +30,7 @@
 */
 
 #include "lh_actor.h"
+#include "lh_json.h"
 #include "lh_log.h"
 #include <sodium.h>
 #include <poll.h>
@@ -1203,6 +1204,52 @@ lh_request_submap (lh_request_t *self, const msgpack_object *map, const char *fi
         return lh_request_bad (self, field, "'%s' must not be empty", field);
     *value = item;
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The body as a new JSON object, or NULL after answering 400
+
+json_t *
+lh_request_json (lh_request_t *self)
+{
+    const msgpack_object *body = lh_request_map (self);
+    if (!body)
+        return NULL;
+    char *error = NULL;
+    json_t *json = lh_json_from_object (body, &error);
+    if (!json_is_object (json)) {
+        lh_request_fail (self, LH_ST_BAD_REQUEST, "bad_body", "the body cannot be read as a "
+                         "JSON object: %s", error? error: "not a map");
+        json_decref (json);
+        json = NULL;
+    }
+    free (error);
+    return json;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Final reply from a JSON value (reference taken)
+
+int
+lh_request_reply_json (lh_request_t *self, uint32_t status, json_t *json)
+{
+    assert (self);
+    lh_pack_t *pack = lh_pack_new ();
+    char *error = NULL;
+    int rc;
+    if (json && lh_json_to_pack (json, pack, &lh_limits_default, &error) == 0)
+        rc = lh_request_reply_pack (self, status, &pack);
+    else {
+        lh_pack_destroy (&pack);
+        lh_request_fail (self, LH_ST_INTERNAL, NULL, "the reply could not be encoded: %s",
+                         error? error: "no value");
+        rc = -1;
+    }
+    free (error);
+    json_decref (json);
+    return rc;
 }
 
 

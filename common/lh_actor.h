@@ -197,6 +197,23 @@ int lh_request_submap (lh_request_t *self, const msgpack_object *map,
                        const msgpack_object **value);
 
 //  ---------------------------------------------------------------------
+//  JSON-shaped bodies, for handlers that work on jansson values (the JSON
+//  conventions of docs/json.md: bin as {"$base64": ...}, ...)
+
+struct json_t;
+
+//  The body as a new JSON object (the caller decrefs it); no body reads as
+//  {}. Returns NULL after answering 400 "bad_body" when the body is not a
+//  map or holds what JSON cannot (a non-string key ...).
+struct json_t *
+    lh_request_json (lh_request_t *self);
+
+//  Final reply whose body is a JSON value, encoded as msgpack (the value's
+//  reference is taken). A value that cannot be encoded is answered 500
+//  instead. Returns 0 when the reply was sent.
+int lh_request_reply_json (lh_request_t *self, uint32_t status, struct json_t *json);
+
+//  ---------------------------------------------------------------------
 //  Calling another service from a handler. The call carries this
 //  request's trace id, and its deadline is the smaller of timeout_ms (0:
 //  5000) and this request's own time left, so no call outlives the caller.

@@ -366,6 +366,17 @@ s_test_calls (lh_request_t *request, void *state)
     lh_reply_destroy (&reply);
 }
 
+//  Reads the body as JSON and answers it back with "seen": true
+static void
+s_test_json (lh_request_t *request, void *state)
+{
+    json_t *body = lh_request_json (request);
+    if (!body)
+        return;
+    json_object_set_new (body, "seen", json_true ());
+    lh_request_reply_json (request, 200, body);
+}
+
 //  Never answers in time
 static void
 s_test_sleep (lh_request_t *request, void *state)
@@ -377,6 +388,7 @@ s_test_sleep (lh_request_t *request, void *state)
 static const lh_op_t s_test_ops [] = {
     { "fields", s_test_fields },
     { "calls", s_test_calls },
+    { "json", s_test_json },
     { NULL, NULL }
 };
 static const lh_service_t s_test_service = { .name = "fields", .ops = s_test_ops };
@@ -468,6 +480,19 @@ lh_testbus_test (bool verbose)
     char *text = lh_testbus_json (reply);
     assert (streq (text, "{\"name\":\"x\",\"k\":7,\"score\":0.5,\"flag\":false}"));
     zstr_free (&text);
+    lh_reply_destroy (&reply);
+
+    //  JSON-shaped bodies both ways
+    reply = lh_testbus_call (bus, "fields", "json", "{\"a\": [1, \"x\"]}");
+    text = lh_testbus_json (reply);
+    assert (lh_reply_status (reply) == 200 && streq (text, "{\"a\":[1,\"x\"],\"seen\":true}"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
+    assert (lh_testbus_status (bus, "fields", "json", NULL) == 200);
+    assert (lh_testbus_status (bus, "fields", "json", "[1]") == 400);
+    const char bad_key [] = "\x81\x01\x02";       //  {1: 2}: no JSON for it
+    reply = lh_testbus_call_raw (bus, "fields", "json", bad_key, sizeof (bad_key) - 1);
+    assert (lh_reply_status (reply) == 400);
     lh_reply_destroy (&reply);
 
     //  Calls from a handler: several at once, trace carried, a dependency
