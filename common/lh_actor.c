@@ -917,24 +917,6 @@ lh_request_reply_pack (lh_request_t *self, uint32_t status, lh_pack_t **pack_p)
 
 
 //  --------------------------------------------------------------------------
-//  Final error reply with the SPEC error body
-
-int
-lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
-                  uint64_t retry_after_ms, const char *format, ...)
-{
-    assert (self);
-    va_list argptr;
-    va_start (argptr, format);
-    char *reason = zsys_vprintf (format, argptr);
-    va_end (argptr);
-    zframe_t *body = lh_error_body (status, kind, reason, retry_after_ms);
-    free (reason);
-    return lh_request_reply (self, status, &body);
-}
-
-
-//  --------------------------------------------------------------------------
 //  Answer an error with the SPEC body; returns -1, always
 
 static int
@@ -1462,7 +1444,7 @@ s_test_nest (lh_request_t *request, void *state)
 {
     lh_client_t *client = lh_request_client (request);
     if (!client) {
-        lh_request_error (request, LH_ST_BAD_GATEWAY, NULL, 0, "no client");
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, NULL, "no client");
         return;
     }
     lh_call_opts_t opts = { .timeout_ms = (uint32_t) lh_request_time_left (request) };
@@ -1470,8 +1452,8 @@ s_test_nest (lh_request_t *request, void *state)
     lh_client_call (client, "rt", "trace", NULL, 0, &opts, &reply);
     char *inner = lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "tr"));
     if (lh_reply_status (reply) != LH_ST_OK || !inner)
-        lh_request_error (request, LH_ST_BAD_GATEWAY, NULL, 0, "nested call: %u",
-                          lh_reply_status (reply));
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, NULL, "nested call: %u",
+                         lh_reply_status (reply));
     else {
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 2);

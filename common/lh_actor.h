@@ -25,8 +25,11 @@
         ...
         lh_service_stop (&runner);
 
-    Every handler must answer exactly once (reply, error); if it returns
-    without answering, the runtime answers 500 "handler did not reply".
+    Every handler must answer exactly once (a reply, or one of the
+    lh_request_fail family below, which return -1 so the handler stops);
+    if it returns without answering, the runtime answers 500 "handler did
+    not reply", and a second answer is dropped and logged ("answered
+    twice").
     =========================================================================
 */
 
@@ -106,12 +109,6 @@ int lh_request_reply_raw (lh_request_t *self, uint32_t status,
 //  Final reply from a pack (destroyed)
 int lh_request_reply_pack (lh_request_t *self, uint32_t status,
                            lh_pack_t **pack_p);
-//  Final error reply with the SPEC error body; kind NULL = default for the
-//  status. retry_after_ms > 0 adds "retry_after_ms". Returns 0 when sent.
-//  Superseded by lh_request_fail, which new code uses.
-int lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
-                      uint64_t retry_after_ms, const char *format, ...)
-                      CHECK_PRINTF (5);
 
 //  ---------------------------------------------------------------------
 //  Answering with an error. Each of these answers the request with the
