@@ -70,7 +70,8 @@ typedef struct {
 
 struct _lh_service_runner_t {
     const lh_service_t *service;        //  the service served
-    lh_config_t *config;                //  configuration (borrowed), or NULL
+    lh_config_t *config;                //  configuration (borrowed, or defaults)
+    lh_config_t *defaults;              //  the default config, when none was given
     void *state;                        //  shared state from state_new
     char *endpoint;                     //  link endpoint (own copy)
     char *server_key;                   //  link server key (own copy), or NULL
@@ -645,6 +646,10 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (service->name);
     assert (service->ops);
     assert (link);
+    lh_config_t *defaults = NULL;
+    if (!config)
+        config = defaults = lh_config_load (NULL, NULL);
+    assert (config);
     if (workers <= 0)
         workers = (int) s_config_setting (service, config, "workers", 1, S_WORKERS_MAX, 1);
     if (workers > S_WORKERS_MAX)
@@ -654,6 +659,7 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (self);
     self->service = service;
     self->config = config;
+    self->defaults = defaults;
     self->credit = (uint32_t) s_config_setting (service, config, "credit", 1, S_CREDIT_MAX,
                                                 service->credit? service->credit: 1);
     //  The ops a worker declares; a service's table is ours, so a table
@@ -678,6 +684,7 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
         if (!self->state) {
             lh_error (service->name, NULL, "cannot start: %s",
                       error? error: "state could not be created");
+            lh_config_destroy (&self->defaults);
             free (self->endpoint);
             free (self->server_key);
             free (self);
@@ -723,6 +730,7 @@ lh_service_stop (lh_service_runner_t **self_p)
         free (self->args);
         free (self->endpoint);
         free (self->server_key);
+        lh_config_destroy (&self->defaults);
         free (self);
         *self_p = NULL;
     }

@@ -57,7 +57,9 @@ typedef struct {
     const char *name;                   //  service name ("storaged")
     const lh_op_t *ops;                 //  table ending with { NULL, NULL }
     //  Create shared state once before workers start; return NULL and set
-    //  *error (static string) to refuse to start. May be NULL.
+    //  *error (static string) to refuse to start. config is never NULL
+    //  (the defaults when the service was started without one). May be
+    //  NULL.
     void *(*state_new) (lh_config_t *config, const lh_link_t *link,
                         const char **error);
     void (*state_destroy) (void **state_p);
@@ -70,7 +72,8 @@ typedef struct {
 typedef struct _lh_service_runner_t lh_service_runner_t;
 
 //  Start a service with `workers` worker threads (0 = config
-//  "actors/NAME/workers", default 1). Returns NULL (and logs why) if its
+//  "actors/NAME/workers", default 1). config (borrowed, must outlive the
+//  runner) may be NULL: the defaults. Returns NULL (and logs why) if its
 //  state could not be created.
 lh_service_runner_t *
     lh_service_start (const lh_service_t *service, const lh_link_t *link,
