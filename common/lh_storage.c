@@ -534,11 +534,21 @@ lh_storage_read (lh_storage_t *self, const char *key, const lh_storage_info_t *i
         for (int slot = 0; slot < S_READ_AHEAD; slot++)
             if (ahead [slot].id && ahead [slot].offset == offset)
                 next = &ahead [slot];
-        assert (next);                  //  the range at offset is always asked
+        if (!next) {
+            status = s_fail (self, LH_ST_INTERNAL, "internal",
+                             "reading '%s' lost its place at offset %" PRIu64, key, offset);
+            break;
+        }
         lh_reply_t *reply = s_wait (self, next->id);
         next->id = 0;
         const msgpack_object *bytes = NULL;
         status = s_range_check (self, &reply, key, info, offset, &bytes);
+        if (status == LH_ST_OK && (bytes->via.bin.size > chunk
+                                   || bytes->via.bin.size > info->size - offset)) {
+            lh_reply_destroy (&reply);
+            status = s_fail (self, LH_ST_BAD_GATEWAY, "bad_reply",
+                             "storaged gave more of '%s' than was asked", key);
+        }
         if (status != LH_ST_OK)
             break;
         size_t length = bytes->via.bin.size;
