@@ -1,7 +1,7 @@
 #  Lakehouse - a message-bus data substrate in C over ZeroMQ
 #
 #  make              build everything into build/
-#  make check        build, then run every test (tests/run); last line "N passed, N failed"
+#  make check        build, then run every test (tests/run); last line "N passed, N failed, N skipped"
 #  make up           build, then run the whole system in one process (lakehouse up)
 #  make bench        run the benchmarks under bench/, results in bench/results/
 #  make asan         build into build-asan/ with ASan+UBSan and run the test suite there

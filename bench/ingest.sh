@@ -81,7 +81,7 @@ csv=$work/workers.csv
 size=$(stat -c %s "$csv")
 limit=$(( size * 2 > 268435456 ? size * 2 : 268435456 ))
 sets=(--set "data/dir=$work/var" --set "storaged/cap_default=$limit"
-      --set "ingestd/max_ingest_bytes=$limit" --set "broker/hb_ivl=1000")
+      --set "ingest/max_bytes=$limit" --set "broker/hb_ivl=1000")
 for pair in ${INGEST_SETS:-}; do sets+=(--set "$pair"); done
 
 #  Wait for "harness ready" in FILE (10 s)

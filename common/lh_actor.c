@@ -1648,12 +1648,43 @@ s_test_nested_trace (lh_client_t *client)
 //  --------------------------------------------------------------------------
 //  Self test of this class
 
+//  --------------------------------------------------------------------------
+//  Test: the reconnect schedule, 1 s doubling to the 32 s cap, each delay
+//  within +/-20 %, and the jitter spanning that range at the cap
+//  (tests/integration/test_reconnect_backoff.py times the first delays
+//  from outside)
+
+static void
+s_test_backoff (void)
+{
+    s_worker_t worker;
+    memset (&worker, 0, sizeof (worker));
+    worker.backoff = S_BACKOFF_MIN;
+    int64_t nominal = S_BACKOFF_MIN;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int64_t delay = s_worker_backoff (&worker);
+        assert (delay >= nominal - nominal / 5 && delay <= nominal + nominal / 5);
+        nominal = nominal * 2 > S_BACKOFF_MAX? S_BACKOFF_MAX: nominal * 2;
+    }
+    assert (nominal == S_BACKOFF_MAX && worker.backoff == S_BACKOFF_MAX);
+    int64_t lowest = S_BACKOFF_MAX, highest = 0;
+    for (int attempt = 0; attempt < 2000; attempt++) {
+        int64_t delay = s_worker_backoff (&worker);
+        assert (delay >= S_BACKOFF_MAX * 4 / 5 && delay <= S_BACKOFF_MAX * 6 / 5);
+        lowest = delay < lowest? delay: lowest;
+        highest = delay > highest? delay: highest;
+    }
+    assert (lowest < S_BACKOFF_MAX * 82 / 100 && highest > S_BACKOFF_MAX * 118 / 100);
+}
+
+
 void
 lh_actor_test (bool verbose)
 {
     printf (" * lh_actor: ");
     if (verbose)
         lh_log_set_level (LH_LOG_DEBUG);
+    s_test_backoff ();
 
     zactor_t *broker = s_test_broker (S_TEST_ENDPOINT);
     lh_link_t link = { .endpoint = S_TEST_ENDPOINT };

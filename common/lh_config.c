@@ -40,6 +40,21 @@ static const s_key_t s_keys [] = {
 };
 #undef LH_KEY
 
+//  A key no longer read, and the key that replaced it
+typedef struct {
+    const char *path;                   //  "gateway/ingest_max"
+    const char *replaced_by;            //  "ingest/max_bytes"
+} s_retired_t;
+
+#define LH_KEY(path, type, value, range, comment)
+#define LH_RETIRED(path, replaced_by) { path, replaced_by },
+static const s_retired_t s_retired [] = {
+#include "lh_config_keys.h"
+    { NULL, NULL }
+};
+#undef LH_RETIRED
+#undef LH_KEY
+
 #define S_KEY_COUNT     (sizeof (s_keys) / sizeof (s_keys [0]))
 
 //  Largest config file we read; a bigger one is a mistake, not a config
@@ -51,6 +66,21 @@ struct _lh_config_t {
     char *values [S_KEY_COUNT];         //  value set by file or set (); NULL = default
     int lines [S_KEY_COUNT];            //  line the file set it on; 0 = not from file
 };
+
+
+//  --------------------------------------------------------------------------
+//  Why path is no longer read, as a sentence the caller frees, or NULL if
+//  it was never a key
+
+static char *
+s_retired_problem (const char *path)
+{
+    for (const s_retired_t *retired = s_retired; retired->path; retired++)
+        if (streq (retired->path, path))
+            return zsys_sprintf ("key '%s' is no longer read: set '%s' instead "
+                                 "(docs/configuration.md)", path, retired->replaced_by);
+    return NULL;
+}
 
 
 //  --------------------------------------------------------------------------
@@ -401,8 +431,13 @@ s_walk (s_walk_t *walk, zconfig_t *parent, const char *prefix)
                 rc = s_walk (walk, item, path);
         }
         else {
-            s_error (walk->error_p, "%s:%d: unknown %s '%s'", walk->filename, line,
-                     zconfig_child (item)? "section": "key", path);
+            char *retired = zconfig_child (item)? NULL: s_retired_problem (path);
+            if (retired)
+                s_error (walk->error_p, "%s:%d: %s", walk->filename, line, retired);
+            else
+                s_error (walk->error_p, "%s:%d: unknown %s '%s'", walk->filename, line,
+                         zconfig_child (item)? "section": "key", path);
+            free (retired);
             rc = -1;
         }
         free (path);
@@ -559,8 +594,10 @@ lh_config_explain (const char *path, const char *value)
     assert (path);
     assert (value);
     int index = s_key_find (path);
-    if (index < 0)
-        return zsys_sprintf ("unknown key '%s' (see `lakehouse config`)", path);
+    if (index < 0) {
+        char *retired = s_retired_problem (path);
+        return retired? retired: zsys_sprintf ("unknown key '%s' (see `lakehouse config`)", path);
+    }
     return s_value_problem (&s_keys [index], value);
 }
 
@@ -769,6 +806,16 @@ lh_config_test (bool verbose)
     why = lh_config_explain ("broker/nosuch", "1");
     assert (why && streq (why, "unknown key 'broker/nosuch' (see `lakehouse config`)"));
     zstr_free (&why);
+    //  A retired key names the key that replaced it
+    assert (lh_config_set (config, "gateway/ingest_max", "1000") == -1);
+    why = lh_config_explain ("gateway/ingest_max", "1000");
+    assert (why && streq (why, "key 'gateway/ingest_max' is no longer read: set "
+                               "'ingest/max_bytes' instead (docs/configuration.md)"));
+    zstr_free (&why);
+    for (const s_retired_t *retired = s_retired; retired->path; retired++) {
+        assert (s_key_find (retired->path) < 0);
+        assert (s_key_find (retired->replaced_by) >= 0);
+    }
     assert (lh_config_explain ("broker/hb_ivl", "250") == NULL);
     lh_config_destroy (&config);
     lh_config_destroy (&config);
@@ -807,6 +854,7 @@ lh_config_test (bool verbose)
         { "broker\n    hb_ival = 5\n",          ":2: unknown key 'broker/hb_ival'" },
         { "#\n\nbrokr\n    hb_ivl = 5\n",       ":3: unknown section 'brokr'" },
         { "nosuch = 1\n",                       ":1: unknown key 'nosuch'" },
+        { "ingestd\n    max_ingest_bytes = 5\n", ":2: key 'ingestd/max_ingest_bytes' is no longer read: set 'ingest/max_bytes' instead (docs/configuration.md)" },
         { "broker\n    hb_ivl = soon\n",        ":2: key 'broker/hb_ivl' must be an integer, not 'soon'" },
         { "broker/hb_ivl = 99999999999999999999\n", ":1: key 'broker/hb_ivl' must be an integer, not '99999999999999999999'" },
         { "broker/hb_ivl = \"\"\n",             ":1: key 'broker/hb_ivl' must be an integer, not ''" },

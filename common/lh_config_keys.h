@@ -12,6 +12,10 @@
                  the only values allowed (INT or STR)
         comment  one line, printed above the key in conf/lakehouse.cfg
 
+    LH_RETIRED (path, replaced_by), at the end, names a key that is no
+    longer read; a file or --set that sets it is refused with a message
+    naming replaced_by.
+
     Each service adds its own keys here, grouped by section.
     =========================================================================
 */
@@ -48,7 +52,7 @@ LH_KEY ("actors/echo/credit",   INT,  "8", "1..1000",                   "Request
 LH_KEY ("actors/echo/tag",     STR,  "", "",                     "Extra field 'tag' added to echo replies when set (replay tests).")
 
 //  The HTTP gateway (gateway/, docs/http.md)
-LH_KEY ("gateway/listen",       STR,  "127.0.0.1:3110", "",      "HTTP listen address HOST:PORT ([v6]:PORT); port 0 picks a free one. Non-loopback needs a token.")
+LH_KEY ("gateway/listen",       STR,  "127.0.0.1:3110", "",      "HTTP listen address: HOST:PORT, [V6]:PORT, http://HOST:PORT or http://[V6]:PORT; port 0 picks a free one. Non-loopback needs a token.")
 LH_KEY ("gateway/threads",      INT,  "4", "1..256",                   "HTTP worker threads (libmicrohttpd epoll thread pool); each holds one bus client.")
 LH_KEY ("gateway/conn_max",     INT,  "1024", "1..1000000",                "Most open HTTP connections; past it new connections are refused.")
 LH_KEY ("gateway/conn_per_ip",  INT,  "256", "0..1000000",                 "Most open HTTP connections from one client address; 0 = no limit.")
@@ -126,7 +130,7 @@ LH_KEY ("storaged/s3_list_heads", INT, "200", "0..1000",               "s3 backe
 
 //  ingestd: CSV to tables (SPEC 5.3, docs/ingestd.md)
 LH_KEY ("actors/ingestd/workers", INT, "2", "1..256",                  "Worker threads of the ingestd service (each runs one ingest at a time).")
-LH_KEY ("ingestd/max_ingest_bytes", INT, "268435456", "1..1099511627776",        "Largest CSV source accepted, bytes; larger ones are refused with 413.")
+LH_KEY ("ingest/max_bytes",     INT,  "4294967296", "1..1099511627776",        "Largest CSV ingested, bytes: a POST /v1/ingest body (gateway), an ingestd source, and storaged's cap for uploads/ingest/ (where the gateway and `lakehouse ingest` put sources); 413 past it, naming this key. Memory stays bounded whatever the size.")
 LH_KEY ("ingestd/record_max",   INT,  "16777216", "1024..1073741824",            "Longest CSV record (one row, all its fields), bytes; a longer one is refused with 400.")
 LH_KEY ("ingestd/read_chunk",   INT,  "4194304", "1024..67108864",             "Bytes asked of storaged per get while reading the source (storaged may answer fewer).")
 LH_KEY ("ingestd/timeout_ms",   INT,  "30000", "1..4294967295",               "Deadline of each call ingestd makes to storaged or catalogd, ms.")
@@ -167,7 +171,6 @@ LH_KEY ("acl/tap/call",        STR,  "", "",                     "What role tap 
 LH_KEY ("gateway/part_size",    INT,  "4194304", "4096..268435456",             "Bytes per storaged call when an HTTP body streams in (upload parts) or out (get ranges); keep it <= storaged/part_max.")
 LH_KEY ("gateway/storage_max",  INT,  "4294967296", "0..1099511627776",          "Largest PUT /v1/storage body, bytes; past it 413 (storaged's per-prefix caps apply too).")
 LH_KEY ("gateway/storage_timeout_ms", INT, "30000", "1..4294967295",          "Bus deadline of each storaged call made while streaming /v1/storage and /v1/ingest bodies, ms.")
-LH_KEY ("gateway/ingest_max",   INT,  "268435456", "0..1099511627776",           "Largest POST /v1/ingest body, bytes; past it 413.")
 LH_KEY ("gateway/ingest_timeout_ms", INT, "600000", "1..4294967295",          "Bus deadline of the ingestd.ingest call behind POST /v1/ingest, ms.")
 LH_KEY ("gateway/sql_timeout_ms", INT, "30000", "1..4294967295",              "Default bus deadline of POST /v1/sql, ms.")
 LH_KEY ("gateway/chat_timeout_ms", INT, "180000", "1..4294967295",            "Default bus deadline of POST /v1/chat, ms (LLM calls are slow).")
@@ -211,3 +214,22 @@ LH_KEY ("validatord/roster_columns", STR, "", "",                "Dataset roster
 LH_KEY ("validatord/roster_page_rows", INT, "100000", "1..10000000",        "Rows asked for per queryd.sql page when loading the dataset roster (queryd caps it to queryd/row_max and queryd/reply_max).")
 LH_KEY ("validatord/roster_poll_ms", INT, "30000", "100..86400000",           "Check catalogd.get for a new version of the dataset roster this often, ms, besides catalog.changed (a failed load is retried after min(5000, this)).")
 LH_KEY ("validatord/roster_timeout_ms", INT, "30000", "1..4294967295",        "Deadline of each catalogd / queryd call of the dataset roster loader, ms; validatord waits up to this long at start for the first load.")
+
+//  Keys no longer read: a file or --set that names one is refused at load
+//  with a message naming the key that replaced it (docs/configuration.md)
+#ifdef LH_RETIRED
+LH_RETIRED ("gateway/ingest_max",       "ingest/max_bytes")
+LH_RETIRED ("ingestd/max_ingest_bytes", "ingest/max_bytes")
+#endif
+
+//  pathwayd: versioned memory traces in LMDB (SPEC 5.9, docs/pathwayd.md)
+LH_KEY ("actors/pathwayd/workers", INT, "8", "1..256",                 "Worker threads of the pathwayd service; the writes of all of them in flight share one LMDB commit (group commit), so more workers carry more writes per fsync.")
+LH_KEY ("pathwayd/dir",         STR,  "", "",                    "LMDB environment of the traces; empty = DATA_DIR/pathwayd.")
+LH_KEY ("pathwayd/map_bytes",   INT,  "68719476736", "1048576..",         "LMDB map size, bytes (address space, not disk; bounds the store; past it writes fail with 500 storage_full).")
+LH_KEY ("pathwayd/content_max", INT,  "1048576", "1..16777216",             "Largest content of one trace, bytes as msgpack; past it 413. Keep it under broker/max_msg.")
+LH_KEY ("pathwayd/tags_max",    INT,  "64", "1..255",                  "Most tags on one trace (and in one search), each 1..256 bytes; more is 400.")
+LH_KEY ("pathwayd/search_max",  INT,  "1000", "1..100000",               "Largest search limit (above it 400); a search without one gets 100, or this if smaller.")
+LH_KEY ("pathwayd/history_max", INT,  "1000", "1..1000000",              "Most traces one history reply walks (its default and largest limit); a longer chain is cut with truncated and next.")
+LH_KEY ("pathwayd/reply_max",   INT,  "8388608", "65536..1073741824",       "A search or history reply stops adding traces past this many bytes (truncated is set; at least one trace). Keep it under broker/max_msg.")
+LH_KEY ("pathwayd/batch_max",   INT,  "256", "1..100000",               "Most writes one LMDB commit carries (group commit).")
+LH_KEY ("gateway/pathway_max",  INT,  "4194304", "0..1099511627776",         "Largest body of the /v1/pathway routes, bytes (room for a pathwayd/content_max content as JSON text); past it 413.")

@@ -169,9 +169,11 @@ static int
 s_begin (lh_ingest_upload_t *self)
 {
     lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1 + s_conditions (self, NULL));
+    lh_pack_map (pack, 1 + s_conditions (self, NULL) + (self->opts.size_declared > 0));
     lh_pack_kv_str (pack, "key", self->key);
     s_conditions (self, pack);
+    if (self->opts.size_declared > 0)
+        lh_pack_kv_uint (pack, "size", self->opts.size_declared);
     lh_reply_t *reply = s_call (self, "upload_begin", &pack);
     if (!reply)
         return -1;
@@ -264,6 +266,27 @@ s_scan (lh_ingest_upload_t *self, const char *data, size_t size)
 
 
 //  --------------------------------------------------------------------------
+//  Fail with 413, naming the setting, if total is over size_max; returns
+//  -1 then, else 0
+
+static int
+s_over_limit (lh_ingest_upload_t *self, uint64_t total)
+{
+    if (!self->opts.size_max || total <= self->opts.size_max)
+        return 0;
+    char reason [192];
+    if (self->opts.size_key)
+        snprintf (reason, sizeof (reason), "the upload is over the limit of %" PRIu64
+                  " bytes (raise %s to accept more)", self->opts.size_max, self->opts.size_key);
+    else
+        snprintf (reason, sizeof (reason), "the upload is over the limit of %" PRIu64 " bytes",
+                  self->opts.size_max);
+    s_fail (self, LH_ST_TOO_LARGE, "too_large", reason, 0);
+    return -1;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start an upload of key
 
 lh_ingest_upload_t *
@@ -315,6 +338,34 @@ lh_ingest_upload_destroy (lh_ingest_upload_t **self_p)
 
 
 //  --------------------------------------------------------------------------
+//  Before any byte, when the size is known to be over one part: would
+//  storaged take it? (a dry run of upload_begin)
+
+int
+lh_ingest_upload_check (lh_ingest_upload_t *self)
+{
+    assert (self);
+    if (self->state != S_OPEN)
+        return self->status? (int) self->status: LH_ST_INTERNAL;
+    if (self->upload_id || self->opts.size_declared <= self->opts.part_size)
+        return 0;
+    if (s_over_limit (self, self->opts.size_declared))
+        return (int) self->status;
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3 + s_conditions (self, NULL));
+    lh_pack_kv_str (pack, "key", self->key);
+    s_conditions (self, pack);
+    lh_pack_kv_uint (pack, "size", self->opts.size_declared);
+    lh_pack_kv_bool (pack, "dry_run", true);
+    lh_reply_t *reply = s_call (self, "upload_begin", &pack);
+    if (!reply)
+        return (int) self->status;
+    lh_reply_destroy (&reply);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Take size bytes; sends a part each time one is full
 
 int
@@ -323,11 +374,7 @@ lh_ingest_upload_write (lh_ingest_upload_t *self, const void *data, size_t size)
     assert (self);
     if (self->state != S_OPEN)
         return self->status? (int) self->status: LH_ST_INTERNAL;
-    if (self->opts.size_max && self->bytes + size > self->opts.size_max) {
-        char reason [128];
-        snprintf (reason, sizeof (reason), "the upload is over the limit of %" PRIu64 " bytes",
-                  self->opts.size_max);
-        s_fail (self, LH_ST_TOO_LARGE, "too_large", reason, 0);
+    if (s_over_limit (self, self->bytes + size)) {
         s_abort (self);
         return (int) self->status;
     }
@@ -500,7 +547,7 @@ lh_ingest_source_key (void)
 {
     char random [LH_TRACE_SIZE + 1];
     lh_trace_mint (random);
-    return zsys_sprintf ("uploads/ingest/%s.csv", random);
+    return zsys_sprintf (LH_INGEST_PREFIX "%s.csv", random);
 }
 
 
@@ -560,10 +607,15 @@ lh_ingest_file (lh_client_t *client, const char *path, const char *name,
     char *key = lh_ingest_source_key ();
     lh_ingest_upload_opts_t upload_opts = opts->upload;
     upload_opts.if_none_match = "*";
+    //  A regular file's size is known: storaged checks it against its cap
+    //  (ingest/max_bytes) before a byte is sent
+    struct stat info;
+    if (file != stdin && fstat (fileno (file), &info) == 0 && S_ISREG (info.st_mode))
+        upload_opts.size_declared = (uint64_t) info.st_size;
     lh_ingest_upload_t *upload = lh_ingest_upload_new (client, key, &upload_opts);
     char *chunk = (char *) malloc (S_READ_CHUNK);
     assert (chunk);
-    int status = 0;
+    int status = lh_ingest_upload_check (upload);
     while (status == 0) {
         size_t size = fread (chunk, 1, S_READ_CHUNK, file);
         if (size > 0)

@@ -42,6 +42,15 @@ extern "C" {
 #define LH_INGEST_CALL_MS       30000               //  default storaged deadline
 #define LH_INGEST_TIMEOUT_MS    600000              //  default ingestd deadline
 
+//  Where ingest sources are uploaded (lh_ingest_source_key), and where
+//  ingestd stores the tables it builds. storaged caps the first at
+//  ingest/max_bytes and the second at LH_INGEST_TABLE_FACTOR times it
+//  (unless storaged/caps names it): a table is about 1.2 times its CSV
+//  with the default index, more with more indexes.
+#define LH_INGEST_PREFIX        "uploads/ingest/"
+#define LH_INGEST_TABLE_PREFIX  "datasets/"
+#define LH_INGEST_TABLE_FACTOR  4
+
 //  Progress: bytes stored so far and CSV rows seen (records after the
 //  header; quoted newlines are not record ends)
 typedef void (lh_ingest_progress_fn) (void *arg, uint64_t bytes, uint64_t rows);
@@ -54,6 +63,8 @@ typedef struct {
     const char *if_none_match;          //  "*" for create-only, or NULL
     const char *if_match;               //  ETag the key must hold, or NULL
     uint64_t size_max;                  //  413 past this many bytes; 0 = no limit
+    const char *size_key;               //  the setting the 413 names (not copied), or NULL
+    uint64_t size_declared;             //  the whole size when known ahead, 0 = unknown
     lh_ingest_progress_fn *progress;    //  called after each part, or NULL
     void *progress_arg;                 //  its argument
 } lh_ingest_upload_opts_t;
@@ -70,6 +81,16 @@ lh_ingest_upload_t *
 //  caller's pointer.
 void
     lh_ingest_upload_destroy (lh_ingest_upload_t **self_p);
+
+//  Before any byte is written, when the upload will be a multipart one
+//  (size_declared over one part): ask storaged whether it would take an
+//  object of size_declared bytes under the key (its cap, the conditions),
+//  by a dry run of upload_begin that begins nothing and holds no PUT slot.
+//  So a refusal (413, 412) comes before the body is sent. Returns 0
+//  (accepted, or nothing to check), or the error status (the upload has
+//  failed).
+int
+    lh_ingest_upload_check (lh_ingest_upload_t *self);
 
 //  Take size bytes. Returns 0, or the error status once the upload has
 //  failed (later writes are dropped and return it again).

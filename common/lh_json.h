@@ -13,6 +13,9 @@
       error); nil <-> null; bool <-> true/false;
     - nesting depth and sizes are bounded by lh_limits_t; going past a bound
       is an error, never a crash or an unbounded allocation.
+
+    The quick paths for the common case (JSON text straight to msgpack and
+    back, without jansson values) are in lh_json_quick.h, included here.
     =========================================================================
 */
 
@@ -22,6 +25,7 @@
 #include <jansson.h>
 #include "lh_proto.h"
 #include "lh_body.h"
+#include "lh_json_quick.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,8 +48,18 @@ int
     lh_json_to_pack (const json_t *json, lh_pack_t *pack,
                      const lh_limits_t *limits, char **error_p);
 
-//  Parse JSON text into a new msgpack frame. On a parse error returns NULL
-//  and sets *error_p to "line L, column C: <jansson's text>".
+//  Parse JSON text into a new jansson value: any value at the top, a
+//  repeated key refused, NUL (\u0000) allowed in strings and in keys, a
+//  raw NUL byte or anything after the value refused, nesting checked
+//  against limits (NULL: the defaults) before parsing. Returns NULL on
+//  error and sets *error_p to "line L, column C: <sentence>".
+json_t *
+    lh_json_parse (const char *text, size_t size, const lh_limits_t *limits,
+                   char **error_p);
+
+//  Parse JSON text into a new msgpack frame (the quick path, else
+//  lh_json_parse and lh_json_to_pack). On error returns NULL and sets
+//  *error_p to "line L, column C: <sentence>" or "at PATH: <sentence>".
 zframe_t *
     lh_json_text_to_frame (const char *text, size_t size,
                            const lh_limits_t *limits, char **error_p);
@@ -55,27 +69,6 @@ zframe_t *
 char *
     lh_json_text_from_msgpack (const void *data, size_t size,
                                const lh_limits_t *limits, char **error_p);
-
-//  The quick paths, for the common case: JSON text straight to msgpack
-//  and back, without jansson values. Each declines what lies outside its
-//  subset (\u escapes, "$base64" keys, repeated keys, integers of more
-//  than 18 digits, limits reached, any error); the general functions above
-//  then give the same result or the error. What a quick path accepts comes
-//  out exactly as the general path renders it.
-//  Pack JSON text; returns 0, or -1 (declined, pack untouched).
-int
-    lh_json_quick_pack (const char *text, size_t size, lh_pack_t *pack,
-                        const lh_limits_t *limits);
-
-//  Render msgpack as compact JSON text (caller frees), or NULL (declined).
-char *
-    lh_json_quick_text (const void *data, size_t size, const lh_limits_t *limits);
-
-//  Check both quick paths against the general ones on the same bytes (as
-//  JSON text and as msgpack); aborts on any difference. Returns how many
-//  quick paths accepted them (0-2). For tests and fuzz_json.
-int
-    lh_json_quick_compare (const void *data, size_t size, const lh_limits_t *limits);
 
 //  Self test of this class
 void

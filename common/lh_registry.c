@@ -17,6 +17,7 @@
 #include "validatord.h"
 #include "embedd.h"
 #include "vectord.h"
+#include "pathwayd.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -34,6 +35,7 @@ static const s_entry_t s_registry [] = {
     { "validatord", &lh_validatord_service },
     { "embedd",     &lh_embedd_service },
     { "vectord",    &lh_vectord_service },
+    { "pathwayd",   &lh_pathwayd_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))

@@ -15,12 +15,16 @@
     1. first call (headers in): trace id, allow-list, route, token,
        deadline header and declared body size are checked. Any error is
        only recorded: libmicrohttpd closes the connection when a response
-       is queued on this first call, which would break keep-alive. The one
-       exception is a declared body over the route's limit: 413 now, and
-       the connection closes without reading it.
-    2. body calls: the body is kept up to the route's limit; past it the
-       rest is read and dropped (413 at the end), and past a hard cap the
-       connection is closed.
+       is queued on this first call, which would break keep-alive. The
+       exceptions, answered now (the connection then closes without the
+       body being read): both Content-Length and Transfer-Encoding (400);
+       a declared body over the route's limit (413); a declared PUT body
+       over one part that storaged would refuse, asked at once (its cap
+       for the key: 413; its conditions: 412).
+    2. body calls: the body is kept up to the route's limit; past it, or
+       once the request has failed, the rest is read and dropped, however
+       large, within gateway/read_timeout_s of the failure (libmicrohttpd
+       0.9.75 cannot answer while a body arrives), and answered at its end.
     3. last call: answer the recorded error, or serve the route (a local
        handler; a bus call through the pump, answered on the call after
        the resume; an upload's last part and commit; the first range of a
@@ -55,7 +59,6 @@
 #define S_ACTOR         "gateway"
 #define S_TICK_MS       100             //  actor housekeeping period
 #define S_CONNECT_MS    1000            //  between attempts to give HTTP threads a bus client
-#define S_DISCARD_MAX   (64 * 1024 * 1024)  //  body bytes dropped before closing
 #define S_METHOD_MAX    16              //  longest method kept for the log
 #define S_BODY_PREALLOC (64 * 1024)     //  most body bytes allocated ahead of arrival
 #define S_HEALTH_CALL_MS 1000           //  deadline of the health probes
@@ -95,7 +98,9 @@ typedef struct {
     size_t size;                        //  its size
     size_t capacity;                    //  allocated
     size_t body_max;                    //  the route's limit
-    size_t discarded;                   //  body bytes dropped
+    uint64_t discarded;                 //  body bytes dropped
+    bool discarding;                    //  dropping the rest of a failed request's body
+    uint64_t declared;                  //  Content-Length, 0 = none (or chunked)
     bool answered;                      //  a response is queued
     unsigned status;                    //  HTTP status sent
     size_t bytes;                       //  response body bytes
@@ -131,6 +136,8 @@ typedef struct {
     size_t header_max;                  //  gateway/header_max
     unsigned conn_per_ip;               //  gateway/conn_per_ip (0 = no limit)
     zhashx_t *per_ip;                   //  address -> open connections (conn_lock)
+    unsigned conn_max;                  //  gateway/conn_max
+    unsigned conn_open;                 //  open connections, all threads (conn_lock)
     int64_t next_connect;               //  zclock_mono of the next bus connect
     char *url;                          //  bound URL
     lh_http_auth_t *auth;               //  tokens and allow-list
@@ -407,6 +414,37 @@ s_request_fail (s_request_t *request, uint32_t status, const char *kind,
     if (vasprintf (&request->error_reason, format, args) < 0)
         request->error_reason = NULL;
     va_end (args);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The config key of the request's body limit, for the 413's reason
+
+static const char *
+s_limit_key (s_request_t *request)
+{
+    const lh_route_t *route = request->match.route;
+    return route && route->limit_key? route->limit_key: "gateway/body_max";
+}
+
+
+//  --------------------------------------------------------------------------
+//  Drop a piece of the body of a request that has already failed, so that
+//  the client, still sending, gets the answer when it is done, whatever
+//  the size (libmicrohttpd 0.9.75 cannot queue a response while a body is
+//  arriving). The rest must arrive within gateway/read_timeout_s of the
+//  first byte dropped: the read timeout starts again then, and arriving
+//  bytes no longer restart it, so a body that never ends is cut.
+
+static void
+s_request_discard (s_request_t *request, size_t size)
+{
+    if (!request->discarding) {
+        request->discarding = true;
+        if (request->conn)
+            __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
+    }
+    request->discarded += size;
 }
 
 
@@ -852,7 +890,9 @@ s_upload_open (self_t *self, s_request_t *request)
         .trace = request->trace,
         .if_none_match = route->in == LH_IN_INGEST? "*": request->if_none_match,
         .if_match = request->if_match,
-        .size_max = request->body_max
+        .size_max = request->body_max,
+        .size_key = s_limit_key (request),
+        .size_declared = route->in == LH_IN_UPLOAD? request->declared: 0
     };
     request->upload = lh_ingest_upload_new (client, key, &opts);
     free (key);
@@ -914,15 +954,15 @@ s_post_iterate (void *cls, enum MHD_ValueKind kind, const char *key,
 static enum MHD_Result
 s_stream_take (s_request_t *request, const char *data, size_t size)
 {
+    if (request->error_status) {
+        lh_ingest_upload_destroy (&request->upload);       //  aborts it
+        s_request_discard (request, size);
+        return MHD_YES;
+    }
     request->received += size;
     if (request->conn && request->received - request->progress_mark >= S_PROGRESS_STEP) {
         request->progress_mark = request->received;
         __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
-    }
-    if (request->error_status) {
-        lh_ingest_upload_destroy (&request->upload);       //  aborts it
-        request->discarded += size;
-        return request->discarded > S_DISCARD_MAX? MHD_NO: MHD_YES;
     }
     if (request->post) {
         if (MHD_post_process (request->post, data, size) != MHD_YES)
@@ -1360,6 +1400,16 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     request->timeout_ms = self->timeout_ms;
     request->body_max = self->body_max;
 
+    //  Both Content-Length and Transfer-Encoding: the body's end is in
+    //  doubt (RFC 9112 section 6.3; behind a proxy that reads the other
+    //  header, the rest would be a smuggled request). Answered now, so
+    //  the connection closes after the 400 and nothing is read from it.
+    if (MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)
+    &&  MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return s_respond_error (connection, request, LH_ST_BAD_REQUEST, "bad_request",
+                                "the request has both Content-Length and Transfer-Encoding, "
+                                "so where its body ends is unclear: send one of them", 0);
+
     //  Client address
     info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!lh_http_auth_allowed (self->auth, info? info->client_addr: NULL))
@@ -1421,14 +1471,31 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     if (length) {
         char *end = NULL;
         unsigned long long declared = strtoull (length, &end, 10);
+        request->declared = declared;
         if (declared > request->body_max) {
-            char reason [128];
+            char reason [192];
             snprintf (reason, sizeof (reason), "the request body (%llu bytes) is over this "
-                      "route's limit of %zu bytes", declared, request->body_max);
+                      "route's limit of %zu bytes (raise %s to accept more)", declared,
+                      request->body_max, s_limit_key (request));
             if (request->error_status)      //  an earlier error is the better answer
                 return s_respond_error (connection, request, request->error_status,
                                         request->error_kind, request->error_reason, 0);
             return s_respond_error (connection, request, LH_ST_TOO_LARGE, "too_large", reason, 0);
+        }
+        //  A PUT that will be a multipart upload asks storaged now whether
+        //  it would take the declared size under the key (its cap, the
+        //  conditions; a dry run that holds no PUT slot), so a refusal is
+        //  answered before the body is sent, whatever its size
+        if (streaming && request->match.route->in == LH_IN_UPLOAD && !request->error_status
+        &&  declared > self->part_size) {
+            if (s_upload_open (self, request) == 0 && lh_ingest_upload_check (request->upload))
+                s_upload_failed (request);
+            if (request->error_status) {
+                lh_ingest_upload_destroy (&request->upload);
+                return s_respond_error (connection, request, request->error_status,
+                                        request->error_kind, request->error_reason,
+                                        request->error_retry_ms);
+            }
         }
         //  Allocate for what arrives, not for what is declared: a client
         //  that declares 1 MiB and stalls costs no more than it sent
@@ -1443,8 +1510,7 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
 
 
 //  --------------------------------------------------------------------------
-//  A piece of body: keep it up to the limit, drop the rest. Returns MHD_NO
-//  to close the connection when far too much has been sent.
+//  A piece of body: keep it up to the limit, drop the rest (413 at the end)
 
 static enum MHD_Result
 s_request_take (s_request_t *request, const char *data, size_t size)
@@ -1452,13 +1518,13 @@ s_request_take (s_request_t *request, const char *data, size_t size)
     if (request->error_status || request->size + size > request->body_max) {
         if (!request->error_status)
             s_request_fail (request, LH_ST_TOO_LARGE, "too_large",
-                            "the request body is over this route's limit of %zu bytes",
-                            request->body_max);
+                            "the request body is over this route's limit of %zu bytes "
+                            "(raise %s to accept more)", request->body_max, s_limit_key (request));
         free (request->body);
         request->body = NULL;
         request->capacity = 0;
-        request->discarded += size;
-        return request->discarded > S_DISCARD_MAX? MHD_NO: MHD_YES;
+        s_request_discard (request, size);
+        return MHD_YES;
     }
     if (request->size + size > request->capacity) {
         size_t capacity = request->capacity? request->capacity * 2: 4096;
@@ -1647,6 +1713,7 @@ s_connection (void *cls, struct MHD_Connection *connection, void **socket_contex
         &&  s_address_key (peer->client_addr, conn->ip, sizeof (conn->ip)))
             conn->ip [0] = 0;
         pthread_mutex_lock (&self->conn_lock);
+        self->conn_open++;
         if (*conn->ip) {
             uintptr_t open = (uintptr_t) zhashx_lookup (self->per_ip, conn->ip);
             zhashx_update (self->per_ip, conn->ip, (void *) (open + 1));
@@ -1662,6 +1729,7 @@ s_connection (void *cls, struct MHD_Connection *connection, void **socket_contex
     if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         s_conn_t *conn = (s_conn_t *) *socket_context;
         pthread_mutex_lock (&self->conn_lock);
+        self->conn_open--;
         if (conn->prev)
             conn->prev->next = conn->next;
         else
@@ -1828,18 +1896,48 @@ s_tokens_reload (self_t *self, bool force, char **detail_p)
 
 
 //  --------------------------------------------------------------------------
-//  Parse gateway/listen into an address. Returns 0, or -1 with *error_p.
+//  Parse gateway/listen into an address: HOST:PORT or [IPV6]:PORT, with or
+//  without http:// before it (as the gateway prints its URL) and a lone
+//  '/' after it. Returns 0, or -1 with *error_p.
+
+#define S_LISTEN_FORMS  "HOST:PORT, [IPV6]:PORT, http://HOST:PORT or http://[IPV6]:PORT"
 
 static int
 s_listen_parse (const char *listen, struct sockaddr_storage *address,
                 socklen_t *size, char **error_p)
 {
+    const char *given = listen;
+    const char *scheme = strstr (listen, "://");
+    if (scheme) {
+        if (scheme - listen != 4 || strncasecmp (listen, "http", 4) != 0) {
+            *error_p = zsys_sprintf ("gateway/listen '%s': the gateway serves plain http:// "
+                                     "only (put a TLS proxy in front for https, docs/http.md); "
+                                     "write " S_LISTEN_FORMS, given);
+            return -1;
+        }
+        listen = scheme + 3;
+    }
+    char authority [300];
+    size_t length = strcspn (listen, "/?#@");
+    if (listen [length] && !(scheme && streq (listen + length, "/"))) {
+        *error_p = zsys_sprintf ("gateway/listen '%s': only an address may be given, no path, "
+                                 "query or user name; write " S_LISTEN_FORMS, given);
+        return -1;
+    }
+    if (length >= sizeof (authority)) {
+        *error_p = zsys_sprintf ("gateway/listen '%.64s...' is too long", given);
+        return -1;
+    }
+    memcpy (authority, listen, length);
+    authority [length] = 0;
+    listen = authority;
+
     char host [256];
     const char *port;
     if (listen [0] == '[') {
         const char *close = strchr (listen, ']');
         if (!close || close [1] != ':' || (size_t) (close - listen - 1) >= sizeof (host)) {
-            *error_p = zsys_sprintf ("gateway/listen '%s' must be HOST:PORT or [IPV6]:PORT", listen);
+            *error_p = zsys_sprintf ("gateway/listen '%s' must be " S_LISTEN_FORMS, given);
             return -1;
         }
         snprintf (host, sizeof (host), "%.*s", (int) (close - listen - 1), listen + 1);
@@ -1848,7 +1946,7 @@ s_listen_parse (const char *listen, struct sockaddr_storage *address,
     else {
         const char *colon = strrchr (listen, ':');
         if (!colon || (size_t) (colon - listen) >= sizeof (host)) {
-            *error_p = zsys_sprintf ("gateway/listen '%s' must be HOST:PORT or [IPV6]:PORT", listen);
+            *error_p = zsys_sprintf ("gateway/listen '%s' must be " S_LISTEN_FORMS, given);
             return -1;
         }
         snprintf (host, sizeof (host), "%.*s", (int) (colon - listen), listen);
@@ -1857,7 +1955,7 @@ s_listen_parse (const char *listen, struct sockaddr_storage *address,
     char *end = NULL;
     long number = strtol (port, &end, 10);
     if (*port == 0 || *end || number < 0 || number > 65535) {
-        *error_p = zsys_sprintf ("gateway/listen '%s': the port must be 0..65535", listen);
+        *error_p = zsys_sprintf ("gateway/listen '%s': the port must be 0..65535", given);
         return -1;
     }
     struct addrinfo hints, *result = NULL;
@@ -1867,7 +1965,7 @@ s_listen_parse (const char *listen, struct sockaddr_storage *address,
     hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
     int rc = getaddrinfo (*host? host: NULL, port, &hints, &result);
     if (rc || !result) {
-        *error_p = zsys_sprintf ("gateway/listen '%s': %s", listen, gai_strerror (rc));
+        *error_p = zsys_sprintf ("gateway/listen '%s': %s", given, gai_strerror (rc));
         return -1;
     }
     memcpy (address, result->ai_addr, result->ai_addrlen);
@@ -1903,13 +2001,22 @@ s_listen_open (const struct sockaddr_storage *address, socklen_t size, char **er
 
 
 //  --------------------------------------------------------------------------
-//  Accept policy: refuse a connection from an address that already has
-//  gateway/conn_per_ip open (counted across all HTTP threads)
+//  Accept policy: refuse (close at once) a connection past gateway/conn_max,
+//  or from an address that already has gateway/conn_per_ip open (both
+//  counted across all HTTP threads)
 
 static enum MHD_Result
 s_accept_policy (void *cls, const struct sockaddr *address, socklen_t size)
 {
     self_t *self = (self_t *) cls;
+    pthread_mutex_lock (&self->conn_lock);
+    unsigned total = self->conn_open;
+    pthread_mutex_unlock (&self->conn_lock);
+    if (total >= self->conn_max) {
+        lh_debug (S_ACTOR, NULL, "refused a connection: %u already open (gateway/conn_max)",
+                  total);
+        return MHD_NO;
+    }
     if (self->conn_per_ip == 0)
         return MHD_YES;
     char key [INET6_ADDRSTRLEN + 1];
@@ -1928,12 +2035,17 @@ s_accept_policy (void *cls, const struct sockaddr *address, socklen_t size)
 
 
 //  --------------------------------------------------------------------------
-//  Create one HTTP thread's daemon (lh_http_pool calls this per thread)
+//  Create one HTTP thread's daemon (lh_http_pool calls this per thread).
+//  gateway/conn_max is enforced by the accept policy across all threads,
+//  which closes a connection past it at once; libmicrohttpd's own limit
+//  (it stops accepting, leaving new connections waiting unanswered in the
+//  backlog) is set above anything one thread can reach.
 
 static struct MHD_Daemon *
 s_daemon_start (void *arg, unsigned flags, int listen_fd, unsigned share)
 {
     self_t *self = (self_t *) arg;
+    share = self->conn_max + (unsigned) self->threads;
     //  The logger comes first so that option warnings reach it too
     return MHD_start_daemon (flags, 0, s_accept_policy, self, s_access, self,
         MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
@@ -2020,6 +2132,7 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     self->idle_timeout_s = (unsigned) idle_timeout;
     self->header_max = (size_t) header_max;
     self->conn_per_ip = (unsigned) conn_per_ip;
+    self->conn_max = (unsigned) conn_max;
 
     //  One listening socket, shared by the HTTP threads' daemons
     self->listen_fd = s_listen_open (&address, address_size, detail_p);
@@ -2308,7 +2421,19 @@ lh_gateway_test (bool verbose)
     assert (address.ss_family == AF_INET6 && lh_http_auth_loopback ((struct sockaddr *) &address));
     assert (s_listen_parse ("0.0.0.0:80", &address, &size, &error) == 0);
     assert (!lh_http_auth_loopback ((struct sockaddr *) &address));
-    const char *bad [] = { "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "[::1:80", "[::1]80" };
+    //  The URL form, as README and the ready line write it
+    const char *urls [] = { "http://127.0.0.1:3110", "HTTP://127.0.0.1:3110/", "http://[::1]:0",
+                            "http://localhost:0", "http://:0" };
+    for (size_t index = 0; index < sizeof (urls) / sizeof (urls [0]); index++) {
+        assert (s_listen_parse (urls [index], &address, &size, &error) == 0);
+        assert (index == 4 || lh_http_auth_loopback ((struct sockaddr *) &address));
+    }
+    assert (s_listen_parse ("http://127.0.0.1:3110", &address, &size, &error) == 0);
+    assert (ntohs (((struct sockaddr_in *) &address)->sin_port) == 3110);
+    const char *bad [] = { "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "[::1:80", "[::1]80",
+                           "https://127.0.0.1:3110", "tcp://127.0.0.1:3110", "http://127.0.0.1:3110/v1",
+                           "http://127.0.0.1", "http://user@127.0.0.1:80", "127.0.0.1:3110/",
+                           "http://127.0.0.1:3110?x", "ftp://[::1]:21", "http:/127.0.0.1:80" };
     for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++) {
         assert (s_listen_parse (bad [index], &address, &size, &error) == -1);
         if (verbose)

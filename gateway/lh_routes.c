@@ -30,7 +30,7 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("GET",    "/v1/catalog/manifest/{name}", "catalogd", "get", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     //  ingestd and queryd (SPEC 5.3, 5.4)
     LH_ROUTE ("POST",   "/v1/ingest",         "ingestd",  "ingest", "name", LH_IN_INGEST, LH_OUT_JSON, 0,
-              "gateway/ingest_max", "gateway/ingest_timeout_ms"),
+              "ingest/max_bytes", "gateway/ingest_timeout_ms"),
     LH_ROUTE ("POST",   "/v1/sql",            "queryd",   "sql",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
               NULL, "gateway/sql_timeout_ms"),
     //  chatd and validatord (SPEC 5.7, 5.8)
@@ -56,6 +56,20 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("POST",   "/v1/embed",          "embedd",   "embed",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
               NULL, "gateway/embed_timeout_ms"),
     LH_ROUTE ("GET",    "/v1/embed/stats",    "embedd",   "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    //  pathwayd (SPEC 5.9, docs/pathwayd.md)
+    LH_ROUTE ("POST",   "/v1/pathway/add",    "pathwayd", "add",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              "gateway/pathway_max", NULL),
+    LH_ROUTE ("POST",   "/v1/pathway/add_idempotent", "pathwayd", "add_idempotent", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              "gateway/pathway_max", NULL),
+    LH_ROUTE ("POST",   "/v1/pathway/update", "pathwayd", "update", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              "gateway/pathway_max", NULL),
+    LH_ROUTE ("POST",   "/v1/pathway/revise", "pathwayd", "revise", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              "gateway/pathway_max", NULL),
+    LH_ROUTE ("POST",   "/v1/pathway/retire", "pathwayd", "retire", NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/pathway/search", "pathwayd", "search", NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/pathway/get/{uid}", "pathwayd", "get", "version:int", LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/pathway/history/{uid}", "pathwayd", "history", "limit:int", LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/pathway/stats",  "pathwayd", "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))
@@ -370,12 +384,12 @@ lh_routes_request (const lh_route_match_t *match, const char *body,
         pack = lh_pack_new ();
         if (extra > 0 || lh_json_quick_pack (body, size, pack, limits)) {
             lh_pack_destroy (&pack);
-            json_error_t error;
-            json_t *json = json_loadb (body, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
+            char *reason = NULL;
+            json_t *json = lh_json_parse (body, size, limits, &reason);
             if (!json) {
                 json_decref (params);
-                *error_p = s_error ("invalid JSON: line %d, column %d: %s",
-                                    error.line, error.column, error.text);
+                *error_p = s_error ("invalid JSON: %s", reason);
+                free (reason);
                 return 400;
             }
             if (extra) {
@@ -388,7 +402,6 @@ lh_routes_request (const lh_route_match_t *match, const char *body,
                 json_object_update (json, params);
             }
             pack = lh_pack_new ();
-            char *reason = NULL;
             if (lh_json_to_pack (json, pack, limits, &reason)) {
                 json_decref (json);
                 json_decref (params);
@@ -473,6 +486,16 @@ s_test_query (void *arg, const char *name)
     return NULL;
 }
 
+static const char *
+s_test_pathway_query (void *arg, const char *name)
+{
+    if (streq (name, "version"))
+        return "2";
+    if (streq (name, "limit"))
+        return "5";
+    return NULL;
+}
+
 void
 lh_routes_test (bool verbose)
 {
@@ -524,6 +547,21 @@ lh_routes_test (bool verbose)
         { "GET",    "/v1/chat/providers",   200, "chatd", "providers" },
         { "POST",   "/v1/validate",         200, "validatord", "validate" },
         { "POST",   "/v1/iterate",          200, "validatord", "iterate" },
+        { "POST",   "/v1/pathway/add",      200, "pathwayd", "add" },
+        { "POST",   "/v1/pathway/add_idempotent", 200, "pathwayd", "add_idempotent" },
+        { "POST",   "/v1/pathway/update",   200, "pathwayd", "update" },
+        { "POST",   "/v1/pathway/revise",   200, "pathwayd", "revise" },
+        { "POST",   "/v1/pathway/retire",   200, "pathwayd", "retire" },
+        { "POST",   "/v1/pathway/search",   200, "pathwayd", "search" },
+        { "GET",    "/v1/pathway/get/01JB8ZQ4G5X3V9T6N2M7K1R0AB", 200, "pathwayd", "get" },
+        { "GET",    "/v1/pathway/history/a.b:c-d_e", 200, "pathwayd", "history" },
+        { "GET",    "/v1/pathway/stats",    200, "pathwayd", "stats" },
+        { "GET",    "/v1/pathway/add",      405, NULL,   NULL },
+        { "POST",   "/v1/pathway/get/x",    405, NULL,   NULL },
+        { "GET",    "/v1/pathway/get/",     404, NULL,   NULL },
+        { "GET",    "/v1/pathway/get/a/b",  404, NULL,   NULL },
+        { "GET",    "/v1/pathway/history",  404, NULL,   NULL },
+        { "POST",   "/v1/pathway/delete",   404, NULL,   NULL },
     };
     for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
         lh_route_match_t match;
@@ -633,6 +671,26 @@ lh_routes_test (bool verbose)
     row.in = LH_IN_NONE;
     assert (lh_routes_request (&match, "{}", 2, NULL, NULL, &limits, &body, &error) == 400);
     zstr_free (&error);
+
+    //  pathwayd's GET routes: the path's UID and the typed query become
+    //  the body's uid and version
+    assert (lh_routes_match ("GET", "/v1/pathway/get/order-1", &match, allow, sizeof (allow)) == 200);
+    assert (lh_routes_request (&match, NULL, 0, s_test_pathway_query, NULL, &limits, &body, &error) == 0);
+    msgpack_zone_init (&zone, 1024);
+    assert (lh_msgpack_unpack (zframe_data (body), zframe_size (body), &limits, &zone, &object) == 0);
+    assert (lh_obj_str (&object, "uid", &name, &name_size) && name_size == 7);
+    assert (lh_obj_int (&object, "version", &limit) && limit == 2);
+    assert (object.via.map.size == 2);
+    msgpack_zone_destroy (&zone);
+    zframe_destroy (&body);
+    assert (lh_routes_match ("GET", "/v1/pathway/history/order-1", &match, allow, sizeof (allow)) == 200);
+    assert (lh_routes_request (&match, NULL, 0, s_test_pathway_query, NULL, &limits, &body, &error) == 0);
+    msgpack_zone_init (&zone, 1024);
+    assert (lh_msgpack_unpack (zframe_data (body), zframe_size (body), &limits, &zone, &object) == 0);
+    assert (lh_obj_int (&object, "limit", &limit) && limit == 5);
+    assert (!lh_obj_get (&object, "version"));
+    msgpack_zone_destroy (&zone);
+    zframe_destroy (&body);
 
     printf ("OK\n");
 }

@@ -7,7 +7,9 @@
 #include "lh_csv.h"
 #include "lh_storage.h"
 #include "lh_log.h"
+#include "lh_ingest_upload.h"
 #include <sqlite3.h>
+#include <sodium.h>
 
 #define S_NAME          "ingestd"
 #define S_NAME_MAX      128             //  longest dataset name
@@ -32,7 +34,7 @@ typedef struct {
 } s_sample_t;
 
 typedef struct {
-    int64_t max_ingest_bytes;           //  largest source, bytes
+    int64_t max_bytes;                  //  largest source, bytes (ingest/max_bytes)
     size_t record_max;                  //  longest record, bytes
     uint64_t read_chunk;                //  bytes per storaged get
     uint32_t timeout_ms;                //  deadline of each call we make
@@ -910,6 +912,69 @@ s_row_first (void *arg, char **fields, const size_t *sizes, size_t count, uint64
 
 
 //  --------------------------------------------------------------------------
+//  Read up to size bytes of the table file (fewer only at its end); a read
+//  error is noted and sets *rc
+
+static size_t
+s_read_part (s_ingest_t *self, int fd, uint8_t *data, size_t size, int *rc)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t got = read (fd, data + done, size - done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
+            *rc = -1;
+        }
+        if (got <= 0)
+            break;
+        done += (size_t) got;
+    }
+    return done;
+}
+
+
+//  --------------------------------------------------------------------------
+//  SHA-256 of the built table file, lowercase hex into hex [65]: the
+//  CONTENT_SHA256 of its key (SPEC 5.3). Heartbeats the bus between
+//  chunks (hundreds of MB take seconds) and stops past the deadline.
+//  Returns 0 or -1 (answered).
+
+static int
+s_table_hash (s_ingest_t *self, const char *path, char *hex)
+{
+    int rc = 0;
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
+        return -1;
+    }
+    crypto_hash_sha256_state state;
+    crypto_hash_sha256_init (&state);
+    size_t chunk = 1024 * 1024;
+    uint8_t *buffer = (uint8_t *) malloc (chunk);
+    assert (buffer);
+    size_t size;
+    while ((size = s_read_part (self, fd, buffer, chunk, &rc)) > 0) {
+        crypto_hash_sha256_update (&state, buffer, size);
+        if (lh_request_time_left (self->request) == 0) {
+            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+            rc = -1;
+            break;
+        }
+    }
+    close (fd);
+    free (buffer);
+    uint8_t digest [crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final (&state, digest);
+    for (size_t index = 0; index < sizeof (digest); index++)
+        sprintf (hex + 2 * index, "%02x", digest [index]);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Upload the table file at path to key by multipart upload, the next part
 //  read while the last one travels. An object already under the key (412)
 //  is the same version: nothing to do. Returns 0 or -1.
@@ -922,8 +987,9 @@ s_upload (s_ingest_t *self, const char *path, const char *key)
     if (status == LH_ST_OK || status == LH_ST_PRECONDITION)
         return 0;
     if (status == LH_ST_TOO_LARGE)
-        s_fail (self, LH_ST_TOO_LARGE, "too_large",
-                "the table file is larger than storaged accepts under 'datasets/'");
+        s_fail (self, LH_ST_TOO_LARGE, "too_large", "the table file is larger than storaged "
+                "accepts: %s", *lh_storage_reason (self->storage)?
+                lh_storage_reason (self->storage): "over the cap for its key");
     else
     if (streq (lh_storage_kind (self->storage), "local_io"))
         s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
@@ -1036,10 +1102,10 @@ s_head_source (s_ingest_t *self)
         return -1;
     self->size = info.size;
     int rc = -1;
-    if (self->size > (uint64_t) self->state->max_ingest_bytes)
+    if (self->size > (uint64_t) self->state->max_bytes)
         s_fail (self, LH_ST_TOO_LARGE, "too_large",
                 "the source is %" PRIu64 " bytes; ingestd accepts at most %" PRId64
-                " (ingestd/max_ingest_bytes)", self->size, self->state->max_ingest_bytes);
+                " (raise ingest/max_bytes to ingest more)", self->size, self->state->max_bytes);
     else {
         snprintf (self->etag, sizeof (self->etag), "%s", info.etag);
         rc = 0;
@@ -1127,9 +1193,6 @@ s_ingest (lh_request_t *request, void *state)
             names [column] = lh_csv_table_name (self.schema, column);
         lh_csv_fingerprint (names, self.types, self.columns, fingerprint);
         free (names);
-        //  The version is named by the source's content (storaged's ETag
-        //  is its SHA-256): the same file always makes the same key
-        snprintf (key, sizeof (key), "datasets/%s/%s/%s.sqlite", self.name, fingerprint, self.etag);
         rc = s_check_drift (&self, fingerprint);
     }
     int64_t inferred = zclock_mono ();
@@ -1149,6 +1212,14 @@ s_ingest (lh_request_t *request, void *state)
     }
     if (rc == 0)
         rc = s_build_finish (&self, self.schema);
+    //  The version is named by the table file's content (SPEC 5.3): the
+    //  build is deterministic, so the same CSV always makes the same key
+    char content [65] = "";
+    if (rc == 0)
+        rc = s_table_hash (&self, path, content);
+    if (rc == 0)
+        snprintf (key, sizeof (key), LH_INGEST_TABLE_PREFIX "%s/%s/%s.sqlite", self.name,
+                  fingerprint, content);
     int64_t built = zclock_mono ();
     if (rc == 0)
         rc = s_upload (&self, path, key);
@@ -1229,7 +1300,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
-    self->max_ingest_bytes = lh_config_int (config, "ingestd/max_ingest_bytes");
+    self->max_bytes = lh_config_int (config, "ingest/max_bytes");
     int64_t record_max = lh_config_int (config, "ingestd/record_max");
     int64_t read_chunk = lh_config_int (config, "ingestd/read_chunk");
     int64_t timeout = lh_config_int (config, "ingestd/timeout_ms");

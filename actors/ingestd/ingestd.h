@@ -16,15 +16,17 @@
     one prepared INSERT) typed by the first rows. If a later value does
     not fit those types, a second pass loads the file again with the final
     types. The file is uploaded to storaged at
-    datasets/NAME/FINGERPRINT/SOURCE_SHA256.sqlite by multipart upload and
+    datasets/NAME/FINGERPRINT/CONTENT_SHA256.sqlite (the SHA-256 of the
+    table file itself, SPEC 5.3) by multipart upload and
     registered with catalogd. Memory stays bounded by a few read chunks,
     one record, the first rows and SQLite's page cache, whatever the file
     size.
 
-    Errors: 400 bad_body (name/source), 400 bad_csv (the reason names the
-    line), 404 no_such_source, 409 schema_drift (the live dataset is left
-    as it was), 413 too_large (over ingestd/max_ingest_bytes), 503
-    storage_unavailable, 504 deadline.
+    Errors: 400 bad_body / bad_field (name/source; "field" names it), 400
+    bad_csv (the reason names the line), 404 no_such_source, 409
+    schema_drift (the live dataset is left as it was), 409 source_changed,
+    413 too_large (over ingest/max_bytes), 503 dependency_unavailable /
+    500 dependency_failed (storaged or catalogd), 504 deadline.
     =========================================================================
 */
 

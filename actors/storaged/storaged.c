@@ -11,16 +11,20 @@
 #include "lh_store.h"
 #include "lh_store_s3.h"
 #include "lh_log.h"
+#include "lh_ingest_upload.h"
 #include <malloc.h>
 
 #define S_NAME          "storaged"
 #define S_LIST_MAX      1000            //  most keys in one list page
 #define S_SWEEP_MS      60000           //  how often the store is swept
+#define S_STRINGIFY_(x) #x
+#define S_STRINGIFY(x)  S_STRINGIFY_(x)
 
 //  One per-prefix cap
 typedef struct {
     char *prefix;                       //  key prefix
     uint64_t cap;                       //  largest object, bytes
+    const char *hint;                   //  how to raise it, naming the setting
 } s_cap_t;
 
 typedef struct {
@@ -46,6 +50,22 @@ typedef struct {
 
 
 //  --------------------------------------------------------------------------
+//  Add a cap for keys under prefix; hint says how to raise it
+
+static void
+s_cap_add (s_state_t *self, const char *prefix, uint64_t cap, const char *hint)
+{
+    self->caps = (s_cap_t *) realloc (self->caps, (self->cap_count + 1) * sizeof (s_cap_t));
+    assert (self->caps);
+    self->caps [self->cap_count].prefix = strdup (prefix);
+    assert (self->caps [self->cap_count].prefix);
+    self->caps [self->cap_count].cap = cap;
+    self->caps [self->cap_count].hint = hint;
+    self->cap_count++;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Parse "PREFIX=BYTES,PREFIX=BYTES" into the caps table; -1 if malformed
 
 static int
@@ -66,11 +86,7 @@ s_caps_parse (s_state_t *self, const char *text)
             break;
         }
         *equals = 0;
-        self->caps = (s_cap_t *) realloc (self->caps, (self->cap_count + 1) * sizeof (s_cap_t));
-        assert (self->caps);
-        self->caps [self->cap_count].prefix = strdup (item);
-        self->caps [self->cap_count].cap = cap;
-        self->cap_count++;
+        s_cap_add (self, item, cap, "raise it in storaged/caps");
     }
     free (copy);
     return rc;
@@ -79,20 +95,23 @@ s_caps_parse (s_state_t *self, const char *text)
 
 //  --------------------------------------------------------------------------
 //  The cap for a key: the longest matching prefix's, else the default.
-//  *prefix_p names the prefix ("" for the default).
+//  *prefix_p names the prefix ("" for the default), *hint_p how to raise
+//  the cap.
 
 static uint64_t
-s_cap_for (s_state_t *self, const char *key, const char **prefix_p)
+s_cap_for (s_state_t *self, const char *key, const char **prefix_p, const char **hint_p)
 {
     uint64_t cap = self->cap_default;
     size_t best = 0;
     *prefix_p = "";
+    *hint_p = "raise storaged/cap_default, or give the key's prefix a cap in storaged/caps";
     for (size_t index = 0; index < self->cap_count; index++) {
         size_t size = strlen (self->caps [index].prefix);
         if (size > best && strncmp (key, self->caps [index].prefix, size) == 0) {
             best = size;
             cap = self->caps [index].cap;
             *prefix_p = self->caps [index].prefix;
+            *hint_p = self->caps [index].hint;
         }
     }
     return cap;
@@ -155,6 +174,28 @@ s_state_open (lh_config_t *config, const char **error)
         s_state_destroy (&state);
         return NULL;
     }
+    //  Ingest sources: one setting for the gateway, ingestd and this cap;
+    //  the tables built from them get a multiple of it, unless
+    //  storaged/caps gives their prefix a cap of its own
+    bool tables_capped = false;
+    for (size_t index = 0; index < self->cap_count; index++) {
+        if (streq (self->caps [index].prefix, LH_INGEST_PREFIX)) {
+            lh_error (S_NAME, NULL, "storaged/caps: the cap of '%s' is ingest/max_bytes",
+                      LH_INGEST_PREFIX);
+            *error = "storaged/caps: the cap of '" LH_INGEST_PREFIX "' is set by ingest/max_bytes, "
+                     "not here";
+            s_state_destroy (&state);
+            return NULL;
+        }
+        if (streq (self->caps [index].prefix, LH_INGEST_TABLE_PREFIX))
+            tables_capped = true;
+    }
+    uint64_t ingest_max = (uint64_t) lh_config_int (config, "ingest/max_bytes");
+    s_cap_add (self, LH_INGEST_PREFIX, ingest_max, "raise ingest/max_bytes");
+    if (!tables_capped)
+        s_cap_add (self, LH_INGEST_TABLE_PREFIX, ingest_max * LH_INGEST_TABLE_FACTOR,
+                   "raise ingest/max_bytes: tables get " S_STRINGIFY (LH_INGEST_TABLE_FACTOR)
+                   " times it; or give '" LH_INGEST_TABLE_PREFIX "' a cap in storaged/caps");
     self->put_slots = (uint32_t) slots;
     self->retry_after_ms = (uint64_t) retry;
     self->part_max = (size_t) part_max;
@@ -384,21 +425,22 @@ s_reply_written (lh_request_t *request, const char *key, const lh_store_info_t *
     lh_request_reply_pack (request, LH_ST_OK, &pack);
 }
 
-//  Answer 413 if size is over the key's cap; returns -1 then
+//  Answer 413 if size is over the key's cap, saying which setting raises
+//  it; returns -1 then
 static int
 s_cap_check (s_state_t *self, lh_request_t *request, const char *key, uint64_t size)
 {
-    const char *prefix;
-    uint64_t cap = s_cap_for (self, key, &prefix);
+    const char *prefix, *hint;
+    uint64_t cap = s_cap_for (self, key, &prefix, &hint);
     if (size <= cap)
         return 0;
     if (*prefix)
         return lh_request_fail (request, LH_ST_TOO_LARGE, "too_large",
                                 "object of %" PRIu64 " bytes is over the cap of %" PRIu64
-                                " bytes for keys under '%s'", size, cap, prefix);
+                                " bytes for keys under '%s' (%s)", size, cap, prefix, hint);
     return lh_request_fail (request, LH_ST_TOO_LARGE, "too_large",
                             "object of %" PRIu64 " bytes is over the default cap of %" PRIu64
-                            " bytes", size, cap);
+                            " bytes (%s)", size, cap, hint);
 }
 
 
@@ -672,8 +714,11 @@ s_delete (lh_request_t *request, void *state)
 
 
 //  --------------------------------------------------------------------------
-//  upload_begin {key, if_none_match?, if_match?}: an early check of the
-//  condition (upload_commit checks it for real)
+//  upload_begin {key, if_none_match?, if_match?, size?, dry_run?}: an early
+//  check of the condition (upload_commit checks it for real) and, when the
+//  caller knows the object's size, of the key's cap (413 before any part is
+//  sent). With dry_run true only the checks are made: nothing is begun and
+//  no PUT slot is taken (the reply has no upload_id).
 
 static void
 s_upload_begin (lh_request_t *request, void *state)
@@ -684,6 +729,13 @@ s_upload_begin (lh_request_t *request, void *state)
     lh_store_cond_t cond;
     char etag [LH_STORE_ETAG_SIZE + 3];
     if (!body || s_key (request, body, &key) || s_cond (request, body, &cond, etag))
+        return;
+    int64_t size = 0;
+    bool dry_run = false;
+    if (lh_request_int (request, body, "size", 0, 0, INT64_MAX, &size)
+    ||  lh_request_bool (request, body, "dry_run", 0, &dry_run))
+        return;
+    if (s_cap_check (self, request, key.text, (uint64_t) size))
         return;
     lh_store_error_t error;
     if (cond.if_none_match || cond.if_match) {
@@ -697,6 +749,14 @@ s_upload_begin (lh_request_t *request, void *state)
             s_store_error (request, &error);
             return;
         }
+    }
+    if (dry_run) {
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 2);
+        lh_pack_kv_str (pack, "key", key.text);
+        lh_pack_kv_uint (pack, "part_max", self->part_max);
+        lh_request_reply_pack (request, LH_ST_OK, &pack);
+        return;
     }
     if (s_slot_take (self, request))
         return;
@@ -769,8 +829,8 @@ s_upload_part (lh_request_t *request, void *state)
     }
     //  Over the cap: the upload is ended before the 413 goes out, so the
     //  caller's next call finds it gone
-    const char *prefix;
-    if (part == next && so_far + size > s_cap_for (self, key, &prefix)) {
+    const char *prefix, *hint;
+    if (part == next && so_far + size > s_cap_for (self, key, &prefix, &hint)) {
         lh_store_upload_abort (self->store, upload_id, &error);
         s_upload_touch (self, upload_id, true);
         s_cap_check (self, request, key, so_far + size);
@@ -796,7 +856,7 @@ s_upload_part (lh_request_t *request, void *state)
         s_store_error (request, &error);
         goto done;
     }
-    if (total > s_cap_for (self, key, &prefix)) {
+    if (total > s_cap_for (self, key, &prefix, &hint)) {
         if (ticket)
             lh_store_upload_part_write (self->store, &ticket, NULL, &error);
         lh_store_upload_abort (self->store, upload_id, &error);
@@ -969,6 +1029,7 @@ lh_storaged_test (bool verbose)
     lh_testbus_set (bus, "storaged/caps", "_vectors/=5000,big/=3000");
     lh_testbus_set (bus, "storaged/part_max", "2000");
     lh_testbus_set (bus, "storaged/get_max", "100");
+    lh_testbus_set (bus, "ingest/max_bytes", "1500");
     lh_testbus_start (bus, &lh_storaged_service, 2);
     lh_client_t *client = lh_testbus_client (bus);
 
@@ -1061,6 +1122,74 @@ lh_storaged_test (bool verbose)
     assert (s_test_put (client, "_vectors/ok", blob, NULL, NULL, NULL) == 200);
     blob [1001] = 'z';
     assert (s_test_put (client, "_vectors/two", blob, NULL, NULL, NULL) == 200);
+
+    //  Every 413 names the setting that raises it: storaged/cap_default,
+    //  storaged/caps, ingest/max_bytes (ingest sources, and 4 times it for
+    //  the tables built from them)
+    struct {
+        const char *key;
+        uint64_t size;
+        uint32_t status;
+        const char *setting;
+    } caps [] = {
+        { "docs/x",                1001, 413, "(raise storaged/cap_default, or give" },
+        { "big/x",                 3001, 413, "(raise it in storaged/caps)" },
+        { "big/x",                 3000, 200, NULL },
+        { LH_INGEST_PREFIX "x.csv", 1501, 413, "(raise ingest/max_bytes)" },
+        { LH_INGEST_PREFIX "x.csv", 1500, 200, NULL },
+        { LH_INGEST_TABLE_PREFIX "t/f/e.sqlite", 6001, 413, "(raise ingest/max_bytes: tables" },
+        { LH_INGEST_TABLE_PREFIX "t/f/e.sqlite", 6000, 200, NULL },
+    };
+    //  ... checked by upload_begin against a declared size, before any
+    //  part; in a dry run (every third case here) nothing is begun
+    for (size_t index = 0; index < sizeof (caps) / sizeof (caps [0]); index++) {
+        bool dry_run = index % 3 == 2;
+        pack = s_test_key (caps [index].key, strlen (caps [index].key), 1 + dry_run);
+        lh_pack_kv_uint (pack, "size", caps [index].size);
+        if (dry_run)
+            lh_pack_kv_bool (pack, "dry_run", true);
+        reply = s_test_call (client, "upload_begin", pack);
+        if (verbose)
+            printf ("\n    begin %s size %" PRIu64 ": %u %s", caps [index].key, caps [index].size,
+                    lh_reply_status (reply), lh_reply_reason (reply)? lh_reply_reason (reply): "");
+        assert (lh_reply_status (reply) == caps [index].status);
+        if (caps [index].setting)
+            assert (strstr (lh_reply_reason (reply), caps [index].setting));
+        else
+        if (dry_run)
+            assert (!lh_obj_get (lh_reply_object (reply), "upload_id"));
+        else {
+            char *begun = lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "upload_id"));
+            assert (begun);
+            lh_reply_destroy (&reply);
+            pack = lh_pack_new ();
+            lh_pack_map (pack, 1);
+            lh_pack_kv_str (pack, "upload_id", begun);
+            reply = s_test_call (client, "upload_abort", pack);
+            assert (lh_reply_status (reply) == 200);
+            free (begun);
+        }
+        lh_reply_destroy (&reply);
+    }
+    pack = s_test_key ("big/x", 5, 1);
+    lh_pack_kv_str (pack, "size", "many");
+    reply = s_test_call (client, "upload_begin", pack);
+    assert (lh_reply_status (reply) == 400);
+    lh_reply_destroy (&reply);
+    pack = s_test_key ("big/x", 5, 1);
+    lh_pack_kv_str (pack, "dry_run", "yes");
+    reply = s_test_call (client, "upload_begin", pack);
+    assert (lh_reply_status (reply) == 400);
+    lh_reply_destroy (&reply);
+    //  Dry runs take no PUT slot: more of them than storaged/put_slots (4)
+    for (size_t index = 0; index < 10; index++) {
+        pack = s_test_key ("big/x", 5, 1);
+        lh_pack_kv_bool (pack, "dry_run", true);
+        reply = s_test_call (client, "upload_begin", pack);
+        assert (lh_reply_status (reply) == 200);
+        lh_reply_destroy (&reply);
+    }
+    assert (s_test_put (client, "docs/slot", "free", NULL, NULL, NULL) == 200);
 
     //  Multipart: parts in order, a cap crossed mid-upload aborts it
     pack = s_test_key ("big/file", 8, 0);
@@ -1190,6 +1319,26 @@ lh_storaged_test (bool verbose)
     assert (lh_reply_status (reply) == 404);
     lh_reply_destroy (&reply);
 
+    //  The ingest sources' cap is ingest/max_bytes alone: storaged/caps
+    //  naming their prefix refuses the start
+    lh_config_t *config = lh_config_load (NULL, NULL);
+    assert (config);
+    char *elsewhere = zsys_sprintf ("%s/elsewhere", lh_testbus_dir (bus));
+    assert (lh_config_set (config, "storaged/dir", elsewhere) == 0);
+    assert (lh_config_set (config, "ingest/max_bytes", "1500") == 0);
+    const char *why = NULL;
+    assert (lh_config_set (config, "storaged/caps", "uploads/=100," LH_INGEST_PREFIX "=5") == 0);
+    void *state = s_state_new (config, NULL, &why);
+    assert (!state && why && strstr (why, "ingest/max_bytes"));
+    assert (lh_config_set (config, "storaged/caps", LH_INGEST_TABLE_PREFIX "=7") == 0);
+    state = s_state_new (config, NULL, &why);
+    assert (state);
+    const char *prefix, *hint;
+    assert (s_cap_for ((s_state_t *) state, LH_INGEST_TABLE_PREFIX "x", &prefix, &hint) == 7);
+    assert (s_cap_for ((s_state_t *) state, LH_INGEST_PREFIX "x", &prefix, &hint) == 1500);
+    s_state_destroy (&state);
+    lh_config_destroy (&config);
+    zstr_free (&elsewhere);
     lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

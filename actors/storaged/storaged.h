@@ -12,14 +12,18 @@
     list          {prefix?, start_after?, continuation?, limit?: 1000}
                   -> {keys: [{key, size, etag, mtime_ms}], truncated, next?}
     delete        {key} -> {key, deleted: true}
-    upload_begin  {key, if_none_match?, if_match?} -> {upload_id, key, part_max}
+    upload_begin  {key, if_none_match?, if_match?, size?, dry_run?}
+                  -> {upload_id, key, part_max}
+                  (size: 413 now if over the key's cap; dry_run: only the
+                  checks, nothing begun, no PUT slot, no upload_id)
     upload_part   {upload_id, part: 1.., data: bin}
                   -> {upload_id, part, size}   (size = bytes so far)
     upload_commit {upload_id, if_none_match?, if_match?} -> {key, etag, size}
     upload_abort  {upload_id} -> {upload_id, aborted: true}
 
     Errors: 400 bad key (reason names the rule) or bad body, 404 no such
-    key / upload, 412 condition failed, 413 over the key's cap or part_max,
+    key / upload, 412 condition failed, 413 over the key's cap or part_max
+    (the reason names the setting that raises it),
     503 + retry_after_ms when every PUT slot is taken.
     =========================================================================
 */

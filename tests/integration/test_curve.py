@@ -143,14 +143,27 @@ def main(t):
     good = tap_socket(tap_public, tap_secret)
     bad = tap_socket(*cu.load_cert(client_cert))
     zap_before = t.stats(admin)["refused"]["zap"]
+    #  The tap copies everything routed, this test's own broker.stats calls
+    #  included: wait for the copy of our echo.echo REQ (matched by topic,
+    #  svc, op and trace id), skipping the others. The SUB may join after the
+    #  first call was routed (a slow joiner), so the call is repeated, each
+    #  with its own trace id, until one of them shows up.
     got = None
+    sent = set()
     deadline = lhb.now() + 5
     while got is None and lhb.now() < deadline:
-        client.call("echo", "echo", {"tap": "me"})
-        if good.poll(100):
-            got = good.recv_multipart()
-    t.check(got is not None and got[0].startswith(b"echo."),
-            "role tap receives copies of the traffic", got and got[:1])
+        trace = os.urandom(16).hex()
+        sent.add(trace)
+        client.call("echo", "echo", {"tap": "me"}, tr=trace)
+        while got is None and good.poll(100):
+            frames = good.recv_multipart()
+            h = lhb.unpack(frames[1]) if len(frames) >= 2 else {}
+            if (frames[0] == b"echo.echo" and h.get("t") == "REQ" and h.get("svc") == "echo"
+                    and h.get("op") == "echo" and h.get("tr") in sent):
+                got = frames
+    t.check(got is not None and lhb.unpack(got[2]) == {"tap": "me"},
+            "role tap receives copies of the traffic (our echo.echo REQ, by trace id)",
+            got and got[:2])
     t.check(not bad.poll(300), "role client receives nothing from the tap")
     v = t.wait_stat(admin, "refused.zap", lambda v: v > zap_before)
     t.check(v > zap_before, "the client key's tap handshake is refused by ZAP", v)

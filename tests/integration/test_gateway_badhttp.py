@@ -2,7 +2,8 @@
 """test_gateway_badhttp - bad HTTP, sent raw over sockets.
 
 Malformed request line, bad method, header too large, body larger than
-declared, chunked encoding errors, invalid UTF-8 in JSON, 10,000-deep JSON
+declared, Content-Length with Transfer-Encoding (400, then the connection
+closed, no bus request), chunked encoding errors, invalid UTF-8 in JSON, 10,000-deep JSON
 nesting, a 64 MiB body to a 1 MiB route (declared and chunked), and clients
 that send one byte per second (in the headers, and in the body), which the
 read timeout (2 s here) must cut off. Each gets a clear 4xx (or, for the
@@ -134,6 +135,50 @@ def chunked_64mib(t, h):
             "64 MiB chunked to a 1 MiB route -> 413 (%d MiB sent)" % (sent // MIB), out[:200])
 
 
+def echo_requests(h):
+    """How many requests the broker has routed to echo so far."""
+    st, _, body = h.request("POST", "/v1/bus/broker/stats", b"")
+    return __import__("json").loads(body)["services"]["echo"]["requests"]
+
+
+def length_and_chunked(t, h):
+    """Content-Length and Transfer-Encoding together (RFC 9112 section
+    6.3; request smuggling behind a proxy): 400 with the SPEC error body,
+    then the connection is closed (recv returns 0) although the client
+    asked for none of that, and no bus request was made."""
+    before = echo_requests(h)
+    s = socket.create_connection((h.host, h.port), timeout=5)
+    s.sendall(b"POST /v1/bus/echo/echo HTTP/1.1\r\n" + KEEP
+              + b"Content-Type: application/json\r\nContent-Length: 5\r\n"
+              + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+              + b"POST /v1/bus/echo/echo HTTP/1.1\r\n" + KEEP
+              + b"Content-Length: 2\r\n\r\n{}")
+    out = b""
+    closed = False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    except OSError:
+        closed = True
+    s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    err = gw.error_body(body)
+    t.check(gw.status_of(out) == 400 and err and err["kind"] == "bad_request"
+            and "Transfer-Encoding" in err["reason"],
+            "Content-Length with Transfer-Encoding -> 400 with the SPEC error body", out[:400])
+    t.check(closed, "... and the connection is closed after it (recv returns 0)", out[:400])
+    t.check(out.count(b"HTTP/1.1 ") == 1,
+            "... and the request pipelined after it is not answered", out[:600])
+    t.check(echo_requests(h) == before, "... and no bus request was made",
+            (before, echo_requests(h)))
+
+
 def slow_client(t, h, prefix, what):
     """Send prefix whole, then one byte per second of a never-ending header
     or body; the gateway must close the connection within the read
@@ -172,6 +217,8 @@ def main(t):
                        "gateway/threads": 2})
     run_cases(t, h)
     body_larger_than_declared(t, h)
+    length_and_chunked(t, h)
+    gw.healthy(t, h, "Content-Length with Transfer-Encoding")
     chunked_64mib(t, h)
     gw.healthy(t, h, "64 MiB chunked")
     slow_client(t, h, b"GET /health HTTP/1.1\r\n", "headers")

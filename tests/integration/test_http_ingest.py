@@ -13,7 +13,7 @@ queryd in one process).
   "name"), re-ingest idempotent, the uploaded sources removed afterwards.
 - GET /v1/catalog/list and /v1/catalog/manifest/NAME.
 - Errors: no name (400), a form without "file" (400), a bad CSV (ingestd's
-  400 passed through), Content-Length over gateway/ingest_max (413),
+  400 passed through), Content-Length over ingest/max_bytes (413),
   bad SQL (400), a write (403).
 """
 
@@ -80,7 +80,7 @@ def main(t):
     t.note("roster: %d rows, %d bytes" % (ROWS, size))
 
     b, h = gw.up(t, "storaged,catalogd,ingestd,queryd", workers=2,
-                 sets={"gateway/ingest_max": 64 * 1024 * 1024,
+                 sets={"ingest/max_bytes": 64 * 1024 * 1024,
                        "gateway/part_size": 1024 * 1024})
 
     def post_json(path, doc, timeout=60.0):
@@ -179,8 +179,8 @@ def main(t):
             "a ragged CSV -> ingestd's 400 bad_csv naming the line", (st, body))
     raw = h.raw(b"POST /v1/ingest?name=big HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
                 b"Content-Length: %d\r\n\r\na,b\n" % (64 * 1024 * 1024 + 1))
-    t.check(gw.status_of(raw) == 413 and b"too_large" in raw,
-            "Content-Length over gateway/ingest_max -> 413", raw[:300])
+    t.check(gw.status_of(raw) == 413 and b"too_large" in raw and b"ingest/max_bytes" in raw,
+            "Content-Length over ingest/max_bytes -> 413 naming it", raw[:300])
     st, reply = post_json("/v1/sql", {"sql": "SELEC 1"})
     t.check(st == 400 and reply["error"]["kind"] == "bad_sql", "bad SQL -> 400 bad_sql", reply)
     st, reply = post_json("/v1/sql", {"sql": "DELETE FROM workers"})

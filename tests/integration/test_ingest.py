@@ -2,13 +2,14 @@
 """ingestd over the bus, with queryd reading what it wrote: the CSV corpus
 in tests/csv/ (schema, rows, refusals naming the line), a 1 MB single field,
 shuffled rows giving the same fingerprint, idempotent re-ingest, schema drift
-(409, the previous version still queries), max_ingest_bytes (413), bad names
+(409, the previous version still queries), ingest/max_bytes (413), bad names
 and a missing source.
 
 The helpers (data_harness, upload, ingest, sql) are shared by the other
 test_ingest_* / test_query_* scripts."""
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -112,6 +113,43 @@ def typed(value, kind):
     return value
 
 
+def fingerprint(columns):
+    """The schema fingerprint of SPEC 5.3, computed here: SHA-256 over the
+    (name, type) pairs in header order, 0x1f between name and type, 0x1e
+    between pairs."""
+    text = "\x1e".join("%s\x1f%s" % (n, k) for n, k in columns)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def fetch(peer, key):
+    """The whole object under key, read with storaged.get in ranges."""
+    data = b""
+    while True:
+        st, body = call(peer, "storaged", "get", {"key": key, "offset": len(data)})
+        if st != 200:
+            raise lhtest.Failure("get %s at %d: %s %s" % (key, len(data), st, body))
+        data += body["data"]
+        if len(data) >= body["size"] or not body["data"]:
+            return data
+
+
+def check_key(t, peer, what, dataset, columns, body):
+    """The dataset key checked whole (SPEC 5.3):
+    datasets/NAME/FP_HEX/CONTENT_SHA256.sqlite, where FP_HEX is the
+    fingerprint recomputed from the header and its types, and
+    CONTENT_SHA256 the SHA-256 of the stored table file's bytes."""
+    fp = fingerprint(columns)
+    m = re.match(r"^datasets/([^/]+)/([0-9a-f]{64})/([0-9a-f]{64})\.sqlite$", body["key"])
+    t.check(m and m.group(1) == dataset and m.group(2) == fp == body["schema_fingerprint"],
+            "%s: key datasets/%s/FP/SHA.sqlite, FP the fingerprint of the header's "
+            "(name, type) pairs" % (what, dataset), (body["key"], fp))
+    stored = fetch(peer, body["key"])
+    t.check(stored.startswith(b"SQLite format 3\x00")
+            and m.group(3) == hashlib.sha256(stored).hexdigest(),
+            "%s: the key's SHA is the SHA-256 of the stored table's %d bytes"
+            % (what, len(stored)), (m.group(3), hashlib.sha256(stored).hexdigest()))
+
+
 def check_case(t, peer, name, data, expect):
     dataset = "csv_" + name
     st, body = ingest(peer, dataset, data)
@@ -123,10 +161,10 @@ def check_case(t, peer, name, data, expect):
     columns = [{"name": n, "type": k} for n, k in expect["columns"]]
     t.check(st == 200 and body["columns"] == columns
             and body["row_count"] == len(expect["rows"])
-            and body["dataset_id"] == str(uuid.uuid5(NAMESPACE, dataset))
-            and body["key"].startswith("datasets/%s/%s/" % (dataset, body["schema_fingerprint"])),
+            and body["dataset_id"] == str(uuid.uuid5(NAMESPACE, dataset)),
             "%s: schema %s, %d rows" % (name, [k for _, k in expect["columns"]], len(expect["rows"])),
             (st, body))
+    check_key(t, peer, name, dataset, expect["columns"], body)
     st, result = sql(peer, 'SELECT * FROM "%s" ORDER BY rowid' % dataset, limit=100000)
     want = [[typed(v, k) for v, (_, k) in zip(row, expect["columns"])] for row in expect["rows"]]
     t.check(st == 200 and result["rows"] == want and result["row_count"] == len(want)
@@ -137,7 +175,7 @@ def check_case(t, peer, name, data, expect):
 
 
 def main(t):
-    _, endpoint = data_harness(t, sets={"ingestd/max_ingest_bytes": 3 * 1024 * 1024})
+    _, endpoint = data_harness(t, sets={"ingest/max_bytes": 3 * 1024 * 1024})
     peer = t.client(endpoint)
     t.wait_workers(peer, "queryd", 1)
     t.wait_workers(peer, "ingestd", 1)
@@ -232,8 +270,9 @@ def main(t):
     big = b"id,pad\n" + b"".join(b"%d,%s\n" % (i, b"x" * 100) for i in range(40000))
     t.check(len(big) > 3 * 1024 * 1024, "a %d byte CSV" % len(big))
     st, body = ingest(peer, "too_big", big)
-    t.check(st == 413 and body["error"]["kind"] == "too_large",
-            "over ingestd/max_ingest_bytes: 413 (%s)" % reason(body), (st, body))
+    t.check(st == 413 and body["error"]["kind"] == "too_large"
+            and "ingest/max_bytes" in reason(body),
+            "over ingest/max_bytes: 413 naming it (%s)" % reason(body), (st, body))
     st, body = sql(peer, "SELECT 1 FROM too_big")
     t.check(st == 400 and "no such table" in reason(body),
             "nothing registered after the 413", (st, body))

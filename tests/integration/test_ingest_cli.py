@@ -6,7 +6,8 @@ roster (tools/gen_workers, 3,000 rows, so the upload takes several parts
 with a small part size) is ingested from the shell; the reply is the
 ingestd reply as JSON, the row count is right, and the same query through
 queryd matches the CSV counted here in Python. A missing file and a
-missing --name fail with a clear message and a non-zero exit.
+missing --name fail with a clear message and a non-zero exit; so does a
+file over ingest/max_bytes, naming it.
 """
 
 import csv
@@ -63,6 +64,30 @@ def main(t):
     run = subprocess.run(base + ["ingest", path], capture_output=True, text=True, timeout=30)
     t.check(run.returncode == 2 and "--name" in run.stderr,
             "a missing --name is a usage error (exit 2)", (run.returncode, run.stderr[-300:]))
+
+    #  A file over ingest/max_bytes (storaged's cap of the sources' prefix)
+    #  is refused with 413, naming the key (a file over one part before any
+    #  part is sent: its size goes with upload_begin)
+    big = os.path.join(t.tmp, "big.csv")
+    with open(big, "wb") as out:
+        subprocess.run([gen, "--rows", "12000", "--seed", "7"], stdout=out, check=True)
+    size = os.path.getsize(big)
+    small = t.up(actors="storaged,catalogd,ingestd", workers=1,
+                 sets={"ingest/max_bytes": size - 1})
+    base[2] = "bus/endpoint=%s" % small.endpoint
+    for what, file in (("over one part (%d bytes): 413 before any part is sent" % size, big),
+                       ("of one part: 413", path)):
+        if file == path:
+            small.proc.term()
+            small = t.up(actors="storaged,catalogd,ingestd", workers=1,
+                         sets={"ingest/max_bytes": os.path.getsize(path) - 1})
+            base[2] = "bus/endpoint=%s" % small.endpoint
+        run = subprocess.run(base + ["ingest", file, "--name", "big"],
+                             capture_output=True, text=True, timeout=60)
+        t.check(run.returncode != 0 and "413" in run.stderr and "ingest/max_bytes" in run.stderr
+                and "rows uploaded" not in run.stderr,
+                "a file over ingest/max_bytes %s, naming the key" % what,
+                (run.returncode, run.stderr[-400:]))
 
 
 if __name__ == "__main__":

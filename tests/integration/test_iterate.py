@@ -11,7 +11,10 @@
 - trace id from the body, else the bus tr;
 each call writes exactly one session-log row with the right fields; then
 8 concurrent iterate calls write 8 intact rows, and the alarm query of
-docs/session_log.md (accepted fills not grounded) finds nothing.
+docs/session_log.md (accepted fills not grounded) finds nothing; rows of
+every other kind (email, sms, playbook; accepted, exhausted, infra_error)
+carry grounded_in_roster as JSON null, present, and a fill that was not
+accepted carries false.
 """
 
 import json
@@ -201,6 +204,8 @@ def body(t, fake):
             and row["attempts"][0]["verdict_kind"] == "infra_error"
             and "503" in row["attempts"][0]["error"] and row["provider"] == "ollama",
             "provider-down row: infra_error", row)
+    t.check(row["grounded_in_roster"] is False,
+            "a fill that was not accepted (infra_error) is not grounded: false", row)
 
     #  Bad input: 400, and no row
     st, reply = u.call(p, "validatord", "iterate", {"kind": "invoice", "model": "m", "prompt": "x"})
@@ -264,6 +269,53 @@ def body(t, fake):
                 (out.stdout, out.stderr))
     else:
         t.note("sqlite3 CLI not installed: CLI recipe not checked")
+
+    other_kinds(t, p, fake, log)
+
+
+def other_kinds(t, p, fake, log):
+    """grounded_in_roster is for fill only: every other kind's row carries
+    it as JSON null (present, not absent, not false), accepted or not
+    (SPEC 5.8, docs/session_log.md)."""
+    fake.reset()
+    log.new()
+    email = json.dumps({"subject": "Shift", "body": "Hi Ann, see you Monday."})
+    cases = [
+        ("email", [{"content": email}], 200, "accepted"),
+        ("sms", [{"content": json.dumps({"body": "Ann: shift moved to 7am."})}], 200, "accepted"),
+        ("playbook", [{"content": json.dumps({"fingerprint": "f", "operation": "fill: x",
+                                              "endorsed_names": ["Ann Lee"]})}], 200, "accepted"),
+        ("email", [{"content": json.dumps({"subject": "Shift", "body": ""})}], 422,
+         "max_iter_exhausted"),
+        ("sms", [{"content": "no JSON at all"}], 422, "max_iter_exhausted"),
+    ]
+    for index, (kind, script, status, verdict) in enumerate(cases):
+        model = "m-%s-%d" % (kind, index)
+        fake.script(model, script)
+        st, reply = u.call(p, "validatord", "iterate",
+                           {"kind": kind, "model": "ollama/" + model, "prompt": "draft it",
+                            "max_iterations": 1}, timeout=20.0)
+        t.check(st == status, "%s iterate: %d" % (kind, status), (st, reply))
+        rows = log.new()
+        t.check(len(rows) == 1 and rows[0]["kind"] == kind
+                and rows[0]["final_verdict"] == verdict
+                and "grounded_in_roster" in rows[0] and rows[0]["grounded_in_roster"] is None,
+                "%s row (%s): grounded_in_roster present and null" % (kind, verdict), rows)
+    fake.set_down(True)
+    st, reply = u.call(p, "validatord", "iterate",
+                       {"kind": "playbook", "model": "ollama/m-down-pb", "prompt": "x"},
+                       timeout=20.0)
+    fake.set_down(False)
+    rows = log.new()
+    t.check(st == 502 and len(rows) == 1 and rows[0]["final_verdict"] == "infra_error"
+            and "grounded_in_roster" in rows[0] and rows[0]["grounded_in_roster"] is None,
+            "playbook row (infra_error): grounded_in_roster present and null", (st, rows))
+    with open(log.path, encoding="utf-8") as f:
+        raw = [line for line in f if line.strip()]
+    nulls = [line for line in raw if '"grounded_in_roster":null' in line]
+    t.check(len(nulls) == len(cases) + 1,
+            "the file holds the literal JSON null in those %d rows" % (len(cases) + 1),
+            len(nulls))
 
 
 if __name__ == "__main__":

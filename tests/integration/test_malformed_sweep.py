@@ -20,7 +20,8 @@ Each answer must be exactly one reply, 4xx with {"error": {"kind",
 answer an empty or ignored body (list, stats, ping, echo), may answer 2xx,
 and validatord's 422 keeps its tagged ValidationError shape (SPEC 5.8).
 Afterwards the catalog, the storage listing and the vector indexes are
-exactly as before, and the log never says "answered twice".
+exactly as before (and pathwayd's counts), and the log never says
+"answered twice".
 
 FIELDS, VALID and OK_2XX are the only per-service knowledge; a service
 missing from them still gets the generic shapes.
@@ -35,7 +36,7 @@ sys.path.insert(0, HERE)
 import lhtest  # noqa: E402
 
 #  Field types: str, key (a storage key), id (an opaque id), int, num,
-#  bool, array, map, bin (bytes or a string)
+#  bool, array, map, bin (bytes or a string), any (any JSON value)
 FIELDS = {
     "storaged.put": {"key": "key", "data": "bin", "if_none_match": "str", "if_match": "str"},
     "storaged.get": {"key": "key", "offset": "int", "length": "int"},
@@ -67,6 +68,14 @@ FIELDS = {
     "validatord.iterate": {"kind": "str", "prompt": "str", "model": "str", "system": "str",
                            "context": "map", "max_iterations": "int", "temperature": "num",
                            "max_tokens": "int", "trace_id": "str"},
+    "pathwayd.add": {"content": "any", "tags": "array"},
+    "pathwayd.add_idempotent": {"uid": "id", "content": "any", "tags": "array"},
+    "pathwayd.update": {"uid": "id", "content": "any", "tags": "array"},
+    "pathwayd.revise": {"uid": "id", "content": "any", "tags": "array"},
+    "pathwayd.retire": {"uid": "id"},
+    "pathwayd.get": {"uid": "id", "version": "int"},
+    "pathwayd.history": {"uid": "id", "limit": "int"},
+    "pathwayd.search": {"tags": "array", "text": "str", "include_retired": "bool", "limit": "int"},
     "echo.sleep": {"ms": "int"},
     "echo.fail": {"status": "int", "reason": "str", "kind": "str"},
     "echo.stream": {"n": "int", "size": "int"},
@@ -101,11 +110,17 @@ VALID = {
     "validatord.iterate": {"kind": "sms", "prompt": "p", "model": "m", "system": "s",
                            "context": {}, "max_iterations": 1, "temperature": 0.1,
                            "max_tokens": 5, "trace_id": "t"},
+    "pathwayd.add": {"content": {"a": 1}, "tags": ["x"]},
+    "pathwayd.update": {"uid": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "content": {"a": 1}, "tags": ["x"]},
+    "pathwayd.get": {"uid": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "version": 1},
+    "pathwayd.history": {"uid": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "limit": 5},
+    "pathwayd.search": {"tags": ["x"], "text": "t", "include_retired": False, "limit": 5},
     "echo.stream": {"n": 1, "size": 1},
 }
 
 #  Ops whose answer to an empty or ignored body is legitimately 2xx
 OK_2XX = {"storaged.list", "catalogd.list", "vectord.list", "embedd.stats",
+          "pathwayd.search", "pathwayd.stats",
           "chatd.providers", "echo.echo", "echo.whoami",
           "broker.ping", "broker.services", "broker.workers", "broker.stats"}
 
@@ -123,6 +138,7 @@ WRONG = {
     "array": ["x", 3, True, {}, [None], [{"x": []}]],
     "map": ["x", 3, True, []],
     "bin": [3, True, [], {}],
+    "any": [],                          #  every value is a good one
 }
 EMPTY = {"str": "", "key": "", "id": "", "array": [], "map": {}, "bin": b""}
 BAD_KEYS = ["..", "a/../b", "/etc/passwd", "a\x00b", "a\tb", "k" * 1025]
@@ -169,8 +185,9 @@ def probes(name):
                                                 else value[:40]), body, None
 
 
-def state(t, peer):
-    """What must not change: the catalog, every storage key, the indexes."""
+def state(t, peer, started):
+    """What must not change: the catalog, every storage key, the indexes,
+    and the traces when pathwayd runs."""
     keys = []
     after = None
     while True:
@@ -187,7 +204,12 @@ def state(t, peer):
     indexes = peer.call("vectord", "list", {}, timeout=10, dl=10000)
     t.check(catalog.st == 200 and indexes.st == 200, "catalogd.list and vectord.list answer")
     names = sorted((i["name"], i["count"]) for i in indexes.obj["indexes"])
-    return keys, catalog.obj, names
+    traces = None
+    if "pathwayd" in started:
+        rep = peer.call("pathwayd", "stats", {}, timeout=10, dl=10000)
+        t.check(rep.st == 200, "pathwayd.stats answers", rep.obj)
+        traces = rep.obj
+    return keys, catalog.obj, names, traces
 
 
 def main(t):
@@ -209,7 +231,7 @@ def main(t):
     t.check(rep.st == 201, "seed dataset registered", rep.obj)
     rep = peer.call("vectord", "create", {"name": "seed", "dim": 2}, timeout=10, dl=10000)
     t.check(rep.st == 201, "seed index created", rep.obj)
-    before = state(t, peer)
+    before = state(t, peer, started)
 
     services = lhtest.lhb.broker_call(peer, "services")["services"]
     listed = sorted(s["name"] for s in services)
@@ -253,10 +275,11 @@ def main(t):
     #  Exactly one reply each: nothing more arrives
     extra = [m for m in peer.drain(0.5) if m.t in ("REP", "PART")]
     t.check(not extra, "no second reply to any request", extra[:3])
-    after = state(t, peer)
+    after = state(t, peer, started)
     t.check(after[0] == before[0], "the storage listing is unchanged", (before[0], after[0]))
     t.check(after[1] == before[1], "the catalog is unchanged")
     t.check(after[2] == before[2], "the vector indexes are unchanged", (before[2], after[2]))
+    t.check(after[3] == before[3], "the traces are unchanged", (before[3], after[3]))
     up.proc.err.flush()
     with open(up.proc.log_path, "rb") as f:
         log = f.read().decode("utf-8", "replace")

@@ -93,7 +93,7 @@ def main(t):
     bench = int(os.environ.get("LH_ROSTER_BENCH", "0") or 0)
     sets = {"queryd/refresh_ms": 600000}
     if bench:
-        sets.update({"storaged/cap_default": 1 << 30, "ingestd/max_ingest_bytes": 1 << 30,
+        sets.update({"storaged/cap_default": 1 << 30, "ingest/max_bytes": 1 << 30,
                      "broker/hb_ivl": 1000})
     else:
         sets["queryd/reply_max"] = 1024     # pages cut by size: continuations
