@@ -290,8 +290,9 @@ s_follower (zsock_t *pipe, void *arg)
                     char *copy = s_lower (name, name_size);
                     memcpy (copy, name, name_size);
                     //  The event's trace, when it carries one, goes on
+                    const lh_header_t *header = lh_reply_header (event);
                     lh_job_t job;
-                    lh_job_start (&job, client, lh_reply_header (event)->tr,
+                    lh_job_start (&job, client, (header->has & LH_H_TR)? header->tr: NULL,
                                   self->storage_timeout_ms);
                     lh_pack_t *pack = s_catalog_get_body (copy);
                     lh_reply_t *reply;
