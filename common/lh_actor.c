@@ -77,6 +77,8 @@ struct _lh_service_runner_t {
     char *server_key;                   //  link server key (own copy), or NULL
     lh_link_t link;                     //  link pointing at the copies
     char ops [LH_OPS_MAX + 1];          //  READY ops, "op1,op2"
+    char solo [LH_NAME_MAX + 1];        //  single-instance: our instance id, or ""
+    char *refused;                      //  why the broker refused us for good (atomic)
     int count;                          //  number of workers
     uint32_t credit;                    //  each worker's credit in READY
     s_worker_args_t *args;              //  one per worker
@@ -106,6 +108,7 @@ struct _s_worker_t {
     int64_t backoff;                    //  next reconnect delay, ms
     int64_t reconnect_at;               //  when to connect (sock == NULL)
     int64_t next_tick;                  //  when to call tick
+    int conflicts;                      //  409s (single-instance) so far
     lh_client_t *client;                //  for handlers' calls, lazily made
 };
 
@@ -183,6 +186,8 @@ s_worker_hello (s_worker_t *self)
         lh_header_set_str (&header, LH_H_OPS, self->runner->ops);
     header.credit = self->runner->credit;
     header.has |= LH_H_CREDIT;
+    if (*self->runner->solo)
+        lh_header_set_str (&header, LH_H_SOLO, self->runner->solo);
     s_worker_send (self, &header, NULL, 0);
 }
 
@@ -388,6 +393,26 @@ s_bye_hello_first (zframe_t *body)
 
 
 //  --------------------------------------------------------------------------
+//  The reason of a BYE's error body, or NULL (caller frees)
+
+static char *
+s_bye_reason (zframe_t *body)
+{
+    if (!body)
+        return NULL;
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 512);
+    msgpack_object object;
+    char *reason = NULL;
+    if (lh_msgpack_unpack (zframe_data (body), zframe_size (body), &lh_limits_default,
+                           &zone, &object) == 0)
+        reason = lh_obj_strdup (lh_obj_get (lh_obj_get (&object, "error"), "reason"));
+    msgpack_zone_destroy (&zone);
+    return reason;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Receive and handle one message from the broker, if one is waiting.
 //  Returns 0 (one handled, or a malformed one dropped), 1 when nothing is
 //  waiting, -1 when the socket failed.
@@ -413,10 +438,39 @@ s_worker_recv (s_worker_t *self)
             s_worker_started (self);
             break;
         case LH_T_REQ:
+            self->conflicts = 0;            //  registered: a 409 is news again
             s_worker_serve (self, &msg);
             break;
         case LH_T_BYE: {
             uint32_t status = (header->has & LH_H_ST)? header->st: 0;
+            if (status == LH_ST_CONFLICT) {
+                //  Another process serves this single-instance service. It
+                //  may be one that just died and the broker has not yet
+                //  forgotten: try once more after the broker's liveness
+                //  window; refused again, we stop for good (the runner
+                //  says why)
+                char *reason = s_bye_reason (msg.body);
+                zsock_destroy (&self->sock);
+                self->welcomed = false;
+                int64_t window = (int64_t) self->hb_ivl * (self->hb_live + 1);
+                if (self->conflicts++ == 0) {
+                    lh_warn (self->name, NULL, "broker refused us (409): %s; trying once more "
+                             "in %" PRId64 " ms, in case that process has died",
+                             reason? reason: "conflict", window);
+                    self->reconnect_at = zclock_mono () + window;
+                    free (reason);
+                }
+                else {
+                    lh_error (self->name, NULL, "broker refused us (409) again: %s; not serving",
+                              reason? reason: "conflict");
+                    char *expected = NULL;
+                    if (!__atomic_compare_exchange_n (&self->runner->refused, &expected, reason,
+                                                      false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+                        free (reason);
+                    self->reconnect_at = INT64_MAX;
+                }
+            }
+            else
             if (status == LH_ST_UNAUTHORIZED || status == LH_ST_FORBIDDEN) {
                 lh_error (self->name, NULL, "broker refused us (%u): backing off", status);
                 s_worker_disconnect (self);
@@ -677,6 +731,19 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     self->link.endpoint = self->endpoint;
     self->link.server_key = self->server_key;
     self->link.cert = link->cert;
+    //  A single-instance service names this process in its READY:
+    //  host, pid and a random part (pids repeat across hosts and time)
+    bool single = service->is_single_instance && config
+                ? service->is_single_instance (config): service->single_instance;
+    if (single) {
+        char host [256] = "";
+        gethostname (host, sizeof (host) - 1);
+        for (char *c = host; *c; c++)
+            if (!isalnum ((unsigned char) *c) && *c != '-' && *c != '.')
+                *c = '-';
+        snprintf (self->solo, sizeof (self->solo), "%.32s:%d:%08x", *host? host: "host",
+                  (int) getpid (), (unsigned) randombytes_random ());
+    }
 
     if (service->state_new) {
         const char *error = NULL;
@@ -731,9 +798,21 @@ lh_service_stop (lh_service_runner_t **self_p)
         free (self->endpoint);
         free (self->server_key);
         lh_config_destroy (&self->defaults);
+        free (self->refused);
         free (self);
         *self_p = NULL;
     }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Why the broker refused this service's workers for good, or NULL
+
+const char *
+lh_service_refused (lh_service_runner_t *self)
+{
+    assert (self);
+    return __atomic_load_n (&self->refused, __ATOMIC_ACQUIRE);
 }
 
 
@@ -1561,11 +1640,18 @@ s_test_broker (const char *endpoint)
     zactor_t *broker = zactor_new (lh_broker_actor, "test");
     assert (broker);
     char *status, *detail;
-    zstr_sendx (broker, "CONFIGURE", "hb_ivl", "400", NULL);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
+    //  The test's peers are actors, in-process (the broker's default role
+    //  for peers without a grant) or over plain tcp; they publish evt.*
+    const char *settings [][2] = {
+        { "hb_ivl", "400" }, { "plain_role", "actor" }, { "acl/actor/publish", "evt." }
+    };
+    for (size_t index = 0; index < 3; index++) {
+        zstr_sendx (broker, "CONFIGURE", settings [index][0], settings [index][1], NULL);
+        zsock_recv (broker, "ss", &status, &detail);
+        assert (status && streq (status, "0"));
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
     //  An inproc endpoint is released a moment after its socket closes:
     //  retry the bind, bounded
     int64_t until = zclock_mono () + 5000;
@@ -1806,6 +1892,10 @@ lh_actor_test (bool verbose)
     zactor_destroy (&broker);
     broker = zactor_new (lh_broker_actor, "test");       //  hb_ivl 1000
     char *status, *detail;
+    zstr_sendx (broker, "CONFIGURE", "plain_role", "actor", NULL);
+    zsock_recv (broker, "ss", &status, &detail);
+    zstr_free (&status);
+    zstr_free (&detail);
     zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
     zsock_recv (broker, "ss", &status, &detail);
     assert (status && streq (status, "0"));

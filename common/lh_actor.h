@@ -67,6 +67,13 @@ typedef struct {
     void (*tick) (void *state);
     uint32_t credit;                    //  requests in flight per worker; 0 = 1
                                         //  (config actors/NAME/credit, when declared, wins)
+    //  Its state lives in this process (an index in memory, files on this
+    //  host): one process at a time may offer it. Its workers' READY says
+    //  so (header "solo", docs/protocol.md) and the broker refuses another
+    //  process's (BYE 409). is_single_instance, when set, decides at start
+    //  from the config instead (storaged: only on the fs backend).
+    bool single_instance;
+    bool (*is_single_instance) (lh_config_t *config);
 } lh_service_t;
 
 typedef struct _lh_service_runner_t lh_service_runner_t;
@@ -82,6 +89,13 @@ lh_service_runner_t *
 //  Stop all workers and destroy the state; nulls the caller's pointer
 void
     lh_service_stop (lh_service_runner_t **self_p);
+
+//  Why the broker refused this service's workers for good (a single-
+//  instance service another process already offers: BYE 409, and again
+//  after the broker's liveness window, in case that process had just
+//  died), or NULL. The workers then stop trying. Thread-safe.
+const char *
+    lh_service_refused (lh_service_runner_t *self);
 
 //  ---------------------------------------------------------------------
 //  Inside a handler

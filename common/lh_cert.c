@@ -281,6 +281,21 @@ lh_cert_dir (lh_config_t *config)
 
 
 //  --------------------------------------------------------------------------
+//  An in-process certificate: role and grant as metadata (see lh_cert.h)
+
+zcert_t *
+lh_cert_inproc (const char *grant, const char *role)
+{
+    assert (grant && role);
+    zcert_t *cert = zcert_new ();
+    assert (cert);
+    zcert_set_meta (cert, "role", "%s", role);
+    zcert_set_meta (cert, "grant", "%s", grant);
+    return cert;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Is an endpoint local: loopback tcp, ipc or inproc?
 
 bool

@@ -102,6 +102,17 @@ int
                   const char *server_key, lh_link_t *link,
                   zcert_t **cert_p, char **key_p, char **error_p);
 
+//  An in-process certificate: how the process that runs the broker gives a
+//  role to a peer it starts in that same process (an actor, the gateway).
+//  It carries no key that anyone checks: its metadata holds role and the
+//  grant the broker made for that role (the broker's GRANT command), and
+//  lh_link_connect presents the grant as the routing id of the inproc://
+//  connection (docs/broker.md, "Roles"). A link's users copy the link's
+//  cert pointer along with its endpoint, so the role reaches every
+//  connection they make. Returns a new certificate (caller destroys).
+zcert_t *
+    lh_cert_inproc (const char *grant, const char *role);
+
 //  Is this tcp endpoint on loopback (127.x, localhost, [::1]); ipc:// and
 //  inproc:// count as local
 bool

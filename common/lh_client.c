@@ -105,7 +105,14 @@ lh_link_connect (const lh_link_t *link)
         lh_error (NULL, NULL, "bus link has no endpoint");
         return NULL;
     }
-    if (link->cert && !link->server_key) {
+    //  An in-process certificate (lh_cert_inproc) carries a grant instead
+    const char *grant = link->cert? zcert_meta (link->cert, "grant"): NULL;
+    if (grant && strncmp (link->endpoint, "inproc://", 9) != 0) {
+        lh_error (NULL, NULL, "bus link to %s has an in-process certificate: it works "
+                  "only on inproc://", link->endpoint);
+        return NULL;
+    }
+    if (link->cert && !grant && !link->server_key) {
         lh_error (NULL, NULL, "bus link to %s has a certificate but no server key",
                   link->endpoint);
         return NULL;
@@ -119,6 +126,18 @@ lh_link_connect (const lh_link_t *link)
     //  The broker never blocks on us: what does not fit our queue is dropped.
     //  Room for a whole stream (echo.stream sends up to 10000 PARTs)
     zsock_set_rcvhwm (sock, S_RCVHWM);
+    if (grant) {
+        //  The broker reads our role from the grant; a random nonce after
+        //  it keeps every connection's routing id unique
+        uint8_t nonce [8];
+        randombytes_buf (nonce, sizeof (nonce));
+        char identity [256];
+        int size = snprintf (identity, sizeof (identity), "%s.", grant);
+        if (size > 0 && (size_t) size + 17 <= sizeof (identity))
+            sodium_bin2hex (identity + size, 17, nonce, sizeof (nonce));
+        zsock_set_identity (sock, identity);
+    }
+    else
     if (link->cert) {
         zcert_apply (link->cert, sock);
         zsock_set_curve_serverkey (sock, link->server_key);
@@ -401,6 +420,15 @@ s_on_msg (lh_client_t *self, lh_msg_t *msg, lh_reply_t **reply_p)
             result = 1;
         }
         else
+        if (header->t == LH_T_REP && (header->has & LH_H_ST) && header->st == LH_ST_FORBIDDEN) {
+            //  The broker refused a PUB or SUB of ours (the ACL)
+            lh_reply_t *refusal = s_reply_new (msg);
+            const char *reason = lh_reply_reason (refusal);
+            lh_warn (self->name, NULL, "the broker refused our message %" PRIu64 ": %s",
+                     header->cid, reason? reason: "403");
+            lh_reply_destroy (&refusal);
+        }
+        else
             lh_debug (self->name, NULL, "dropped a reply to %" PRIu64
                       " (nobody waits for it)", header->cid);
     }
@@ -667,11 +695,15 @@ s_expired (lh_client_t *self, uint64_t id)
 
 
 //  --------------------------------------------------------------------------
-//  Hold a reply for lh_client_recv, dropping the oldest past the bound
+//  Hold a reply for lh_client_recv, dropping the oldest past the bound. A
+//  held REP's request is no longer pending: its answer has arrived, and a
+//  pending entry left behind would later expire into a false 504.
 
 static void
 s_inbox_add (lh_client_t *self, lh_reply_t *reply)
 {
+    if (reply->header.t == LH_T_REP)
+        s_pending_remove (self, reply->header.cid);
     if (zlist_size (self->inbox) >= S_INBOX_MAX) {
         lh_reply_t *oldest = (lh_reply_t *) zlist_pop (self->inbox);
         lh_warn (self->name, NULL, "inbox full: dropped a held reply");
@@ -731,8 +763,7 @@ lh_client_wait (lh_client_t *self, uint64_t id, lh_reply_t **reply_p)
             break;
         zlist_remove (self->inbox, held);
         if (held->header.t == LH_T_REP) {
-            s_pending_remove (self, id);
-            *reply_p = held;
+            *reply_p = held;            //  its request left pending when held
             break;
         }
         if (!parts)
@@ -928,11 +959,8 @@ lh_client_recv (lh_client_t *self, lh_reply_t **reply_p, int timeout_ms)
     assert (self);
     assert (reply_p);
     *reply_p = (lh_reply_t *) zlist_pop (self->inbox);
-    if (*reply_p) {
-        if ((*reply_p)->header.t == LH_T_REP)
-            s_pending_remove (self, (*reply_p)->header.cid);
+    if (*reply_p)
         return 0;
-    }
     int64_t until = timeout_ms < 0? INT64_MAX: zclock_mono () + timeout_ms;
     while (!zsys_interrupted) {
         lh_reply_t *reply = s_first_expired (self);
@@ -971,11 +999,8 @@ lh_client_try_recv (lh_client_t *self, lh_reply_t **reply_p)
     assert (self);
     assert (reply_p);
     *reply_p = (lh_reply_t *) zlist_pop (self->inbox);
-    if (*reply_p) {
-        if ((*reply_p)->header.t == LH_T_REP)
-            s_pending_remove (self, (*reply_p)->header.cid);
+    if (*reply_p)
         return 0;
-    }
     *reply_p = s_first_expired (self);
     if (*reply_p)
         return 0;
@@ -1447,6 +1472,7 @@ lh_client_test (bool verbose)
     lh_reply_destroy (&reply);
 
     //  Asynchronous: send three, collect three, by cid
+    uint64_t id;
     uint64_t ids [3];
     for (int index = 0; index < 3; index++) {
         ids [index] = lh_client_send (client, "fake", "echo", data, size, NULL);
@@ -1473,8 +1499,19 @@ lh_client_test (bool verbose)
     rc = lh_client_wait (client, ids [0], &reply);
     assert (rc == -1 && lh_reply_status (reply) == 400);
     lh_reply_destroy (&reply);
+    //  An async reply that arrives during a call is held for recv, and its
+    //  request is no longer pending: past its deadline no false 504 comes
+    lh_call_opts_t short_opts = { .timeout_ms = 200 };
+    id = lh_client_send (client, "fake", "echo", data, size, &short_opts);
+    rc = lh_client_call (client, "fake", "echo", data, size, NULL, &reply);
+    assert (rc == 0 && lh_reply_cid (reply) != id);
+    lh_reply_destroy (&reply);
+    rc = lh_client_recv (client, &reply, 2000);
+    assert (rc == 0 && lh_reply_cid (reply) == id && lh_reply_status (reply) == 200);
+    lh_reply_destroy (&reply);
+    assert (lh_client_recv (client, &reply, 600) == -1);
     //  An async request that is never answered expires as a 504
-    uint64_t id = lh_client_send (client, "fake", "late", NULL, 0, &opts);
+    id = lh_client_send (client, "fake", "late", NULL, 0, &opts);
     rc = lh_client_recv (client, &reply, 2000);
     assert (rc == 0 && lh_reply_cid (reply) == id && lh_reply_status (reply) == 504);
     lh_reply_destroy (&reply);

@@ -18,6 +18,8 @@
 #include "embedd.h"
 #include "vectord.h"
 #include "pathwayd.h"
+#include "matrixd.h"
+#include "distilld.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -36,6 +38,8 @@ static const s_entry_t s_registry [] = {
     { "embedd",     &lh_embedd_service },
     { "vectord",    &lh_vectord_service },
     { "pathwayd",   &lh_pathwayd_service },
+    { "matrixd",    &lh_matrixd_service },
+    { "distilld",   &lh_distilld_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))

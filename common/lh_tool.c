@@ -5,6 +5,7 @@
 
 #include "lh_tool.h"
 #include "lh_proto.h"
+#include "lh_cert.h"
 #include <ctype.h>
 
 
@@ -62,6 +63,58 @@ lh_tool_server_key (const char *value, char *key)
 
 
 //  --------------------------------------------------------------------------
+//  Match "--name VALUE" or "--name=VALUE"; 1 (taken), 0 (not this one),
+//  -1 (no value)
+
+int
+lh_tool_option (int argc, char **argv, int *argn, const char *name, const char **value)
+{
+    const char *arg = argv [*argn];
+    size_t length = strlen (name);
+    if (strncmp (arg, name, length) != 0)
+        return 0;
+    if (arg [length] == '=') {
+        *value = arg + length + 1;
+        return 1;
+    }
+    if (arg [length] != 0)
+        return 0;
+    if (*argn + 1 >= argc)
+        return -1;
+    *value = argv [++*argn];
+    return 1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A client connected as buscall connects; NULL after saying why
+
+lh_client_t *
+lh_tool_connect (lh_config_t *config, const char *program, zcert_t **cert_p, char **key_p)
+{
+    assert (config && program && cert_p && key_p);
+    const char *endpoint = lh_config_str (config, "bus/endpoint");
+    lh_link_t link;
+    char *error = NULL;
+    if (lh_cert_link (config, endpoint, "admin", NULL, NULL, &link, cert_p, key_p, &error) != 0) {
+        fprintf (stderr, "%s: CURVE link to %s: %s (see bus/cert, bus/server_key, "
+                 "`lakehouse certs`)\n", program, endpoint, error);
+        free (error);
+        return NULL;
+    }
+    char name [64];                     //  the client's name: program, dashed
+    snprintf (name, sizeof (name), "%s", program);
+    for (char *at = name; *at; at++)
+        if (*at == ' ')
+            *at = '-';
+    lh_client_t *client = lh_client_new (&link, name);
+    if (!client)
+        fprintf (stderr, "%s: cannot reach the broker at %s\n", program, endpoint);
+    return client;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Self test: numbers, keys from text and from a certificate file
 
 void
@@ -95,7 +148,18 @@ lh_tool_test (bool verbose)
     assert (lh_tool_server_key ("/nonexistent/lh-tool-test.cert", key) == -1);
     assert (lh_tool_server_key ("short", key) == -1);
     zcert_destroy (&cert);
+    char *argv [] = { "x", "--index", "w", "--batch=5", "--indexes", "--model" };
+    const char *option = NULL;
+    int argn = 1;
+    assert (lh_tool_option (6, argv, &argn, "--index", &option) == 1);
+    assert (streq (option, "w") && argn == 2);
+    argn = 3;
+    assert (lh_tool_option (6, argv, &argn, "--batch", &option) == 1 && streq (option, "5"));
+    argn = 4;
+    assert (lh_tool_option (6, argv, &argn, "--index", &option) == 0);
+    argn = 5;
+    assert (lh_tool_option (6, argv, &argn, "--model", &option) == -1);
     if (verbose)
-        printf ("\n   numbers and keys parsed");
+        printf ("\n   numbers, keys and options parsed");
     printf ("OK\n");
 }

@@ -14,6 +14,8 @@
 #define LH_TOOL_H_INCLUDED
 
 #include <czmq.h>
+#include "lh_config.h"
+#include "lh_client.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +38,23 @@ int
 //  Returns 0, or -1 if it is neither.
 int
     lh_tool_server_key (const char *value, char *key);
+
+//  Match argv [*argn] as the option "--name VALUE" or "--name=VALUE".
+//  Returns 1 with *value (borrowed) and *argn on the value's word, 0 if
+//  argv [*argn] is not this option, -1 if the value is missing.
+int
+    lh_tool_option (int argc, char **argv, int *argn, const char *name,
+                    const char **value);
+
+//  A bus client for a command-line tool, connected as buscall connects:
+//  config bus/endpoint, CURVE with bus/cert (else CERTS/admin.cert) and
+//  the broker's key (bus/server_key, else CERTS/broker.cert), unless
+//  bus/curve is off. Returns NULL after printing why on stderr (prefixed
+//  with program). *cert_p and *key_p are the caller's to destroy / free
+//  after the client.
+lh_client_t *
+    lh_tool_connect (lh_config_t *config, const char *program, zcert_t **cert_p,
+                     char **key_p);
 
 //  Self test of this class
 void

@@ -70,6 +70,29 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("GET",    "/v1/pathway/get/{uid}", "pathwayd", "get", "version:int", LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     LH_ROUTE ("GET",    "/v1/pathway/history/{uid}", "pathwayd", "history", "limit:int", LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     LH_ROUTE ("GET",    "/v1/pathway/stats",  "pathwayd", "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    //  matrixd (SPEC 5.9, docs/matrixd.md)
+    LH_ROUTE ("POST",   "/v1/matrix/search",  "matrixd",  "search", NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/matrix/relevance", "matrixd", "relevance", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/matrix/downgrade", "matrixd", "downgrade", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/matrix/playbooks/record", "matrixd", "playbook_record", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/matrix_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/matrix/playbooks/bulk", "matrixd", "playbook_bulk", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/matrix_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/matrix/corpora", "matrixd",  "corpora", NULL, LH_IN_NONE,  LH_OUT_JSON,   0, NULL, NULL),
+    //  distilld (SPEC 5.9, docs/distilld.md)
+    LH_ROUTE ("POST",   "/v1/distill/materialize", "distilld", "materialize", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/score",  "distilld", "score",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/export", "distilld", "export", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/drift",  "distilld", "drift",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/distill/run",    "distilld", "run",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("POST",   "/v1/distill/replay", "distilld", "replay", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              NULL, "gateway/distill_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/distill/runs",   "distilld", "runs",   NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/distill/runs/{run_id}", "distilld", "report", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))
@@ -562,6 +585,15 @@ lh_routes_test (bool verbose)
         { "GET",    "/v1/pathway/get/a/b",  404, NULL,   NULL },
         { "GET",    "/v1/pathway/history",  404, NULL,   NULL },
         { "POST",   "/v1/pathway/delete",   404, NULL,   NULL },
+        { "POST",   "/v1/matrix/search",    200, "matrixd", "search" },
+        { "GET",    "/v1/matrix/search",    405, NULL,   NULL },
+        { "POST",   "/v1/matrix/relevance", 200, "matrixd", "relevance" },
+        { "POST",   "/v1/matrix/downgrade", 200, "matrixd", "downgrade" },
+        { "POST",   "/v1/matrix/playbooks/record", 200, "matrixd", "playbook_record" },
+        { "POST",   "/v1/matrix/playbooks/bulk", 200, "matrixd", "playbook_bulk" },
+        { "POST",   "/v1/matrix/playbooks", 404, NULL,   NULL },
+        { "GET",    "/v1/matrix/corpora",   200, "matrixd", "corpora" },
+        { "POST",   "/v1/matrix/corpora",   405, NULL,   NULL },
     };
     for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
         lh_route_match_t match;

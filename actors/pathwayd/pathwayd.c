@@ -447,7 +447,8 @@ const lh_service_t lh_pathwayd_service = {
     .ops = s_ops,
     .state_new = s_state_new,
     .state_destroy = s_state_destroy,
-    .credit = 1
+    .credit = 1,
+    .single_instance = true             //  its store is one LMDB on this host
 };
 
 

@@ -957,13 +957,24 @@ static const lh_op_t s_ops [] = {
     { NULL, NULL }
 };
 
+//  --------------------------------------------------------------------------
+//  On the fs backend the objects live on this host: one process serves
+//  them. Several storaged on one s3 bucket are fine.
+
+static bool
+s_is_single_instance (lh_config_t *config)
+{
+    return streq (lh_config_str (config, "storaged/backend"), "fs");
+}
+
 const lh_service_t lh_storaged_service = {
     .name = "storaged",
     .ops = s_ops,
     .state_new = s_state_new,
     .state_destroy = s_state_destroy,
     .tick = s_tick,
-    .credit = 2
+    .credit = 2,
+    .is_single_instance = s_is_single_instance
 };
 
 

@@ -17,14 +17,16 @@ the sweep by being registered. Each op gets:
 
 Each answer must be exactly one reply, 4xx with {"error": {"kind",
 "reason"}} - never a 5xx - except that ops in OK_2XX, which legitimately
-answer an empty or ignored body (list, stats, ping, echo), may answer 2xx,
-and validatord's 422 keeps its tagged ValidationError shape (SPEC 5.8).
+answer an empty or ignored body (list, stats, ping, a distilld stage),
+may answer those 2xx (never a field of the wrong type), echo.echo takes
+anything, and validatord's 422 keeps its tagged ValidationError shape
+(SPEC 5.8).
 Afterwards the catalog, the storage listing and the vector indexes are
 exactly as before (and pathwayd's counts), and the log never says
 "answered twice".
 
-FIELDS, VALID and OK_2XX are the only per-service knowledge; a service
-missing from them still gets the generic shapes.
+FIELDS, VALID, OK_2XX and ANY_2XX are the only per-service knowledge; a
+service missing from them still gets the generic shapes.
 """
 
 import os
@@ -35,8 +37,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lhtest  # noqa: E402
 
-#  Field types: str, key (a storage key), id (an opaque id), int, num,
-#  bool, array, map, bin (bytes or a string), any (any JSON value)
+#  Field types: str, key (a storage key), id (an opaque id), int, num
+#  (not negative), real (any number), bool, array, map, bin (bytes or a
+#  string), any (any JSON value)
 FIELDS = {
     "storaged.put": {"key": "key", "data": "bin", "if_none_match": "str", "if_match": "str"},
     "storaged.get": {"key": "key", "offset": "int", "length": "int"},
@@ -76,6 +79,26 @@ FIELDS = {
     "pathwayd.get": {"uid": "id", "version": "int"},
     "pathwayd.history": {"uid": "id", "limit": "int"},
     "pathwayd.search": {"tags": "array", "text": "str", "include_retired": "bool", "limit": "int"},
+    "matrixd.search": {"query_text": "str", "vector": "array", "corpora": "array", "k": "int",
+                       "per_corpus_k": "int", "ef": "int", "filter": "map",
+                       "exclude_ids": "array", "model": "str", "use_playbook": "bool",
+                       "playbook_corpus": "str", "playbook_top_k": "int",
+                       "playbook_max_distance": "num"},
+    "matrixd.playbook_record": {"query_text": "str", "answer_id": "str", "answer_corpus": "str",
+                                "score": "num", "tags": "array", "playbook_corpus": "str",
+                                "model": "str"},
+    "matrixd.playbook_bulk": {"entries": "array", "playbook_corpus": "str", "model": "str"},
+    "matrixd.relevance": {"focus": "map", "chunks": "array", "threshold": "real"},
+    "matrixd.downgrade": {"mode": "str", "model": "str", "forced_mode": "str"},
+    "distilld.materialize": {"run_id": "str", "recorded_at": "str", "progress": "bool"},
+    "distilld.score": {"run_id": "str", "since": "str", "until": "str", "progress": "bool"},
+    "distilld.export": {"run_id": "str", "progress": "bool"},
+    "distilld.drift": {"run_id": "str"},
+    "distilld.run": {"run_id": "str", "recorded_at": "str", "since": "str", "until": "str",
+                     "progress": "bool"},
+    "distilld.report": {"run_id": "str"},
+    "distilld.replay": {"task": "str", "local_only": "bool", "allow_escalation": "bool",
+                        "no_retrieval": "bool", "dry_run": "bool"},
     "echo.sleep": {"ms": "int"},
     "echo.fail": {"status": "int", "reason": "str", "kind": "str"},
     "echo.stream": {"n": "int", "size": "int"},
@@ -115,14 +138,26 @@ VALID = {
     "pathwayd.get": {"uid": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "version": 1},
     "pathwayd.history": {"uid": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "limit": 5},
     "pathwayd.search": {"tags": ["x"], "text": "t", "include_retired": False, "limit": 5},
+    "matrixd.search": {"query_text": "q", "corpora": ["seed"], "k": 1},
+    "matrixd.playbook_record": {"query_text": "q", "answer_id": "a", "answer_corpus": "c",
+                                "score": 0.5},
+    "matrixd.relevance": {"focus": {"path": "a.c"}, "chunks": ["x"], "threshold": 0.3},
+    "matrixd.downgrade": {"mode": "m", "model": "x"},
     "echo.stream": {"n": 1, "size": 1},
 }
 
-#  Ops whose answer to an empty or ignored body is legitimately 2xx
+#  Ops whose answer to an empty or ignored body is legitimately 2xx: they
+#  may answer 2xx to the generic shapes and to a field left empty, never
+#  to a field of the wrong type
 OK_2XX = {"storaged.list", "catalogd.list", "vectord.list", "embedd.stats",
-          "pathwayd.search", "pathwayd.stats",
-          "chatd.providers", "echo.echo", "echo.whoami",
+          "pathwayd.search", "pathwayd.stats", "matrixd.corpora",
+          "distilld.materialize", "distilld.score", "distilld.export", "distilld.drift",
+          "distilld.run", "distilld.runs",
+          "chatd.providers", "echo.whoami",
           "broker.ping", "broker.services", "broker.workers", "broker.stats"}
+
+#  Ops that take any body at all
+ANY_2XX = {"echo.echo"}
 
 #  validatord's 422 keeps the original system's tagged shape (SPEC 5.8)
 TAGGED = {"Schema", "Completeness", "Consistency", "Policy"}
@@ -134,6 +169,7 @@ WRONG = {
     "id": [True, -1, 1.5, [], {}],
     "int": ["x", "", True, 1.5, -1, [], {}],
     "num": ["x", True, -1, [], {}],
+    "real": ["x", True, [], {}],
     "bool": ["x", 3, [], {}],
     "array": ["x", 3, True, {}, [None], [{"x": []}]],
     "map": ["x", 3, True, []],
@@ -159,18 +195,21 @@ GENERIC = [
 
 
 def probes(name):
-    """(what, body, raw) for op name: the generic shapes, then its fields."""
+    """(tag, what, body, raw) for op name: the generic shapes, then its
+    fields; tag is generic, empty or wrong."""
     for what, raw in GENERIC:
-        yield what, None, raw
+        yield "generic", what, None, raw
     for field, kind in FIELDS.get(name, {}).items():
         for value in WRONG[kind]:
-            yield "%s = %r" % (field, value), {field: value}, None
+            #  null often means "not given": as good as empty
+            yield "empty" if value is None else "wrong", "%s = %r" % (field, value), \
+                {field: value}, None
         if kind in EMPTY:
-            yield "%s empty" % field, {field: EMPTY[kind]}, None
+            yield "empty", "%s empty" % field, {field: EMPTY[kind]}, None
         if kind in ("str", "key", "id"):
-            yield "%s oversized" % field, {field: BIG}, None
+            yield "wrong", "%s oversized" % field, {field: BIG}, None
         for bad in BAD_KEYS if kind == "key" else BAD_IDS if kind == "id" else []:
-            yield "%s = %r" % (field, bad[:40]), {field: bad}, None
+            yield "wrong", "%s = %r" % (field, bad[:40]), {field: bad}, None
     #  One bad field in an otherwise good body (null is left out: it often
     #  means "not given", which such a body may well be)
     good = VALID.get(name, {})
@@ -181,8 +220,8 @@ def probes(name):
         for value in values:
             body = dict(good)
             body[field] = value
-            yield "a good body but %s = %r" % (field, value if not isinstance(value, str)
-                                                else value[:40]), body, None
+            yield "wrong", "a good body but %s = %r" % (field, value if not isinstance(value, str)
+                                                         else value[:40]), body, None
 
 
 def state(t, peer, started):
@@ -246,7 +285,7 @@ def main(t):
     count = 0
     for svc, op in ops:
         name = "%s.%s" % (svc, op)
-        for what, body, raw in probes(name):
+        for tag, what, body, raw in probes(name):
             count += 1
             rid = peer.request(svc, op, body=body, raw=raw, dl=10000)
             rep = peer.wait_reply(rid, 15.0)
@@ -256,7 +295,7 @@ def main(t):
             if rep.st >= 500:
                 raise lhtest.Failure("%s: %d %r" % (where, rep.st, rep.obj))
             if 200 <= rep.st < 300:
-                if name not in OK_2XX:
+                if not (name in ANY_2XX or (name in OK_2XX and tag != "wrong")):
                     raise lhtest.Failure("%s: %d (a malformed body accepted) %r"
                                          % (where, rep.st, str(rep.obj)[:200]))
                 continue
