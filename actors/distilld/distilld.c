@@ -67,11 +67,7 @@ typedef struct {
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    char *loaded = NULL;
-    lh_config_t *defaults = config? NULL: lh_config_load (NULL, &loaded);
-    free (loaded);
-    lh_config_t *source = config? config: defaults;
-    assert (source);
+    lh_config_t *source = config;
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     const char *root = lh_config_str (source, "distilld/root");
@@ -102,7 +98,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
              self->replay_log? self->replay_log: "off", self->local_tier,
              *self->escalation_tier? self->escalation_tier: "(no escalation)");
     free (full);
-    lh_config_destroy (&defaults);
     return self;
 }
 

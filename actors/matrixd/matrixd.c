@@ -1423,10 +1423,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     self->timeout_ms = (uint32_t) lh_config_int (config, "matrixd/timeout_ms");
@@ -1458,7 +1454,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     if (!s_name_valid (self->playbook_corpus, strlen (self->playbook_corpus)))
         *error = "matrixd/playbook_corpus must be 1..64 characters of A-Z a-z 0-9 _ . - "
                  "not starting with '.'";
-    lh_config_destroy (&defaults);
     if (*error) {
         void *state = self;
         s_state_destroy (&state);
