@@ -308,6 +308,20 @@ lh_testbus_expect (lh_testbus_t *self, const char *svc, const char *op, const ch
 }
 
 char *
+lh_testbus_error (lh_reply_t *reply)
+{
+    assert (reply);
+    if (!lh_obj_get (lh_reply_object (reply), "error"))
+        return strdup ("");
+    char *kind = s_error_str (reply, "kind");
+    char *field = s_error_str (reply, "field");
+    char *error = zsys_sprintf ("%s/%s", kind, field);
+    zstr_free (&kind);
+    zstr_free (&field);
+    return error;
+}
+
+char *
 lh_testbus_json (lh_reply_t *reply)
 {
     assert (reply);
@@ -491,6 +505,12 @@ lh_testbus_test (bool verbose)
     reply = lh_testbus_call (bus, "fields", "fields", "{\"name\": \"x\", \"k\": 7}");
     char *text = lh_testbus_json (reply);
     assert (streq (text, "{\"name\":\"x\",\"k\":7,\"score\":0.5,\"flag\":false}"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
+
+    reply = lh_testbus_call (bus, "fields", "fields", "{\"name\": 7}");
+    text = lh_testbus_error (reply);
+    assert (streq (text, "bad_field/name"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
 

@@ -103,6 +103,11 @@ void
                        const char *json, uint32_t status, const char *kind,
                        const char *field);
 
+//  A reply's error as "kind/field" (either part may be empty), or "" when
+//  it has no error body; the caller frees it
+char *
+    lh_testbus_error (lh_reply_t *reply);
+
 //  A reply's body as compact JSON text (caller frees); "" for no body
 char *
     lh_testbus_json (lh_reply_t *reply);

@@ -461,20 +461,6 @@ const lh_service_t lh_pathwayd_service = {
 //  A msgpack literal and its size
 #define S_TEST_RAW(bytes)   bytes, sizeof (bytes) - 1
 
-//  The reply's "kind/field", or "" for a success
-static char *
-s_test_error (lh_reply_t *reply)
-{
-    const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
-    if (!error)
-        return strdup ("");
-    const char *kind = "", *field = "";
-    size_t kind_size = 0, field_size = 0;
-    lh_obj_str (error, "kind", &kind, &kind_size);
-    lh_obj_str (error, "field", &field, &field_size);
-    return zsys_sprintf ("%.*s/%.*s", (int) kind_size, kind, (int) field_size, field);
-}
-
 //  A string field of a reply as a fresh string
 static char *
 s_test_field (lh_reply_t *reply, const char *name)
@@ -525,7 +511,7 @@ s_test_refused (lh_testbus_t *bus, const char *op, const void *body, size_t size
     char *before = s_test_stats (bus);
     lh_reply_t *reply = raw? lh_testbus_call_raw (bus, "pathwayd", op, body, size):
                              lh_testbus_call (bus, "pathwayd", op, (const char *) body);
-    char *got = s_test_error (reply);
+    char *got = lh_testbus_error (reply);
     if (verbose)
         printf ("\n    %s %.60s -> %u %s", op, raw? "(msgpack)": body? (const char *) body: "(none)",
                 lh_reply_status (reply), got);
