@@ -14,7 +14,7 @@ BUILD   ?= build
 CC      ?= cc
 CXX     ?= c++
 
-PKGS     = libczmq libzmq msgpack sqlite3 libcurl libsodium lmdb libmicrohttpd jansson
+PKGS     = libczmq libzmq msgpack sqlite3 libcurl libsodium lmdb libmicrohttpd jansson yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

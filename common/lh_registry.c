@@ -20,6 +20,8 @@
 #include "pathwayd.h"
 #include "matrixd.h"
 #include "distilld.h"
+#include "observerd.h"
+#include "workflowd.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -40,6 +42,9 @@ static const s_entry_t s_registry [] = {
     { "pathwayd",   &lh_pathwayd_service },
     { "matrixd",    &lh_matrixd_service },
     { "distilld",   &lh_distilld_service },
+    //  observerd and workflowd: after the services they watch and call
+    { "observerd",  &lh_observerd_service },
+    { "workflowd",  &lh_workflowd_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))

@@ -93,6 +93,23 @@ static const lh_route_t s_routes [] = {
               NULL, "gateway/distill_timeout_ms"),
     LH_ROUTE ("GET",    "/v1/distill/runs",   "distilld", "runs",   NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
     LH_ROUTE ("GET",    "/v1/distill/runs/{run_id}", "distilld", "report", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
+    //  observerd (SPEC 5.9, docs/observerd.md)
+    LH_ROUTE ("GET",    "/v1/observer/events", "observerd", "events", "since,since_bseq:int,type,source,limit:int",
+                                                                         LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/observer/events", "observerd", "events", NULL, LH_IN_JSON, LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/observer/stats", "observerd", "stats",  NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/observer/inbox", "observerd", "inbox",  NULL, LH_IN_JSON,   LH_OUT_JSON,   0, NULL, NULL),
+    //  workflowd (SPEC 5.9, docs/workflows.md)
+    LH_ROUTE ("POST",   "/v1/workflows/put",  "workflowd", "workflow_put", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/workflows/list", "workflowd", "workflow_list", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/workflows/get/{name}", "workflowd", "workflow_get", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/workflows/delete", "workflowd", "workflow_delete", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("POST",   "/v1/workflows/run",  "workflowd", "workflow_run", NULL, LH_IN_JSON, LH_OUT_JSON, 0,
+              NULL, "gateway/workflow_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/workflows/runs", "workflowd", "run_list", "name,status,before,limit:int",
+                                                                         LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/workflows/runs/{run_id}", "workflowd", "run_get", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/workflows/stats", "workflowd", "stats", NULL, LH_IN_NONE,  LH_OUT_JSON,   0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))
@@ -594,6 +611,21 @@ lh_routes_test (bool verbose)
         { "POST",   "/v1/matrix/playbooks", 404, NULL,   NULL },
         { "GET",    "/v1/matrix/corpora",   200, "matrixd", "corpora" },
         { "POST",   "/v1/matrix/corpora",   405, NULL,   NULL },
+        { "GET",    "/v1/observer/events",  200, "observerd", "events" },
+        { "POST",   "/v1/observer/events",  200, "observerd", "events" },
+        { "GET",    "/v1/observer/stats",   200, "observerd", "stats" },
+        { "POST",   "/v1/observer/inbox",   200, "observerd", "inbox" },
+        { "GET",    "/v1/observer/inbox",   405, NULL,   NULL },
+        { "POST",   "/v1/workflows/put",    200, "workflowd", "workflow_put" },
+        { "GET",    "/v1/workflows/list",   200, "workflowd", "workflow_list" },
+        { "GET",    "/v1/workflows/get/nightly", 200, "workflowd", "workflow_get" },
+        { "POST",   "/v1/workflows/delete", 200, "workflowd", "workflow_delete" },
+        { "POST",   "/v1/workflows/run",    200, "workflowd", "workflow_run" },
+        { "GET",    "/v1/workflows/runs",   200, "workflowd", "run_list" },
+        { "GET",    "/v1/workflows/runs/01JB8ZQ4G5X3V9T6N2M7K1R0AB", 200, "workflowd", "run_get" },
+        { "GET",    "/v1/workflows/stats",  200, "workflowd", "stats" },
+        { "GET",    "/v1/workflows/run",    405, NULL,   NULL },
+        { "GET",    "/v1/workflows/runs/a/b", 404, NULL, NULL },
     };
     for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
         lh_route_match_t match;
