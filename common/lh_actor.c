@@ -30,6 +30,7 @@
 */
 
 #include "lh_actor.h"
+#include "lh_json.h"
 #include "lh_log.h"
 #include <sodium.h>
 #include <poll.h>
@@ -69,7 +70,8 @@ typedef struct {
 
 struct _lh_service_runner_t {
     const lh_service_t *service;        //  the service served
-    lh_config_t *config;                //  configuration (borrowed), or NULL
+    lh_config_t *config;                //  configuration (borrowed, or defaults)
+    lh_config_t *defaults;              //  the default config, when none was given
     void *state;                        //  shared state from state_new
     char *endpoint;                     //  link endpoint (own copy)
     char *server_key;                   //  link server key (own copy), or NULL
@@ -698,6 +700,10 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (service->name);
     assert (service->ops);
     assert (link);
+    lh_config_t *defaults = NULL;
+    if (!config)
+        config = defaults = lh_config_load (NULL, NULL);
+    assert (config);
     if (workers <= 0)
         workers = (int) s_config_setting (service, config, "workers", 1, S_WORKERS_MAX, 1);
     if (workers > S_WORKERS_MAX)
@@ -707,6 +713,7 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (self);
     self->service = service;
     self->config = config;
+    self->defaults = defaults;
     self->credit = (uint32_t) s_config_setting (service, config, "credit", 1, S_CREDIT_MAX,
                                                 service->credit? service->credit: 1);
     //  The ops a worker declares; a service's table is ours, so a table
@@ -744,6 +751,7 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
         if (!self->state) {
             lh_error (service->name, NULL, "cannot start: %s",
                       error? error: "state could not be created");
+            lh_config_destroy (&self->defaults);
             free (self->endpoint);
             free (self->server_key);
             free (self);
@@ -789,6 +797,7 @@ lh_service_stop (lh_service_runner_t **self_p)
         free (self->args);
         free (self->endpoint);
         free (self->server_key);
+        lh_config_destroy (&self->defaults);
         free (self->refused);
         free (self);
         *self_p = NULL;
@@ -990,24 +999,6 @@ lh_request_reply_pack (lh_request_t *self, uint32_t status, lh_pack_t **pack_p)
     assert (self);
     assert (pack_p);
     zframe_t *body = lh_pack_frame (pack_p);
-    return lh_request_reply (self, status, &body);
-}
-
-
-//  --------------------------------------------------------------------------
-//  Final error reply with the SPEC error body
-
-int
-lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
-                  uint64_t retry_after_ms, const char *format, ...)
-{
-    assert (self);
-    va_list argptr;
-    va_start (argptr, format);
-    char *reason = zsys_vprintf (format, argptr);
-    va_end (argptr);
-    zframe_t *body = lh_error_body (status, kind, reason, retry_after_ms);
-    free (reason);
     return lh_request_reply (self, status, &body);
 }
 
@@ -1286,12 +1277,60 @@ lh_request_submap (lh_request_t *self, const msgpack_object *map, const char *fi
 
 
 //  --------------------------------------------------------------------------
-//  Options of a call made from a handler: this request's trace, the
-//  smaller of timeout_ms and the time left
+//  The body as a new JSON object, or NULL after answering 400
 
-static void
-s_call_opts (lh_request_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
+json_t *
+lh_request_json (lh_request_t *self)
 {
+    const msgpack_object *body = lh_request_map (self);
+    if (!body)
+        return NULL;
+    char *error = NULL;
+    json_t *json = lh_json_from_object (body, &error);
+    if (!json_is_object (json)) {
+        lh_request_fail (self, LH_ST_BAD_REQUEST, "bad_body", "the body cannot be read as a "
+                         "JSON object: %s", error? error: "not a map");
+        json_decref (json);
+        json = NULL;
+    }
+    free (error);
+    return json;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Final reply from a JSON value (reference taken)
+
+int
+lh_request_reply_json (lh_request_t *self, uint32_t status, json_t *json)
+{
+    assert (self);
+    lh_pack_t *pack = lh_pack_new ();
+    char *error = NULL;
+    int rc;
+    if (json && lh_json_to_pack (json, pack, &lh_limits_default, &error) == 0)
+        rc = lh_request_reply_pack (self, status, &pack);
+    else {
+        lh_pack_destroy (&pack);
+        lh_request_fail (self, LH_ST_INTERNAL, NULL, "the reply could not be encoded: %s",
+                         error? error: "no value");
+        rc = -1;
+    }
+    free (error);
+    json_decref (json);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Options of a call made from a handler: this request's trace, the
+//  smaller of timeout_ms and the time left, queued while no worker is live
+
+void
+lh_request_call_opts (lh_request_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
+{
+    assert (self);
+    assert (opts);
     memset (opts, 0, sizeof (*opts));
     uint64_t left = lh_request_time_left (self);
     uint64_t timeout = timeout_ms? timeout_ms: S_DEFAULT_DL;
@@ -1322,7 +1361,7 @@ lh_request_call (lh_request_t *self, const char *svc, const char *op,
         return -1;
     }
     lh_call_opts_t opts;
-    s_call_opts (self, timeout_ms, &opts);
+    lh_request_call_opts (self, timeout_ms, &opts);
     return lh_client_call (client, svc, op, body, size, &opts, reply_p);
 }
 
@@ -1351,7 +1390,7 @@ lh_request_call_all (lh_request_t *self, lh_call_t *calls, size_t count,
         return -1;
     }
     lh_call_opts_t opts;
-    s_call_opts (self, timeout_ms, &opts);
+    lh_request_call_opts (self, timeout_ms, &opts);
     return lh_client_call_all (client, calls, count, &opts);
 }
 
@@ -1492,7 +1531,7 @@ s_test_nest (lh_request_t *request, void *state)
 {
     lh_client_t *client = lh_request_client (request);
     if (!client) {
-        lh_request_error (request, LH_ST_BAD_GATEWAY, NULL, 0, "no client");
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, NULL, "no client");
         return;
     }
     lh_call_opts_t opts = { .timeout_ms = (uint32_t) lh_request_time_left (request) };
@@ -1500,8 +1539,8 @@ s_test_nest (lh_request_t *request, void *state)
     lh_client_call (client, "rt", "trace", NULL, 0, &opts, &reply);
     char *inner = lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "tr"));
     if (lh_reply_status (reply) != LH_ST_OK || !inner)
-        lh_request_error (request, LH_ST_BAD_GATEWAY, NULL, 0, "nested call: %u",
-                          lh_reply_status (reply));
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, NULL, "nested call: %u",
+                         lh_reply_status (reply));
     else {
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 2);

@@ -735,10 +735,50 @@ lh_client_call (lh_client_t *self, const char *svc, const char *op,
         *reply_p = s_reply_synth (0, LH_ST_BAD_REQUEST, NULL, error);
         return -1;
     }
+    return lh_client_wait (self, id, reply_p);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Wait for the final REP of request id (sent with lh_client_send), its
+//  PARTs kept in the reply; anything else that arrives is held for
+//  lh_client_recv. Returns 0 with the reply, -1 with a synthesized one.
+
+int
+lh_client_wait (lh_client_t *self, uint64_t id, lh_reply_t **reply_p)
+{
+    assert (self);
+    assert (reply_p);
+    *reply_p = NULL;
     zlist_t *parts = NULL;
-    while (true) {
+    //  Its PARTs, even its REP, may be held already (they came while
+    //  another call waited)
+    bool again = true;
+    while (again && !*reply_p) {
+        lh_reply_t *held = (lh_reply_t *) zlist_first (self->inbox);
+        while (held && (held->header.t == LH_T_PUB || held->header.cid != id))
+            held = (lh_reply_t *) zlist_next (self->inbox);
+        again = held != NULL;
+        if (!held)
+            break;
+        zlist_remove (self->inbox, held);
+        if (held->header.t == LH_T_REP) {
+            *reply_p = held;            //  its request left pending when held
+            break;
+        }
+        if (!parts)
+            parts = zlist_new ();
+        zlist_append (parts, held->body? held->body: zframe_new_empty ());
+        held->body = NULL;
+        lh_reply_destroy (&held);
+    }
+    while (!*reply_p) {
         s_pending_t *pending = s_pending_lookup (self, id);
-        assert (pending);
+        if (!pending) {
+            *reply_p = s_reply_synth (id, LH_ST_BAD_REQUEST, NULL,
+                                      "no such request is waiting for its reply");
+            break;
+        }
         int64_t left = pending->expires - zclock_mono ();
         if (left <= 0 || self->refused || zsys_interrupted) {
             if (self->refused) {
@@ -768,8 +808,8 @@ lh_client_call (lh_client_t *self, const char *svc, const char *op,
         }
         s_pending_remove (self, id);
         *reply_p = reply;
-        break;
     }
+    assert (!(*reply_p)->parts);
     (*reply_p)->parts = parts;
     return (*reply_p)->local? -1: 0;
 }
@@ -1445,6 +1485,20 @@ lh_client_test (bool verbose)
         lh_reply_destroy (&reply);
     }
     assert (lh_client_recv (client, &reply, 50) == -1);
+    //  Waiting for one request by id: the last first, then the others
+    //  (their replies were held meanwhile); a PART stream is collected
+    for (int index = 0; index < 3; index++)
+        ids [index] = lh_client_send (client, "fake", index? "echo": "parts", data, size, NULL);
+    for (int index = 2; index >= 0; index--) {
+        rc = lh_client_wait (client, ids [index], &reply);
+        assert (rc == 0 && lh_reply_cid (reply) == ids [index] && lh_reply_status (reply) == 200);
+        assert (index? !lh_reply_parts (reply): zlist_size (lh_reply_parts (reply)) == 3);
+        lh_reply_destroy (&reply);
+    }
+    assert (lh_client_recv (client, &reply, 50) == -1);
+    rc = lh_client_wait (client, ids [0], &reply);
+    assert (rc == -1 && lh_reply_status (reply) == 400);
+    lh_reply_destroy (&reply);
     //  An async reply that arrives during a call is held for recv, and its
     //  request is no longer pending: past its deadline no false 504 comes
     lh_call_opts_t short_opts = { .timeout_ms = 200 };

@@ -67,11 +67,7 @@ typedef struct {
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    char *loaded = NULL;
-    lh_config_t *defaults = config? NULL: lh_config_load (NULL, &loaded);
-    free (loaded);
-    lh_config_t *source = config? config: defaults;
-    assert (source);
+    lh_config_t *source = config;
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     const char *root = lh_config_str (source, "distilld/root");
@@ -102,7 +98,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
              self->replay_log? self->replay_log: "off", self->local_tier,
              *self->escalation_tier? self->escalation_tier: "(no escalation)");
     free (full);
-    lh_config_destroy (&defaults);
     return self;
 }
 
@@ -800,18 +795,6 @@ s_fake_chat (lh_request_t *request, void *state)
 static const lh_op_t s_fake_ops [] = { { "chat", s_fake_chat }, { NULL, NULL } };
 static const lh_service_t s_fake_chatd = { .name = "chatd", .ops = s_fake_ops };
 
-//  "kind/field" of an error reply
-static char *
-s_test_error (lh_reply_t *reply)
-{
-    const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
-    const char *kind = "", *field = "";
-    size_t kind_size = 0, field_size = 0;
-    lh_obj_str (error, "kind", &kind, &kind_size);
-    lh_obj_str (error, "field", &field, &field_size);
-    return zsys_sprintf ("%.*s/%.*s", (int) kind_size, kind, (int) field_size, field);
-}
-
 //  Write a file under a directory
 static void
 s_test_file (const char *dir, const char *relative, const char *text)
@@ -917,7 +900,7 @@ lh_distilld_test (bool verbose)
     };
     for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
         lh_reply_t *reply = lh_testbus_call (bus, "distilld", cases [index].op, cases [index].json);
-        char *error = s_test_error (reply);
+        char *error = lh_testbus_error (reply);
         if (verbose)
             printf ("\n    %s %s -> %u %s", cases [index].op, cases [index].json? cases [index].json: "(none)",
                     lh_reply_status (reply), error);
@@ -1048,7 +1031,7 @@ lh_distilld_test (bool verbose)
     //  chatd failing: 500 dependency_failed, and the row still written
     s_fake_local = NULL;
     reply = lh_testbus_call (bus, "distilld", "replay", "{\"task\": \"Make the nightly export faster\"}");
-    char *error = s_test_error (reply);
+    char *error = lh_testbus_error (reply);
     assert (lh_reply_status (reply) == 500 && streq (error, "dependency_failed/"));
     zstr_free (&error);
     lh_reply_destroy (&reply);

@@ -316,10 +316,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     self->link = *link;
@@ -355,7 +351,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
         .topics_max = (size_t) lh_config_int (config, "observerd/topics_max")
     };
     self->reply_max = (size_t) lh_config_int (config, "observerd/reply_max");
-    lh_config_destroy (&defaults);
     int64_t started = zclock_mono ();
     self->ring = lh_evring_new (&opts);
     lh_pack_t *pack = lh_pack_new ();

@@ -2044,10 +2044,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     self->link = *link;
@@ -2077,7 +2073,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     size_t map_bytes = (size_t) lh_config_int (config, "workflowd/map_bytes");
     const char *dir = lh_config_str (config, "workflowd/dir");
     char *store_dir = *dir? strdup (dir): zsys_sprintf ("%s/workflowd", lh_config_str (config, "data/dir"));
-    lh_config_destroy (&defaults);
     self->store = lh_wfstore_open (store_dir, map_bytes, error);
     if (self->store) {
         s_recover (self);

@@ -314,7 +314,9 @@ class Test:
 
     def up(self, actors="echo", workers=1, sets=None, timeout=20.0, extra=()):
         """Start `lakehouse up` (broker + actors in one process) on an
-        ephemeral port; returns a Broker once both lines were printed."""
+        ephemeral port; returns a Broker once both lines were printed.
+        actors "*" runs every registered service with its configured
+        workers."""
         merged = {
             "bus/endpoint": "tcp://127.0.0.1:*",
             "bus/tap": "",
@@ -328,8 +330,9 @@ class Test:
             "data/dir": os.path.join(self.tmp, "var-up%d" % (self.counter + 1)),
             "gateway/listen": "127.0.0.1:0",
         }
-        for actor in actors.split(","):
-            merged["actors/%s/workers" % actor] = workers
+        if actors != "*":                  # "*": every service, its own workers
+            for actor in actors.split(","):
+                merged["actors/%s/workers" % actor] = workers
         merged.update(sets or {})
         proc = self.spawn("up", merged, extra=extra)
         m = proc.wait_line(READY_BROKER, timeout)
