@@ -205,6 +205,7 @@ LH_KEY ("vectord/dim_max",      INT,  "4096", "1..65536",                "Larges
 LH_KEY ("vectord/k_max",        INT,  "1000", "1..100000",                "Largest k (and ef) of a search; above it 400.")
 LH_KEY ("vectord/batch_max",    INT,  "10000", "1..10000000",               "Most items in one add; more is refused with 413.")
 LH_KEY ("vectord/compact_pct",  INT,  "20", "1..1000",                  "Rebuild an index's graph when its tombstones pass this percent of its live vectors.")
+LH_KEY ("vectord/cache_entries", INT, "2048", "0..1000000",              "Search answers kept per index (each valid until the index next changes; answers over 8 KiB are not kept); 0 = no cache.")
 
 //  embedd: embeddings with a per-text LRU cache (SPEC 5.6, docs/embedd.md)
 LH_KEY ("actors/embedd/workers", INT, "2", "1..256",                   "Worker threads of the embedd service.")
