@@ -47,6 +47,7 @@ LH_KEY ("log/level",           STR,  "info", "debug|info|warn|error",           
 
 //  Actors: which ones `lakehouse up` runs, and how many workers each
 LH_KEY ("actors/run",          STR,  "*", "",                    "Actors `lakehouse up` starts: comma-separated names, or * for all.")
+LH_KEY ("actors/trim_ms",      INT,  "10000", "0..86400000",         "`lakehouse up` and `node` give the heap's free memory back to the system (malloc_trim) this often, ms; 0 = never.")
 LH_KEY ("actors/echo/workers", INT,  "2", "1..256",                    "Worker threads of the echo service.")
 LH_KEY ("actors/echo/credit",   INT,  "8", "1..1000",                   "Requests one echo worker holds at once: it serves one while the rest wait in its socket, so back-to-back requests need no broker round trip each. 1 = one at a time (a busy worker takes no more; what the queue-limit tests use).")
 LH_KEY ("actors/echo/tag",     STR,  "", "",                     "Extra field 'tag' added to echo replies when set (replay tests).")
