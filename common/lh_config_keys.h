@@ -151,7 +151,7 @@ LH_KEY ("queryd/cache_dir",     STR,  "", "",                    "Local cache of
 LH_KEY ("queryd/attach_max",    INT,  "10", "1..10",                  "Datasets attached at once per connection (Debian's SQLite allows 10); least recently used are detached.")
 LH_KEY ("queryd/refresh_ms",    INT,  "30000", "100..86400000",               "Full catalog refresh period, ms (catalog.changed events apply in between).")
 LH_KEY ("queryd/storage_timeout_ms", INT, "30000", "1..4294967295",           "Deadline of each call queryd makes to catalogd or storaged, ms.")
-LH_KEY ("queryd/mmap_bytes",    INT,  "268435456", "0..1099511627776",           "SQLite mmap_size of each attached dataset file, bytes (0 = no mmap).")
+LH_KEY ("queryd/mmap_bytes",    INT,  "0", "0..1099511627776",           "SQLite mmap_size of each attached dataset file, bytes (0 = no mmap: reads go through the page cache, not into the process's RSS; see docs/queryd.md).")
 
 //  Security: CURVE certificates and who may do what (SPEC 3, docs/operations.md "Security")
 LH_KEY ("bus/curve",           BOOL, "true", "",                 "CURVE on every tcp/ipc bus link (the broker's endpoints and the links to them). false = plain tcp, loopback only, and only with bus/plain = true.")
