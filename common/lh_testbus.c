@@ -9,6 +9,14 @@
 #include "lh_json.h"
 
 #define S_CALL_TIMEOUT  10000           //  deadline of lh_testbus_call, ms
+
+//  Every declared config key, to give the broker the acl/ ones
+#define LH_KEY(path, type, value, range, comment) path,
+static const char *s_config_keys [] = {
+#include "lh_config_keys.h"
+    NULL
+};
+#undef LH_KEY
 #define S_WAIT_MS       5000            //  longest wait for workers to register
 
 //  A service started on the bus
@@ -168,6 +176,26 @@ s_workers (lh_testbus_t *self, const char *name)
 
 
 //  --------------------------------------------------------------------------
+//  Give the broker the config's ACL (acl/ keys), as the launcher does, so a
+//  test sees what the real system enforces; set acl/ keys before a start
+
+static void
+s_configure_acl (lh_testbus_t *self)
+{
+    for (const char **path = s_config_keys; *path; path++) {
+        if (strncmp (*path, "acl/", 4) != 0)
+            continue;
+        char *status = NULL, *detail = NULL;
+        zsock_send (self->broker, "sss", "CONFIGURE", *path, lh_config_str (self->config, *path));
+        zsock_recv (self->broker, "ss", &status, &detail);
+        assert (status && streq (status, "0"));
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start workers of a service and wait until the broker lists them
 
 void
@@ -175,6 +203,7 @@ lh_testbus_start (lh_testbus_t *self, const lh_service_t *service, int workers)
 {
     assert (self);
     assert (service);
+    s_configure_acl (self);
     s_started_t *started = (s_started_t *) zmalloc (sizeof (s_started_t));
     assert (started);
     started->name = strdup (service->name);

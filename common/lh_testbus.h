@@ -18,7 +18,9 @@
         lh_testbus_destroy (&bus);
 
     Set config keys (lh_testbus_set) before starting the services that
-    read them. The data directory is DIR/var under the temporary
+    read them; the broker takes the config's acl/ keys at each start (in-
+    process clients of a test bus have role actor), so a test that
+    publishes its own events sets acl/actor/publish first. The data directory is DIR/var under the temporary
     directory, and storaged's files are under it, so a test can look at
     what was written.
     =========================================================================

@@ -45,6 +45,7 @@
 #include "lh_acl.h"
 #include "lh_http_pool.h"
 #include "lh_ingest_upload.h"
+#include "lh_multipart.h"
 #include "lh_json.h"
 #include "lh_log.h"
 #include <microhttpd.h>
@@ -66,7 +67,6 @@
 #define S_STREAM_BLOCK  (64 * 1024)     //  bytes libmicrohttpd asks of a stream at a time
 #define S_PROGRESS_STEP (1024 * 1024)   //  streamed body bytes that restart the read timeout
 #define S_FORM_NAME_MAX 256             //  longest multipart "name" field
-#define S_POST_BUFFER   (64 * 1024)     //  multipart/form-data parser buffer
 
 //  A connection, in the actor's registry (for the read timeout)
 typedef struct _s_conn_t s_conn_t;
@@ -114,7 +114,7 @@ typedef struct {
     lh_reply_t *reply;                  //  the pump's answer (NULL: none came)
     zlist_t *parts;                     //  PART bodies before it
     lh_ingest_upload_t *upload;         //  body streaming into storaged
-    struct MHD_PostProcessor *post;     //  multipart/form-data parser, or NULL
+    lh_multipart_t *form;               //  multipart/form-data parser, or NULL
     bool file_seen;                     //  the form had a "file" field
     char *form_name;                    //  the form's "name" field, or NULL
     size_t form_name_size;              //  its length
@@ -381,8 +381,7 @@ s_request_destroy (s_request_t **request_p)
     if (*request_p) {
         s_request_t *request = *request_p;
         lh_ingest_upload_destroy (&request->upload);
-        if (request->post)
-            MHD_destroy_post_processor (request->post);
+        lh_multipart_destroy (&request->form);
         lh_reply_destroy (&request->reply);
         if (request->parts) {
             zframe_t *part;
@@ -954,26 +953,25 @@ s_upload_write (s_request_t *request, const char *data, size_t size)
 //  --------------------------------------------------------------------------
 //  multipart/form-data: "file" goes to the upload, "name" is kept
 
-static enum MHD_Result
-s_post_iterate (void *cls, enum MHD_ValueKind kind, const char *key,
-                const char *filename, const char *content_type,
-                const char *transfer_encoding, const char *data,
-                uint64_t off, size_t size)
+static int
+s_form_event (void *arg, lh_multipart_event_t event, const lh_multipart_part_t *part,
+              const char *data, size_t size)
 {
-    s_request_t *request = (s_request_t *) cls;
-    if (request->error_status || !key)
-        return MHD_YES;
+    s_request_t *request = (s_request_t *) arg;
+    const char *key = part->name;
+    if (request->error_status || event == LH_MULTIPART_END)
+        return 0;
     if (streq (key, "file")) {
         request->file_seen = true;
         if (size)
             s_upload_write (request, data, size);
     }
     else
-    if (streq (key, "name")) {
+    if (streq (key, "name") && size) {
         if (request->form_name_size + size > S_FORM_NAME_MAX) {
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
                             "the form field 'name' is longer than %d bytes", S_FORM_NAME_MAX);
-            return MHD_YES;
+            return 0;
         }
         char *name = (char *) realloc (request->form_name, request->form_name_size + size + 1);
         assert (name);
@@ -982,7 +980,7 @@ s_post_iterate (void *cls, enum MHD_ValueKind kind, const char *key,
         name [request->form_name_size] = 0;
         request->form_name = name;
     }
-    return MHD_YES;
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -1003,10 +1001,11 @@ s_stream_take (s_request_t *request, const char *data, size_t size)
         request->progress_mark = request->received;
         __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
     }
-    if (request->post) {
-        if (MHD_post_process (request->post, data, size) != MHD_YES)
+    if (request->form) {
+        if (lh_multipart_feed (request->form, data, size, s_form_event, request))
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the multipart/form-data body is malformed");
+                            "the multipart/form-data body is malformed: %s",
+                            lh_multipart_error (request->form));
     }
     else
         s_upload_write (request, data, size);
@@ -1039,12 +1038,11 @@ s_serve_upload (self_t *self, struct MHD_Connection *connection, s_request_t *re
 static enum MHD_Result
 s_serve_ingest (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
-    if (request->post) {
-        enum MHD_Result done = MHD_destroy_post_processor (request->post);
-        request->post = NULL;
-        if (done != MHD_YES)
+    if (request->form) {
+        if (lh_multipart_finish (request->form))
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the multipart/form-data body is incomplete");
+                            "the multipart/form-data body is incomplete: %s",
+                            lh_multipart_error (request->form));
         else
         if (!request->file_seen)
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
@@ -1411,11 +1409,14 @@ s_stream_begin (self_t *self, struct MHD_Connection *connection, s_request_t *re
         const char *type = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
                                                         MHD_HTTP_HEADER_CONTENT_TYPE);
         if (type && strncasecmp (type, "multipart/form-data", 19) == 0) {
-            request->post = MHD_create_post_processor (connection, S_POST_BUFFER,
-                                                       s_post_iterate, request);
-            if (!request->post)
+            char boundary [LH_MULTIPART_BOUNDARY_MAX + 1];
+            const char *reason;
+            if (lh_multipart_boundary (type, boundary, sizeof (boundary), &reason) == 0)
+                request->form = lh_multipart_new (boundary, NULL);
+            else
                 s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                                "the multipart/form-data Content-Type has no usable boundary");
+                                "the multipart/form-data Content-Type has no usable boundary: %s",
+                                reason);
         }
     }
 }

@@ -14,6 +14,12 @@
                                             a vector corpus from a dataset (lh_corpus.h)
     lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]
                                             does playbook memory lift retrieval? (lh_lift.h)
+    lakehouse [options] distill STAGE [...]  drive distilld: materialize, score,
+                                            export, drift, run, replay, runs, report
+                                            (actors/distilld/lh_distill_cli.h)
+    lakehouse [options] workflow run FILE [--input NAME=TEXT | NAME:=JSON ...]
+                                            run a workflow file (YAML or JSON) through
+                                            workflowd, showing each node as it goes
     lakehouse config                        print every key with its default
     lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]
                                             a new CURVE certificate (secret file 0600)
@@ -91,6 +97,8 @@
 #include "lh_corpus.h"
 #include "lh_lift.h"
 #include "lh_acl.h"
+#include "lh_distill_cli.h"
+#include "lh_wfcli.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -128,6 +136,7 @@ typedef struct {
     const char *allow;                  //  certs new --allow, or NULL
     const char *days;                   //  certs new --days, or NULL
     const char *name;                   //  ingest --name, or NULL
+    zlist_t *inputs;                    //  workflow run --input values (borrowed)
     zlist_t *words;                     //  arguments after the command
     zlist_t *sets;                      //  "KEY=VALUE" strings (borrowed)
     lh_tap_t *tap;                      //  in-process tap reader's settings
@@ -181,7 +190,10 @@ s_usage (FILE *file)
         "       lakehouse [options] certs init | certs show FILE\n"
         "       lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B\n"
         "                 --index NAME [--metadata-columns X,Y] [--batch N] [--model M]\n"
-        "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n"
+        "       lakehouse [options] workflow run FILE [--input NAME=TEXT|NAME:=JSON ...]\n"
+        "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n");
+    lh_distill_cli_usage (file);
+    fprintf (file,
         "\n"
         "  up                   broker + every actor (config actors/run) + gateway, one process\n"
         "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
@@ -198,6 +210,10 @@ s_usage (FILE *file)
         "                       (embedd) and add them to a vectord index, with progress\n"
         "  playbook-lift        measure recall cold and warm (use_playbook) on a generated\n"
         "                       roster against the running system; prints a markdown report\n"
+        "  distill STAGE        distilld's stages from the shell, progress on stderr,\n"
+        "                       the reply as JSON on stdout (docs/distilld.md)\n"
+        "  workflow run FILE    run a workflow (YAML or JSON) through workflowd with a\n"
+        "                       live per-node view; exit 0 if it succeeded, 1 if not\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
         "                       ./conf/lakehouse.cfg if present, else defaults)\n"
@@ -354,6 +370,12 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
             args->name = value;
         }
         else
+        if ((rc = s_option_value (argc, argv, &argn, "--input", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            zlist_append (args->inputs, (void *) value);
+        }
+        else
         if ((rc = s_option_value (argc, argv, &argn, "--role", &value)) != 0) {
             if (rc < 0)
                 goto missing;
@@ -382,6 +404,9 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
         &&  (streq (args->command, "corpus") || streq (args->command, "playbook-lift")))
             zlist_append (args->words, (void *) arg);   //  their own options
         else
+        if (args->command && streq (args->command, "distill"))
+            zlist_append (args->words, (void *) arg);   //  its own options: lh_distill_cli
+        else
         if (*arg == '-') {
             fprintf (stderr, "lakehouse: unknown option '%s' (see --help)\n", arg);
             return -1;
@@ -391,7 +416,8 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
             args->command = arg;
         else
         if (streq (args->command, "certs") || streq (args->command, "ingest")
-        ||  streq (args->command, "corpus") || streq (args->command, "playbook-lift"))
+        ||  streq (args->command, "corpus") || streq (args->command, "playbook-lift")
+        ||  streq (args->command, "workflow"))
             zlist_append (args->words, (void *) arg);
         else {
             fprintf (stderr, "lakehouse: unexpected argument '%s' (see --help)\n", arg);
@@ -414,6 +440,7 @@ s_args_destroy (s_args_t *args)
 {
     zlist_destroy (&args->sets);
     zlist_destroy (&args->words);
+    zlist_destroy (&args->inputs);
     lh_tap_destroy (&args->tap);
 }
 
@@ -1674,6 +1701,49 @@ s_run_ingest (s_self_t *self, const char *path, const char *name)
 }
 
 
+//  --------------------------------------------------------------------------
+//  lakehouse distill STAGE [options]: drive distilld over the bus
+//  (lh_distill_cli). Exit 0 on success, 1 on a refusal or failure, 2 on a
+//  usage error.
+
+static int
+s_run_distill (s_self_t *self, zlist_t *words)
+{
+    lh_link_t link;
+    if (s_link_make (self, "admin", &link) != 0)
+        return S_EXIT_FAILURE;
+    lh_client_t *client = lh_client_new (&link, "distill");
+    if (!client) {
+        fprintf (stderr, "lakehouse: distill: cannot reach the broker at %s\n", link.endpoint);
+        return S_EXIT_FAILURE;
+    }
+    int rc = lh_distill_cli_run (client, words, stdout, stderr);
+    lh_client_destroy (&client);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse workflow run FILE: the run with a live per-node view
+//  (actors/workflowd/lh_wfcli.c)
+
+static int
+s_run_workflow (s_self_t *self, const char *path, zlist_t *inputs)
+{
+    lh_link_t link;
+    if (s_link_make (self, "admin", &link) != 0)
+        return S_EXIT_FAILURE;
+    lh_client_t *client = lh_client_new (&link, "workflow");
+    if (!client) {
+        fprintf (stderr, "lakehouse: workflow: cannot reach the broker at %s\n", link.endpoint);
+        return S_EXIT_FAILURE;
+    }
+    int rc = lh_wfcli_run (client, path, inputs, stdout, isatty (STDOUT_FILENO));
+    lh_client_destroy (&client);
+    return rc == 2? S_EXIT_USAGE: rc;
+}
+
+
 int
 main (int argc, char *argv [])
 {
@@ -1691,7 +1761,7 @@ main (int argc, char *argv [])
     //  EPIPE for the tap to handle, never the end of the whole system
     signal (SIGPIPE, SIG_IGN);
 
-    s_args_t args = { .sets = zlist_new (), .words = zlist_new (),
+    s_args_t args = { .sets = zlist_new (), .words = zlist_new (), .inputs = zlist_new (),
                       .tap = lh_tap_new ("lakehouse") };
     assert (args.sets);
     int rc = s_args_parse (&args, argc, argv);
@@ -1709,13 +1779,23 @@ main (int argc, char *argv [])
     &&  !streq (args.command, "node") && !streq (args.command, "gateway")
     &&  !streq (args.command, "config") && !streq (args.command, "certs")
     &&  !streq (args.command, "ingest") && !streq (args.command, "corpus")
-    &&  !streq (args.command, "playbook-lift")) {
+    &&  !streq (args.command, "playbook-lift") && !streq (args.command, "distill")
+    &&  !streq (args.command, "workflow")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
         rc = -1;
     }
     if (rc == 0 && streq (args.command, "ingest")
     &&  (zlist_size (args.words) != 1 || !args.name)) {
         fprintf (stderr, "lakehouse: usage: lakehouse ingest FILE --name NAME\n");
+        rc = -1;
+    }
+    if (rc == 0 && streq (args.command, "workflow")
+    &&  (zlist_size (args.words) != 2 || !streq ((const char *) zlist_first (args.words), "run"))) {
+        fprintf (stderr, "lakehouse: usage: lakehouse workflow run FILE [--input NAME=TEXT|NAME:=JSON ...]\n");
+        rc = -1;
+    }
+    if (rc == 0 && zlist_size (args.inputs) && !streq (args.command, "workflow")) {
+        fprintf (stderr, "lakehouse: --input is for `lakehouse workflow run`\n");
         rc = -1;
     }
     if (rc == 0 && args.actors && !streq (args.command, "node")) {
@@ -1788,6 +1868,14 @@ main (int argc, char *argv [])
     }
     if (streq (args.command, "ingest"))
         rc = s_run_ingest (self, (const char *) zlist_first (args.words), args.name);
+    else
+    if (streq (args.command, "distill"))
+        rc = s_run_distill (self, args.words);
+    else
+    if (streq (args.command, "workflow")) {
+        zlist_first (args.words);
+        rc = s_run_workflow (self, (const char *) zlist_next (args.words), args.inputs);
+    }
     else
     if (streq (args.command, "up"))
         rc = s_run_up (self);
