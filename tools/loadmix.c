@@ -668,6 +668,7 @@ s_http (const char *url, const char *method, const char *body, size_t size, bool
     CURL *easy = curl_easy_init ();
     assert (easy);
     struct curl_slist *headers = s_headers (json);
+    s_buf_reserve (reply, 0);           //  never NULL, even for an empty body
     s_buf_reset (reply);
     curl_easy_setopt (easy, CURLOPT_URL, url);
     curl_easy_setopt (easy, CURLOPT_HTTPHEADER, headers);
@@ -752,7 +753,7 @@ s_roster_has (const char *base, uint64_t worker, char **why)
     if (status == 503)
         rc = -1;
     if (rc == -2) {
-        char *text = s_excerpt (reply.data? reply.data: "", reply.size);
+        char *text = s_excerpt (reply.data, reply.size);
         *why = zsys_sprintf ("validate answered %ld: %s", status, text);
         free (text);
     }
@@ -1019,7 +1020,7 @@ s_fail (s_session_t *self, const char *format, ...)
 static void
 s_fail_status (s_session_t *self, const char *what, long status)
 {
-    char *text = s_excerpt (self->reply.data? self->reply.data: "", self->reply.size);
+    char *text = s_excerpt (self->reply.data, self->reply.size);
     s_fail (self, "step %d, %s answered %ld: %s", self->step + 1, what, status, text);
     free (text);
 }
@@ -1089,7 +1090,7 @@ s_validate (s_session_t *self, const char *kind, const char *artifact, const cha
 static bool
 s_validated (s_session_t *self, long status, const char *kind, int counter)
 {
-    if (status != 200 || !strstr (self->reply.data? self->reply.data: "", "\"valid\":true")) {
+    if (status != 200 || !strstr (self->reply.data, "\"valid\":true")) {
         char what [64];
         snprintf (what, sizeof (what), "validate %s", kind);
         s_fail_status (self, what, status);
@@ -1265,7 +1266,7 @@ s_on_fill (s_session_t *self, long status)
         s_send (self, S_REQ_RECORD, run->record_url);
     }
     else {
-        if (status != 200 || !strstr (self->reply.data? self->reply.data: "", "playbook_id"))
+        if (status != 200 || !strstr (self->reply.data, "playbook_id"))
             s_fail_status (self, "playbook record", status);
         else
             s_finish (self, NULL);
@@ -1389,7 +1390,7 @@ s_on_sms (s_session_t *self, long status)
         return;
     }
     self->run->checks.sms_total++;
-    if (status == 422 && strstr (self->reply.data? self->reply.data: "", "SSN")) {
+    if (status == 422 && strstr (self->reply.data, "SSN")) {
         s_fail (self, "the SSN guard fired on the phone number %s: %s", self->hits [0].phone,
                 self->reply.data);
         return;
@@ -1832,6 +1833,8 @@ s_session_init (s_session_t *self, s_run_t *run, size_t index)
     self->step = -1;
     self->easy = curl_easy_init ();
     assert (self->easy);
+    s_buf_reserve (&self->reply, 0);    //  never NULL, even for an empty body
+    s_buf_reset (&self->reply);
     curl_easy_setopt (self->easy, CURLOPT_HTTPHEADER, run->headers);
     curl_easy_setopt (self->easy, CURLOPT_WRITEFUNCTION, s_on_write);
     curl_easy_setopt (self->easy, CURLOPT_WRITEDATA, &self->reply);
