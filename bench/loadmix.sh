@@ -175,6 +175,29 @@ PY
     echo "column is the time a scenario takes when it waits for nothing. Peak RSS during the"
     echo "c50 run (VmHWM of the process, prepare included): $((run_hwm / 1024)) MiB."
     echo
+    cat <<'TEXT'
+## What it took
+
+The same mix, 100k x 768, concurrency 50, while issue 21 changed the system (single
+runs of 30-60 s on this shared machine, load average 4-7 from other work: rates
+move by about +-15 % between runs):
+
+| system | scenarios/s | peak RSS under the mix, MiB | RSS after the corpus build, MiB | corpus build, rows/s |
+|---|---|---|---|---|
+| before (main at 21adbae) | 474 | 889 (of which data.mdb 405, queryd's table 152) | 747 | 396 |
+| vectord: ids and metadata in memory, LMDB's map let go, search cache, a re-add of the same vector keeps its label | 753 | 531 | - | - |
+| vectord: AVX-512 / AVX2 distances (chosen at run time) | 1,226 | 530 | 672 | 886 |
+| `lakehouse up` trims the heap every 10 s; queryd maps no table files | 1,460 | 506 | 480 (peak 498) | 1,279 |
+
+Where the time went, `perf record -g` of the `up` process for 10 s under the mix: at
+474/s vectord's two workers held 64 % of the samples, hnswlib's SSE inner product
+alone 37.5 % and searchBaseLayerST 8 %, the kernel's scheduling ~15 %; at 753/s (the
+cache answering 44 % of the corpus searches) vectord 50 %, the broker 15 %, the HTTP
+threads 13 %, matrixd 15 %, embedd 5 %, the inner product 27 %, which AVX-512 then
+cut to about a third. What holds the memory: docs/operations.md, "Memory: what
+holds it".
+
+TEXT
     echo "## The mix at concurrency 50, $SECONDS_RUN s (loadmix's report)"
     echo
     sed 's/^## /### /' "$work/c50.md"
