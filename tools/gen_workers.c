@@ -35,6 +35,13 @@ main (int argc, char *argv [])
         else
         if (streq (argv [index], "--out") && index + 1 < argc)
             path = argv [++index];
+        else
+        if (streq (argv [index], "-h") || streq (argv [index], "--help")) {
+            printf ("usage: gen_workers [--rows N] [--seed S] [--out FILE]\n"
+                    "  a deterministic staffing roster CSV (header + N rows, default 1000,\n"
+                    "  seed 42) on stdout or in FILE\n");
+            return 0;
+        }
         else {
             fprintf (stderr, "usage: gen_workers [--rows N] [--seed S] [--out FILE]\n");
             return 2;
