@@ -54,8 +54,10 @@ FENCE = re.compile(r"^(\s*)```+\s*([^\s`]*)")
 PORTS = (("3110", "gw"), ("5570", "bus"), ("5571", "tap"), ("11434", "ollama"))
 OUTPUT_COMMENT = re.compile(r"^\s*#\s*(->\s*)?(\d{3}\b\s*)?[\[{]")
 STATUS_COMMENT = re.compile(r"#[^\n]*?\b([45]\d\d)\b")
+#  never run unmarked: they change the machine or run the suite itself
+UNSAFE = re.compile(r"(^|[\s;&|(])(sudo|apt|apt-get|systemctl|scripts/install-deps|make|tests/run|rm\s+-rf\s+/)(\s|$)")
 PAGE_TIMEOUT = 150          # seconds for one page, whatever happens
-BLOCK_TIMEOUT = 90          # seconds for one block
+BLOCK_TIMEOUT = 30          # seconds for one block
 
 
 class Block:
@@ -98,6 +100,12 @@ def parse_page(root, path):
         m = MARKER.match(line)
         if m:
             marker, arg = m.group(1), m.group(2)
+            if marker == "up" and arg:
+                #  <!-- example: up ARGS -->: the page's up arguments, no block
+                blocks.append(Block(path, i + 1, "", ["lakehouse up " + arg], "up", "", False))
+                marker, arg = None, ""
+                i += 1
+                continue
             if marker == "not-run":
                 arg = arg.strip("() ")
             if marker == "setup":
@@ -176,6 +184,11 @@ def command_extents(lines):
             if (quote or line.rstrip().endswith("\\")) and i + 1 < len(lines):
                 i += 1
                 continue
+            heredoc = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line) if quote is None else None
+            if heredoc:                 # the here-document's lines are its input
+                while i + 1 < len(lines) and lines[i + 1].strip() != heredoc.group(1):
+                    i += 1
+                i = min(i + 1, len(lines) - 1)
             break
         extents.append((first, i))
         i += 1
@@ -202,7 +215,8 @@ class Page:
         self.blocks = parse_page(root, path)
         self.failures = []          # "FILE:LINE: what"
         self.ran = 0                # command blocks run
-        self.compared = 0           # output blocks compared
+        self.compared = 0           # outputs compared (blocks, comments, transcripts)
+        self.commands = 0           # commands run
         self.not_run = []           # (where, reason)
         self.groups = []            # process groups of the blocks
 
@@ -361,11 +375,24 @@ class Page:
             current = None
         return "\n".join(plain).strip("\n"), events, outputs
 
+    def unsafe(self, b):
+        """Fail a block that would change the machine unless marked."""
+        for l in b.lines:
+            body = l[2:] if l.startswith("$ ") else l
+            if not body.lstrip().startswith("#") and UNSAFE.search(body.split(" #")[0]):
+                self.fail(b, "`%s` is not run by the docs test: mark the block "
+                          "<!-- example: not-run (REASON) -->" % body.strip()[:120])
+                return True
+        return False
+
     def run_block(self, b):
         self.ran += 1
+        if self.unsafe(b):
+            return
         lines = [rewrite(l, self.ports) for l in b.lines]
         output, events, outputs = self._exec(b, lines)
         extents = command_extents(lines)
+        self.commands += len(extents)
         b.last_output = ""
         if extents:
             last = extents[-1]
@@ -391,15 +418,17 @@ class Page:
             http = [v for k, v in got if k == "http"]
             errs = [v for k, v in got if k == "err"]
             mine = "\n".join(sum((outputs.get(n, []) for n in range(a, z + 1)), []))
+            shown_out = mine if mine.strip() else output
             if not expects_error:
                 if any(v >= 400 or v == 0 for v in http):
                     problems.append("line %d: HTTP %s from `%s`\n%s"
-                                    % (b.line + 1 + a, http, text.strip()[:200], mine[-1500:]))
+                                    % (b.line + 1 + a, http, text.strip()[:200], shown_out[-1500:]))
                 elif errs:
                     problems.append("line %d: exit %s from `%s`\n%s"
-                                    % (b.line + 1 + a, errs, text.strip()[:200], mine[-1500:]))
+                                    % (b.line + 1 + a, errs, text.strip()[:200], shown_out[-1500:]))
             shown = [c for c in comments if OUTPUT_COMMENT.match(c)]
             if shown:
+                self.compared += 1
                 start = comments.index(shown[0])
                 doc = "\n".join(re.sub(r"^\s*#\s?", "", c) for c in comments[start:])
                 m = re.match(r"^\s*(->\s*)?(\d{3})\b", doc)
@@ -407,9 +436,9 @@ class Page:
                     problems.append("line %d: the doc shows status %s, got %d"
                                     % (b.line + 1 + a, m.group(2), http[-1]))
                 for key in sorted(set(re.findall(r'"([A-Za-z_][\w.$-]*)"\s*:', doc))):
-                    if not re.search(r'"%s"\s*:' % re.escape(key), mine):
+                    if not re.search(r'"%s"\s*:' % re.escape(key), shown_out):
                         problems.append("line %d: the doc shows key \"%s\", the output has none:\n%s"
-                                        % (b.line + 1 + a, key, mine[-1500:]))
+                                        % (b.line + 1 + a, key, shown_out[-1500:]))
                         break
         for p in problems:
             self.fail(b, p)
@@ -417,21 +446,28 @@ class Page:
             self.log(output)
 
     def run_transcript(self, b):
-        """`$ CMD` lines, each followed by the output the doc shows for it."""
+        """`$ CMD` lines, each followed by the output the doc shows for it;
+        run in one shell (so `echo $?` sees the command before), stdout and
+        stderr together as a terminal shows them."""
         self.ran += 1
+        if self.unsafe(b):
+            return
         cmds = []
         for l in b.lines:
             if l.startswith("$ "):
                 cmds.append([rewrite(l[2:], self.ports), []])
             elif cmds:
                 cmds[-1][1].append(rewrite(l, self.ports))
-        for cmd, expected in cmds:
-            output, events, outputs = self._exec(b, [cmd], combined=True)
-            b.last_output = output
+        self.commands += len(cmds)
+        self.compared += len(cmds)
+        output, events, outputs = self._exec(b, [c for c, _ in cmds], combined=True)
+        for n, (cmd, expected) in enumerate(cmds):
+            got = "\n".join(outputs.get(n, [])).strip("\n")
+            b.last_output = got
             exp = "\n".join(expected)
-            if not fuzzy_match(exp, output):
+            if not fuzzy_match(exp, got):
                 self.fail(b, "`$ %s` printed something else:\n--- doc\n%s\n--- got\n%s"
-                          % (cmd, exp, output))
+                          % (cmd, exp, got))
 
 
 def main_for(t, chosen, log=print):
@@ -439,7 +475,7 @@ def main_for(t, chosen, log=print):
     with every failing block's FILE:LINE."""
     root = os.environ.get("LH_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     failures = []
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
     for path in chosen:
         page = Page(t, root, path, log)
         start = time.monotonic()
@@ -447,8 +483,9 @@ def main_for(t, chosen, log=print):
         totals[0] += page.ran
         totals[1] += len(page.not_run)
         totals[2] += page.compared
-        log("# %-26s %3d run, %2d outputs, %2d not-run, %2d failed (%.1f s)"
-            % (path, page.ran, page.compared, len(page.not_run), len(page.failures),
+        totals[3] += page.commands
+        log("# %-24s %3d blocks (%3d commands) run, %2d outputs compared, %2d not-run, %d failed (%.1f s)"
+            % (path, page.ran, page.commands, page.compared, len(page.not_run), len(page.failures),
                time.monotonic() - start))
         for where, reason in page.not_run:
             log("#     not-run %s: %s" % (where, reason))
@@ -456,7 +493,7 @@ def main_for(t, chosen, log=print):
             log("not ok - " + f)
         failures += page.failures
         t.check(True, "%s: %d blocks run" % (path, page.ran)) if not page.failures else None
-    log("# total: %d command blocks run, %d output blocks compared, %d marked not-run, %d failed"
-        % (totals[0], totals[2], totals[1], len(failures)))
+    log("# total: %d blocks (%d commands) run, %d outputs compared, %d blocks marked not-run, %d failed"
+        % (totals[0], totals[3], totals[2], totals[1], len(failures)))
     if failures:
         raise lhtest.Failure("%d doc block(s) failed:\n%s" % (len(failures), "\n".join(failures)))
