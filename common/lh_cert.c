@@ -240,7 +240,7 @@ lh_cert_ensure_local (const char *dir, char **error_p)
 {
     static const char *local [][2] = {
         { "broker", "broker" }, { "admin", "admin" }, { "tap", "tap" },
-        { "node", "actor" }, { "gateway", "gateway" }
+        { "node", "actor" }, { "gateway", "gateway" }, { "mcp", "client" }
     };
     char *allow = zsys_sprintf ("%s/allow", dir);
     int rc = 0;
@@ -644,7 +644,7 @@ lh_cert_test (bool verbose)
     char *local_allow = zsys_sprintf ("%s/allow", local);
     allow = lh_allow_new (local_allow);
     assert (lh_allow_refresh (allow) == 1);
-    assert (lh_allow_size (allow) == 4);      //  admin, tap, node, gateway
+    assert (lh_allow_size (allow) == 5);      //  admin, tap, node, gateway, mcp
     lh_allow_destroy (&allow);
     free (local_allow);
     free (local);

@@ -14,6 +14,8 @@
                                             a vector corpus from a dataset (lh_corpus.h)
     lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]
                                             does playbook memory lift retrieval? (lh_lift.h)
+    lakehouse [options] mcp                 an MCP server on stdin/stdout for agents
+                                            (lh_mcp_stdio.h, docs/mcp.md)
     lakehouse config                        print every key with its default
     lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]
                                             a new CURVE certificate (secret file 0600)
@@ -42,7 +44,7 @@
     Security (docs/operations.md): with bus/curve (the default) every tcp
     endpoint of the broker is CURVE. `up` and `broker` create the local
     certificate set under CERTS (bus/certs, else DATA_DIR/certs) on first
-    run: broker, admin, tap, node, gateway, with public copies of all but
+    run: broker, admin, tap, node, gateway, mcp, with public copies of all but
     the broker's in CERTS/allow. `node` and `gateway` connect with
     bus/cert (default CERTS/node.cert, CERTS/gateway.cert) and the broker
     key bus/server_key (default CERTS/broker.cert). SIGHUP makes the broker
@@ -82,6 +84,7 @@
 #include "lh_tap.h"
 #include "lh_corpus.h"
 #include "lh_lift.h"
+#include "lh_mcp_stdio.h"
 
 #include <signal.h>
 #include <pthread.h>
@@ -168,6 +171,7 @@ s_usage (FILE *file)
         "       lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B\n"
         "                 --index NAME [--metadata-columns X,Y] [--batch N] [--model M]\n"
         "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n"
+        "       lakehouse [options] mcp\n"
         "\n"
         "  up                   broker + every actor (config actors/run) + gateway, one process\n"
         "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
@@ -178,12 +182,14 @@ s_usage (FILE *file)
         "                       in --out (default CERTS), role actor|gateway|client|admin|tap,\n"
         "                       a public copy in --allow (default CERTS/allow when --out\n"
         "                       is not given), valid --days (default 365; 0 = never)\n"
-        "  certs init           create the local set (broker admin tap node gateway)\n"
+        "  certs init           create the local set (broker admin tap node gateway mcp)\n"
         "  certs show FILE      print a certificate's public key and metadata\n"
         "  corpus build         read a dataset through queryd, embed each row's text columns\n"
         "                       (embedd) and add them to a vectord index, with progress\n"
         "  playbook-lift        measure recall cold and warm (use_playbook) on a generated\n"
         "                       roster against the running system; prints a markdown report\n"
+        "  mcp                  an MCP server (protocol 2025-11-25) on stdin/stdout: the\n"
+        "                       lakehouse as tools and resources for agents (docs/mcp.md)\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
         "                       ./conf/lakehouse.cfg if present, else defaults)\n"
@@ -1464,7 +1470,7 @@ main (int argc, char *argv [])
     &&  !streq (args.command, "node") && !streq (args.command, "gateway")
     &&  !streq (args.command, "config") && !streq (args.command, "certs")
     &&  !streq (args.command, "ingest") && !streq (args.command, "corpus")
-    &&  !streq (args.command, "playbook-lift")) {
+    &&  !streq (args.command, "playbook-lift") && !streq (args.command, "mcp")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
         rc = -1;
     }
@@ -1510,6 +1516,12 @@ main (int argc, char *argv [])
                       streq (level, "error")? LH_LOG_ERROR: LH_LOG_INFO);
     if (streq (args.command, "certs")) {
         rc = s_run_certs (&args, config);
+        lh_config_destroy (&config);
+        s_args_destroy (&args);
+        return rc;
+    }
+    if (streq (args.command, "mcp")) {
+        rc = lh_mcp_stdio_run (config, STDIN_FILENO, STDOUT_FILENO);
         lh_config_destroy (&config);
         s_args_destroy (&args);
         return rc;
