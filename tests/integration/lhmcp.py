@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 import lhtest
@@ -130,6 +131,47 @@ class Http:
 
     def post(self, message, **kw):
         return self.request("POST", message, **kw)
+
+    def raw_post(self, body, headers=None, path="/mcp"):
+        """POST on a connection of its own (Connection: close), reading the
+        answer even when the server answers before the body is all sent
+        (a body over the limit: 413, then the connection closes)"""
+        hdrs = {"Host": "%s:%d" % (self.host, self.port), "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream", "Connection": "close",
+                "Content-Length": str(len(body))}
+        if self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        if self.session:
+            hdrs["Mcp-Session-Id"] = self.session
+        hdrs.update(headers or {})
+        head = "POST %s HTTP/1.1\r\n" % path + "".join(
+            "%s: %s\r\n" % (k, v) for k, v in hdrs.items() if v is not None) + "\r\n"
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            sock.sendall(head.encode())
+            try:
+                sock.sendall(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            data = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            sock.close()
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+        rh = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            rh[name.strip().lower()] = value.strip()
+        return status, rh, rest
 
     def initialize(self):
         """A new session; returns its id"""
