@@ -32,7 +32,7 @@ static void
 s_check_answer (const char *answer)
 {
     assert (answer && !strchr (answer, '\n'));
-    json_t *json = json_loads (answer, 0, NULL);
+    json_t *json = json_loads (answer, JSON_ALLOW_NUL, NULL);
     assert (json_is_object (json));
     assert (streq (json_string_value (json_object_get (json, "jsonrpc")), "2.0"));
     assert (json_object_get (json, "id"));
@@ -127,7 +127,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     char *note;
     while ((note = lh_mcp_session_next (session))) {
         assert (!strchr (note, '\n'));
-        json_t *json = json_loads (note, 0, NULL);
+        json_t *json = json_loads (note, JSON_ALLOW_NUL, NULL);
         assert (json_is_string (json_object_get (json, "method")) && !json_object_get (json, "id"));
         json_decref (json);
         free (note);
