@@ -677,7 +677,7 @@ lh_mcp_call_destroy (lh_mcp_call_t **self_p)
 
 
 //  --------------------------------------------------------------------------
-//  The call to make
+//  The bus service of the call to make
 
 const char *
 lh_mcp_call_service (lh_mcp_call_t *self)
@@ -686,12 +686,20 @@ lh_mcp_call_service (lh_mcp_call_t *self)
     return self->service;
 }
 
+
+//  --------------------------------------------------------------------------
+//  Its op
+
 const char *
 lh_mcp_call_op (lh_mcp_call_t *self)
 {
     assert (self);
     return self->op;
 }
+
+
+//  --------------------------------------------------------------------------
+//  Its msgpack body (borrowed), NULL with *size 0 for none
 
 const void *
 lh_mcp_call_body (lh_mcp_call_t *self, size_t *size)
@@ -700,6 +708,10 @@ lh_mcp_call_body (lh_mcp_call_t *self, size_t *size)
     *size = self->body? zframe_size (self->body): 0;
     return self->body? zframe_data (self->body): NULL;
 }
+
+
+//  --------------------------------------------------------------------------
+//  Its deadline, ms
 
 uint32_t
 lh_mcp_call_timeout (lh_mcp_call_t *self)
@@ -1387,14 +1399,16 @@ lh_mcp_handle (lh_mcp_session_t *self, const char *data, size_t size, lh_mcp_res
 }
 
 
-//  --------------------------------------------------------------------------
+//  ---------------------------------------------------------------------
 //  Self test
 
 #include "lh_testbus.h"
 #include "storaged.h"
 #include "catalogd.h"
 
+//  --------------------------------------------------------------------------
 //  Handle text, expect an answer; returns it parsed (caller decrefs)
+
 static json_t *
 s_test_answer (lh_mcp_session_t *session, const char *text, lh_mcp_in_t in, int error)
 {
@@ -1411,7 +1425,9 @@ s_test_answer (lh_mcp_session_t *session, const char *text, lh_mcp_in_t in, int 
     return answer;
 }
 
+//  --------------------------------------------------------------------------
 //  Run a request's bus calls through client; returns the answer parsed
+
 static json_t *
 s_test_call (lh_mcp_session_t *session, lh_client_t *client, const char *text)
 {
@@ -1442,11 +1458,19 @@ s_test_call (lh_mcp_session_t *session, lh_client_t *client, const char *text)
     return parsed;
 }
 
+//  --------------------------------------------------------------------------
+//  Count wakes
+
 static void
 s_test_wake (void *arg)
 {
     (*(int *) arg)++;
 }
+
+
+//  --------------------------------------------------------------------------
+//  Self test: malformed messages, initialize, tools, resources through
+//  catalogd on a test bus, failures, cancellation, notifications
 
 void
 lh_mcp_test (bool verbose)

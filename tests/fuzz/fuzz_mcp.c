@@ -80,6 +80,9 @@ s_handle (lh_mcp_session_t *session, const char *data, size_t size, unsigned tur
     lh_reply_destroy (&reply);
 }
 
+//  --------------------------------------------------------------------------
+//  One input: messages on a fresh session, then a catalog change
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
