@@ -20,6 +20,7 @@
 #define S_NAME          "mcp"
 #define S_READ_SIZE     (64 * 1024)     //  bytes read from stdin at a time
 #define S_TICK_MS       100             //  bus housekeeping period
+#define S_CALLS_MAX     64              //  calls in flight before stdin waits
 
 //  The transport's state
 typedef struct {
@@ -288,13 +289,16 @@ lh_mcp_stdio_serve (lh_config_t *config, lh_client_t *client, int in_fd, int out
             { NULL, signal_fd, ZMQ_POLLIN, 0 },
             { NULL, in_fd, ZMQ_POLLIN, 0 }
         };
-        //  The signalfd when there is one, stdin while it is read
+        //  The signalfd when there is one, stdin while it is read and
+        //  fewer than S_CALLS_MAX calls are in flight (a client that sends
+        //  faster than the bus answers waits: its pipe fills)
         int count = 1;
         if (signal_fd >= 0)
             count++;
         else
             items [1] = items [2];
-        if (reading)
+        bool taking = reading && zhashx_size (self.calls) < S_CALLS_MAX;
+        if (taking)
             count++;
         if (zmq_poll (items, count, S_TICK_MS) < 0 && errno != EINTR)
             break;
@@ -303,7 +307,7 @@ lh_mcp_stdio_serve (lh_config_t *config, lh_client_t *client, int in_fd, int out
             break;
         }
         zmq_pollitem_t *input = &items [count - 1];
-        if (reading && (input->revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_read (&self, in_fd)) {
+        if (taking && (input->revents & (ZMQ_POLLIN | ZMQ_POLLERR)) && s_read (&self, in_fd)) {
             reading = false;
             if (zhashx_size (self.calls))
                 lh_info (S_NAME, NULL, "end of input: answering %zu calls in flight",
@@ -443,6 +447,40 @@ lh_mcp_stdio_test (bool verbose)
         json_decref (answer);
     }
     assert (answers == 5 && manifest && too_big && parse_error && ping);
+
+    //  More calls than S_CALLS_MAX at once: stdin waits, all are answered
+    assert (pipe (in) == 0 && pipe (out) == 0);
+    const char *init = lines [0];
+    assert (write (in [1], init, strlen (init)) == (ssize_t) strlen (init));
+    for (int index = 0; index < 100; index++) {
+        char *line = zsys_sprintf ("{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\","
+                                   "\"params\":{\"name\":\"get_manifest\",\"arguments\":"
+                                   "{\"name\":\"w\"}}}\n", 100 + index);
+        assert (write (in [1], line, strlen (line)) == (ssize_t) strlen (line));
+        free (line);
+    }
+    close (in [1]);
+    client = lh_testbus_client_new (bus, "mcp-stdio-many");
+    assert (lh_mcp_stdio_serve (lh_testbus_config (bus), client, in [0], out [1]) == 0);
+    lh_client_destroy (&client);
+    close (in [0]);
+    close (out [1]);
+    answers = 0;
+    size_t results = 0;
+    FILE *file = fdopen (out [0], "r");
+    assert (file);
+    char *line = NULL;
+    size_t line_size = 0;
+    while (getline (&line, &line_size, file) > 0) {
+        answers++;
+        if (strstr (line, "\"structuredContent\"") && strstr (line, "\"dataset_id\""))
+            results++;
+    }
+    free (line);
+    fclose (file);
+    if (verbose)
+        printf ("\n   100 calls at once: %zu answers, %zu results", answers, results);
+    assert (answers == 101 && results == 100);
     lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

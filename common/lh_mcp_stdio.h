@@ -11,7 +11,8 @@
 
     Requests do not wait for each other: each tool call goes out on the
     bus at once and is answered when its reply comes, so a ping or a
-    cancellation is served while a long query runs. catalog.changed
+    cancellation is served while a long query runs. With 64 calls in
+    flight stdin is not read until one is answered. catalog.changed
     events become notifications/resources/list_changed (and /updated for
     subscribed datasets). A line longer than mcp/body_max is dropped and
     answered -32600. At the end of stdin the calls in flight are answered,
