@@ -1558,7 +1558,7 @@ s_serve_mcp (self_t *self, struct MHD_Connection *connection, s_request_t *reque
         return s_respond_error (connection, request, 404, "no_such_route",
                                 "MCP is off on this gateway (mcp/http)", 0);
     lh_mcp_http_request_t mcp = { connection, request->method, request->body, request->size,
-                                  request->trace };
+                                  request->trace, NULL, NULL };
     lh_mcp_http_answer_t answer;
     if (lh_mcp_http_serve (self->mcp, &mcp, &request->mcp, &answer) == 1) {
         request->waiting = true;

@@ -84,6 +84,8 @@ typedef struct {
     struct MHD_Connection *connection;  //  to resume
     bool sse;                           //  answer as an SSE event
     const char *trace;                  //  trace id (the gateway's, lives as long)
+    lh_mcp_http_allow_fn *allow;        //  the caller's check of each call, or NULL
+    void *allow_arg;                    //  its argument
 } s_context_t;
 
 
@@ -490,21 +492,30 @@ s_bus_done (void *arg, lh_reply_t *reply, zlist_t *parts)
 
 //  --------------------------------------------------------------------------
 //  Send the context's call on this HTTP thread's pump. Returns 1 (wait for
-//  it), or 0 when it cannot go out (no bus): then context->reply is NULL
-//  and the caller finishes the call at once.
+//  it), or 0 when it cannot go out: then context->reply is NULL (no bus)
+//  or a 403 (the caller may not make it), and the caller finishes the
+//  call at once.
 
 static int
 s_call_submit (s_context_t *context)
 {
+    lh_mcp_call_t *call = context->call;
+    context->reply = NULL;
+    if (context->allow && !context->allow (context->allow_arg, lh_mcp_call_service (call),
+                                           lh_mcp_call_op (call))) {
+        char *reason = zsys_sprintf ("this caller's role may not call %s.%s",
+                                     lh_mcp_call_service (call), lh_mcp_call_op (call));
+        context->reply = lh_reply_new_error (LH_ST_FORBIDDEN, "forbidden", reason);
+        free (reason);
+        return 0;
+    }
     lh_bus_pump_t *pump = lh_http_pool_pump ();
     if (!pump)
         return 0;
-    lh_mcp_call_t *call = context->call;
     size_t size;
     const void *data = lh_mcp_call_body (call, &size);
     zframe_t *body = data? zframe_new (data, size): NULL;
     lh_call_opts_t opts = { .timeout_ms = lh_mcp_call_timeout (call), .trace = context->trace };
-    context->reply = NULL;
     if (lh_bus_pump_submit (pump, lh_mcp_call_service (call), lh_mcp_call_op (call), &body,
                             &opts, s_bus_done, context)) {
         zframe_destroy (&body);
@@ -732,6 +743,8 @@ s_serve_post (lh_mcp_http_t *self, const lh_mcp_http_request_t *request, const c
         context->connection = connection;
         context->sse = sse;
         context->trace = request->trace;
+        context->allow = request->allow;
+        context->allow_arg = request->allow_arg;
         *context_p = context;
         pthread_mutex_lock (&self->lock);
         session->waiting++;
@@ -955,7 +968,17 @@ lh_mcp_http_stop (lh_mcp_http_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Self test: origins and Accept
+//  A caller's check that refuses everything
+
+static bool
+s_test_refuse (void *arg, const char *svc, const char *op)
+{
+    return false;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Self test: origins, Accept, the caller's check of tool calls
 
 void
 lh_mcp_http_test (bool verbose)
@@ -1008,6 +1031,30 @@ lh_mcp_http_test (bool verbose)
         assert (s_accepts (accepts [index].accept, "text/event-stream") == accepts [index].sse);
     }
     assert (lh_mcp_http_sessions (self) == 0);
+
+    //  The caller's check: a tool's bus call it refuses is a 403 result
+    lh_mcp_session_t *core = lh_mcp_session_new (self->mcp);
+    const char *messages [] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"query_sql\","
+        "\"arguments\":{\"sql\":\"SELECT 1\"}}}" };
+    lh_mcp_result_t result;
+    lh_mcp_handle (core, messages [0], strlen (messages [0]), &result);
+    free (result.answer);
+    lh_mcp_handle (core, messages [1], strlen (messages [1]), &result);
+    assert (result.call);
+    s_context_t context = { .call = result.call, .allow = s_test_refuse };
+    assert (s_call_submit (&context) == 0 && context.reply
+            && lh_reply_status (context.reply) == LH_ST_FORBIDDEN);
+    char *answer = NULL;
+    assert (lh_mcp_call_finish (context.call, context.reply, &answer) == 0);
+    if (verbose)
+        printf ("\n   refused call -> %s", answer);
+    assert (strstr (answer, "\"isError\":true") && strstr (answer, "may not call queryd.sql"));
+    free (answer);
+    lh_reply_destroy (&context.reply);
+    lh_mcp_call_destroy (&context.call);
+    lh_mcp_session_destroy (&core);
     lh_mcp_http_destroy (&self);
     lh_config_destroy (&config);
     printf ("OK\n");

@@ -55,6 +55,10 @@ extern "C" {
 
 typedef struct _lh_mcp_http_t lh_mcp_http_t;
 
+//  May the caller of a request call svc.op? (the gateway's per-caller
+//  check: acl/ROLE/call for its token's role)
+typedef bool (lh_mcp_http_allow_fn) (void *arg, const char *svc, const char *op);
+
 //  One request to /mcp, all of it in
 typedef struct {
     struct MHD_Connection *connection;  //  its connection
@@ -62,6 +66,8 @@ typedef struct {
     const char *body;                   //  the body (POST), or NULL
     size_t size;                        //  its size
     const char *trace;                  //  trace id for its bus calls
+    lh_mcp_http_allow_fn *allow;        //  checks each bus call a tool makes, NULL: none
+    void *allow_arg;                    //  its argument (lives as long as the request)
 } lh_mcp_http_request_t;
 
 //  The answer to queue
