@@ -6,6 +6,7 @@
 #  make bench        run the benchmarks under bench/, results in bench/results/
 #  make asan         build into build-asan/ with ASan+UBSan and run the test suite there
 #  make fuzz         build the libFuzzer targets (clang) and run each briefly
+#  make fuzz-ci      the same, 20 s per target: the fuzz run CI does
 #  make install      install binaries under $(DESTDIR)$(PREFIX)/bin
 #  make clean
 
@@ -14,7 +15,7 @@ BUILD   ?= build
 CC      ?= cc
 CXX     ?= c++
 
-PKGS     = libczmq libzmq msgpack sqlite3 libcurl libsodium lmdb libmicrohttpd jansson
+PKGS     = libczmq libzmq msgpack sqlite3 libcurl libsodium lmdb libmicrohttpd jansson yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
@@ -80,7 +81,7 @@ $(BUILD)/lh_selftest_table.h: $(LIB_SRC) $(LIB_CXX)
 $(SELFTEST): tests/lh_selftest.c $(BUILD)/lh_selftest_table.h $(LIB)
 	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) -I$(BUILD) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
-$(BUILD)/%_replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
+$(BUILD)/%_replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(wildcard tests/fuzz/*.h) $(LIB)
 	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) $< tests/fuzz/replay_main.c $(LIB) $(LDFLAGS) $(LDLIBS) -o $@ $(if $(LIB_CXX),-lstdc++)
 
 check: all
@@ -99,22 +100,42 @@ asan:
 	    LDFLAGS="-fsanitize=address,undefined" all
 	BUILD=build-asan LH_ASAN=1 tests/run
 
-#  libFuzzer targets (clang), each run briefly under a memory limit (ASan's
-#  quarantine of freed memory, 256 MiB by default, is cut to 32 so that the
-#  limit measures the target, not the quarantine)
+#  libFuzzer targets (clang, ASan + UBSan, any UB fatal): build-fuzz/fuzz_NAME
+#  for each tests/fuzz/fuzz_NAME.c, each run for FUZZ_SECONDS under a memory
+#  limit (ASan's quarantine of freed memory, 256 MiB by default, is cut to
+#  32 so that the limit measures the target, not the quarantine), from its
+#  committed corpus; new inputs go to build-fuzz/corpus-fuzz_NAME, a crash
+#  to build-fuzz/crash-*, and the first crash, leak, UB report, timeout or
+#  limit passed fails the command. `make fuzz-ci` is the short run CI does.
 FUZZ_SECONDS ?= 30
-fuzz:
-	$(MAKE) BUILD=build-fuzz CC=clang CXX=clang++ CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
-	    CXXFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" $(LIB:$(BUILD)/%=build-fuzz/%)
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+#  clang warns where gcc does not; a style warning must not stop the fuzzing
+FUZZ_WARN    = -Wno-error=missing-field-initializers
+FUZZ_RUN     = -rss_limit_mb=256 -malloc_limit_mb=64 -timeout=10 -print_final_stats=1
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang CXX=clang++ CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(FUZZ_WARN)" \
+	    CXXFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(FUZZ_WARN)" $(LIB:$(BUILD)/%=build-fuzz/%)
 	@set -e; for src in $(FUZZ_SRC); do \
 	    name=$$(basename $$src .c); \
-	    clang -O1 -g -fsanitize=fuzzer,address,undefined $(WARN) -std=gnu11 -D_GNU_SOURCE $(INCS) $$src build-fuzz/liblakehouse.a $(LDLIBS) \
-	        $(if $(LIB_CXX),-lstdc++) -o build-fuzz/$$name; \
-	    corpus=tests/fuzz/corpus/$${name#fuzz_}; mkdir -p $$corpus build-fuzz/corpus-$$name; \
-	    ASAN_OPTIONS=quarantine_size_mb=32 \
-	    build-fuzz/$$name -rss_limit_mb=256 -malloc_limit_mb=64 -max_total_time=$(FUZZ_SECONDS) \
-	        build-fuzz/corpus-$$name $$corpus; \
+	    echo "clang $$src -> build-fuzz/$$name"; \
+	    clang -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -std=gnu11 -D_GNU_SOURCE $(INCS) $$src \
+	        build-fuzz/liblakehouse.a $(LDLIBS) $(if $(LIB_CXX),-lstdc++) -o build-fuzz/$$name; \
 	done
+
+fuzz: fuzz-build
+	@set -e; for src in $(FUZZ_SRC); do \
+	    name=$$(basename $$src .c); \
+	    corpus=tests/fuzz/corpus/$${name#fuzz_}; mkdir -p $$corpus build-fuzz/corpus-$$name; \
+	    echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	    ASAN_OPTIONS=quarantine_size_mb=32 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    build-fuzz/$$name $(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/ \
+	        build-fuzz/corpus-$$name $$corpus 2>build-fuzz/$$name.log \
+	        || { tail -60 build-fuzz/$$name.log; echo "fuzz: $$name FAILED (log: build-fuzz/$$name.log)"; exit 1; }; \
+	    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' build-fuzz/$$name.log | tr '\n' ' '; echo; \
+	done
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -125,5 +146,5 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all check up bench asan fuzz install clean
+.PHONY: all check up bench asan fuzz fuzz-build fuzz-ci install clean
 .SECONDARY:

@@ -419,6 +419,14 @@ main (int argc, char *argv [])
         free (path);
         free (allow);
     }
+    //  Plain tcp peers (without --curve) are the bench's workers and clients
+    {
+        zstr_sendx (broker, "CONFIGURE", "plain_role", "actor", NULL);
+        char *status = NULL, *detail = NULL;
+        zsock_recv (broker, "ss", &status, &detail);
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
     //  Ours: broker actor on tcp (its ZAP handler also answers the relay's
     //  handshakes with --curve, so it binds first)
     zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");

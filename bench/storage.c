@@ -413,8 +413,12 @@ main (int argc, char *argv [])
     mkdir (raw_dir, 0755);
 
     zactor_t *broker = zactor_new (lh_broker_actor, (void *) "bench");
-    zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
     char *status = NULL, *endpoint = NULL;
+    zstr_sendx (broker, "CONFIGURE", "plain_role", "actor", NULL);     //  our workers
+    zsock_recv (broker, "ss", &status, &endpoint);
+    zstr_free (&status);
+    zstr_free (&endpoint);
+    zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
     zsock_recv (broker, "ss", &status, &endpoint);
     if (!status || !streq (status, "0")) {
         fprintf (stderr, "bench_storage: broker did not bind: %s\n", endpoint? endpoint: "?");

@@ -58,6 +58,19 @@ s_command (zactor_t *broker, const char *command, const char *arg)
 
 
 //  --------------------------------------------------------------------------
+//  Read a pipe command's answer; returns its detail (caller frees)
+
+static char *
+s_command_answer (zactor_t *broker)
+{
+    char *status = NULL, *detail = NULL;
+    zsock_recv (broker, "ss", &status, &detail);
+    free (status);
+    return detail;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start a broker (with a tap and a stalled reader when tap is true) and
 //  its echo workers; returns 0 or -1
 
@@ -66,6 +79,8 @@ s_system_start (s_system_t *self, bool tap, lh_config_t *config)
 {
     memset (self, 0, sizeof *self);
     self->broker = zactor_new (lh_broker_actor, (void *) (tap? "bench-tap": "bench"));
+    zstr_sendx (self->broker, "CONFIGURE", "plain_role", "actor", NULL);   //  our workers
+    free (s_command_answer (self->broker));
     self->endpoint = s_command (self->broker, "BIND", "tcp://127.0.0.1:*");
     if (!self->endpoint)
         return -1;

@@ -35,12 +35,16 @@
                                           CURVE; checked every reload_ms and
                                           at each handshake
                             reload_ms     allow directory check (ms, 1000)
-                            acl/ROLE/serve, acl/ROLE/call   pattern lists
-                                          ("svc", "svc.op", "svc.*", "*",
-                                          comma-separated); defaults: actor
-                                          serve/call "*", gateway, client,
-                                          admin call "*", tap call "". Only
-                                          role actor may serve at all.
+                            acl/ROLE/serve|call|publish|subscribe
+                                          the ACL's lists (common/lh_acl.h;
+                                          defaults: the config's). Only
+                                          role actor may serve at all; the
+                                          admin ops need role admin.
+                            plain_role R  role of every peer of a plain
+                                          tcp/ipc endpoint (client)
+                            inproc_role R role of an in-process peer
+                                          without a grant (actor); ""
+                                          refuses such peers (BYE 403)
     BIND endpoint [cert]    bind the bus ROUTER; detail = the bound
                             endpoint (a "tcp://h:*" bind reports its port).
                             inproc:// binds as is. Any other endpoint is
@@ -58,6 +62,10 @@
                             own ZAP domain, lh-tap).
     RELOAD                  re-read the allow directory now (SIGHUP);
                             detail = number of keys.
+    GRANT role              a new in-process grant for role: detail = 32
+                            hex characters. An in-process peer whose
+                            routing id is GRANT.NONCE (lh_cert_inproc +
+                            lh_link_connect) has that role.
     STATS                   detail = stats as JSON (what `broker.stats`
                             answers on the bus).
     VERBOSE                 log every message.
@@ -76,17 +84,23 @@
                    "dropped"}}, "dropped": {"malformed", "unroutable",
                    "full", "late_reply", "tap", "sub"},
                    "refused": {"handshake", "zap", "revoked", "name",
-                   "serve", "call", "admin"}, "curve": {"on", "keys",
+                   "serve", "call", "admin", "grant", "publish",
+                   "subscribe", "instance"}, "curve": {"on", "keys",
                    "generation"}}
 
-    Security (SPEC 3, docs/security.md). A peer that came over CURVE is
-    known by its certificate: src = its name, uid = its key (stamped on
-    every REQ); its HELLO must say that name (else BYE 403); READY and REQ
-    are checked against the acl (403); every message's key is checked
+    Security (SPEC 3, docs/broker.md "Roles"). Every peer has a role,
+    whichever way it came in, fixed at its HELLO: a CURVE peer's from its
+    certificate (src = its name, uid = its key, stamped on every REQ; its
+    HELLO must say that name, else BYE 403), a plain tcp/ipc peer's
+    plain_role, an in-process peer's from its grant (else inproc_role,
+    else BYE 403). READY, REQ, PUB and SUB are checked against the ACL:
+    a refused READY gets BYE 403, a refused REQ a REP 403, a refused PUB
+    or SUB a REP 403 whose cid is its id. A READY carrying "solo" (a
+    single-instance service, its process's instance id) is refused with
+    BYE 409 when another instance (or non-solo workers) serve the service. Every CURVE peer's key is checked
     against the current allow set (a removed or expired key: 401 to the
     request, BYE 401, the peer forgotten; a revoked worker is forgotten as
-    soon as the allow set changes). Peers without a certificate (inproc,
-    plain loopback) are trusted as before.
+    soon as the allow set changes).
                    (p50/p99: REQ received -> worker's REP forwarded, from a
                    fixed log histogram, within ~6 %; docs/broker.md)
     =========================================================================

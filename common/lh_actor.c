@@ -30,6 +30,7 @@
 */
 
 #include "lh_actor.h"
+#include "lh_json.h"
 #include "lh_log.h"
 #include <sodium.h>
 #include <poll.h>
@@ -46,6 +47,7 @@
 #define S_WORKERS_MAX       256         //  most workers one service may run
 #define S_CREDIT_MAX        1000        //  most credit a worker offers
 #define S_BATCH             100         //  bus messages handled between other duties
+#define S_CONFLICT_TRIES    3           //  READYs refused 409 before a worker gives up
 
 //  Every declared config key, to look actors/NAME/workers up only if it
 //  exists (lh_config asserts on an undeclared key)
@@ -69,12 +71,15 @@ typedef struct {
 
 struct _lh_service_runner_t {
     const lh_service_t *service;        //  the service served
-    lh_config_t *config;                //  configuration (borrowed), or NULL
+    lh_config_t *config;                //  configuration (borrowed, or defaults)
+    lh_config_t *defaults;              //  the default config, when none was given
     void *state;                        //  shared state from state_new
     char *endpoint;                     //  link endpoint (own copy)
     char *server_key;                   //  link server key (own copy), or NULL
     lh_link_t link;                     //  link pointing at the copies
     char ops [LH_OPS_MAX + 1];          //  READY ops, "op1,op2"
+    char solo [LH_NAME_MAX + 1];        //  single-instance: our instance id, or ""
+    char *refused;                      //  why the broker refused us for good (atomic)
     int count;                          //  number of workers
     uint32_t credit;                    //  each worker's credit in READY
     s_worker_args_t *args;              //  one per worker
@@ -104,6 +109,7 @@ struct _s_worker_t {
     int64_t backoff;                    //  next reconnect delay, ms
     int64_t reconnect_at;               //  when to connect (sock == NULL)
     int64_t next_tick;                  //  when to call tick
+    int conflicts;                      //  409s (single-instance) so far
     lh_client_t *client;                //  for handlers' calls, lazily made
 };
 
@@ -181,6 +187,8 @@ s_worker_hello (s_worker_t *self)
         lh_header_set_str (&header, LH_H_OPS, self->runner->ops);
     header.credit = self->runner->credit;
     header.has |= LH_H_CREDIT;
+    if (*self->runner->solo)
+        lh_header_set_str (&header, LH_H_SOLO, self->runner->solo);
     s_worker_send (self, &header, NULL, 0);
 }
 
@@ -386,6 +394,26 @@ s_bye_hello_first (zframe_t *body)
 
 
 //  --------------------------------------------------------------------------
+//  The reason of a BYE's error body, or NULL (caller frees)
+
+static char *
+s_bye_reason (zframe_t *body)
+{
+    if (!body)
+        return NULL;
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 512);
+    msgpack_object object;
+    char *reason = NULL;
+    if (lh_msgpack_unpack (zframe_data (body), zframe_size (body), &lh_limits_default,
+                           &zone, &object) == 0)
+        reason = lh_obj_strdup (lh_obj_get (lh_obj_get (&object, "error"), "reason"));
+    msgpack_zone_destroy (&zone);
+    return reason;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Receive and handle one message from the broker, if one is waiting.
 //  Returns 0 (one handled, or a malformed one dropped), 1 when nothing is
 //  waiting, -1 when the socket failed.
@@ -411,10 +439,40 @@ s_worker_recv (s_worker_t *self)
             s_worker_started (self);
             break;
         case LH_T_REQ:
+            self->conflicts = 0;            //  registered: a 409 is news again
             s_worker_serve (self, &msg);
             break;
         case LH_T_BYE: {
             uint32_t status = (header->has & LH_H_ST)? header->st: 0;
+            if (status == LH_ST_CONFLICT) {
+                //  Another process serves this single-instance service. It
+                //  may be one that just died and the broker has not yet
+                //  forgotten: try again after the broker's liveness window,
+                //  S_CONFLICT_TRIES times in all (a loaded broker may notice
+                //  the death late); refused each time, we stop for good
+                //  (the runner says why)
+                char *reason = s_bye_reason (msg.body);
+                zsock_destroy (&self->sock);
+                self->welcomed = false;
+                int64_t window = (int64_t) self->hb_ivl * (self->hb_live + 1);
+                if (++self->conflicts < S_CONFLICT_TRIES) {
+                    lh_warn (self->name, NULL, "broker refused us (409): %s; trying again "
+                             "in %" PRId64 " ms, in case that process has died",
+                             reason? reason: "conflict", window);
+                    self->reconnect_at = zclock_mono () + window;
+                    free (reason);
+                }
+                else {
+                    lh_error (self->name, NULL, "broker refused us (409) %d times: %s; not serving",
+                              self->conflicts, reason? reason: "conflict");
+                    char *expected = NULL;
+                    if (!__atomic_compare_exchange_n (&self->runner->refused, &expected, reason,
+                                                      false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+                        free (reason);
+                    self->reconnect_at = INT64_MAX;
+                }
+            }
+            else
             if (status == LH_ST_UNAUTHORIZED || status == LH_ST_FORBIDDEN) {
                 lh_error (self->name, NULL, "broker refused us (%u): backing off", status);
                 s_worker_disconnect (self);
@@ -644,6 +702,10 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (service->name);
     assert (service->ops);
     assert (link);
+    lh_config_t *defaults = NULL;
+    if (!config)
+        config = defaults = lh_config_load (NULL, NULL);
+    assert (config);
     if (workers <= 0)
         workers = (int) s_config_setting (service, config, "workers", 1, S_WORKERS_MAX, 1);
     if (workers > S_WORKERS_MAX)
@@ -653,6 +715,7 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     assert (self);
     self->service = service;
     self->config = config;
+    self->defaults = defaults;
     self->credit = (uint32_t) s_config_setting (service, config, "credit", 1, S_CREDIT_MAX,
                                                 service->credit? service->credit: 1);
     //  The ops a worker declares; a service's table is ours, so a table
@@ -670,6 +733,19 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
     self->link.endpoint = self->endpoint;
     self->link.server_key = self->server_key;
     self->link.cert = link->cert;
+    //  A single-instance service names this process in its READY:
+    //  host, pid and a random part (pids repeat across hosts and time)
+    bool single = service->is_single_instance && config
+                ? service->is_single_instance (config): service->single_instance;
+    if (single) {
+        char host [256] = "";
+        gethostname (host, sizeof (host) - 1);
+        for (char *c = host; *c; c++)
+            if (!isalnum ((unsigned char) *c) && *c != '-' && *c != '.')
+                *c = '-';
+        snprintf (self->solo, sizeof (self->solo), "%.32s:%d:%08x", *host? host: "host",
+                  (int) getpid (), (unsigned) randombytes_random ());
+    }
 
     if (service->state_new) {
         const char *error = NULL;
@@ -677,6 +753,7 @@ lh_service_start (const lh_service_t *service, const lh_link_t *link,
         if (!self->state) {
             lh_error (service->name, NULL, "cannot start: %s",
                       error? error: "state could not be created");
+            lh_config_destroy (&self->defaults);
             free (self->endpoint);
             free (self->server_key);
             free (self);
@@ -722,9 +799,22 @@ lh_service_stop (lh_service_runner_t **self_p)
         free (self->args);
         free (self->endpoint);
         free (self->server_key);
+        lh_config_destroy (&self->defaults);
+        free (self->refused);
         free (self);
         *self_p = NULL;
     }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Why the broker refused this service's workers for good, or NULL
+
+const char *
+lh_service_refused (lh_service_runner_t *self)
+{
+    assert (self);
+    return __atomic_load_n (&self->refused, __ATOMIC_ACQUIRE);
 }
 
 
@@ -911,24 +1001,6 @@ lh_request_reply_pack (lh_request_t *self, uint32_t status, lh_pack_t **pack_p)
     assert (self);
     assert (pack_p);
     zframe_t *body = lh_pack_frame (pack_p);
-    return lh_request_reply (self, status, &body);
-}
-
-
-//  --------------------------------------------------------------------------
-//  Final error reply with the SPEC error body
-
-int
-lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
-                  uint64_t retry_after_ms, const char *format, ...)
-{
-    assert (self);
-    va_list argptr;
-    va_start (argptr, format);
-    char *reason = zsys_vprintf (format, argptr);
-    va_end (argptr);
-    zframe_t *body = lh_error_body (status, kind, reason, retry_after_ms);
-    free (reason);
     return lh_request_reply (self, status, &body);
 }
 
@@ -1207,12 +1279,60 @@ lh_request_submap (lh_request_t *self, const msgpack_object *map, const char *fi
 
 
 //  --------------------------------------------------------------------------
-//  Options of a call made from a handler: this request's trace, the
-//  smaller of timeout_ms and the time left
+//  The body as a new JSON object, or NULL after answering 400
 
-static void
-s_call_opts (lh_request_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
+json_t *
+lh_request_json (lh_request_t *self)
 {
+    const msgpack_object *body = lh_request_map (self);
+    if (!body)
+        return NULL;
+    char *error = NULL;
+    json_t *json = lh_json_from_object (body, &error);
+    if (!json_is_object (json)) {
+        lh_request_fail (self, LH_ST_BAD_REQUEST, "bad_body", "the body cannot be read as a "
+                         "JSON object: %s", error? error: "not a map");
+        json_decref (json);
+        json = NULL;
+    }
+    free (error);
+    return json;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Final reply from a JSON value (reference taken)
+
+int
+lh_request_reply_json (lh_request_t *self, uint32_t status, json_t *json)
+{
+    assert (self);
+    lh_pack_t *pack = lh_pack_new ();
+    char *error = NULL;
+    int rc;
+    if (json && lh_json_to_pack (json, pack, &lh_limits_default, &error) == 0)
+        rc = lh_request_reply_pack (self, status, &pack);
+    else {
+        lh_pack_destroy (&pack);
+        lh_request_fail (self, LH_ST_INTERNAL, NULL, "the reply could not be encoded: %s",
+                         error? error: "no value");
+        rc = -1;
+    }
+    free (error);
+    json_decref (json);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Options of a call made from a handler: this request's trace, the
+//  smaller of timeout_ms and the time left, queued while no worker is live
+
+void
+lh_request_call_opts (lh_request_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
+{
+    assert (self);
+    assert (opts);
     memset (opts, 0, sizeof (*opts));
     uint64_t left = lh_request_time_left (self);
     uint64_t timeout = timeout_ms? timeout_ms: S_DEFAULT_DL;
@@ -1243,7 +1363,7 @@ lh_request_call (lh_request_t *self, const char *svc, const char *op,
         return -1;
     }
     lh_call_opts_t opts;
-    s_call_opts (self, timeout_ms, &opts);
+    lh_request_call_opts (self, timeout_ms, &opts);
     return lh_client_call (client, svc, op, body, size, &opts, reply_p);
 }
 
@@ -1272,7 +1392,7 @@ lh_request_call_all (lh_request_t *self, lh_call_t *calls, size_t count,
         return -1;
     }
     lh_call_opts_t opts;
-    s_call_opts (self, timeout_ms, &opts);
+    lh_request_call_opts (self, timeout_ms, &opts);
     return lh_client_call_all (client, calls, count, &opts);
 }
 
@@ -1413,7 +1533,7 @@ s_test_nest (lh_request_t *request, void *state)
 {
     lh_client_t *client = lh_request_client (request);
     if (!client) {
-        lh_request_error (request, LH_ST_BAD_GATEWAY, NULL, 0, "no client");
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, NULL, "no client");
         return;
     }
     lh_call_opts_t opts = { .timeout_ms = (uint32_t) lh_request_time_left (request) };
@@ -1421,8 +1541,8 @@ s_test_nest (lh_request_t *request, void *state)
     lh_client_call (client, "rt", "trace", NULL, 0, &opts, &reply);
     char *inner = lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "tr"));
     if (lh_reply_status (reply) != LH_ST_OK || !inner)
-        lh_request_error (request, LH_ST_BAD_GATEWAY, NULL, 0, "nested call: %u",
-                          lh_reply_status (reply));
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, NULL, "nested call: %u",
+                         lh_reply_status (reply));
     else {
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 2);
@@ -1522,11 +1642,18 @@ s_test_broker (const char *endpoint)
     zactor_t *broker = zactor_new (lh_broker_actor, "test");
     assert (broker);
     char *status, *detail;
-    zstr_sendx (broker, "CONFIGURE", "hb_ivl", "400", NULL);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
+    //  The test's peers are actors, in-process (the broker's default role
+    //  for peers without a grant) or over plain tcp; they publish evt.*
+    const char *settings [][2] = {
+        { "hb_ivl", "400" }, { "plain_role", "actor" }, { "acl/actor/publish", "evt." }
+    };
+    for (size_t index = 0; index < 3; index++) {
+        zstr_sendx (broker, "CONFIGURE", settings [index][0], settings [index][1], NULL);
+        zsock_recv (broker, "ss", &status, &detail);
+        assert (status && streq (status, "0"));
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
     //  An inproc endpoint is released a moment after its socket closes:
     //  retry the bind, bounded
     int64_t until = zclock_mono () + 5000;
@@ -1767,6 +1894,10 @@ lh_actor_test (bool verbose)
     zactor_destroy (&broker);
     broker = zactor_new (lh_broker_actor, "test");       //  hb_ivl 1000
     char *status, *detail;
+    zstr_sendx (broker, "CONFIGURE", "plain_role", "actor", NULL);
+    zsock_recv (broker, "ss", &status, &detail);
+    zstr_free (&status);
+    zstr_free (&detail);
     zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
     zsock_recv (broker, "ss", &status, &detail);
     assert (status && streq (status, "0"));

@@ -25,8 +25,11 @@
         ...
         lh_service_stop (&runner);
 
-    Every handler must answer exactly once (reply, error); if it returns
-    without answering, the runtime answers 500 "handler did not reply".
+    Every handler must answer exactly once (a reply, or one of the
+    lh_request_fail family below, which return -1 so the handler stops);
+    if it returns without answering, the runtime answers 500 "handler did
+    not reply", and a second answer is dropped and logged ("answered
+    twice").
     =========================================================================
 */
 
@@ -54,7 +57,9 @@ typedef struct {
     const char *name;                   //  service name ("storaged")
     const lh_op_t *ops;                 //  table ending with { NULL, NULL }
     //  Create shared state once before workers start; return NULL and set
-    //  *error (static string) to refuse to start. May be NULL.
+    //  *error (static string) to refuse to start. config is never NULL
+    //  (the defaults when the service was started without one). May be
+    //  NULL.
     void *(*state_new) (lh_config_t *config, const lh_link_t *link,
                         const char **error);
     void (*state_destroy) (void **state_p);
@@ -62,12 +67,20 @@ typedef struct {
     void (*tick) (void *state);
     uint32_t credit;                    //  requests in flight per worker; 0 = 1
                                         //  (config actors/NAME/credit, when declared, wins)
+    //  Its state lives in this process (an index in memory, files on this
+    //  host): one process at a time may offer it. Its workers' READY says
+    //  so (header "solo", docs/protocol.md) and the broker refuses another
+    //  process's (BYE 409). is_single_instance, when set, decides at start
+    //  from the config instead (storaged: only on the fs backend).
+    bool single_instance;
+    bool (*is_single_instance) (lh_config_t *config);
 } lh_service_t;
 
 typedef struct _lh_service_runner_t lh_service_runner_t;
 
 //  Start a service with `workers` worker threads (0 = config
-//  "actors/NAME/workers", default 1). Returns NULL (and logs why) if its
+//  "actors/NAME/workers", default 1). config (borrowed, must outlive the
+//  runner) may be NULL: the defaults. Returns NULL (and logs why) if its
 //  state could not be created.
 lh_service_runner_t *
     lh_service_start (const lh_service_t *service, const lh_link_t *link,
@@ -76,6 +89,13 @@ lh_service_runner_t *
 //  Stop all workers and destroy the state; nulls the caller's pointer
 void
     lh_service_stop (lh_service_runner_t **self_p);
+
+//  Why the broker refused this service's workers for good (a single-
+//  instance service another process already offers: BYE 409, and again
+//  after the broker's liveness window, in case that process had just
+//  died), or NULL. The workers then stop trying. Thread-safe.
+const char *
+    lh_service_refused (lh_service_runner_t *self);
 
 //  ---------------------------------------------------------------------
 //  Inside a handler
@@ -106,12 +126,6 @@ int lh_request_reply_raw (lh_request_t *self, uint32_t status,
 //  Final reply from a pack (destroyed)
 int lh_request_reply_pack (lh_request_t *self, uint32_t status,
                            lh_pack_t **pack_p);
-//  Final error reply with the SPEC error body; kind NULL = default for the
-//  status. retry_after_ms > 0 adds "retry_after_ms". Returns 0 when sent.
-//  Superseded by lh_request_fail, which new code uses.
-int lh_request_error (lh_request_t *self, uint32_t status, const char *kind,
-                      uint64_t retry_after_ms, const char *format, ...)
-                      CHECK_PRINTF (5);
 
 //  ---------------------------------------------------------------------
 //  Answering with an error. Each of these answers the request with the
@@ -197,6 +211,23 @@ int lh_request_submap (lh_request_t *self, const msgpack_object *map,
                        const msgpack_object **value);
 
 //  ---------------------------------------------------------------------
+//  JSON-shaped bodies, for handlers that work on jansson values (the JSON
+//  conventions of docs/json.md: bin as {"$base64": ...}, ...)
+
+struct json_t;
+
+//  The body as a new JSON object (the caller decrefs it); no body reads as
+//  {}. Returns NULL after answering 400 "bad_body" when the body is not a
+//  map or holds what JSON cannot (a non-string key ...).
+struct json_t *
+    lh_request_json (lh_request_t *self);
+
+//  Final reply whose body is a JSON value, encoded as msgpack (the value's
+//  reference is taken). A value that cannot be encoded is answered 500
+//  instead. Returns 0 when the reply was sent.
+int lh_request_reply_json (lh_request_t *self, uint32_t status, struct json_t *json);
+
+//  ---------------------------------------------------------------------
 //  Calling another service from a handler. The call carries this
 //  request's trace id, and its deadline is the smaller of timeout_ms (0:
 //  5000) and this request's own time left, so no call outlives the caller.
@@ -219,6 +250,12 @@ int lh_request_call_pack (lh_request_t *self, const char *svc, const char *op,
 //  every call had a reply from its service, -1 if any was synthesized.
 int lh_request_call_all (lh_request_t *self, lh_call_t *calls, size_t count,
                          uint32_t timeout_ms);
+//  The options such a call carries (this request's trace; timeout_ms, 0 =
+//  5000, capped by the time left; queued while the service has no live
+//  worker), for code that keeps several calls in flight on
+//  lh_request_client with lh_client_send and lh_client_wait
+void lh_request_call_opts (lh_request_t *self, uint32_t timeout_ms,
+                           lh_call_opts_t *opts);
 //  The one mapping of a dependency's unexpected reply to our answer: 503
 //  "dependency_unavailable" with retry_after_ms when svc did not answer or
 //  was busy (no reply, 429, 503, 504), else 500 "dependency_failed"; the

@@ -36,7 +36,7 @@ s_role_valid (const char *role)
 {
     return role && (streq (role, "actor") || streq (role, "gateway")
         || streq (role, "client") || streq (role, "admin")
-        || streq (role, "tap") || streq (role, "broker"));
+        || streq (role, "tap") || streq (role, "mcp") || streq (role, "broker"));
 }
 
 
@@ -89,7 +89,7 @@ lh_cert_create (const char *dir, const char *name, const char *role,
     }
     if (!s_role_valid (role)) {
         *error_p = zsys_sprintf ("role '%s' is not one of actor, gateway, client, "
-                                 "admin, tap, broker", role? role: "");
+                                 "admin, tap, mcp, broker", role? role: "");
         return -1;
     }
     if (days < 0) {
@@ -240,7 +240,7 @@ lh_cert_ensure_local (const char *dir, char **error_p)
 {
     static const char *local [][2] = {
         { "broker", "broker" }, { "admin", "admin" }, { "tap", "tap" },
-        { "node", "actor" }, { "gateway", "gateway" }, { "mcp", "client" }
+        { "node", "actor" }, { "gateway", "gateway" }, { "mcp", "mcp" }
     };
     char *allow = zsys_sprintf ("%s/allow", dir);
     int rc = 0;
@@ -277,6 +277,21 @@ lh_cert_dir (lh_config_t *config)
     if (*dir)
         return strdup (dir);
     return zsys_sprintf ("%s/certs", lh_config_str (config, "data/dir"));
+}
+
+
+//  --------------------------------------------------------------------------
+//  An in-process certificate: role and grant as metadata (see lh_cert.h)
+
+zcert_t *
+lh_cert_inproc (const char *grant, const char *role)
+{
+    assert (grant && role);
+    zcert_t *cert = zcert_new ();
+    assert (cert);
+    zcert_set_meta (cert, "role", "%s", role);
+    zcert_set_meta (cert, "grant", "%s", grant);
+    return cert;
 }
 
 

@@ -7,7 +7,7 @@
     metadata carries:
 
         name        the peer's name; its HELLO must say exactly this
-        role        actor, gateway, client, admin, tap (or broker)
+        role        actor, gateway, client, admin, tap, mcp (or broker)
         keyid       first 8 characters of the public key (Z85), for logs
         expires     UTC "YYYY-MM-DDTHH:MM:SSZ", or "never"
 
@@ -77,8 +77,8 @@ char *
     lh_cert_server_key (const char *value, char **error_p);
 
 //  Make sure DIR holds the local certificate set that `lakehouse up`
-//  needs: broker (server), admin, tap, node (actor), gateway, mcp (client,
-//  for `lakehouse mcp`), each with a public copy in DIR/allow (not the
+//  needs: broker (server), admin, tap, node (actor), gateway, mcp (
+//  role mcp, for `lakehouse mcp`), each with a public copy in DIR/allow (not the
 //  broker's). Creates only what is missing. Returns 0, or -1 and a sentence in *error_p (caller frees).
 int
     lh_cert_ensure_local (const char *dir, char **error_p);
@@ -101,6 +101,17 @@ int
                   const char *default_name, const char *cert_path,
                   const char *server_key, lh_link_t *link,
                   zcert_t **cert_p, char **key_p, char **error_p);
+
+//  An in-process certificate: how the process that runs the broker gives a
+//  role to a peer it starts in that same process (an actor, the gateway).
+//  It carries no key that anyone checks: its metadata holds role and the
+//  grant the broker made for that role (the broker's GRANT command), and
+//  lh_link_connect presents the grant as the routing id of the inproc://
+//  connection (docs/broker.md, "Roles"). A link's users copy the link's
+//  cert pointer along with its endpoint, so the role reaches every
+//  connection they make. Returns a new certificate (caller destroys).
+zcert_t *
+    lh_cert_inproc (const char *grant, const char *role);
 
 //  Is this tcp endpoint on loopback (127.x, localhost, [::1]); ipc:// and
 //  inproc:// count as local

@@ -105,7 +105,14 @@ lh_link_connect (const lh_link_t *link)
         lh_error (NULL, NULL, "bus link has no endpoint");
         return NULL;
     }
-    if (link->cert && !link->server_key) {
+    //  An in-process certificate (lh_cert_inproc) carries a grant instead
+    const char *grant = link->cert? zcert_meta (link->cert, "grant"): NULL;
+    if (grant && strncmp (link->endpoint, "inproc://", 9) != 0) {
+        lh_error (NULL, NULL, "bus link to %s has an in-process certificate: it works "
+                  "only on inproc://", link->endpoint);
+        return NULL;
+    }
+    if (link->cert && !grant && !link->server_key) {
         lh_error (NULL, NULL, "bus link to %s has a certificate but no server key",
                   link->endpoint);
         return NULL;
@@ -119,6 +126,18 @@ lh_link_connect (const lh_link_t *link)
     //  The broker never blocks on us: what does not fit our queue is dropped.
     //  Room for a whole stream (echo.stream sends up to 10000 PARTs)
     zsock_set_rcvhwm (sock, S_RCVHWM);
+    if (grant) {
+        //  The broker reads our role from the grant; a random nonce after
+        //  it keeps every connection's routing id unique
+        uint8_t nonce [8];
+        randombytes_buf (nonce, sizeof (nonce));
+        char identity [256];
+        int size = snprintf (identity, sizeof (identity), "%s.", grant);
+        if (size > 0 && (size_t) size + 17 <= sizeof (identity))
+            sodium_bin2hex (identity + size, 17, nonce, sizeof (nonce));
+        zsock_set_identity (sock, identity);
+    }
+    else
     if (link->cert) {
         zcert_apply (link->cert, sock);
         zsock_set_curve_serverkey (sock, link->server_key);
@@ -399,6 +418,15 @@ s_on_msg (lh_client_t *self, lh_msg_t *msg, lh_reply_t **reply_p)
         &&  s_pending_lookup (self, header->cid)) {
             *reply_p = s_reply_new (msg);
             result = 1;
+        }
+        else
+        if (header->t == LH_T_REP && (header->has & LH_H_ST) && header->st == LH_ST_FORBIDDEN) {
+            //  The broker refused a PUB or SUB of ours (the ACL)
+            lh_reply_t *refusal = s_reply_new (msg);
+            const char *reason = lh_reply_reason (refusal);
+            lh_warn (self->name, NULL, "the broker refused our message %" PRIu64 ": %s",
+                     header->cid, reason? reason: "403");
+            lh_reply_destroy (&refusal);
         }
         else
             lh_debug (self->name, NULL, "dropped a reply to %" PRIu64
@@ -707,10 +735,50 @@ lh_client_call (lh_client_t *self, const char *svc, const char *op,
         *reply_p = s_reply_synth (0, LH_ST_BAD_REQUEST, NULL, error);
         return -1;
     }
+    return lh_client_wait (self, id, reply_p);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Wait for the final REP of request id (sent with lh_client_send), its
+//  PARTs kept in the reply; anything else that arrives is held for
+//  lh_client_recv. Returns 0 with the reply, -1 with a synthesized one.
+
+int
+lh_client_wait (lh_client_t *self, uint64_t id, lh_reply_t **reply_p)
+{
+    assert (self);
+    assert (reply_p);
+    *reply_p = NULL;
     zlist_t *parts = NULL;
-    while (true) {
+    //  Its PARTs, even its REP, may be held already (they came while
+    //  another call waited)
+    bool again = true;
+    while (again && !*reply_p) {
+        lh_reply_t *held = (lh_reply_t *) zlist_first (self->inbox);
+        while (held && (held->header.t == LH_T_PUB || held->header.cid != id))
+            held = (lh_reply_t *) zlist_next (self->inbox);
+        again = held != NULL;
+        if (!held)
+            break;
+        zlist_remove (self->inbox, held);
+        if (held->header.t == LH_T_REP) {
+            *reply_p = held;            //  its request left pending when held
+            break;
+        }
+        if (!parts)
+            parts = zlist_new ();
+        zlist_append (parts, held->body? held->body: zframe_new_empty ());
+        held->body = NULL;
+        lh_reply_destroy (&held);
+    }
+    while (!*reply_p) {
         s_pending_t *pending = s_pending_lookup (self, id);
-        assert (pending);
+        if (!pending) {
+            *reply_p = s_reply_synth (id, LH_ST_BAD_REQUEST, NULL,
+                                      "no such request is waiting for its reply");
+            break;
+        }
         int64_t left = pending->expires - zclock_mono ();
         if (left <= 0 || self->refused || zsys_interrupted) {
             if (self->refused) {
@@ -740,8 +808,8 @@ lh_client_call (lh_client_t *self, const char *svc, const char *op,
         }
         s_pending_remove (self, id);
         *reply_p = reply;
-        break;
     }
+    assert (!(*reply_p)->parts);
     (*reply_p)->parts = parts;
     return (*reply_p)->local? -1: 0;
 }
@@ -1417,6 +1485,20 @@ lh_client_test (bool verbose)
         lh_reply_destroy (&reply);
     }
     assert (lh_client_recv (client, &reply, 50) == -1);
+    //  Waiting for one request by id: the last first, then the others
+    //  (their replies were held meanwhile); a PART stream is collected
+    for (int index = 0; index < 3; index++)
+        ids [index] = lh_client_send (client, "fake", index? "echo": "parts", data, size, NULL);
+    for (int index = 2; index >= 0; index--) {
+        rc = lh_client_wait (client, ids [index], &reply);
+        assert (rc == 0 && lh_reply_cid (reply) == ids [index] && lh_reply_status (reply) == 200);
+        assert (index? !lh_reply_parts (reply): zlist_size (lh_reply_parts (reply)) == 3);
+        lh_reply_destroy (&reply);
+    }
+    assert (lh_client_recv (client, &reply, 50) == -1);
+    rc = lh_client_wait (client, ids [0], &reply);
+    assert (rc == -1 && lh_reply_status (reply) == 400);
+    lh_reply_destroy (&reply);
     //  An async reply that arrives during a call is held for recv, and its
     //  request is no longer pending: past its deadline no false 504 comes
     lh_call_opts_t short_opts = { .timeout_ms = 200 };

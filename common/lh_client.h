@@ -97,6 +97,14 @@ uint64_t
     lh_client_send (lh_client_t *self, const char *svc, const char *op,
                     const void *body, size_t size, const lh_call_opts_t *opts);
 
+//  Wait for the final REP of a request sent with lh_client_send, its PARTs
+//  kept in the reply (lh_reply_parts); whatever else arrives meanwhile
+//  (other replies, events) is held for lh_client_recv. Returns 0 when the
+//  reply came, -1 with a synthesized 503/504 one (deadline, broker gone),
+//  or a 400 one when no such request is waiting. *reply_p is always set.
+int
+    lh_client_wait (lh_client_t *self, uint64_t id, lh_reply_t **reply_p);
+
 //  Receive the next PART, REP or PUB for this client, waiting up to
 //  timeout_ms (-1 forever). Returns 0 and a reply, or -1 on timeout or
 //  interrupt. Heartbeats and reconnects are handled inside.

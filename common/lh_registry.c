@@ -19,6 +19,9 @@
 #include "vectord.h"
 #include "pathwayd.h"
 #include "matrixd.h"
+#include "distilld.h"
+#include "observerd.h"
+#include "workflowd.h"
 
 typedef struct {
     const char *name;                   //  name used in actors/run, --actors
@@ -38,6 +41,10 @@ static const s_entry_t s_registry [] = {
     { "vectord",    &lh_vectord_service },
     { "pathwayd",   &lh_pathwayd_service },
     { "matrixd",    &lh_matrixd_service },
+    { "distilld",   &lh_distilld_service },
+    //  observerd and workflowd: after the services they watch and call
+    { "observerd",  &lh_observerd_service },
+    { "workflowd",  &lh_workflowd_service },
 };
 
 #define S_REGISTRY_SIZE (sizeof (s_registry) / sizeof (s_registry [0]))

@@ -9,6 +9,14 @@
 #include "lh_json.h"
 
 #define S_CALL_TIMEOUT  10000           //  deadline of lh_testbus_call, ms
+
+//  Every declared config key, to give the broker the acl/ ones
+#define LH_KEY(path, type, value, range, comment) path,
+static const char *s_config_keys [] = {
+#include "lh_config_keys.h"
+    NULL
+};
+#undef LH_KEY
 #define S_WAIT_MS       5000            //  longest wait for workers to register
 
 //  A service started on the bus
@@ -168,6 +176,26 @@ s_workers (lh_testbus_t *self, const char *name)
 
 
 //  --------------------------------------------------------------------------
+//  Give the broker the config's ACL (acl/ keys), as the launcher does, so a
+//  test sees what the real system enforces; set acl/ keys before a start
+
+static void
+s_configure_acl (lh_testbus_t *self)
+{
+    for (const char **path = s_config_keys; *path; path++) {
+        if (strncmp (*path, "acl/", 4) != 0)
+            continue;
+        char *status = NULL, *detail = NULL;
+        zsock_send (self->broker, "sss", "CONFIGURE", *path, lh_config_str (self->config, *path));
+        zsock_recv (self->broker, "ss", &status, &detail);
+        assert (status && streq (status, "0"));
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start workers of a service and wait until the broker lists them
 
 void
@@ -175,6 +203,7 @@ lh_testbus_start (lh_testbus_t *self, const lh_service_t *service, int workers)
 {
     assert (self);
     assert (service);
+    s_configure_acl (self);
     s_started_t *started = (s_started_t *) zmalloc (sizeof (s_started_t));
     assert (started);
     started->name = strdup (service->name);
@@ -275,6 +304,52 @@ lh_testbus_status (lh_testbus_t *self, const char *svc, const char *op,
     return status;
 }
 
+//  The string at error.NAME of a reply as a fresh string ("" if none)
+static char *
+s_error_str (lh_reply_t *reply, const char *name)
+{
+    const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
+    const char *text = "";
+    size_t size = 0;
+    lh_obj_str (error, name, &text, &size);
+    return zsys_sprintf ("%.*s", (int) size, text);
+}
+
+void
+lh_testbus_expect (lh_testbus_t *self, const char *svc, const char *op, const char *json,
+                   uint32_t status, const char *kind, const char *field)
+{
+    lh_reply_t *reply = lh_testbus_call (self, svc, op, json);
+    char *got_kind = s_error_str (reply, "kind");
+    char *got_field = s_error_str (reply, "field");
+    if (lh_reply_status (reply) != status
+    ||  (kind && !streq (kind, got_kind)) || (field && !streq (field, got_field))) {
+        fprintf (stderr, "%s.%s %s: expected %u %s/%s, got %u %s/%s\n", svc, op,
+                 json? json: "(no body)", status, kind? kind: "*", field? field: "*",
+                 lh_reply_status (reply), got_kind, got_field);
+        assert (false);
+    }
+    zstr_free (&got_kind);
+    zstr_free (&got_field);
+    lh_reply_destroy (&reply);
+    //  Exactly one answer: nothing else arrives for the request
+    assert (lh_client_recv (lh_testbus_client (self), &reply, 0) == -1);
+}
+
+char *
+lh_testbus_error (lh_reply_t *reply)
+{
+    assert (reply);
+    if (!lh_obj_get (lh_reply_object (reply), "error"))
+        return strdup ("");
+    char *kind = s_error_str (reply, "kind");
+    char *field = s_error_str (reply, "field");
+    char *error = zsys_sprintf ("%s/%s", kind, field);
+    zstr_free (&kind);
+    zstr_free (&field);
+    return error;
+}
+
 char *
 lh_testbus_json (lh_reply_t *reply)
 {
@@ -366,6 +441,17 @@ s_test_calls (lh_request_t *request, void *state)
     lh_reply_destroy (&reply);
 }
 
+//  Reads the body as JSON and answers it back with "seen": true
+static void
+s_test_json (lh_request_t *request, void *state)
+{
+    json_t *body = lh_request_json (request);
+    if (!body)
+        return;
+    json_object_set_new (body, "seen", json_true ());
+    lh_request_reply_json (request, 200, body);
+}
+
 //  Never answers in time
 static void
 s_test_sleep (lh_request_t *request, void *state)
@@ -377,6 +463,7 @@ s_test_sleep (lh_request_t *request, void *state)
 static const lh_op_t s_test_ops [] = {
     { "fields", s_test_fields },
     { "calls", s_test_calls },
+    { "json", s_test_json },
     { NULL, NULL }
 };
 static const lh_service_t s_test_service = { .name = "fields", .ops = s_test_ops };
@@ -384,18 +471,6 @@ static const lh_op_t s_slow_ops [] = { { "sleep", s_test_sleep }, { NULL, NULL }
 static const lh_service_t s_slow_service = { .name = "slow", .ops = s_slow_ops };
 
 #include "echo.h"
-
-//  The error body's kind and field of a reply, as "kind/field"
-static char *
-s_test_error (lh_reply_t *reply)
-{
-    const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
-    const char *kind = "", *field = "";
-    size_t kind_size = 0, field_size = 0;
-    lh_obj_str (error, "kind", &kind, &kind_size);
-    lh_obj_str (error, "field", &field, &field_size);
-    return zsys_sprintf ("%.*s/%.*s", (int) kind_size, kind, (int) field_size, field);
-}
 
 void
 lh_testbus_test (bool verbose)
@@ -440,24 +515,16 @@ lh_testbus_test (bool verbose)
         { "{\"name\": \"a\", \"tag\": \"t\", \"k\": 3, \"score\": 0, \"flag\": true, "
           "\"items\": [1], \"filter\": {}}", 200, NULL },
     };
-    lh_client_t *client = lh_testbus_client (bus);
     for (size_t index = 0; index < sizeof (cases) / sizeof (cases [0]); index++) {
-        lh_reply_t *reply = lh_testbus_call (bus, "fields", "fields", cases [index].json);
-        char *error = s_test_error (reply);
-        if (verbose)
-            printf ("\n    %s -> %u %s", cases [index].json? cases [index].json: "(none)",
-                    lh_reply_status (reply), error);
-        if (lh_reply_status (reply) != cases [index].status
-        ||  (cases [index].error && !streq (error, cases [index].error))) {
-            fprintf (stderr, "case %zu (%s): got %u %s\n", index,
-                     cases [index].json? cases [index].json: "(none)",
-                     lh_reply_status (reply), error);
-            assert (false);
+        char *kind = NULL, *field = NULL;
+        if (cases [index].error) {
+            kind = strdup (cases [index].error);
+            field = strchr (kind, '/');
+            *field++ = 0;
         }
-        zstr_free (&error);
-        lh_reply_destroy (&reply);
-        //  Exactly one answer: nothing else arrives for the request
-        assert (lh_client_recv (client, &reply, 0) == -1);
+        lh_testbus_expect (bus, "fields", "fields", cases [index].json, cases [index].status,
+                           kind? kind: "", field? field: "");
+        free (kind);
     }
     //  An integer past int64 (msgpack uint64 max)
     const char huge [] = "\x82\xa4name\xa1x\xa1k\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
@@ -468,6 +535,25 @@ lh_testbus_test (bool verbose)
     char *text = lh_testbus_json (reply);
     assert (streq (text, "{\"name\":\"x\",\"k\":7,\"score\":0.5,\"flag\":false}"));
     zstr_free (&text);
+    lh_reply_destroy (&reply);
+
+    reply = lh_testbus_call (bus, "fields", "fields", "{\"name\": 7}");
+    text = lh_testbus_error (reply);
+    assert (streq (text, "bad_field/name"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
+
+    //  JSON-shaped bodies both ways
+    reply = lh_testbus_call (bus, "fields", "json", "{\"a\": [1, \"x\"]}");
+    text = lh_testbus_json (reply);
+    assert (lh_reply_status (reply) == 200 && streq (text, "{\"a\":[1,\"x\"],\"seen\":true}"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
+    assert (lh_testbus_status (bus, "fields", "json", NULL) == 200);
+    assert (lh_testbus_status (bus, "fields", "json", "[1]") == 400);
+    const char bad_key [] = "\x81\x01\x02";       //  {1: 2}: no JSON for it
+    reply = lh_testbus_call_raw (bus, "fields", "json", bad_key, sizeof (bad_key) - 1);
+    assert (lh_reply_status (reply) == 400);
     lh_reply_destroy (&reply);
 
     //  Calls from a handler: several at once, trace carried, a dependency

@@ -14,11 +14,13 @@
                                              "{\"name\": \"w\", \"schema_fingerprint\": \"f\"}");
         assert (lh_reply_status (reply) == 201);
         lh_reply_destroy (&reply);
-        assert (lh_testbus_status (bus, "catalogd", "get", "{}") == 400);
+        lh_testbus_expect (bus, "catalogd", "get", "{}", 400, "bad_field", "name");
         lh_testbus_destroy (&bus);
 
     Set config keys (lh_testbus_set) before starting the services that
-    read them. The data directory is DIR/var under the temporary
+    read them; the broker takes the config's acl/ keys at each start (in-
+    process clients of a test bus have role actor), so a test that
+    publishes its own events sets acl/actor/publish first. The data directory is DIR/var under the temporary
     directory, and storaged's files are under it, so a test can look at
     what was written.
     =========================================================================
@@ -93,6 +95,20 @@ lh_reply_t *
 uint32_t
     lh_testbus_status (lh_testbus_t *self, const char *svc, const char *op,
                        const char *json);
+
+//  Call svc.op with a body written as JSON (NULL: none) and check the
+//  answer: its status, its error's kind and field (NULL: not checked; ""
+//  when there must be none), and that nothing else arrives for it. On a
+//  mismatch prints the request and what came, then asserts.
+void
+    lh_testbus_expect (lh_testbus_t *self, const char *svc, const char *op,
+                       const char *json, uint32_t status, const char *kind,
+                       const char *field);
+
+//  A reply's error as "kind/field" (either part may be empty), or "" when
+//  it has no error body; the caller frees it
+char *
+    lh_testbus_error (lh_reply_t *reply);
 
 //  A reply's body as compact JSON text (caller frees); "" for no body
 char *

@@ -42,9 +42,11 @@
 #include "lh_gateway.h"
 #include "lh_routes.h"
 #include "lh_http_auth.h"
+#include "lh_acl.h"
 #include "lh_http_pool.h"
 #include "lh_ingest_upload.h"
 #include "lh_mcp_http.h"
+#include "lh_multipart.h"
 #include "lh_json.h"
 #include "lh_log.h"
 #include <microhttpd.h>
@@ -66,7 +68,6 @@
 #define S_STREAM_BLOCK  (64 * 1024)     //  bytes libmicrohttpd asks of a stream at a time
 #define S_PROGRESS_STEP (1024 * 1024)   //  streamed body bytes that restart the read timeout
 #define S_FORM_NAME_MAX 256             //  longest multipart "name" field
-#define S_POST_BUFFER   (64 * 1024)     //  multipart/form-data parser buffer
 
 //  A connection, in the actor's registry (for the read timeout)
 typedef struct _s_conn_t s_conn_t;
@@ -89,6 +90,7 @@ typedef struct {
     lh_route_match_t match;             //  the route, when found
     char detail [128];                  //  Allow methods, or a routing reason
     char trace [LH_TRACE_SIZE + 1];     //  trace id
+    const char *role;                   //  the caller's role (its token's), or NULL
     char span [17];                     //  our span id (traceparent parent-id)
     char flags [3];                     //  trace flags
     uint32_t timeout_ms;                //  bus deadline
@@ -113,7 +115,7 @@ typedef struct {
     lh_reply_t *reply;                  //  the pump's answer (NULL: none came)
     zlist_t *parts;                     //  PART bodies before it
     lh_ingest_upload_t *upload;         //  body streaming into storaged
-    struct MHD_PostProcessor *post;     //  multipart/form-data parser, or NULL
+    lh_multipart_t *form;               //  multipart/form-data parser, or NULL
     bool file_seen;                     //  the form had a "file" field
     char *form_name;                    //  the form's "name" field, or NULL
     size_t form_name_size;              //  its length
@@ -131,6 +133,12 @@ typedef struct {
     char *endpoint;                     //  broker endpoint (copy)
     char *server_key;                   //  broker public key (copy), or NULL
     lh_link_t link;                     //  link for every bus client
+    char *admin_endpoint;               //  admin link endpoint (copy), or NULL
+    char *admin_server_key;             //  its broker key (copy), or NULL
+    lh_link_t admin_link;               //  role admin link, endpoint NULL = none
+    pthread_mutex_t admin_lock;         //  guards admin_client
+    lh_client_t *admin_client;          //  on admin_link, made at first use
+    lh_acl_t *acl;                      //  what each role may call
     char *name;                         //  bus client name
     lh_http_pool_t *pool;               //  the HTTP threads, when started
     int listen_fd;                      //  their listening socket, or -1
@@ -377,8 +385,7 @@ s_request_destroy (s_request_t **request_p)
         s_request_t *request = *request_p;
         lh_ingest_upload_destroy (&request->upload);
         lh_mcp_http_end (&request->mcp);
-        if (request->post)
-            MHD_destroy_post_processor (request->post);
+        lh_multipart_destroy (&request->form);
         lh_reply_destroy (&request->reply);
         if (request->parts) {
             zframe_t *part;
@@ -734,6 +741,32 @@ static enum MHD_Result
     s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request);
 
 //  --------------------------------------------------------------------------
+//  Call a broker admin op for an admin-token caller on the admin link
+//  (role admin), the only use of that link; the call waits on this HTTP
+//  thread (the broker answers these itself, at once). Takes the body.
+//  Returns the reply, or NULL when the broker cannot be reached.
+
+static lh_reply_t *
+s_admin_call (self_t *self, const char *service, const char *op, zframe_t **body_p,
+              const lh_call_opts_t *opts)
+{
+    lh_reply_t *reply = NULL;
+    pthread_mutex_lock (&self->admin_lock);
+    if (!self->admin_client)
+        self->admin_client = lh_client_new (&self->admin_link, "gateway-admin");
+    if (self->admin_client) {
+        const void *body = *body_p? zframe_data (*body_p): NULL;
+        size_t size = *body_p? zframe_size (*body_p): 0;
+        lh_client_call (self->admin_client, service, op, body, size, opts, &reply);
+    }
+    pthread_mutex_unlock (&self->admin_lock);
+    zframe_destroy (body_p);
+    lh_info (S_ACTOR, opts->trace, "admin caller: %s.%s on the admin link: %u", service, op,
+             reply? lh_reply_status (reply): 503);
+    return reply;
+}
+
+//  --------------------------------------------------------------------------
 //  Send svc.op on this HTTP thread's bus pump and suspend the connection
 //  until it answers; the access handler is called again then (s_answer).
 //  Takes the body. No pump or no bus yet: answered now (503).
@@ -743,6 +776,11 @@ s_submit (self_t *self, struct MHD_Connection *connection, s_request_t *request,
           const char *service, const char *op, zframe_t **body_p)
 {
     lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    if (self->admin_link.endpoint && request->role && streq (request->role, "admin")
+    &&  lh_acl_admin_op (service, op)) {
+        request->reply = s_admin_call (self, service, op, body_p, &opts);
+        return s_answer (self, connection, request);
+    }
     lh_bus_pump_t *pump = lh_http_pool_pump ();
     request->connection = connection;
     if (!pump || lh_bus_pump_submit (pump, service, op, body_p, &opts, s_bus_done, request)) {
@@ -919,26 +957,25 @@ s_upload_write (s_request_t *request, const char *data, size_t size)
 //  --------------------------------------------------------------------------
 //  multipart/form-data: "file" goes to the upload, "name" is kept
 
-static enum MHD_Result
-s_post_iterate (void *cls, enum MHD_ValueKind kind, const char *key,
-                const char *filename, const char *content_type,
-                const char *transfer_encoding, const char *data,
-                uint64_t off, size_t size)
+static int
+s_form_event (void *arg, lh_multipart_event_t event, const lh_multipart_part_t *part,
+              const char *data, size_t size)
 {
-    s_request_t *request = (s_request_t *) cls;
-    if (request->error_status || !key)
-        return MHD_YES;
+    s_request_t *request = (s_request_t *) arg;
+    const char *key = part->name;
+    if (request->error_status || event == LH_MULTIPART_END)
+        return 0;
     if (streq (key, "file")) {
         request->file_seen = true;
         if (size)
             s_upload_write (request, data, size);
     }
     else
-    if (streq (key, "name")) {
+    if (streq (key, "name") && size) {
         if (request->form_name_size + size > S_FORM_NAME_MAX) {
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
                             "the form field 'name' is longer than %d bytes", S_FORM_NAME_MAX);
-            return MHD_YES;
+            return 0;
         }
         char *name = (char *) realloc (request->form_name, request->form_name_size + size + 1);
         assert (name);
@@ -947,7 +984,7 @@ s_post_iterate (void *cls, enum MHD_ValueKind kind, const char *key,
         name [request->form_name_size] = 0;
         request->form_name = name;
     }
-    return MHD_YES;
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -968,10 +1005,11 @@ s_stream_take (s_request_t *request, const char *data, size_t size)
         request->progress_mark = request->received;
         __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
     }
-    if (request->post) {
-        if (MHD_post_process (request->post, data, size) != MHD_YES)
+    if (request->form) {
+        if (lh_multipart_feed (request->form, data, size, s_form_event, request))
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the multipart/form-data body is malformed");
+                            "the multipart/form-data body is malformed: %s",
+                            lh_multipart_error (request->form));
     }
     else
         s_upload_write (request, data, size);
@@ -1004,12 +1042,11 @@ s_serve_upload (self_t *self, struct MHD_Connection *connection, s_request_t *re
 static enum MHD_Result
 s_serve_ingest (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
-    if (request->post) {
-        enum MHD_Result done = MHD_destroy_post_processor (request->post);
-        request->post = NULL;
-        if (done != MHD_YES)
+    if (request->form) {
+        if (lh_multipart_finish (request->form))
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the multipart/form-data body is incomplete");
+                            "the multipart/form-data body is incomplete: %s",
+                            lh_multipart_error (request->form));
         else
         if (!request->file_seen)
             s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
@@ -1376,12 +1413,51 @@ s_stream_begin (self_t *self, struct MHD_Connection *connection, s_request_t *re
         const char *type = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
                                                         MHD_HTTP_HEADER_CONTENT_TYPE);
         if (type && strncasecmp (type, "multipart/form-data", 19) == 0) {
-            request->post = MHD_create_post_processor (connection, S_POST_BUFFER,
-                                                       s_post_iterate, request);
-            if (!request->post)
+            char boundary [LH_MULTIPART_BOUNDARY_MAX + 1];
+            const char *reason;
+            if (lh_multipart_boundary (type, boundary, sizeof (boundary), &reason) == 0)
+                request->form = lh_multipart_new (boundary, NULL);
+            else
                 s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                                "the multipart/form-data Content-Type has no usable boundary");
+                                "the multipart/form-data Content-Type has no usable boundary: %s",
+                                reason);
         }
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Check that the caller's role may call what a matched route calls, as
+//  the broker would (acl/ROLE/call; the broker admin ops need role admin):
+//  the route's service.op, and storaged.put for the routes that stream
+//  a body into storaged. Records 403 when not.
+
+static void
+s_request_authorize (self_t *self, s_request_t *request)
+{
+    const lh_route_match_t *match = &request->match;
+    if (!*match->service)
+        return;                         //  answered by the gateway itself
+    const char *calls [2][2] = { { match->service, match->op }, { NULL, NULL } };
+    lh_route_in_t in = match->route->in;
+    if (in == LH_IN_UPLOAD || in == LH_IN_INGEST) {
+        calls [1][0] = "storaged";
+        calls [1][1] = "put";
+    }
+    for (size_t index = 0; index < 2 && calls [index][0]; index++) {
+        const char *svc = calls [index][0];
+        const char *op = calls [index][1];
+        if (lh_acl_may_call (self->acl, request->role, svc, op))
+            continue;
+        if (lh_acl_admin_op (svc, op))
+            s_request_fail (request, LH_ST_FORBIDDEN, "forbidden",
+                            "role %s may not call %s.%s: broker admin ops need an admin "
+                            "token", request->role, svc, op);
+        else
+            s_request_fail (request, LH_ST_FORBIDDEN, "forbidden",
+                            "role %s may not call %s.%s (acl/%s/call)",
+                            request->role, svc, op, request->role);
+        return;
     }
 }
 
@@ -1425,9 +1501,11 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     int status = lh_routes_match (request->method, request->path, &request->match,
                                   request->detail, sizeof (request->detail));
     bool open = status == 200 && (request->match.route->flags & LH_ROUTE_OPEN);
-    if (!open && !lh_http_auth_check (self->auth,
+    if (!open)
+        request->role = lh_http_auth_role (self->auth,
             MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                         MHD_HTTP_HEADER_AUTHORIZATION)))
+                                         MHD_HTTP_HEADER_AUTHORIZATION));
+    if (!open && !request->role)
         s_request_fail (request, LH_ST_UNAUTHORIZED, "unauthorized",
                         "a valid bearer token is required (Authorization: Bearer TOKEN)");
 
@@ -1443,6 +1521,10 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
     else
     if (status == 400)
         s_request_fail (request, 400, "bad_request", "%s", request->detail);
+    //  The caller's role may call what the route calls? (before anything
+    //  reaches the bus, an upload's first part included)
+    if (status == 200 && !open && request->role && !request->error_status)
+        s_request_authorize (self, request);
     bool streaming = false;
     uint32_t timeout_max = self->timeout_max_ms;
     if (status == 200) {
@@ -1913,9 +1995,12 @@ s_tokens_reload (self_t *self, bool force, char **detail_p)
 {
     char *error = NULL;
     int rc = lh_http_auth_reload (self->auth, force, &error);
-    if (rc == 1)
-        lh_info (S_ACTOR, NULL, "bearer tokens reloaded: %zu accepted",
-                 lh_http_auth_tokens (self->auth));
+    if (rc == 1) {
+        char *tokens = lh_http_auth_describe (self->auth);
+        lh_info (S_ACTOR, NULL, "bearer tokens reloaded: %zu accepted: %s",
+                 lh_http_auth_tokens (self->auth), tokens);
+        free (tokens);
+    }
     else
     if (rc == -1)
         lh_warn (S_ACTOR, NULL, "bearer tokens not reloaded: %s", error);
@@ -2121,8 +2206,14 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     self->timeout_max_ms = (uint32_t) timeout_max;
     self->read_timeout_us = read_timeout * 1000000;
 
-    //  Tokens and allow-list
+    //  What each caller's role may call
     char *error = NULL;
+    self->acl = lh_acl_new ();
+    if (lh_acl_load (self->acl, config, &error)) {
+        *detail_p = error;
+        return -1;
+    }
+    //  Tokens and allow-list
     self->auth = lh_http_auth_new (lh_config_str (config, "gateway/token_file"),
                                    lh_config_str (config, "gateway/allow"), &error);
     if (!self->auth) {
@@ -2210,9 +2301,11 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     s_health_refresh (self);
     self->next_health = zclock_mono () + self->health_ms;
     self->next_token_check = zclock_mono () + self->token_check_ms;
-    lh_info (S_ACTOR, NULL, "listening on %s (%d threads, %zu tokens%s)", self->url,
-             self->threads, lh_http_auth_tokens (self->auth),
+    char *tokens = lh_http_auth_describe (self->auth);
+    lh_info (S_ACTOR, NULL, "listening on %s (%d threads, %zu tokens%s%s%s)", self->url,
+             self->threads, lh_http_auth_tokens (self->auth), *tokens? ": ": "", tokens,
              *lh_config_str (config, "gateway/allow")? ", allow-list": "");
+    free (tokens);
     *detail_p = strdup (self->url);
     return 0;
 }
@@ -2265,6 +2358,15 @@ s_self_new (zsock_t *pipe, lh_gateway_args_t *args)
     self->link.endpoint = self->endpoint;
     self->link.server_key = self->server_key;
     self->link.cert = args->link.cert;
+    if (args->admin_link.endpoint) {
+        self->admin_endpoint = strdup (args->admin_link.endpoint);
+        self->admin_server_key = args->admin_link.server_key?
+                                 strdup (args->admin_link.server_key): NULL;
+        self->admin_link.endpoint = self->admin_endpoint;
+        self->admin_link.server_key = self->admin_server_key;
+        self->admin_link.cert = args->admin_link.cert;
+    }
+    pthread_mutex_init (&self->admin_lock, NULL);
     self->name = strdup (args->name? args->name: "gateway");
     pthread_mutex_init (&self->health_lock, NULL);
     pthread_mutex_init (&self->conn_lock, NULL);
@@ -2295,6 +2397,11 @@ s_self_destroy (self_t **self_p)
         if (self->client_key_made)
             pthread_key_delete (self->client_key);
         lh_client_destroy (&self->health_client);
+        lh_client_destroy (&self->admin_client);
+        pthread_mutex_destroy (&self->admin_lock);
+        lh_acl_destroy (&self->acl);
+        free (self->admin_endpoint);
+        free (self->admin_server_key);
         lh_http_auth_destroy (&self->auth);
         pthread_mutex_destroy (&self->health_lock);
         pthread_mutex_destroy (&self->conn_lock);

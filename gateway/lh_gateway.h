@@ -26,13 +26,26 @@
 
     Pipe commands (after the start reply):
 
-    RELOAD          re-read the bearer tokens now (as SIGHUP does);
+    RELOAD          re-read the bearer tokens now (what SIGHUP does);
                     answers "ss": "0"/"-1" and a detail.
     URL             answers "ss": "0" and the bound URL.
     $TERM           stop serving and end the actor.
 
-    The actor also re-reads the tokens on SIGHUP (it chains to any SIGHUP
-    handler installed before it) and when the token file changes.
+    The actor also re-reads the tokens when the token file changes
+    (checked every gateway/token_check_ms) and on a SIGHUP its own handler
+    sees (it chains to any handler installed before it). A process that
+    takes its signals itself, as `lakehouse` does (sigwait, every thread
+    blocking them), sends RELOAD on SIGHUP instead.
+
+    Roles (docs/http.md, "Authentication"): each HTTP caller has the role
+    of its bearer token (client, or admin), client when no token is
+    configured; a route or /v1/bus/SERVICE/OP the role may not call (the
+    config's acl section, lh_acl.h) is answered 403 before anything goes
+    to the bus. The gateway's own bus connection has its own role
+    (gateway: its certificate, or the launcher's in-process grant), which
+    the broker checks again and which may not call the broker admin ops.
+    Those go, for admin-token callers only, over admin_link, a second
+    connection with role admin, when the process gives one.
     =========================================================================
 */
 
@@ -50,6 +63,8 @@ extern "C" {
 typedef struct {
     lh_config_t *config;                //  gateway/... keys (borrowed)
     lh_link_t link;                     //  how each HTTP thread reaches the broker
+    lh_link_t admin_link;               //  role admin, for admin callers of the broker
+                                        //  admin ops; endpoint NULL = none
     const char *name;                   //  bus client name; NULL = "gateway"
 } lh_gateway_args_t;
 

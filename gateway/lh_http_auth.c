@@ -21,9 +21,17 @@
 #define S_TOKENS_MAX    64              //  most tokens at once
 #define S_FILE_MAX      (64 * 1024)     //  largest token file read
 
-//  One accepted token, as its hash
+#define S_NAME_MAX      64              //  longest token name
+
+//  The roles a token may carry: the first is every token's default
+static const char *s_roles [] = { "client", "admin" };
+#define S_ROLE_COUNT    (sizeof (s_roles) / sizeof (s_roles [0]))
+
+//  One accepted token, as its hash, with its role and name
 typedef struct {
     uint8_t hash [S_HASH_SIZE];         //  SHA-256 of the token
+    uint8_t role;                       //  index in s_roles
+    char name [S_NAME_MAX + 1];         //  name= in the token file, or a default
 } s_token_t;
 
 //  One allow-list entry, IPv4 held as v4-mapped IPv6
@@ -91,12 +99,13 @@ s_file_state (const char *path, s_file_state_t *state)
 
 
 //  --------------------------------------------------------------------------
-//  Add one token (trimmed of blanks) to the array. Returns 0, or -1 with
-//  *error_p set. where names the source for the message.
+//  Add one token (trimmed of blanks) to the array, with role (index in
+//  s_roles) and name (NULL: "token-N"). Returns 0, or -1 with *error_p
+//  set. where names the source for the message.
 
 static int
 s_token_add (s_token_t *tokens, size_t *count, const char *text, size_t size,
-             const char *where, char **error_p)
+             uint8_t role, const char *name, const char *where, char **error_p)
 {
     while (size && isspace ((unsigned char) *text)) {
         text++;
@@ -118,9 +127,79 @@ s_token_add (s_token_t *tokens, size_t *count, const char *text, size_t size,
         *error_p = s_error ("%s: more than %d tokens", where, S_TOKENS_MAX);
         return -1;
     }
-    crypto_hash_sha256 (tokens [*count].hash, (const uint8_t *) text, size);
+    s_token_t *token = &tokens [*count];
+    crypto_hash_sha256 (token->hash, (const uint8_t *) text, size);
+    token->role = role;
+    if (name)
+        snprintf (token->name, sizeof (token->name), "%s", name);
+    else
+    if (*count < 2)
+        snprintf (token->name, sizeof (token->name), "%s", *count? "secondary": "primary");
+    else
+        snprintf (token->name, sizeof (token->name), "token-%zu", *count + 1);
     (*count)++;
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Parse one token file line, "TOKEN [role=ROLE] [name=NAME]", and add the
+//  token. Returns 0, or -1 with *error_p set.
+
+static int
+s_token_line (s_token_t *tokens, size_t *count, const char *line, size_t length,
+              const char *where, char **error_p)
+{
+    size_t token_size = 0;
+    while (token_size < length && !isspace ((unsigned char) line [token_size]))
+        token_size++;
+    uint8_t role = 0;
+    char name [S_NAME_MAX + 1] = "";
+    const char *field = line + token_size;
+    const char *end = line + length;
+    while (field < end) {
+        while (field < end && isspace ((unsigned char) *field))
+            field++;
+        if (field == end)
+            break;
+        size_t size = 0;
+        while (field + size < end && !isspace ((unsigned char) field [size]))
+            size++;
+        if (size > 5 && memcmp (field, "role=", 5) == 0) {
+            size_t index;
+            for (index = 0; index < S_ROLE_COUNT; index++)
+                if (size - 5 == strlen (s_roles [index])
+                &&  memcmp (field + 5, s_roles [index], size - 5) == 0)
+                    break;
+            if (index == S_ROLE_COUNT) {
+                *error_p = s_error ("%s: a token's role is client or admin, not '%.*s'",
+                                    where, (int) (size - 5 > 32? 32: size - 5), field + 5);
+                return -1;
+            }
+            role = (uint8_t) index;
+        }
+        else
+        if (size > 5 && memcmp (field, "name=", 5) == 0) {
+            bool valid = size - 5 <= S_NAME_MAX;
+            for (size_t index = 5; valid && index < size; index++)
+                valid = isalnum ((unsigned char) field [index])
+                     || strchr ("_.-", field [index]);
+            if (!valid) {
+                *error_p = s_error ("%s: a token's name is 1 to %d of [A-Za-z0-9_.-]",
+                                    where, S_NAME_MAX);
+                return -1;
+            }
+            snprintf (name, sizeof (name), "%.*s", (int) (size - 5), field + 5);
+        }
+        else {
+            *error_p = s_error ("%s: after the token, only role=ROLE and name=NAME "
+                                "(a token has no blanks)", where);
+            return -1;
+        }
+        field += size;
+    }
+    return s_token_add (tokens, count, line, token_size, role, *name? name: NULL,
+                        where, error_p);
 }
 
 
@@ -178,7 +257,7 @@ s_tokens_from_file (const char *path, s_token_t *tokens, size_t *count, char **e
         if (length && *start != '#') {
             char where [256];
             snprintf (where, sizeof (where), "%s:%d", path, number);
-            rc = s_token_add (tokens, count, start, length, where, error_p);
+            rc = s_token_line (tokens, count, start, length, where, error_p);
         }
         line = next? next + 1: NULL;
     }
@@ -201,7 +280,8 @@ s_tokens_load (lh_http_auth_t *self, s_token_t **tokens_p, size_t *count_p, char
     int rc = 0;
     const char *primary = getenv ("LAKEHOUSE_TOKEN");
     if (primary && *primary)
-        rc = s_token_add (tokens, &count, primary, strlen (primary), "LAKEHOUSE_TOKEN", error_p);
+        rc = s_token_add (tokens, &count, primary, strlen (primary), 0, NULL,
+                          "LAKEHOUSE_TOKEN", error_p);
     const char *list = getenv ("LAKEHOUSE_TOKENS");
     while (rc == 0 && list && *list) {
         size_t size = strcspn (list, ",");
@@ -210,7 +290,7 @@ s_tokens_load (lh_http_auth_t *self, s_token_t **tokens_p, size_t *count_p, char
             if (!isspace ((unsigned char) list [index]))
                 blank = false;
         if (!blank)
-            rc = s_token_add (tokens, &count, list, size, "LAKEHOUSE_TOKENS", error_p);
+            rc = s_token_add (tokens, &count, list, size, 0, NULL, "LAKEHOUSE_TOKENS", error_p);
         list += size + (list [size] == ',');
     }
     if (rc == 0 && self->token_file)
@@ -443,19 +523,52 @@ lh_http_auth_tokens (lh_http_auth_t *self)
 
 
 //  --------------------------------------------------------------------------
+//  Describe the tokens as "primary (client), ops (admin)" (caller frees)
+
+char *
+lh_http_auth_describe (lh_http_auth_t *self)
+{
+    assert (self);
+    pthread_rwlock_rdlock (&self->lock);
+    size_t size = 1;
+    for (size_t index = 0; index < self->count; index++)
+        size += strlen (self->tokens [index].name) + 16;
+    char *text = (char *) malloc (size);
+    assert (text);
+    size_t used = 0;
+    text [0] = 0;
+    for (size_t index = 0; index < self->count; index++)
+        used += snprintf (text + used, size - used, "%s%s (%s)", index? ", ": "",
+                          self->tokens [index].name, s_roles [self->tokens [index].role]);
+    pthread_rwlock_unlock (&self->lock);
+    return text;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Does this Authorization header carry an accepted bearer token?
 
 bool
 lh_http_auth_check (lh_http_auth_t *self, const char *authorization)
+{
+    return lh_http_auth_role (self, authorization) != NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The role an Authorization header value grants, or NULL
+
+const char *
+lh_http_auth_role (lh_http_auth_t *self, const char *authorization)
 {
     assert (self);
     pthread_rwlock_rdlock (&self->lock);
     bool open = self->count == 0;
     pthread_rwlock_unlock (&self->lock);
     if (open)
-        return true;
+        return s_roles [0];
     if (!authorization || strncasecmp (authorization, "Bearer ", 7) != 0)
-        return false;
+        return NULL;
     const char *token = authorization + 7;
     while (*token == ' ')
         token++;
@@ -463,16 +576,23 @@ lh_http_auth_check (lh_http_auth_t *self, const char *authorization)
     while (size && (token [size - 1] == ' ' || token [size - 1] == '\t'))
         size--;
     if (size == 0 || size > S_TOKEN_MAX)
-        return false;
+        return NULL;
 
+    //  Every token is compared every time; the match's role is picked
+    //  with masks, not branches
     uint8_t hash [S_HASH_SIZE];
     crypto_hash_sha256 (hash, (const uint8_t *) token, size);
-    int matched = 0;
+    unsigned matched = 0;
+    unsigned role = 0;
     pthread_rwlock_rdlock (&self->lock);
-    for (size_t index = 0; index < self->count; index++)
-        matched |= sodium_memcmp (hash, self->tokens [index].hash, S_HASH_SIZE) == 0;
+    for (size_t index = 0; index < self->count; index++) {
+        unsigned match = sodium_memcmp (hash, self->tokens [index].hash, S_HASH_SIZE) == 0;
+        unsigned mask = 0u - match;
+        role |= mask & self->tokens [index].role;
+        matched |= match;
+    }
     pthread_rwlock_unlock (&self->lock);
-    return matched != 0;
+    return matched? s_roles [role < S_ROLE_COUNT? role: 0]: NULL;
 }
 
 
@@ -620,6 +740,47 @@ lh_http_auth_test (bool verbose)
     assert (lh_http_auth_check (auth, "Bearer file-second-0123456789"));
     assert (!lh_http_auth_check (auth, "Bearer file-third-0123456789"));
     lh_http_auth_destroy (&auth);
+
+    //  Roles: a token file line may name its role (client by default) and
+    //  its name; the environment's tokens are client; no token: client
+    auth = lh_http_auth_new (NULL, NULL, &error);
+    assert (auth && streq (lh_http_auth_role (auth, NULL), "client"));
+    lh_http_auth_destroy (&auth);
+    setenv ("LAKEHOUSE_TOKEN", "env-primary-0123456789", 1);
+    s_test_write (path, "# roles\nfile-client-0123456789\n"
+                        "file-admin-0123456789 role=admin name=ops\n"
+                        "file-named-0123456789   name=ci role=client\n", 0600);
+    auth = lh_http_auth_new (path, NULL, &error);
+    assert (auth && lh_http_auth_tokens (auth) == 4);
+    assert (streq (lh_http_auth_role (auth, "Bearer env-primary-0123456789"), "client"));
+    assert (streq (lh_http_auth_role (auth, "Bearer file-client-0123456789"), "client"));
+    assert (streq (lh_http_auth_role (auth, "Bearer file-admin-0123456789"), "admin"));
+    assert (streq (lh_http_auth_role (auth, "Bearer file-named-0123456789"), "client"));
+    assert (lh_http_auth_role (auth, "Bearer file-admin-012345678") == NULL);
+    assert (lh_http_auth_role (auth, NULL) == NULL);
+    char *described = lh_http_auth_describe (auth);
+    assert (streq (described, "primary (client), secondary (client), ops (admin), ci (client)"));
+    assert (!strstr (described, "0123456789"));
+    zstr_free (&described);
+    //  A reload that demotes the admin token takes its role away
+    s_test_write (path, "file-admin-0123456789 role=client\n", 0600);
+    assert (lh_http_auth_reload (auth, true, &error) == 1);
+    assert (streq (lh_http_auth_role (auth, "Bearer file-admin-0123456789"), "client"));
+    lh_http_auth_destroy (&auth);
+    unsetenv ("LAKEHOUSE_TOKEN");
+    const char *bad_lines [] = {
+        "file-token-0123456789 role=root\n", "file-token-0123456789 role=\n",
+        "file-token-0123456789 name=a/b\n", "file-token-0123456789 admin\n",
+        "file-token-0123456789 role=admin extra\n",
+    };
+    for (size_t index = 0; index < sizeof (bad_lines) / sizeof (bad_lines [0]); index++) {
+        s_test_write (path, bad_lines [index], 0600);
+        auth = lh_http_auth_new (path, NULL, &error);
+        assert (!auth && error && strstr (error, ":1:"));
+        if (verbose)
+            printf ("\n   %s", error);
+        zstr_free (&error);
+    }
     unlink (path);
 
     //  CIDR allow-list

@@ -6,7 +6,12 @@
     - LAKEHOUSE_TOKEN      the primary token;
     - LAKEHOUSE_TOKENS     comma-separated tokens (the first is the primary
                            when LAKEHOUSE_TOKEN is not set), for rotation;
-    - gateway/token_file   one token per line, the first being the primary;
+    - gateway/token_file   one token per line, the first being the primary,
+                           each optionally followed by role=ROLE and
+                           name=NAME (blank-separated):
+                               c1f0e9...                (client, "primary")
+                               7d21aa... name=ci        (client)
+                               99be04... role=admin name=ops
                            blank lines and lines starting with # are
                            skipped. The file must be a regular file that
                            neither group nor others may read (0600): any
@@ -15,6 +20,11 @@
     "add the new token, move clients, remove the old". Tokens are kept only
     as SHA-256 hashes and compared in constant time (sodium_memcmp over
     fixed-length hashes, every token compared every time).
+
+    Each token has a role, client (the default, and always for the
+    environment's tokens) or admin; with no token configured every caller
+    is client. The gateway checks the role against the ACL (lh_acl.h)
+    for each request.
 
     A reload (SIGHUP, the RELOAD pipe command, or the file's mtime
     changing) re-reads both sources. A reload that fails, or that would
@@ -63,6 +73,17 @@ size_t
 //  Thread-safe. With no token configured, always true.
 bool
     lh_http_auth_check (lh_http_auth_t *self, const char *authorization);
+
+//  The role this Authorization header value grants: "client" or "admin"
+//  (a static string), "client" when no token is configured, NULL when
+//  the token is missing or not accepted. Thread-safe.
+const char *
+    lh_http_auth_role (lh_http_auth_t *self, const char *authorization);
+
+//  The tokens as "primary (client), ops (admin)", for the log (caller
+//  frees; never the tokens themselves)
+char *
+    lh_http_auth_describe (lh_http_auth_t *self);
 
 //  Is the client address in the allow-list? Thread-safe.
 bool

@@ -132,6 +132,7 @@ s_header_field (lh_header_t *self, uint32_t bit, size_t *capacity)
         case LH_H_IDEM:  *capacity = sizeof (self->idem);  return self->idem;
         case LH_H_TOPIC: *capacity = sizeof (self->topic); return self->topic;
         case LH_H_OPS:   *capacity = sizeof (self->ops);   return self->ops;
+        case LH_H_SOLO:  *capacity = sizeof (self->solo);  return self->solo;
         default:         *capacity = 0;                    return NULL;
     }
 }
@@ -282,6 +283,7 @@ lh_header_encode (const lh_header_t *self, uint8_t *buffer, size_t capacity)
     if (has & LH_H_HB_LIVE) ok = ok && s_put_kv_uint (&writer, "hb_live", self->hb_live);
     if (has & LH_H_MAX_MSG) ok = ok && s_put_kv_uint (&writer, "max_msg", self->max_msg);
     if (has & LH_H_OPS)     ok = ok && s_put_kv_str (&writer, "ops", self->ops);
+    if (has & LH_H_SOLO)    ok = ok && s_put_kv_str (&writer, "solo", self->solo);
     return ok? (int) (writer.ptr - buffer): -1;
 }
 
@@ -711,6 +713,9 @@ lh_header_decode (lh_header_t *self, const uint8_t *data, size_t size)
                 else
                 if (memcmp (key, "name", 4) == 0)
                     bit = LH_H_NAME;
+                else
+                if (memcmp (key, "solo", 4) == 0)
+                    bit = LH_H_SOLO;
                 break;
             case 5:
                 if (memcmp (key, "topic", 5) == 0)
@@ -1040,6 +1045,7 @@ lh_proto_test (bool verbose)
     lh_header_set_str (&header, LH_H_UID, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
     lh_header_set_str (&header, LH_H_NAME, "node-b");
     lh_header_set_str (&header, LH_H_OPS, "put,get,head");
+    lh_header_set_str (&header, LH_H_SOLO, "host-b:4242:0123abcd");
     uint8_t buffer [LH_HEADER_MAX];
     int size = lh_header_encode (&header, buffer, sizeof (buffer));
     assert (size > 0);
@@ -1055,6 +1061,7 @@ lh_proto_test (bool verbose)
     assert (streq (decoded.tr, header.tr) && streq (decoded.src, "gateway"));
     assert (streq (decoded.uid, header.uid) && streq (decoded.name, "node-b"));
     assert (streq (decoded.ops, "put,get,head"));
+    assert (streq (decoded.solo, "host-b:4242:0123abcd"));
     //  Too small a buffer is refused, never overrun
     for (int capacity = 0; capacity < size; capacity++)
         assert (lh_header_encode (&header, buffer, capacity) == -1);

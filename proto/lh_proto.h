@@ -100,6 +100,7 @@ typedef enum {
 #define LH_H_HB_LIVE    (1u << 19)
 #define LH_H_MAX_MSG    (1u << 20)
 #define LH_H_OPS        (1u << 21)
+#define LH_H_SOLO       (1u << 22)
 #define LH_H_STAMPS     (LH_H_SRC | LH_H_UID | LH_H_BSEQ | LH_H_BRX | LH_H_ATT)
 
 //  A decoded header. Fixed-size fields: decoding never allocates.
@@ -128,6 +129,8 @@ typedef struct {
     char idem [LH_IDEM_MAX + 1];        //  idempotency key
     char topic [LH_TOPIC_MAX + 1];      //  PUB/SUB topic
     char ops [LH_OPS_MAX + 1];          //  READY: "op1,op2,..."
+    char solo [LH_NAME_MAX + 1];        //  READY: single-instance, the offering
+                                        //  process's instance id
 } lh_header_t;
 
 //  Limits applied by the bounded msgpack checker (bodies)

@@ -14,6 +14,12 @@
                                             a vector corpus from a dataset (lh_corpus.h)
     lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]
                                             does playbook memory lift retrieval? (lh_lift.h)
+    lakehouse [options] distill STAGE [...]  drive distilld: materialize, score,
+                                            export, drift, run, replay, runs, report
+                                            (actors/distilld/lh_distill_cli.h)
+    lakehouse [options] workflow run FILE [--input NAME=TEXT | NAME:=JSON ...]
+                                            run a workflow file (YAML or JSON) through
+                                            workflowd, showing each node as it goes
     lakehouse [options] mcp                 an MCP server on stdin/stdout for agents
                                             (lh_mcp_stdio.h, docs/mcp.md)
     lakehouse config                        print every key with its default
@@ -47,9 +53,17 @@
     run: broker, admin, tap, node, gateway, mcp, with public copies of all but
     the broker's in CERTS/allow. `node` and `gateway` connect with
     bus/cert (default CERTS/node.cert, CERTS/gateway.cert) and the broker
-    key bus/server_key (default CERTS/broker.cert). SIGHUP makes the broker
-    re-read its allow directory at once (it also checks it every
-    broker/reload_ms).
+    key bus/server_key (default CERTS/broker.cert). Every peer has a role
+    (docs/broker.md, "Roles"): `up` grants its actors role actor and its
+    gateway role gateway (plus an admin link for admin-token callers of
+    the broker admin ops); peers of a plain-tcp endpoint get
+    bus/plain_role.
+
+    Each running command writes DATA_DIR/COMMAND.pid (up.pid, broker.pid,
+    node.pid, gateway.pid) and removes it on a clean stop. SIGHUP makes
+    the process reload everything it can: the broker's allow directory
+    (also checked every broker/reload_ms) and the gateway's bearer tokens
+    (also checked every gateway/token_check_ms).
 
     Readiness is announced on stdout, one line each, flushed, so a script
     can start the process and read the real endpoints (a tcp endpoint
@@ -85,9 +99,13 @@
 #include "lh_corpus.h"
 #include "lh_lift.h"
 #include "lh_mcp_stdio.h"
+#include "lh_acl.h"
+#include "lh_distill_cli.h"
+#include "lh_wfcli.h"
 
 #include <signal.h>
 #include <pthread.h>
+#include <malloc.h>
 
 #define S_EXIT_FAILURE      1           //  failure at run time
 #define S_EXIT_USAGE        2           //  bad command line or config
@@ -121,6 +139,7 @@ typedef struct {
     const char *allow;                  //  certs new --allow, or NULL
     const char *days;                   //  certs new --days, or NULL
     const char *name;                   //  ingest --name, or NULL
+    zlist_t *inputs;                    //  workflow run --input values (borrowed)
     zlist_t *words;                     //  arguments after the command
     zlist_t *sets;                      //  "KEY=VALUE" strings (borrowed)
     lh_tap_t *tap;                      //  in-process tap reader's settings
@@ -150,6 +169,10 @@ typedef struct {
     zlist_t *services;                  //  s_service_t items, in start order
     zcert_t *cert;                      //  our certificate for a tcp link, or NULL
     char *server_key;                   //  the broker's key for it, or NULL
+    zcert_t *admin_cert;                //  gateway: its admin link's certificate, or NULL
+    char *admin_key;                    //  the broker's key for that link, or NULL
+    zlist_t *inproc_certs;              //  in-process certificates we granted
+    char *pid_file;                     //  DATA_DIR/COMMAND.pid we wrote, or NULL
     sigset_t signals;                   //  SIGINT + SIGTERM + SIGHUP, blocked everywhere
     lh_tap_t *tap;                      //  in-process tap reader, or NULL
     zactor_t *tap_reader;               //  its actor while it runs, or NULL
@@ -170,8 +193,11 @@ s_usage (FILE *file)
         "       lakehouse [options] certs init | certs show FILE\n"
         "       lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B\n"
         "                 --index NAME [--metadata-columns X,Y] [--batch N] [--model M]\n"
+        "       lakehouse [options] workflow run FILE [--input NAME=TEXT|NAME:=JSON ...]\n"
         "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n"
-        "       lakehouse [options] mcp\n"
+        "       lakehouse [options] mcp\n");
+    lh_distill_cli_usage (file);
+    fprintf (file,
         "\n"
         "  up                   broker + every actor (config actors/run) + gateway, one process\n"
         "  broker               the broker alone on bus/endpoint (+ tap on bus/tap)\n"
@@ -179,7 +205,7 @@ s_usage (FILE *file)
         "  gateway              the HTTP gateway (gateway/listen) against bus/endpoint\n"
         "  config               print every config key with its default\n"
         "  certs new NAME       a CURVE certificate: NAME.cert + NAME.cert_secret (0600)\n"
-        "                       in --out (default CERTS), role actor|gateway|client|admin|tap,\n"
+        "                       in --out (default CERTS), role actor|gateway|client|admin|tap|mcp,\n"
         "                       a public copy in --allow (default CERTS/allow when --out\n"
         "                       is not given), valid --days (default 365; 0 = never)\n"
         "  certs init           create the local set (broker admin tap node gateway mcp)\n"
@@ -190,6 +216,10 @@ s_usage (FILE *file)
         "                       roster against the running system; prints a markdown report\n"
         "  mcp                  an MCP server (protocol 2025-11-25) on stdin/stdout: the\n"
         "                       lakehouse as tools and resources for agents (docs/mcp.md)\n"
+        "  distill STAGE        distilld's stages from the shell, progress on stderr,\n"
+        "                       the reply as JSON on stdout (docs/distilld.md)\n"
+        "  workflow run FILE    run a workflow (YAML or JSON) through workflowd with a\n"
+        "                       live per-node view; exit 0 if it succeeded, 1 if not\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
         "                       ./conf/lakehouse.cfg if present, else defaults)\n"
@@ -346,6 +376,12 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
             args->name = value;
         }
         else
+        if ((rc = s_option_value (argc, argv, &argn, "--input", &value)) != 0) {
+            if (rc < 0)
+                goto missing;
+            zlist_append (args->inputs, (void *) value);
+        }
+        else
         if ((rc = s_option_value (argc, argv, &argn, "--role", &value)) != 0) {
             if (rc < 0)
                 goto missing;
@@ -374,6 +410,9 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
         &&  (streq (args->command, "corpus") || streq (args->command, "playbook-lift")))
             zlist_append (args->words, (void *) arg);   //  their own options
         else
+        if (args->command && streq (args->command, "distill"))
+            zlist_append (args->words, (void *) arg);   //  its own options: lh_distill_cli
+        else
         if (*arg == '-') {
             fprintf (stderr, "lakehouse: unknown option '%s' (see --help)\n", arg);
             return -1;
@@ -383,7 +422,8 @@ s_args_parse (s_args_t *args, int argc, char *argv [])
             args->command = arg;
         else
         if (streq (args->command, "certs") || streq (args->command, "ingest")
-        ||  streq (args->command, "corpus") || streq (args->command, "playbook-lift"))
+        ||  streq (args->command, "corpus") || streq (args->command, "playbook-lift")
+        ||  streq (args->command, "workflow"))
             zlist_append (args->words, (void *) arg);
         else {
             fprintf (stderr, "lakehouse: unexpected argument '%s' (see --help)\n", arg);
@@ -406,6 +446,7 @@ s_args_destroy (s_args_t *args)
 {
     zlist_destroy (&args->sets);
     zlist_destroy (&args->words);
+    zlist_destroy (&args->inputs);
     lh_tap_destroy (&args->tap);
 }
 
@@ -504,11 +545,75 @@ s_self_new (lh_config_t **config_p)
     *config_p = NULL;
     self->services = zlist_new ();
     assert (self->services);
+    self->inproc_certs = zlist_new ();
+    assert (self->inproc_certs);
     sigemptyset (&self->signals);
     sigaddset (&self->signals, SIGINT);
     sigaddset (&self->signals, SIGTERM);
     sigaddset (&self->signals, SIGHUP);
     return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write DATA_DIR/COMMAND.pid (up.pid, broker.pid, node.pid, gateway.pid)
+//  so that `kill -HUP $(cat var/up.pid)` signals this instance only; it
+//  is removed when the process ends. A file naming another live process
+//  is replaced with a warning (two instances share the data dir).
+
+static void
+s_pid_file_write (s_self_t *self, const char *command)
+{
+    char *path = zsys_sprintf ("%s/%s.pid", lh_config_str (self->config, "data/dir"), command);
+    FILE *file = fopen (path, "r");
+    if (file) {
+        long pid = 0;
+        if (fscanf (file, "%ld", &pid) == 1 && pid > 0 && pid != (long) getpid ()
+        &&  kill ((pid_t) pid, 0) == 0)
+            lh_warn ("lakehouse", NULL, "%s names process %ld, which is still running: "
+                     "two instances share this data dir; it now names this one", path, pid);
+        fclose (file);
+    }
+    char *temp = zsys_sprintf ("%s.tmp", path);
+    file = fopen (temp, "w");
+    bool written = false;
+    if (file) {
+        written = fprintf (file, "%ld\n", (long) getpid ()) > 0;
+        written = fclose (file) == 0 && written;
+        written = written && rename (temp, path) == 0;
+    }
+    if (written) {
+        self->pid_file = path;
+        path = NULL;
+    }
+    else {
+        lh_warn ("lakehouse", NULL, "cannot write %s: %s", path, strerror (errno));
+        unlink (temp);
+    }
+    free (temp);
+    free (path);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Remove our pid file, if it still names us (another instance sharing the
+//  data dir may have taken it over)
+
+static void
+s_pid_file_remove (s_self_t *self)
+{
+    if (!self->pid_file)
+        return;
+    FILE *file = fopen (self->pid_file, "r");
+    long pid = 0;
+    if (file) {
+        if (fscanf (file, "%ld", &pid) != 1)
+            pid = 0;
+        fclose (file);
+    }
+    if (pid == (long) getpid ())
+        unlink (self->pid_file);
+    zstr_free (&self->pid_file);
 }
 
 
@@ -579,6 +684,13 @@ s_self_destroy (s_self_t **self_p)
     }
     zcert_destroy (&self->cert);
     free (self->server_key);
+    zcert_destroy (&self->admin_cert);
+    free (self->admin_key);
+    zcert_t *cert;
+    while ((cert = (zcert_t *) zlist_pop (self->inproc_certs)))
+        zcert_destroy (&cert);
+    zlist_destroy (&self->inproc_certs);
+    s_pid_file_remove (self);
     free (self->bus_endpoint);
     free (self->tap_endpoint);
     free (self->gateway_url);
@@ -617,6 +729,71 @@ s_broker_command (s_self_t *self, const char *command, const char *arg1,
 
 
 //  --------------------------------------------------------------------------
+//  Give the broker the roles and the ACL, whichever way peers come in:
+//  every acl/ key (checked here first, for a message naming the key), the
+//  role of plain-tcp peers (bus/plain_role), and no role at all for an
+//  in-process peer without a grant: this process grants each peer it
+//  starts its role (s_inproc_link). Returns 0, or -1 (printed).
+
+static int
+s_broker_roles (s_self_t *self)
+{
+    lh_config_t *config = self->config;
+    lh_acl_t *acl = lh_acl_new ();
+    char *error = NULL;
+    int rc = lh_acl_load (acl, config, &error);
+    lh_acl_destroy (&acl);
+    if (rc != 0) {
+        fprintf (stderr, "lakehouse: %s\n", error);
+        free (error);
+        return -1;
+    }
+    for (const s_key_t *key = s_keys; rc == 0 && key->path; key++) {
+        if (strncmp (key->path, "acl/", 4) != 0)
+            continue;
+        if (s_broker_command (self, "CONFIGURE", key->path,
+                              lh_config_str (config, key->path), NULL) != 0) {
+            fprintf (stderr, "lakehouse: config %s: refused by the broker\n", key->path);
+            rc = -1;
+        }
+    }
+    if (rc == 0
+    &&  (s_broker_command (self, "CONFIGURE", "plain_role",
+                           lh_config_str (config, "bus/plain_role"), NULL) != 0
+    ||   s_broker_command (self, "CONFIGURE", "inproc_role", "", NULL) != 0)) {
+        fprintf (stderr, "lakehouse: config bus/plain_role: refused by the broker\n");
+        rc = -1;
+    }
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A link to this process's broker over bus/inproc for a peer of role:
+//  the broker makes a grant for the role (GRANT) and the link carries it
+//  in an in-process certificate (lh_cert_inproc), which lives until the
+//  launcher ends. Returns 0, or -1 (printed).
+
+static int
+s_inproc_link (s_self_t *self, const char *role, lh_link_t *link)
+{
+    memset (link, 0, sizeof (*link));
+    link->endpoint = lh_config_str (self->config, "bus/inproc");
+    char *grant = NULL;
+    if (!self->broker || s_broker_command (self, "GRANT", role, NULL, &grant) != 0) {
+        fprintf (stderr, "lakehouse: the broker made no grant for role %s: %s\n", role,
+                 grant? grant: "no broker in this process");
+        free (grant);
+        return -1;
+    }
+    link->cert = lh_cert_inproc (grant, role);
+    zlist_append (self->inproc_certs, link->cert);
+    free (grant);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Give the broker its certificate and allow directory (creating the local
 //  set under CERTS on first run when broker/cert is the default), or check
 //  that plain tcp was asked for explicitly. Returns 0, -1 on a run-time
@@ -626,6 +803,8 @@ static int
 s_broker_security (s_self_t *self)
 {
     lh_config_t *config = self->config;
+    if (s_broker_roles (self) != 0)
+        return -2;
     if (!lh_config_bool (config, "bus/curve")) {
         if (!lh_config_bool (config, "bus/plain")) {
             fprintf (stderr, "lakehouse: config bus/curve = false needs bus/plain = true "
@@ -662,16 +841,6 @@ s_broker_security (s_self_t *self)
         rc = -2;
     }
     zstr_free (&detail);
-    for (const s_key_t *key = s_keys; rc == 0 && key->path; key++) {
-        if (strncmp (key->path, "acl/", 4) != 0)
-            continue;
-        if (s_broker_command (self, "CONFIGURE", key->path,
-                              lh_config_str (config, key->path), &detail) != 0) {
-            fprintf (stderr, "lakehouse: config %s: refused by the broker\n", key->path);
-            rc = -2;
-        }
-        zstr_free (&detail);
-    }
     free (error);
     free (cert_path);
     free (allow_dir);
@@ -767,7 +936,9 @@ s_broker_announce (s_self_t *self)
 static int
 s_tap_wait (s_self_t *self)
 {
-    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/inproc") };
+    lh_link_t link;
+    if (s_inproc_link (self, "actor", &link) != 0)
+        return -1;
     lh_client_t *client = lh_client_new (&link, "lakehouse");
     int64_t deadline = zclock_mono () + S_TAP_READY_MS;
     int rc = -1;
@@ -803,7 +974,12 @@ s_tap_wait (s_self_t *self)
 static int
 s_tap_start (s_self_t *self)
 {
-    char *endpoint = zsys_sprintf ("%s-tap", lh_config_str (self->config, "bus/inproc"));
+    //  A name no other code in this process can guess: only the reader we
+    //  start connects to the tap here
+    zuuid_t *uuid = zuuid_new ();
+    char *endpoint = zsys_sprintf ("%s-%s-tap", lh_config_str (self->config, "bus/inproc"),
+                                   zuuid_str (uuid));
+    zuuid_destroy (&uuid);
     char *detail = NULL;
     int rc = 0;
     if (self->record
@@ -972,20 +1148,36 @@ s_services_check (s_self_t *self, lh_client_t *client, bool as_baseline)
 
 
 //  --------------------------------------------------------------------------
-//  SIGHUP: the broker (if this process runs one) re-reads its allow
-//  directory at once
+//  SIGHUP: everything reloadable in this process reloads at once: the
+//  broker's allow set (certificates added or removed) and the gateway's
+//  bearer tokens. Signals are blocked in every thread and taken here by
+//  sigwait, so the actors hear of it from us, by a pipe command.
 
 static void
 s_reload (s_self_t *self)
 {
-    if (!self->broker) {
-        lh_info ("lakehouse", NULL, "SIGHUP: no broker in this process, nothing to reload");
-        return;
-    }
     char *detail = NULL;
-    if (s_broker_command (self, "RELOAD", "", NULL, &detail) == 0)
-        lh_info ("lakehouse", NULL, "SIGHUP: allow set reloaded (%s keys)", detail);
-    free (detail);
+    if (self->broker) {
+        if (s_broker_command (self, "RELOAD", "", NULL, &detail) == 0)
+            lh_info ("lakehouse", NULL, "SIGHUP: broker allow set reloaded (%s keys)", detail);
+        else
+            lh_warn ("lakehouse", NULL, "SIGHUP: broker allow set not reloaded: %s",
+                     detail? detail: "no answer");
+        zstr_free (&detail);
+    }
+    if (self->gateway) {
+        zstr_send (self->gateway, "RELOAD");
+        char *status = NULL;
+        if (zsock_recv (self->gateway, "ss", &status, &detail) == 0 && streq (status, "0"))
+            lh_info ("lakehouse", NULL, "SIGHUP: gateway tokens reloaded (%s)", detail);
+        else
+            lh_warn ("lakehouse", NULL, "SIGHUP: gateway tokens not reloaded: %s",
+                     detail? detail: "no answer");
+        zstr_free (&status);
+        zstr_free (&detail);
+    }
+    if (!self->broker && !self->gateway)
+        lh_info ("lakehouse", NULL, "SIGHUP: nothing to reload in this process");
 }
 
 
@@ -1014,6 +1206,28 @@ s_signalled (s_self_t *self, int timeout_ms)
             lh_info ("lakehouse", NULL, "%s received, stopping", strsignal (signo));
         return signo > 0;
     }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Has the broker refused one of our services for good (a single-instance
+//  service another process serves)? Prints which and why.
+
+static bool
+s_services_refused (s_self_t *self)
+{
+    for (s_service_t *entry = (s_service_t *) zlist_first (self->services);
+         entry; entry = (s_service_t *) zlist_next (self->services)) {
+        const char *why = entry->runner? lh_service_refused (entry->runner): NULL;
+        if (why) {
+            fprintf (stderr, "lakehouse: the broker refused %s: %s\n",
+                     entry->service->name, why);
+            lh_error ("lakehouse", NULL, "the broker refused %s: %s; stopping",
+                      entry->service->name, why);
+            return true;
+        }
+    }
+    return false;
 }
 
 
@@ -1047,6 +1261,10 @@ s_services_start (s_self_t *self, const lh_link_t *link, int timeout_ms)
     bool waiting_logged = false;
     int rc = -1;
     while (true) {
+        if (s_services_refused (self)) {
+            rc = -1;
+            break;
+        }
         if (!client)
             client = lh_client_new (link, "lakehouse");
         int check = client? s_services_check (self, client, false): 0;
@@ -1079,6 +1297,32 @@ s_services_start (s_self_t *self, const lh_link_t *link, int timeout_ms)
     }
     lh_client_destroy (&client);
     return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Serve until SIGINT or SIGTERM (returns 0), or until the broker refuses
+//  one of our services for good (returns -1, printed). Every
+//  actors/trim_ms the heap's free memory goes back to the system
+//  (malloc_trim): dozens of threads share glibc's arenas, and the buffers
+//  of a bulk load (a corpus build's embed replies and vectord adds, ~1 MB
+//  each; storaged's mallopt keeps blocks up to a part off mmap) leave
+//  tens of megabytes free inside them that nothing else would return.
+
+static int
+s_serve (s_self_t *self)
+{
+    int64_t trim_ms = lh_config_int (self->config, "actors/trim_ms");
+    int64_t next_trim = zclock_mono () + trim_ms;
+    while (!s_signalled (self, 500)) {
+        if (s_services_refused (self))
+            return -1;
+        if (trim_ms > 0 && zclock_mono () >= next_trim) {
+            malloc_trim (0);
+            next_trim = zclock_mono () + trim_ms;
+        }
+    }
+    return 0;
 }
 
 
@@ -1127,15 +1371,19 @@ s_gateway_announce (s_self_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Start the gateway actor against link; keep its URL. An empty
-//  gateway/listen starts nothing. Returns 0, or -1 after printing why.
+//  Start the gateway actor against link (its own role) and admin_link
+//  (role admin, only for admin-token callers of the broker admin ops; may
+//  be NULL); keep its URL. An empty gateway/listen starts nothing. Returns
+//  0, or -1 after printing why.
 
 static int
-s_gateway_start (s_self_t *self, const lh_link_t *link)
+s_gateway_start (s_self_t *self, const lh_link_t *link, const lh_link_t *admin_link)
 {
     if (!*lh_config_str (self->config, "gateway/listen"))
         return 0;
     lh_gateway_args_t args = { .config = self->config, .link = *link };
+    if (admin_link)
+        args.admin_link = *admin_link;
     self->gateway = zactor_new (lh_gateway_actor, &args);
     assert (self->gateway);
     char *status = NULL, *detail = NULL;
@@ -1173,12 +1421,17 @@ s_run_up (s_self_t *self)
     if (self->tap && s_tap_start (self) != 0)
         return S_EXIT_FAILURE;
 
-    lh_link_t link = { .endpoint = lh_config_str (self->config, "bus/inproc") };
+    //  Every peer in this process gets its role from what we start it as
+    lh_link_t link, gateway_link, admin_link;
+    if (s_inproc_link (self, "actor", &link) != 0
+    ||  s_inproc_link (self, "gateway", &gateway_link) != 0
+    ||  s_inproc_link (self, "admin", &admin_link) != 0)
+        return S_EXIT_FAILURE;
     rc = s_services_start (self, &link, S_UP_READY_MS);
     if (rc < 0)
         return S_EXIT_FAILURE;
     if (rc == 0) {
-        if (s_gateway_start (self, &link) != 0)
+        if (s_gateway_start (self, &gateway_link, &admin_link) != 0)
             return S_EXIT_FAILURE;
         char *summary = s_services_summary (self);
         s_broker_announce (self);
@@ -1187,11 +1440,12 @@ s_run_up (s_self_t *self)
         fflush (stdout);
         lh_info ("lakehouse", NULL, "up (%s)", summary);
         free (summary);
-        s_wait_for_signal (self);
+        rc = s_serve (self);
     }
     s_shutdown_begin (self);
     s_actors_stop (self);
-    return s_tap_stop (self) == 0? 0: S_EXIT_FAILURE;
+    int tap_rc = s_tap_stop (self);
+    return rc < 0 || tap_rc != 0? S_EXIT_FAILURE: 0;
 }
 
 
@@ -1346,10 +1600,10 @@ s_run_node (s_self_t *self, const char *actors)
         lh_info ("lakehouse", NULL, "node ready against %s (%s)",
                  link.endpoint, summary);
         free (summary);
-        s_wait_for_signal (self);
+        rc = s_serve (self);
     }
     s_shutdown_begin (self);
-    return 0;
+    return rc < 0? S_EXIT_FAILURE: 0;
 }
 
 
@@ -1366,7 +1620,25 @@ s_run_gateway (s_self_t *self)
     lh_link_t link;
     if (s_link_make (self, "gateway", &link) != 0)
         return S_EXIT_FAILURE;
-    if (s_gateway_start (self, &link) != 0)
+    //  An admin link only with an admin certificate of its own
+    lh_link_t admin_link = { NULL };
+    const char *admin_cert = lh_config_str (self->config, "gateway/admin_cert");
+    if (*admin_cert) {
+        char *error = NULL;
+        if (lh_cert_link (self->config, link.endpoint, "admin", admin_cert, NULL, &admin_link,
+                          &self->admin_cert, &self->admin_key, &error) != 0) {
+            fprintf (stderr, "lakehouse: config gateway/admin_cert: %s\n", error);
+            free (error);
+            return S_EXIT_USAGE;
+        }
+        const char *role = zcert_meta (self->admin_cert, "role");
+        if (!role || !streq (role, "admin")) {
+            fprintf (stderr, "lakehouse: config gateway/admin_cert: '%s' has role %s, "
+                     "not admin\n", admin_cert, role? role: "(none)");
+            return S_EXIT_USAGE;
+        }
+    }
+    if (s_gateway_start (self, &link, admin_link.endpoint? &admin_link: NULL) != 0)
         return S_EXIT_FAILURE;
     s_gateway_announce (self);
     s_wait_for_signal (self);
@@ -1435,6 +1707,49 @@ s_run_ingest (s_self_t *self, const char *path, const char *name)
 }
 
 
+//  --------------------------------------------------------------------------
+//  lakehouse distill STAGE [options]: drive distilld over the bus
+//  (lh_distill_cli). Exit 0 on success, 1 on a refusal or failure, 2 on a
+//  usage error.
+
+static int
+s_run_distill (s_self_t *self, zlist_t *words)
+{
+    lh_link_t link;
+    if (s_link_make (self, "admin", &link) != 0)
+        return S_EXIT_FAILURE;
+    lh_client_t *client = lh_client_new (&link, "distill");
+    if (!client) {
+        fprintf (stderr, "lakehouse: distill: cannot reach the broker at %s\n", link.endpoint);
+        return S_EXIT_FAILURE;
+    }
+    int rc = lh_distill_cli_run (client, words, stdout, stderr);
+    lh_client_destroy (&client);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse workflow run FILE: the run with a live per-node view
+//  (actors/workflowd/lh_wfcli.c)
+
+static int
+s_run_workflow (s_self_t *self, const char *path, zlist_t *inputs)
+{
+    lh_link_t link;
+    if (s_link_make (self, "admin", &link) != 0)
+        return S_EXIT_FAILURE;
+    lh_client_t *client = lh_client_new (&link, "workflow");
+    if (!client) {
+        fprintf (stderr, "lakehouse: workflow: cannot reach the broker at %s\n", link.endpoint);
+        return S_EXIT_FAILURE;
+    }
+    int rc = lh_wfcli_run (client, path, inputs, stdout, isatty (STDOUT_FILENO));
+    lh_client_destroy (&client);
+    return rc == 2? S_EXIT_USAGE: rc;
+}
+
+
 int
 main (int argc, char *argv [])
 {
@@ -1452,7 +1767,7 @@ main (int argc, char *argv [])
     //  EPIPE for the tap to handle, never the end of the whole system
     signal (SIGPIPE, SIG_IGN);
 
-    s_args_t args = { .sets = zlist_new (), .words = zlist_new (),
+    s_args_t args = { .sets = zlist_new (), .words = zlist_new (), .inputs = zlist_new (),
                       .tap = lh_tap_new ("lakehouse") };
     assert (args.sets);
     int rc = s_args_parse (&args, argc, argv);
@@ -1470,13 +1785,23 @@ main (int argc, char *argv [])
     &&  !streq (args.command, "node") && !streq (args.command, "gateway")
     &&  !streq (args.command, "config") && !streq (args.command, "certs")
     &&  !streq (args.command, "ingest") && !streq (args.command, "corpus")
-    &&  !streq (args.command, "playbook-lift") && !streq (args.command, "mcp")) {
+    &&  !streq (args.command, "playbook-lift") && !streq (args.command, "distill")
+    &&  !streq (args.command, "workflow") && !streq (args.command, "mcp")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
         rc = -1;
     }
     if (rc == 0 && streq (args.command, "ingest")
     &&  (zlist_size (args.words) != 1 || !args.name)) {
         fprintf (stderr, "lakehouse: usage: lakehouse ingest FILE --name NAME\n");
+        rc = -1;
+    }
+    if (rc == 0 && streq (args.command, "workflow")
+    &&  (zlist_size (args.words) != 2 || !streq ((const char *) zlist_first (args.words), "run"))) {
+        fprintf (stderr, "lakehouse: usage: lakehouse workflow run FILE [--input NAME=TEXT|NAME:=JSON ...]\n");
+        rc = -1;
+    }
+    if (rc == 0 && zlist_size (args.inputs) && !streq (args.command, "workflow")) {
+        fprintf (stderr, "lakehouse: --input is for `lakehouse workflow run`\n");
         rc = -1;
     }
     if (rc == 0 && args.actors && !streq (args.command, "node")) {
@@ -1543,6 +1868,8 @@ main (int argc, char *argv [])
         return S_EXIT_FAILURE;
     }
     s_self_t *self = s_self_new (&config);
+    if (!streq (args.command, "ingest"))
+        s_pid_file_write (self, args.command);
     if (tapping) {
         lh_tap_set_quiet (args.tap, !args.tap_print);
         if (args.tap_print)
@@ -1553,6 +1880,14 @@ main (int argc, char *argv [])
     }
     if (streq (args.command, "ingest"))
         rc = s_run_ingest (self, (const char *) zlist_first (args.words), args.name);
+    else
+    if (streq (args.command, "distill"))
+        rc = s_run_distill (self, args.words);
+    else
+    if (streq (args.command, "workflow")) {
+        zlist_first (args.words);
+        rc = s_run_workflow (self, (const char *) zlist_next (args.words), args.inputs);
+    }
     else
     if (streq (args.command, "up"))
         rc = s_run_up (self);

@@ -6,11 +6,13 @@
 #include "catalogd.h"
 #include "lh_uuid.h"
 #include "lh_store.h"
+#include "lh_storage.h"
 #include "lh_log.h"
 
 #define S_NAME          "catalogd"
 #define S_RACE_TRIES    5               //  register retries on a lost race
-#define S_TEXT_MAX      1024            //  longest name or fingerprint
+#define S_TEXT_MAX      1024            //  longest name, fingerprint, column or key
+#define S_MANIFEST_MAX  (1024 * 1024)   //  largest manifest content, bytes
 
 typedef struct {
     char *prefix;                       //  storaged key prefix ("_catalog/")
@@ -19,12 +21,10 @@ typedef struct {
 
 //  A manifest read from storaged
 typedef struct {
-    lh_reply_t *reply;                  //  storaged's reply (owns the bytes)
+    zchunk_t *raw;                      //  its encoded bytes, or NULL
     msgpack_zone zone;                  //  decoded manifest lives here
     msgpack_object manifest;            //  the manifest map
-    const void *raw;                    //  its encoded bytes
-    size_t raw_size;                    //  their size
-    char etag [80];                     //  storaged's ETag
+    char etag [LH_STORAGE_ETAG_MAX + 1];    //  storaged's ETag
 } s_found_t;
 
 
@@ -34,9 +34,9 @@ typedef struct {
 static void
 s_found_reset (s_found_t *self)
 {
-    if (self->reply) {
+    if (self->raw) {
         msgpack_zone_destroy (&self->zone);
-        lh_reply_destroy (&self->reply);
+        zchunk_destroy (&self->raw);
     }
 }
 
@@ -57,128 +57,77 @@ s_state_destroy (void **state_p)
 
 
 //  --------------------------------------------------------------------------
-//  Call storaged with a pack (destroyed); returns the reply, whose status
-//  may be anything. NULL only if no client could be made.
+//  Read the manifest of a dataset id, answering nothing. Returns S_FOUND
+//  (found filled), S_MISSING, S_CORRUPT (not a msgpack map, or larger than
+//  one get), or S_FAILED (lh_storage_reply says why).
 
-static lh_reply_t *
-s_storaged (s_state_t *self, lh_client_t *client, const char *op, lh_pack_t **pack_p)
+typedef enum { S_FOUND, S_MISSING, S_CORRUPT, S_FAILED } s_read_t;
+
+static s_read_t
+s_read (s_state_t *self, lh_storage_t *storage, const char *dataset_id, s_found_t *found)
 {
+    memset (found, 0, sizeof (*found));
+    char key [256];
+    snprintf (key, sizeof (key), "%s%s", self->prefix, dataset_id);
+    lh_storage_info_t info;
+    const void *data;
     size_t size;
-    const void *data = lh_pack_data (*pack_p, &size);
-    lh_call_opts_t opts = { .timeout_ms = self->timeout_ms, .queue = true };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "storaged", op, data, size, &opts, &reply);
-    lh_pack_destroy (pack_p);
-    return reply;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Answer an unexpected storaged reply as 503 (storage down) or 500
-
-static void
-s_storage_failed (lh_request_t *request, lh_reply_t *reply, const char *what)
-{
-    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
-    const char *reason = reply? lh_reply_reason (reply): NULL;
-    lh_warn (S_NAME, lh_request_trace (request), "storaged %s: %u %s", what, status,
-             reason? reason: "");
-    if (status == LH_ST_UNAVAILABLE || status == LH_ST_TIMEOUT || status == LH_ST_TOO_MANY)
-        lh_request_error (request, LH_ST_UNAVAILABLE, "storage_unavailable", 500,
-                          "storaged did not answer the %s (%u): %s", what, status,
-                          reason? reason: "no reason given");
-    else
-        lh_request_error (request, LH_ST_INTERNAL, "storage_failed",
-                          0, "storaged refused the %s (%u): %s", what, status,
-                          reason? reason: "no reason given");
+    uint32_t status = lh_storage_get (storage, key, 0, 0, &info, &data, &size);
+    if (status == LH_ST_NOT_FOUND)
+        return S_MISSING;
+    if (status != LH_ST_OK)
+        return S_FAILED;
+    found->raw = zchunk_new (data, size);
+    msgpack_zone_init (&found->zone, 4096);
+    snprintf (found->etag, sizeof (found->etag), "%s", info.etag);
+    if (size != info.size
+    ||  lh_msgpack_unpack (zchunk_data (found->raw), size, &lh_limits_default,
+                           &found->zone, &found->manifest) != 0
+    ||  found->manifest.type != MSGPACK_OBJECT_MAP) {
+        s_found_reset (found);
+        return S_CORRUPT;
+    }
+    return S_FOUND;
 }
 
 
 //  --------------------------------------------------------------------------
 //  Fetch the manifest of a dataset id. Returns 1 and fills found, 0 if
-//  there is none, -1 if the request was already answered with an error.
+//  there is none, -1 after answering (storaged failed, or the manifest is
+//  unreadable).
 
 static int
-s_fetch (s_state_t *self, lh_request_t *request, lh_client_t *client,
+s_fetch (s_state_t *self, lh_request_t *request, lh_storage_t *storage,
          const char *dataset_id, s_found_t *found)
 {
-    memset (found, 0, sizeof (*found));
-    char key [256];
-    snprintf (key, sizeof (key), "%s%s", self->prefix, dataset_id);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    lh_reply_t *reply = s_storaged (self, client, "get", &pack);
-    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
-    if (status == LH_ST_NOT_FOUND) {
-        lh_reply_destroy (&reply);
-        return 0;
-    }
-    const msgpack_object *body = status == LH_ST_OK? lh_reply_object (reply): NULL;
-    const msgpack_object *data = lh_obj_get (body, "data");
-    const char *etag;
-    size_t etag_size;
-    uint64_t size = 0, length = 0;
-    if (!body || !data || data->type != MSGPACK_OBJECT_BIN
-    ||  !lh_obj_str (body, "etag", &etag, &etag_size) || etag_size >= sizeof (found->etag)
-    ||  !lh_obj_uint (body, "size", &size) || !lh_obj_uint (body, "length", &length)) {
-        s_storage_failed (request, reply, "manifest read");
-        lh_reply_destroy (&reply);
-        return -1;
-    }
-    if (size != length) {
-        lh_request_error (request, LH_ST_INTERNAL, "manifest_too_large", 0,
-                          "manifest '%s' (%" PRIu64 " bytes) is larger than one storaged get",
-                          key, size);
-        lh_reply_destroy (&reply);
-        return -1;
-    }
-    found->reply = reply;
-    msgpack_zone_init (&found->zone, 4096);
-    found->raw = data->via.bin.ptr;
-    found->raw_size = data->via.bin.size;
-    memcpy (found->etag, etag, etag_size);
-    found->etag [etag_size] = 0;
-    if (lh_msgpack_unpack (found->raw, found->raw_size, &lh_limits_default,
-                           &found->zone, &found->manifest) != 0
-    ||  found->manifest.type != MSGPACK_OBJECT_MAP) {
-        lh_request_error (request, LH_ST_INTERNAL, "corrupt_manifest", 0,
-                          "manifest '%s' in storaged is not a msgpack map", key);
-        s_found_reset (found);
-        return -1;
-    }
-    return 1;
+    s_read_t read = s_read (self, storage, dataset_id, found);
+    if (read == S_FAILED)
+        return lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                           "the manifest read");
+    if (read == S_CORRUPT)
+        return lh_request_fail (request, LH_ST_INTERNAL, "corrupt_manifest",
+                                "manifest '%s%s' in storaged is not a msgpack map that "
+                                "one storaged get can read", self->prefix, dataset_id);
+    return read == S_FOUND? 1: 0;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Store a manifest (bytes) under a dataset id, conditionally. Returns the
-//  storaged status (200, 412, ...); on other failures answers the request
-//  and returns 0.
+//  Store a manifest (bytes) under a dataset id, conditionally. Returns 1
+//  when stored, 0 when the condition failed (another register won the
+//  race), -1 after answering (storaged failed).
 
-static uint32_t
-s_store (s_state_t *self, lh_request_t *request, lh_client_t *client,
+static int
+s_store (s_state_t *self, lh_request_t *request, lh_storage_t *storage,
          const char *dataset_id, const void *data, size_t size, const char *if_match)
 {
     char key [256];
     snprintf (key, sizeof (key), "%s%s", self->prefix, dataset_id);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 3);
-    lh_pack_kv_str (pack, "key", key);
-    lh_pack_str (pack, "data");
-    lh_pack_bin (pack, data, size);
-    if (if_match)
-        lh_pack_kv_str (pack, "if_match", if_match);
-    else
-        lh_pack_kv_str (pack, "if_none_match", "*");
-    lh_reply_t *reply = s_storaged (self, client, "put", &pack);
-    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
-    if (status != LH_ST_OK && status != LH_ST_PRECONDITION) {
-        s_storage_failed (request, reply, "manifest write");
-        status = 0;
-    }
-    lh_reply_destroy (&reply);
-    return status;
+    lh_storage_cond_t cond = { .if_none_match = !if_match, .if_match = if_match };
+    uint32_t status = lh_storage_put (storage, key, data, size, &cond, NULL);
+    return status == LH_ST_OK? 1: status == LH_ST_PRECONDITION? 0:
+           lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                       "the manifest write");
 }
 
 
@@ -190,11 +139,12 @@ s_publish (lh_request_t *request, const char *op, const char *name,
            const char *dataset_id, const char *fingerprint)
 {
     lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 4);
+    lh_pack_open_map (pack);
     lh_pack_kv_str (pack, "op", op);
     lh_pack_kv_str (pack, "name", name);
     lh_pack_kv_str (pack, "dataset_id", dataset_id);
     lh_pack_kv_str (pack, "schema_fingerprint", fingerprint);
+    lh_pack_close (pack);
     size_t size;
     const void *data = lh_pack_data (pack, &size);
     if (lh_request_publish (request, "catalog.changed", data, size))
@@ -214,74 +164,50 @@ s_field (const msgpack_object *manifest, const char *name)
 
 
 //  --------------------------------------------------------------------------
-//  The client for calls to storaged, or NULL (request answered 503)
-
-static lh_client_t *
-s_client (lh_request_t *request)
-{
-    lh_client_t *client = lh_request_client (request);
-    if (!client)
-        lh_request_error (request, LH_ST_UNAVAILABLE, "storage_unavailable", 1000,
-                          "catalogd cannot reach the bus to call storaged");
-    return client;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Read a required non-empty string field; answers 400 and returns NULL
-
-static char *
-s_required (lh_request_t *request, const msgpack_object *body, const char *name)
-{
-    const msgpack_object *item = lh_obj_get (body, name);
-    char *value = item? lh_obj_strdup (item): NULL;
-    if (!value || !*value || strlen (value) > S_TEXT_MAX) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                          "'%s' must be a non-empty string of at most %d bytes",
-                          name, S_TEXT_MAX);
-        free (value);
-        return NULL;
-    }
-    return value;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Pack the content fields of a register request (schema, objects,
-//  row_count), validated; answers 400 and returns -1 when bad
+//  Read the content fields of a register request (schema, objects,
+//  row_count), each item checked. Returns 0, or -1 after answering 400
+//  naming the field.
 
 static int
-s_pack_content (lh_request_t *request, const msgpack_object *body, lh_pack_t *pack)
+s_content_read (lh_request_t *request, const msgpack_object *body,
+                const msgpack_object **schema, const msgpack_object **objects,
+                int64_t *row_count)
 {
-    const msgpack_object *schema = lh_obj_get (body, "schema");
-    const msgpack_object *objects = lh_obj_get (body, "objects");
-    const msgpack_object *rows = lh_obj_get (body, "row_count");
-    if (schema && schema->type != MSGPACK_OBJECT_ARRAY)
-        return lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'schema' must be an array of {name, type}");
-    for (uint32_t index = 0; schema && index < schema->via.array.size; index++) {
-        const msgpack_object *column = &schema->via.array.ptr [index];
+    if (lh_request_array (request, body, "schema", 0, 0, schema)
+    ||  lh_request_array (request, body, "objects", 0, 0, objects)
+    ||  lh_request_int (request, body, "row_count", 0, 0, INT64_MAX, row_count))
+        return -1;
+    for (uint32_t index = 0; *schema && index < (*schema)->via.array.size; index++) {
+        const msgpack_object *column = &(*schema)->via.array.ptr [index];
         const char *text;
         size_t size;
         if (column->type != MSGPACK_OBJECT_MAP
-        ||  !lh_obj_str (column, "name", &text, &size) || size == 0
-        ||  !lh_obj_str (column, "type", &text, &size) || size == 0)
-            return lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                     "'schema' item %u must be {name, type} with non-empty strings",
-                                     index);
+        ||  !lh_obj_str (column, "name", &text, &size) || size == 0 || size > S_TEXT_MAX
+        ||  !lh_obj_str (column, "type", &text, &size) || size == 0 || size > S_TEXT_MAX)
+            return lh_request_bad (request, "schema",
+                                   "'schema' item %u must be {name, type} with non-empty "
+                                   "strings of at most %d bytes", index, S_TEXT_MAX);
     }
-    if (objects && objects->type != MSGPACK_OBJECT_ARRAY)
-        return lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'objects' must be an array of storage keys");
-    for (uint32_t index = 0; objects && index < objects->via.array.size; index++)
-        if (objects->via.array.ptr [index].type != MSGPACK_OBJECT_STR)
-            return lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                     "'objects' item %u must be a string", index);
-    uint64_t row_count = 0;
-    if (rows && !lh_obj_uint (body, "row_count", &row_count))
-        return lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'row_count' must be a non-negative integer");
-    //  Schema columns are packed as {name, type} only
+    for (uint32_t index = 0; *objects && index < (*objects)->via.array.size; index++) {
+        const msgpack_object *object = &(*objects)->via.array.ptr [index];
+        if (object->type != MSGPACK_OBJECT_STR || object->via.str.size == 0
+        ||  object->via.str.size > S_TEXT_MAX)
+            return lh_request_bad (request, "objects",
+                                   "'objects' item %u must be a storage key (a non-empty "
+                                   "string of at most %d bytes)", index, S_TEXT_MAX);
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Pack the content fields of a manifest (read by s_content_read) as
+//  key/value pairs; schema columns are packed as {name, type} only
+
+static void
+s_content_pack (lh_pack_t *pack, const msgpack_object *schema,
+                const msgpack_object *objects, int64_t row_count)
+{
     lh_pack_str (pack, "schema");
     uint32_t columns = schema? schema->via.array.size: 0;
     lh_pack_array (pack, columns);
@@ -298,8 +224,7 @@ s_pack_content (lh_request_t *request, const msgpack_object *body, lh_pack_t *pa
         lh_pack_object (pack, objects);
     else
         lh_pack_array (pack, 0);
-    lh_pack_kv_uint (pack, "row_count", row_count);
-    return 0;
+    lh_pack_kv_uint (pack, "row_count", (uint64_t) row_count);
 }
 
 
@@ -322,33 +247,43 @@ s_pack_stored_content (const msgpack_object *manifest, lh_pack_t *pack)
 
 
 //  --------------------------------------------------------------------------
-//  register {name, schema_fingerprint, schema?, objects?, row_count?}
+//  register {name, schema_fingerprint, schema?, objects?, row_count?}. The
+//  whole body is checked before storaged is asked anything.
 
 static void
 s_register (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = lh_request_object (request);
-    if (!body || body->type != MSGPACK_OBJECT_MAP) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0, "the body must be a msgpack map");
-        return;
-    }
-    char *name = s_required (request, body, "name");
-    char *fingerprint = name? s_required (request, body, "schema_fingerprint"): NULL;
-    lh_pack_t *content = fingerprint? lh_pack_new (): NULL;
-    if (!content || s_pack_content (request, body, content))
+    const msgpack_object *body = lh_request_map (request);
+    char *name = NULL, *fingerprint = NULL;
+    const msgpack_object *schema = NULL, *objects = NULL;
+    int64_t row_count = 0;
+    lh_pack_t *content = NULL;
+    lh_storage_t *storage = NULL;
+    if (!body
+    ||  lh_request_strdup (request, body, "name", LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY,
+                           S_TEXT_MAX, &name)
+    ||  lh_request_strdup (request, body, "schema_fingerprint",
+                           LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY, S_TEXT_MAX, &fingerprint)
+    ||  s_content_read (request, body, &schema, &objects, &row_count))
         goto done;
-    lh_client_t *client = s_client (request);
-    if (!client)
-        goto done;
-    char dataset_id [LH_UUID_TEXT];
-    lh_uuid5 (LH_CATALOG_NAMESPACE, name, strlen (name), dataset_id);
+    content = lh_pack_new ();
+    s_content_pack (content, schema, objects, row_count);
     size_t content_size;
     const void *content_data = lh_pack_data (content, &content_size);
+    if (content_size > S_MANIFEST_MAX) {
+        lh_request_fail (request, LH_ST_TOO_LARGE, "too_large",
+                         "the manifest would be %zu bytes; at most %d are allowed",
+                         content_size, S_MANIFEST_MAX);
+        goto done;
+    }
+    char dataset_id [LH_UUID_TEXT];
+    lh_uuid5 (LH_CATALOG_NAMESPACE, name, strlen (name), dataset_id);
+    storage = lh_storage_new_request (request, self->timeout_ms);
 
     for (int attempt = 0; attempt < S_RACE_TRIES; attempt++) {
         s_found_t found;
-        int rc = s_fetch (self, request, client, dataset_id, &found);
+        int rc = s_fetch (self, request, storage, dataset_id, &found);
         if (rc < 0)
             goto done;
         int64_t now = zclock_time ();
@@ -356,9 +291,9 @@ s_register (lh_request_t *request, void *state)
         if (rc == 1) {
             char *stored = s_field (&found.manifest, "schema_fingerprint");
             if (!stored || !streq (stored, fingerprint)) {
-                lh_request_error (request, LH_ST_CONFLICT, "schema_drift", 0,
-                                  "dataset '%s' is registered with schema fingerprint '%s', not '%s'",
-                                  name, stored? stored: "?", fingerprint);
+                lh_request_fail (request, LH_ST_CONFLICT, "schema_drift",
+                                 "dataset '%s' is registered with schema fingerprint '%s', not '%s'",
+                                 name, stored? stored: "?", fingerprint);
                 free (stored);
                 s_found_reset (&found);
                 goto done;
@@ -372,39 +307,42 @@ s_register (lh_request_t *request, void *state)
             bool same = old_size == content_size && memcmp (old_data, content_data, old_size) == 0;
             lh_pack_destroy (&old);
             if (same) {
-                lh_request_reply_raw (request, LH_ST_OK, found.raw, found.raw_size);
+                lh_request_reply_raw (request, LH_ST_OK, zchunk_data (found.raw),
+                                      zchunk_size (found.raw));
                 s_found_reset (&found);
                 goto done;
             }
             lh_obj_int (&found.manifest, "created_ms", &created_ms);
         }
         lh_pack_t *manifest = lh_pack_new ();
-        lh_pack_map (manifest, 8);
+        lh_pack_open_map (manifest);
         lh_pack_kv_str (manifest, "name", name);
         lh_pack_kv_str (manifest, "dataset_id", dataset_id);
         lh_pack_kv_str (manifest, "schema_fingerprint", fingerprint);
-        lh_pack_raw (manifest, content_data, content_size);
+        s_content_pack (manifest, schema, objects, row_count);
         lh_pack_kv_int (manifest, "created_ms", created_ms);
         lh_pack_kv_int (manifest, "updated_ms", now);
+        lh_pack_close (manifest);
         size_t size;
         const void *data = lh_pack_data (manifest, &size);
-        uint32_t status = s_store (self, request, client, dataset_id, data, size,
-                                   rc == 1? found.etag: NULL);
+        int stored = s_store (self, request, storage, dataset_id, data, size,
+                              rc == 1? found.etag: NULL);
         s_found_reset (&found);
-        if (status == LH_ST_OK) {
+        if (stored == 1) {
             lh_info (S_NAME, lh_request_trace (request), "%s dataset '%s' (%s)",
                      rc == 1? "updated": "registered", name, dataset_id);
             s_publish (request, "register", name, dataset_id, fingerprint);
             lh_request_reply_raw (request, rc == 1? LH_ST_OK: LH_ST_CREATED, data, size);
         }
         lh_pack_destroy (&manifest);
-        if (status != LH_ST_PRECONDITION)
+        if (stored != 0)
             goto done;                  //  answered (stored, or an error)
         //  Another register won the race: read again and retry
     }
-    lh_request_error (request, LH_ST_UNAVAILABLE, "busy", 100,
-                      "dataset '%s' is being registered concurrently; retry", name);
+    lh_request_fail_retry (request, LH_ST_UNAVAILABLE, "busy", 100,
+                           "dataset '%s' is being registered concurrently; retry", name);
 done:
+    lh_storage_destroy (&storage);
     lh_pack_destroy (&content);
     free (name);
     free (fingerprint);
@@ -413,27 +351,34 @@ done:
 
 //  --------------------------------------------------------------------------
 //  The dataset id a get/delete names: {name} or {dataset_id} (or {id}).
-//  Returns 0, or -1 after answering 400.
+//  Returns 0, or -1 after answering 400 naming the field.
 
 static int
 s_target (lh_request_t *request, char *dataset_id)
 {
-    const msgpack_object *body = lh_request_object (request);
-    const char *text;
-    size_t size;
-    if (body && lh_obj_str (body, "name", &text, &size) && size > 0 && size <= S_TEXT_MAX) {
+    const msgpack_object *body = lh_request_map (request);
+    if (!body)
+        return -1;
+    const char *text = NULL;
+    size_t size = 0;
+    if (lh_request_str (request, body, "name", LH_FIELD_NONEMPTY, S_TEXT_MAX, &text, &size))
+        return -1;
+    if (text) {
         lh_uuid5 (LH_CATALOG_NAMESPACE, text, size, dataset_id);
         return 0;
     }
-    if (body && (lh_obj_str (body, "dataset_id", &text, &size) || lh_obj_str (body, "id", &text, &size))
-    &&  lh_uuid_valid (text, size)) {
-        for (size_t index = 0; index < size; index++)
-            dataset_id [index] = (char) tolower ((unsigned char) text [index]);
-        dataset_id [size] = 0;
-        return 0;
-    }
-    return lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                             "give 'name' (non-empty string) or 'dataset_id' (a UUID)");
+    const char *field = lh_obj_get (body, "dataset_id")? "dataset_id": "id";
+    if (lh_request_str (request, body, field, 0, 36, &text, &size))
+        return -1;
+    if (!text)
+        return lh_request_bad (request, "name",
+                               "give 'name' (a non-empty string) or 'dataset_id' (a UUID)");
+    if (!lh_uuid_valid (text, size))
+        return lh_request_bad (request, field, "'%s' must be a UUID", field);
+    for (size_t index = 0; index < size; index++)
+        dataset_id [index] = (char) tolower ((unsigned char) text [index]);
+    dataset_id [size] = 0;
+    return 0;
 }
 
 
@@ -445,91 +390,101 @@ s_get (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
     char dataset_id [LH_UUID_TEXT];
-    lh_client_t *client;
-    if (s_target (request, dataset_id) || !(client = s_client (request)))
+    if (s_target (request, dataset_id))
         return;
+    lh_storage_t *storage = lh_storage_new_request (request, self->timeout_ms);
     s_found_t found;
-    int rc = s_fetch (self, request, client, dataset_id, &found);
+    int rc = s_fetch (self, request, storage, dataset_id, &found);
     if (rc == 0)
-        lh_request_error (request, LH_ST_NOT_FOUND, "no_such_dataset", 0,
-                          "no dataset with id %s", dataset_id);
+        lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_dataset",
+                         "no dataset with id %s", dataset_id);
     else
     if (rc == 1) {
-        lh_request_reply_raw (request, LH_ST_OK, found.raw, found.raw_size);
+        lh_request_reply_raw (request, LH_ST_OK, zchunk_data (found.raw), zchunk_size (found.raw));
         s_found_reset (&found);
     }
+    lh_storage_destroy (&storage);
 }
 
 
 //  --------------------------------------------------------------------------
-//  list {}: every manifest under the prefix, in dataset id order
+//  list {}: every manifest under the prefix, in dataset id order. A
+//  manifest that cannot be read is skipped, counted in "skipped" and
+//  named in the log: one bad object never takes the catalog down.
+
+//  The keys under the prefix that name a dataset id
+typedef struct {
+    const char *prefix;                 //  the catalog's prefix
+    zlistx_t *keys;                     //  keys found (strings)
+} s_keys_t;
+
+static int
+s_list_key (void *arg, const char *key, const lh_storage_info_t *info)
+{
+    s_keys_t *self = (s_keys_t *) arg;
+    size_t prefix_size = strlen (self->prefix);
+    if (strlen (key) == prefix_size + 36 && lh_uuid_valid (key + prefix_size, 36))
+        zlistx_add_end (self->keys, strdup (key));
+    return 0;
+}
 
 static void
 s_list (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    lh_client_t *client = s_client (request);
-    if (!client)
+    if (!lh_request_map (request))
         return;
+    lh_storage_t *storage = lh_storage_new_request (request, self->timeout_ms);
+    //  The keys first, then each manifest
+    s_keys_t keys = { .prefix = self->prefix, .keys = zlistx_new () };
+    zlistx_set_destructor (keys.keys, (zlistx_destructor_fn *) zstr_free);
     zlistx_t *manifests = zlistx_new ();
     zlistx_set_destructor (manifests, (zlistx_destructor_fn *) zchunk_destroy);
-    char *after = NULL;
-    bool truncated = true;
-    while (truncated) {
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, after? 3: 2);
-        lh_pack_kv_str (pack, "prefix", self->prefix);
-        lh_pack_kv_uint (pack, "limit", 1000);
-        if (after)
-            lh_pack_kv_str (pack, "continuation", after);
-        lh_reply_t *reply = s_storaged (self, client, "list", &pack);
-        const msgpack_object *body = reply && lh_reply_status (reply) == LH_ST_OK?
-                                     lh_reply_object (reply): NULL;
-        const msgpack_object *keys = lh_obj_get (body, "keys");
-        if (!keys || keys->type != MSGPACK_OBJECT_ARRAY) {
-            s_storage_failed (request, reply, "catalog listing");
-            lh_reply_destroy (&reply);
+    uint64_t skipped = 0;
+    if (lh_storage_list_all (storage, self->prefix, s_list_key, &keys) != LH_ST_OK) {
+        lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                    "the catalog listing");
+        goto done;
+    }
+    size_t prefix_size = strlen (self->prefix);
+    for (char *key = (char *) zlistx_first (keys.keys); key;
+         key = (char *) zlistx_next (keys.keys)) {
+        s_found_t found;
+        s_read_t read = s_read (self, storage, key + prefix_size, &found);
+        if (read == S_FAILED) {
+            lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                        "a manifest read");
             goto done;
         }
-        truncated = false;
-        lh_obj_bool (body, "truncated", &truncated);
-        free (after);
-        after = lh_obj_strdup (lh_obj_get (body, "next"));
-        if (!after)
-            truncated = false;
-        size_t prefix_size = strlen (self->prefix);
-        for (uint32_t index = 0; index < keys->via.array.size; index++) {
-            char *key = lh_obj_strdup (lh_obj_get (&keys->via.array.ptr [index], "key"));
-            if (key && strlen (key) == prefix_size + 36
-            &&  lh_uuid_valid (key + prefix_size, 36)) {
-                s_found_t found;
-                int rc = s_fetch (self, request, client, key + prefix_size, &found);
-                if (rc < 0) {
-                    free (key);
-                    lh_reply_destroy (&reply);
-                    goto done;
-                }
-                if (rc == 1) {
-                    zlistx_add_end (manifests, zchunk_new (found.raw, found.raw_size));
-                    s_found_reset (&found);
-                }
-            }
-            free (key);
+        if (read == S_CORRUPT) {
+            lh_warn (S_NAME, lh_request_trace (request),
+                     "list: manifest '%s' cannot be read (not a msgpack map, or larger "
+                     "than one get): skipped", key);
+            skipped++;
         }
-        lh_reply_destroy (&reply);
+        if (read == S_FOUND) {
+            zlistx_add_end (manifests, found.raw);
+            found.raw = NULL;
+            msgpack_zone_destroy (&found.zone);
+        }
     }
     lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 2);
+    lh_pack_open_map (pack);
     lh_pack_str (pack, "datasets");
-    lh_pack_array (pack, (uint32_t) zlistx_size (manifests));
+    lh_pack_open_array (pack);
     for (zchunk_t *chunk = (zchunk_t *) zlistx_first (manifests); chunk;
          chunk = (zchunk_t *) zlistx_next (manifests))
         lh_pack_raw (pack, zchunk_data (chunk), zchunk_size (chunk));
+    lh_pack_close (pack);
     lh_pack_kv_uint (pack, "count", zlistx_size (manifests));
+    if (skipped)
+        lh_pack_kv_uint (pack, "skipped", skipped);
+    lh_pack_close (pack);
     lh_request_reply_pack (request, LH_ST_OK, &pack);
 done:
-    free (after);
+    zlistx_destroy (&keys.keys);
     zlistx_destroy (&manifests);
+    lh_storage_destroy (&storage);
 }
 
 
@@ -541,44 +496,44 @@ s_delete (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
     char dataset_id [LH_UUID_TEXT];
-    lh_client_t *client;
-    if (s_target (request, dataset_id) || !(client = s_client (request)))
+    if (s_target (request, dataset_id))
         return;
+    lh_storage_t *storage = lh_storage_new_request (request, self->timeout_ms);
     s_found_t found;
-    int rc = s_fetch (self, request, client, dataset_id, &found);
+    int rc = s_fetch (self, request, storage, dataset_id, &found);
     if (rc == 0)
-        lh_request_error (request, LH_ST_NOT_FOUND, "no_such_dataset", 0,
-                          "no dataset with id %s", dataset_id);
-    if (rc != 1)
+        lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_dataset",
+                         "no dataset with id %s", dataset_id);
+    if (rc != 1) {
+        lh_storage_destroy (&storage);
         return;
+    }
     char *name = s_field (&found.manifest, "name");
     char *fingerprint = s_field (&found.manifest, "schema_fingerprint");
     s_found_reset (&found);
     char key [256];
     snprintf (key, sizeof (key), "%s%s", self->prefix, dataset_id);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    lh_reply_t *reply = s_storaged (self, client, "delete", &pack);
-    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
+    uint32_t status = lh_storage_delete (storage, key);
     if (status == LH_ST_NOT_FOUND)
-        lh_request_error (request, LH_ST_NOT_FOUND, "no_such_dataset", 0,
-                          "no dataset with id %s", dataset_id);
+        lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_dataset",
+                         "no dataset with id %s", dataset_id);
     else
     if (status != LH_ST_OK)
-        s_storage_failed (request, reply, "manifest delete");
+        lh_request_fail_dependency (request, lh_storage_reply (storage), "storaged",
+                                    "the manifest delete");
     else {
         lh_info (S_NAME, lh_request_trace (request), "deleted dataset '%s' (%s)",
                  name? name: "?", dataset_id);
         s_publish (request, "delete", name? name: "", dataset_id, fingerprint? fingerprint: "");
         lh_pack_t *answer = lh_pack_new ();
-        lh_pack_map (answer, 3);
+        lh_pack_open_map (answer);
         lh_pack_kv_bool (answer, "deleted", true);
         lh_pack_kv_str (answer, "name", name? name: "");
         lh_pack_kv_str (answer, "dataset_id", dataset_id);
+        lh_pack_close (answer);
         lh_request_reply_pack (request, LH_ST_OK, &answer);
     }
-    lh_reply_destroy (&reply);
+    lh_storage_destroy (&storage);
     free (name);
     free (fingerprint);
 }
@@ -592,13 +547,8 @@ s_delete (lh_request_t *request, void *state)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     char *prefix = strdup (lh_config_str (config, "catalogd/prefix"));
     int64_t timeout = lh_config_int (config, "catalogd/timeout_ms");
-    lh_config_destroy (&defaults);
     const char *reason;
     if (!*prefix || strlen (prefix) > 128 || lh_store_key_check (prefix, strlen (prefix), &reason) != 0) {
         *error = "catalogd/prefix must be a valid storage key prefix of at most 128 bytes";
@@ -632,45 +582,23 @@ const lh_service_t lh_catalogd_service = {
 
 
 //  --------------------------------------------------------------------------
-//  Self test: broker + storaged + catalogd in this process
+//  Self test: storaged + catalogd on a test bus
 
-#include "lh_broker.h"
+#include "lh_testbus.h"
 #include "storaged.h"
 
-#define S_TEST_ENDPOINT "inproc://lh-catalogd-test"
+#define S_TEST_GOOD     "{\"name\": \"workers\", \"schema_fingerprint\": \"fp1\", " \
+                        "\"schema\": [{\"name\": \"id\", \"type\": \"BIGINT\"}], " \
+                        "\"objects\": [\"datasets/x.sqlite\"], \"row_count\": %d}"
 
+//  register workers/fp1 with a row count; returns the reply
 static lh_reply_t *
-s_test_call (lh_client_t *client, const char *op, lh_pack_t *pack)
+s_test_register (lh_testbus_t *bus, int rows)
 {
-    size_t size = 0;
-    const void *data = pack? lh_pack_data (pack, &size): NULL;
-    lh_call_opts_t opts = { .timeout_ms = 5000, .queue = true };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "catalogd", op, data, size, &opts, &reply);
-    lh_pack_destroy (&pack);
-    assert (reply);
+    char *json = zsys_sprintf (S_TEST_GOOD, rows);
+    lh_reply_t *reply = lh_testbus_call (bus, "catalogd", "register", json);
+    zstr_free (&json);
     return reply;
-}
-
-//  register name with a fingerprint and a row count
-static lh_reply_t *
-s_test_register (lh_client_t *client, const char *name, const char *fingerprint,
-                 uint64_t rows)
-{
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 5);
-    lh_pack_kv_str (pack, "name", name);
-    lh_pack_kv_str (pack, "schema_fingerprint", fingerprint);
-    lh_pack_str (pack, "schema");
-    lh_pack_array (pack, 1);
-    lh_pack_map (pack, 2);
-    lh_pack_kv_str (pack, "name", "id");
-    lh_pack_kv_str (pack, "type", "BIGINT");
-    lh_pack_str (pack, "objects");
-    lh_pack_array (pack, 1);
-    lh_pack_str (pack, "datasets/x.parquet");
-    lh_pack_kv_uint (pack, "row_count", rows);
-    return s_test_call (client, "register", pack);
 }
 
 //  Manifest row_count of a reply
@@ -682,34 +610,35 @@ s_test_rows (lh_reply_t *reply)
     return rows;
 }
 
+//  The stored manifest of workers, as JSON (caller frees)
+static char *
+s_test_stored (lh_testbus_t *bus)
+{
+    lh_reply_t *reply = lh_testbus_call (bus, "storaged", "get",
+                                         "{\"key\": \"_catalog/4ee908eb-05e4-5c26-a4ad-4ca54bb01062\"}");
+    assert (lh_reply_status (reply) == 200);
+    const msgpack_object *data = lh_obj_get (lh_reply_object (reply), "data");
+    assert (data && data->type == MSGPACK_OBJECT_BIN);
+    char *text = (char *) malloc (data->via.bin.size * 2 + 1);
+    for (uint32_t index = 0; index < data->via.bin.size; index++)
+        sprintf (text + 2 * index, "%02x", (unsigned char) data->via.bin.ptr [index]);
+    text [data->via.bin.size * 2] = 0;
+    lh_reply_destroy (&reply);
+    return text;
+}
+
 void
 lh_catalogd_test (bool verbose)
 {
     printf (" * catalogd: ");
-    char dir [] = "/tmp/lh_catalogd_test.XXXXXX";
-    assert (mkdtemp (dir));
-    zactor_t *broker = zactor_new (lh_broker_actor, "test");
-    assert (broker);
-    char *status, *detail;
-    zsock_send (broker, "ss", "BIND", S_TEST_ENDPOINT);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
-    lh_config_t *config = lh_config_load (NULL, NULL);
-    assert (config);
-    assert (lh_config_set (config, "storaged/dir", dir) == 0);
-    lh_link_t link = { .endpoint = S_TEST_ENDPOINT };
-    lh_service_runner_t *storaged = lh_service_start (&lh_storaged_service, &link, config, 1);
-    lh_service_runner_t *catalogd = lh_service_start (&lh_catalogd_service, &link, config, 1);
-    assert (storaged && catalogd);
-    lh_client_t *client = lh_client_new (&link, "catalogd-test");
-    lh_client_t *events = lh_client_new (&link, "catalogd-events");
-    assert (client && events);
+    lh_testbus_t *bus = lh_testbus_new ("catalogd");
+    lh_testbus_start (bus, &lh_storaged_service, 1);
+    lh_testbus_start (bus, &lh_catalogd_service, 1);
+    lh_client_t *events = lh_testbus_client_new (bus, "catalogd-events");
     assert (lh_client_subscribe (events, "catalog.") == 0);
 
     //  New name: 201 with the UUIDv5 id (value from Python's uuid.uuid5)
-    lh_reply_t *reply = s_test_register (client, "workers", "fp1", 10);
+    lh_reply_t *reply = s_test_register (bus, 10);
     assert (lh_reply_status (reply) == 201);
     const char *text;
     size_t size;
@@ -724,88 +653,111 @@ lh_catalogd_test (bool verbose)
     lh_reply_destroy (&event);
 
     //  Same fingerprint: 200, same id, rows updated; same again: no change
-    reply = s_test_register (client, "workers", "fp1", 20);
+    reply = s_test_register (bus, 20);
     assert (lh_reply_status (reply) == 200 && s_test_rows (reply) == 20);
     lh_reply_destroy (&reply);
     assert (lh_client_recv (events, &event, 2000) == 0);
     lh_reply_destroy (&event);
-    reply = s_test_register (client, "workers", "fp1", 20);
+    reply = s_test_register (bus, 20);
     assert (lh_reply_status (reply) == 200 && s_test_rows (reply) == 20);
     lh_reply_destroy (&reply);
 
     //  Other fingerprint: 409 schema_drift and nothing changes
-    reply = s_test_register (client, "workers", "fp2", 99);
+    reply = lh_testbus_call (bus, "catalogd", "register",
+                             "{\"name\": \"workers\", \"schema_fingerprint\": \"fp2\", \"row_count\": 99}");
     assert (lh_reply_status (reply) == 409);
     const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
     assert (lh_obj_str (error, "kind", &text, &size) && size == 12 && memcmp (text, "schema_drift", 12) == 0);
     lh_reply_destroy (&reply);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "name", "workers");
-    reply = s_test_call (client, "get", pack);
+    reply = lh_testbus_call (bus, "catalogd", "get", "{\"name\": \"workers\"}");
     assert (lh_reply_status (reply) == 200 && s_test_rows (reply) == 20);
     assert (lh_obj_str (lh_reply_object (reply), "schema_fingerprint", &text, &size) && size == 3);
     lh_reply_destroy (&reply);
     //  No event for the no-op and the drift
     assert (lh_client_recv (events, &event, 100) == -1);
 
-    //  Empty name or fingerprint: 400
-    reply = s_test_register (client, "", "fp1", 1);
-    assert (lh_reply_status (reply) == 400);
-    lh_reply_destroy (&reply);
-    reply = s_test_register (client, "x", "", 1);
-    assert (lh_reply_status (reply) == 400);
+    //  Regression: a malformed register used to answer 400 and then go
+    //  on, storing a corrupt manifest over the good one (get then
+    //  answered 500, list 500 for everyone). Each is refused whole: one
+    //  400 naming the field, the stored manifest unchanged, no event.
+    char *before = s_test_stored (bus);
+    struct {
+        const char *json;               //  register body
+        const char *field;              //  field named in the 400
+    } bad [] = {
+        { "{\"name\": \"workers\", \"schema_fingerprint\": \"fp1\", \"row_count\": 5, "
+          "\"schema\": [{\"name\": \"id\"}]}", "schema" },
+        { "{\"name\": \"workers\", \"schema_fingerprint\": \"fp1\", \"row_count\": 5, "
+          "\"schema\": [\"id BIGINT\"]}", "schema" },
+        { "{\"name\": \"workers\", \"schema_fingerprint\": \"fp1\", \"row_count\": 5, "
+          "\"schema\": {\"id\": \"BIGINT\"}}", "schema" },
+        { "{\"name\": \"workers\", \"schema_fingerprint\": \"fp1\", \"row_count\": 5, "
+          "\"objects\": [\"a\", 7]}", "objects" },
+        { "{\"name\": \"workers\", \"schema_fingerprint\": \"fp1\", \"row_count\": -5}", "row_count" },
+        { "{\"name\": \"workers\", \"schema_fingerprint\": \"fp1\", \"row_count\": \"5\"}", "row_count" },
+        { "{\"name\": \"\", \"schema_fingerprint\": \"fp1\"}", "name" },
+        { "{\"name\": \"workers\", \"schema_fingerprint\": \"\"}", "schema_fingerprint" },
+        { "{\"schema_fingerprint\": \"fp1\"}", "name" },
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++) {
+        lh_testbus_expect (bus, "catalogd", "register", bad [index].json, 400, NULL,
+                           bad [index].field);
+        char *after = s_test_stored (bus);
+        assert (streq (after, before));
+        zstr_free (&after);
+        assert (lh_client_recv (events, &event, 0) == -1);
+    }
+    zstr_free (&before);
+    //  get / delete without a usable name or id: one 400 naming a field
+    //  (they used to go on with an uninitialised dataset id)
+    const char *targets [] = { NULL, "{}", "{\"name\": \"\"}", "{\"name\": 5}",
+                               "{\"dataset_id\": \"not-a-uuid\"}", "[1, 2]" };
+    for (size_t index = 0; index < sizeof (targets) / sizeof (targets [0]); index++) {
+        lh_testbus_expect (bus, "catalogd", "get", targets [index], 400, NULL, NULL);
+        lh_testbus_expect (bus, "catalogd", "delete", targets [index], 400, NULL, NULL);
+    }
+    reply = lh_testbus_call (bus, "catalogd", "get", "{\"name\": \"workers\"}");
+    assert (lh_reply_status (reply) == 200 && s_test_rows (reply) == 20);
     lh_reply_destroy (&reply);
 
     //  get by id; list
-    pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "dataset_id", "4EE908EB-05E4-5C26-A4AD-4CA54BB01062");
-    reply = s_test_call (client, "get", pack);
-    assert (lh_reply_status (reply) == 200);
-    lh_reply_destroy (&reply);
-    reply = s_test_register (client, "contracts", "fpc", 5);
-    assert (lh_reply_status (reply) == 201);
-    lh_reply_destroy (&reply);
-    reply = s_test_call (client, "list", NULL);
+    assert (lh_testbus_status (bus, "catalogd", "get",
+                               "{\"dataset_id\": \"4EE908EB-05E4-5C26-A4AD-4CA54BB01062\"}") == 200);
+    assert (lh_testbus_status (bus, "catalogd", "register",
+                               "{\"name\": \"contracts\", \"schema_fingerprint\": \"fpc\", "
+                               "\"row_count\": 5}") == 201);
+    reply = lh_testbus_call (bus, "catalogd", "list", NULL);
     assert (lh_reply_status (reply) == 200);
     uint64_t count = 0;
     assert (lh_obj_uint (lh_reply_object (reply), "count", &count) && count == 2);
+    assert (!lh_obj_get (lh_reply_object (reply), "skipped"));
     lh_reply_destroy (&reply);
 
+    //  One unreadable manifest: list skips it and counts it
+    assert (lh_testbus_status (bus, "storaged", "put",
+                               "{\"key\": \"_catalog/00000000-0000-5000-8000-000000000000\", "
+                               "\"data\": \"not msgpack\"}") == 200);
+    reply = lh_testbus_call (bus, "catalogd", "list", "{}");
+    assert (lh_reply_status (reply) == 200);
+    uint64_t skipped = 0;
+    assert (lh_obj_uint (lh_reply_object (reply), "count", &count) && count == 2);
+    assert (lh_obj_uint (lh_reply_object (reply), "skipped", &skipped) && skipped == 1);
+    lh_reply_destroy (&reply);
+    assert (lh_testbus_status (bus, "storaged", "delete",
+                               "{\"key\": \"_catalog/00000000-0000-5000-8000-000000000000\"}") == 200);
+
     //  A restarted catalogd serves the same catalog
-    lh_service_stop (&catalogd);
-    catalogd = lh_service_start (&lh_catalogd_service, &link, config, 1);
-    assert (catalogd);
-    pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "name", "contracts");
-    reply = s_test_call (client, "get", pack);
+    lh_testbus_stop (bus, "catalogd");
+    lh_testbus_start (bus, &lh_catalogd_service, 1);
+    reply = lh_testbus_call (bus, "catalogd", "get", "{\"name\": \"contracts\"}");
     assert (lh_reply_status (reply) == 200 && s_test_rows (reply) == 5);
     lh_reply_destroy (&reply);
 
     //  delete
-    pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "name", "contracts");
-    reply = s_test_call (client, "delete", pack);
-    assert (lh_reply_status (reply) == 200);
-    lh_reply_destroy (&reply);
-    pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "name", "contracts");
-    reply = s_test_call (client, "get", pack);
-    assert (lh_reply_status (reply) == 404);
-    lh_reply_destroy (&reply);
+    assert (lh_testbus_status (bus, "catalogd", "delete", "{\"name\": \"contracts\"}") == 200);
+    assert (lh_testbus_status (bus, "catalogd", "get", "{\"name\": \"contracts\"}") == 404);
 
     lh_client_destroy (&events);
-    lh_client_destroy (&client);
-    lh_service_stop (&catalogd);
-    lh_service_stop (&storaged);
-    lh_config_destroy (&config);
-    zactor_destroy (&broker);
-    char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

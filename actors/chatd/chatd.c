@@ -364,12 +364,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     curl_global_init (CURL_GLOBAL_DEFAULT);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
-    char *loaded = NULL;
-    lh_config_t *defaults = config? NULL: lh_config_load (NULL, &loaded);
-    free (loaded);
-    lh_config_t *source = config? config: defaults;
-    assert (source);
-
+    lh_config_t *source = config;
     for (int index = 0; index < LH_PROVIDER_COUNT; index++) {
         const char *url = lh_config_str (source, s_providers [index].url_key);
         if (url && *url) {
@@ -401,7 +396,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->num_ctx = lh_config_int (source, "chatd/num_ctx");
     self->think = lh_config_bool (source, "chatd/think");
     self->response_max = lh_config_int (source, "chatd/response_max");
-    lh_config_destroy (&defaults);
 
     if (rc) {
         void *state = self;
@@ -729,59 +723,19 @@ s_post (s_state_t *self, lh_request_t *request, lh_provider_t provider, const ch
     }
     if (rc) {
         if (status == LH_ST_TIMEOUT)
-            lh_request_error (request, LH_ST_TIMEOUT, "deadline",
-                              0, "%s: the caller's deadline passed during the provider call", name);
-        else {
-            lh_request_error (request, LH_ST_BAD_GATEWAY, "upstream", 0,
-                              "%s failed after %" PRId64 " attempt%s: %s", name,
-                              attempt > self->retries + 1? self->retries + 1: attempt,
-                              attempt == 1? "": "s", failure? failure: "failed");
-        }
+            lh_request_fail (request, LH_ST_TIMEOUT, "deadline",
+                             "%s: the caller's deadline passed during the provider call", name);
+        else
+            lh_request_fail (request, LH_ST_BAD_GATEWAY, "upstream",
+                             "%s failed after %" PRId64 " attempt%s: %s", name,
+                             attempt > self->retries + 1? self->retries + 1: attempt,
+                             attempt == 1? "": "s", failure? failure: "failed");
     }
     zstr_free (&failure);
     curl_easy_cleanup (curl);
     curl_slist_free_all (headers);
     zstr_free (&url);
     return rc;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Answer 400 naming a field
-
-static void
-s_bad (lh_request_t *request, const char *field, const char *reason)
-{
-    zframe_t *body = NULL;
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_str (pack, "error");
-    lh_pack_map (pack, 3);
-    lh_pack_kv_str (pack, "kind", "bad_request");
-    lh_pack_kv_str (pack, "reason", reason);
-    lh_pack_kv_str (pack, "field", field);
-    body = lh_pack_frame (&pack);
-    lh_request_reply (request, LH_ST_BAD_REQUEST, &body);
-}
-
-
-//  --------------------------------------------------------------------------
-//  Reply with a JSON body (taken)
-
-static void
-s_reply_json (lh_request_t *request, uint32_t status, json_t *json)
-{
-    lh_pack_t *pack = lh_pack_new ();
-    char *error = NULL;
-    if (lh_json_to_pack (json, pack, &lh_limits_default, &error) == 0)
-        lh_request_reply_pack (request, status, &pack);
-    else {
-        lh_pack_destroy (&pack);
-        lh_request_error (request, LH_ST_INTERNAL, NULL, 0, "reply could not be encoded: %s",
-                          error? error: "?");
-        free (error);
-    }
-    json_decref (json);
 }
 
 
@@ -848,15 +802,9 @@ static void
 s_chat (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *object = lh_request_object (request);
-    char *error = NULL;
-    json_t *input = object? lh_json_from_object (object, &error): NULL;
-    free (error);
-    if (!json_is_object (input)) {
-        json_decref (input);
-        s_bad (request, "body", "body must be a map with model and messages");
+    json_t *input = lh_request_json (request);
+    if (!input)
         return;
-    }
     const char *model = json_string_value (json_object_get (input, "model"));
     json_t *messages = json_object_get (input, "messages");
     json_t *max_tokens = json_object_get (input, "max_tokens");
@@ -896,7 +844,7 @@ s_chat (lh_request_t *request, void *state)
     if (!field && schema && !json_is_null (schema) && !json_is_object (schema))
         field = "json_schema", reason = "json_schema must be an object";
     if (field) {
-        s_bad (request, field, reason);
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, field, "%s", reason);
         json_decref (input);
         return;
     }
@@ -915,16 +863,17 @@ s_chat (lh_request_t *request, void *state)
     lh_provider_t provider;
     char routed [256];
     if (lh_chatd_route (model, &provider, routed, sizeof (routed))) {
-        s_bad (request, "model", "model name is malformed (ollama/M, ollama_cloud/M, M:cloud, "
-                                 "openrouter/VENDOR/M, opencode/M, kimi/M or M)");
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "model",
+                               "model name is malformed (ollama/M, ollama_cloud/M, M:cloud, "
+                               "openrouter/VENDOR/M, opencode/M, kimi/M or M)");
         json_decref (input);
         return;
     }
     if (!s_usable (self, provider)) {
         const char *env = s_providers [provider].env;
-        lh_request_error (request, LH_ST_NOT_FOUND, "no_such_provider", 0,
-                          "provider '%s' is not configured%s%s%s", s_providers [provider].name,
-                          env? ": set ": " (no URL)", env? env: "", env? " or chatd/env_file": "");
+        lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_provider",
+                         "provider '%s' is not configured%s%s%s", s_providers [provider].name,
+                         env? ": set ": " (no URL)", env? env: "", env? " or chatd/env_file": "");
         json_decref (input);
         return;
     }
@@ -941,13 +890,13 @@ s_chat (lh_request_t *request, void *state)
             json_object_set_new (result, "provider", json_string (s_providers [provider].name));
             lh_debug ("chatd", lh_request_trace (request), "%s %s: %zu bytes in %" PRId64 " ms",
                       s_providers [provider].name, routed, size, zclock_mono () - start);
-            s_reply_json (request, LH_ST_OK, result);
+            lh_request_reply_json (request, LH_ST_OK, result);
         }
         else {
             char *message = s_upstream_message (response, size);
             char *safe = s_redact (message, self->providers [provider].key);
-            lh_request_error (request, LH_ST_BAD_GATEWAY, "upstream", 0, "%s: %s: %s",
-                              s_providers [provider].name, problem, safe);
+            lh_request_fail (request, LH_ST_BAD_GATEWAY, "upstream", "%s: %s: %s",
+                             s_providers [provider].name, problem, safe);
             zstr_free (&safe);
             zstr_free (&message);
         }
@@ -964,6 +913,8 @@ static void
 s_providers_op (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
+    if (!lh_request_map (request))
+        return;
     json_t *configured = json_array ();
     json_t *unconfigured = json_array ();
     for (int index = 0; index < LH_PROVIDER_COUNT; index++) {
@@ -984,7 +935,7 @@ s_providers_op (lh_request_t *request, void *state)
     for (char *name = strtok_r (list, ", ", &save); name; name = strtok_r (NULL, ", ", &save))
         json_array_append_new (weak, json_string (name));
     free (list);
-    s_reply_json (request, LH_ST_OK, json_pack ("{s:o,s:o,s:o,s:o}", "providers", configured,
+    lh_request_reply_json (request, LH_ST_OK, json_pack ("{s:o,s:o,s:o,s:o}", "providers", configured,
                                                 "unconfigured", unconfigured, "tiers", tiers,
                                                 "weak_models", weak));
 }
@@ -1005,7 +956,10 @@ const lh_service_t lh_chatd_service = {
 
 
 //  --------------------------------------------------------------------------
-//  Self test of this class: routing table, response parsing, redaction
+//  Self test of this class: routing table, response parsing, redaction,
+//  the service's answers to bad bodies
+
+#include "lh_testbus.h"
 
 void
 lh_chatd_test (bool verbose)
@@ -1104,5 +1058,31 @@ lh_chatd_test (bool verbose)
     message = s_upstream_message (upstream, strlen (upstream));
     assert (streq (message, "model 'x' not found"));
     zstr_free (&message);
+
+    //  The service on a test bus, no provider configured: every bad body
+    //  is one 400 naming its field; a good one finds no provider (404)
+    lh_testbus_t *bus = lh_testbus_new ("chatd");
+    lh_testbus_set (bus, "chatd/ollama_url", "");
+    lh_testbus_start (bus, &lh_chatd_service, 1);
+    struct {
+        const char *json, *field;
+    } bad [] = {
+        { "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", "model" },
+        { "{\"model\": \"m\", \"messages\": []}", "messages" },
+        { "{\"model\": \"m\", \"messages\": [{\"role\": \"god\", \"content\": \"hi\"}]}", "messages" },
+        { "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+          "\"temperature\": 3}", "temperature" },
+        { "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+          "\"max_tokens\": 0}", "max_tokens" },
+        { "{\"model\": \"ollama/\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", "model" },
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
+        lh_testbus_expect (bus, "chatd", "chat", bad [index].json, 400, "bad_request",
+                           bad [index].field);
+    assert (lh_testbus_status (bus, "chatd", "chat", "[1]") == 400);
+    assert (lh_testbus_status (bus, "chatd", "chat",
+                               "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}") == 404);
+    assert (lh_testbus_status (bus, "chatd", "providers", NULL) == 200);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

@@ -27,7 +27,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
-    const char *tag = config? lh_config_str (config, "actors/echo/tag"): NULL;
+    const char *tag = lh_config_str (config, "actors/echo/tag");
     if (tag && *tag)
         self->tag = strdup (tag);
     return self;
@@ -100,12 +100,11 @@ s_echo (lh_request_t *request, void *state)
 static void
 s_sleep (lh_request_t *request, void *state)
 {
-    uint64_t ms;
-    if (!lh_obj_uint (lh_request_object (request), "ms", &ms)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, NULL, 0,
-                          "sleep needs a body {\"ms\": n} with n >= 0");
+    const msgpack_object *body = lh_request_map (request);
+    int64_t asked = 0;
+    if (!body || lh_request_int (request, body, "ms", LH_FIELD_REQUIRED, 0, INT64_MAX, &asked))
         return;
-    }
+    uint64_t ms = (uint64_t) asked;
     uint64_t limit = lh_request_time_left (request) + 1000;
     if (ms > limit)
         ms = limit;
@@ -137,8 +136,8 @@ s_fail (lh_request_t *request, void *state)
         status = LH_ST_BAD_REQUEST;
     char *reason = lh_obj_strdup (lh_obj_get (object, "reason"));
     char *kind = lh_obj_strdup (lh_obj_get (object, "kind"));
-    lh_request_error (request, (uint32_t) status, kind && *kind? kind: NULL, 0, "%s",
-                      reason? reason: lh_status_text ((uint32_t) status));
+    lh_request_fail (request, (uint32_t) status, kind && *kind? kind: NULL, "%s",
+                     reason? reason: lh_status_text ((uint32_t) status));
     free (reason);
     free (kind);
 }
@@ -150,41 +149,34 @@ s_fail (lh_request_t *request, void *state)
 static void
 s_stream (lh_request_t *request, void *state)
 {
-    const msgpack_object *object = lh_request_object (request);
-    uint64_t count, pad = 0;
-    if (!lh_obj_uint (object, "n", &count) || count > S_STREAM_MAX) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, NULL, 0,
-                          "stream needs a body {\"n\": n} with n <= %d", S_STREAM_MAX);
+    const msgpack_object *body = lh_request_map (request);
+    int64_t count = 0, pad = 0;
+    if (!body
+    ||  lh_request_int (request, body, "n", LH_FIELD_REQUIRED, 0, S_STREAM_MAX, &count)
+    ||  lh_request_int (request, body, "size", 0, 0, S_PAD_MAX, &pad))
         return;
-    }
-    lh_obj_uint (object, "size", &pad);
-    if (pad > S_PAD_MAX) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, NULL, 0,
-                          "stream size is at most %d bytes", S_PAD_MAX);
-        return;
-    }
-    char *padding = (char *) malloc (pad + 1);
+    char *padding = (char *) malloc ((size_t) pad + 1);
     assert (padding);
-    memset (padding, 'x', pad);
-    for (uint64_t index = 0; index < count; index++) {
+    memset (padding, 'x', (size_t) pad);
+    for (int64_t index = 0; index < count; index++) {
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 2);
-        lh_pack_kv_uint (pack, "i", index);
+        lh_pack_kv_uint (pack, "i", (uint64_t) index);
         lh_pack_str (pack, "pad");
-        lh_pack_strn (pack, padding, pad);
+        lh_pack_strn (pack, padding, (size_t) pad);
         zframe_t *part = lh_pack_frame (&pack);
         if (lh_request_part (request, &part)) {
             zframe_destroy (&part);
             free (padding);
-            lh_request_error (request, LH_ST_INTERNAL, NULL, 0,
-                              "stream broken after %" PRIu64 " parts", index);
+            lh_request_fail (request, LH_ST_INTERNAL, NULL, "stream broken after %" PRId64
+                             " parts", index);
             return;
         }
     }
     free (padding);
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, 1);
-    lh_pack_kv_uint (pack, "parts", count);
+    lh_pack_kv_uint (pack, "parts", (uint64_t) count);
     lh_request_reply_pack (request, LH_ST_OK, &pack);
 }
 
@@ -223,11 +215,9 @@ const lh_service_t lh_echo_service = {
 
 
 //  --------------------------------------------------------------------------
-//  Self test: every op through the real broker
+//  Self test: every op through the real broker, on a test bus
 
-#include "lh_broker.h"
-
-#define S_TEST_ENDPOINT "inproc://lh-echo-test"
+#include "lh_testbus.h"
 
 
 //  --------------------------------------------------------------------------
@@ -247,49 +237,6 @@ s_test_call (lh_client_t *client, const char *op, lh_pack_t **pack_p, uint32_t t
 
 
 //  --------------------------------------------------------------------------
-//  Start the broker, hb_ivl 400 ms (3 intervals > the broker's first tick)
-
-static zactor_t *
-s_test_broker (void)
-{
-    zactor_t *broker = zactor_new (lh_broker_actor, "test");
-    assert (broker);
-    char *status, *detail;
-    zstr_sendx (broker, "CONFIGURE", "hb_ivl", "400", NULL);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
-    zsock_send (broker, "ss", "BIND", S_TEST_ENDPOINT);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
-    return broker;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Wait (bounded) until echo.whoami answers 200
-
-static void
-s_test_wait (lh_client_t *client)
-{
-    int64_t until = zclock_mono () + 10000;
-    while (true) {
-        lh_pack_t *none = NULL;
-        lh_reply_t *reply = s_test_call (client, "whoami", &none, 1000);
-        uint32_t status = lh_reply_status (reply);
-        lh_reply_destroy (&reply);
-        if (status == 200)
-            return;
-        assert (zclock_mono () < until);
-        zclock_sleep (20);
-    }
-}
-
-
-//  --------------------------------------------------------------------------
 //  Self test: every op through the real broker
 
 void
@@ -299,13 +246,9 @@ lh_echo_test (bool verbose)
     if (verbose)
         lh_log_set_level (LH_LOG_DEBUG);
 
-    zactor_t *broker = s_test_broker ();
-    lh_link_t link = { .endpoint = S_TEST_ENDPOINT };
-    lh_service_runner_t *runner = lh_service_start (&lh_echo_service, &link, NULL, 2);
-    assert (runner);
-    lh_client_t *client = lh_client_new (&link, "echo-test");
-    assert (client);
-    s_test_wait (client);
+    lh_testbus_t *bus = lh_testbus_new ("echo");
+    lh_testbus_start (bus, &lh_echo_service, 2);
+    lh_client_t *client = lh_testbus_client (bus);
 
     //  echo: verbatim, also without a body, also a non-map
     lh_pack_t *pack = lh_pack_new ();
@@ -426,20 +369,14 @@ lh_echo_test (bool verbose)
     assert (lh_reply_status (reply) == 404);
     lh_reply_destroy (&reply);
 
-    lh_client_destroy (&client);
-    lh_service_stop (&runner);
+    //  Bad bodies name their field
+    lh_testbus_expect (bus, "echo", "stream", "{\"n\": \"3\"}", 400, "bad_field", "n");
+    lh_testbus_expect (bus, "echo", "sleep", "{}", 400, "bad_field", "ms");
 
     //  With actors/echo/tag set, echoed maps carry the tag
-    char *message = NULL;
-    lh_config_t *config = lh_config_load (NULL, &message);
-    assert (config);
-    rc = lh_config_set (config, "actors/echo/tag", "replayed");
-    assert (rc == 0);
-    runner = lh_service_start (&lh_echo_service, &link, config, 1);
-    assert (runner);
-    client = lh_client_new (&link, "echo-test");
-    assert (client);
-    s_test_wait (client);
+    lh_testbus_stop (bus, "echo");
+    lh_testbus_set (bus, "actors/echo/tag", "replayed");
+    lh_testbus_start (bus, &lh_echo_service, 1);
     pack = lh_pack_new ();
     lh_pack_map (pack, 2);
     lh_pack_kv_uint (pack, "x", 1);
@@ -460,10 +397,6 @@ lh_echo_test (bool verbose)
     assert (lh_reply_status (reply) == 200);
     assert (lh_reply_object (reply)->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
     lh_reply_destroy (&reply);
-
-    lh_client_destroy (&client);
-    lh_service_stop (&runner);
-    lh_config_destroy (&config);
-    zactor_destroy (&broker);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

@@ -356,9 +356,9 @@ s_provider_embed (s_state_t *self, lh_request_t *request, s_provider_t provider,
             curl_slist_free_all (headers);
             free (payload);
             zstr_free (&url);
-            return lh_request_error (request, LH_ST_BAD_GATEWAY, "provider_not_configured", 0,
-                                     "openai embeddings need an API key in $%s", self->openai_key_env),
-                   -1;
+            return lh_request_fail (request, LH_ST_BAD_GATEWAY, "provider_not_configured",
+                                    "openai embeddings need an API key in $%s",
+                                    self->openai_key_env);
         }
         char *authorization = zsys_sprintf ("Authorization: Bearer %s", key);
         headers = curl_slist_append (headers, authorization);
@@ -414,25 +414,25 @@ s_provider_embed (s_state_t *self, lh_request_t *request, s_provider_t provider,
     const char *name = provider == S_OLLAMA? "ollama": "openai";
     int rc = -1;
     if (code == CURLE_OPERATION_TIMEDOUT)
-        lh_request_error (request, LH_ST_TIMEOUT, "provider_timeout", 0,
-                          "%s did not answer within %" PRId64 " ms", name, timeout);
+        lh_request_fail (request, LH_ST_TIMEOUT, "provider_timeout",
+                         "%s did not answer within %" PRId64 " ms", name, timeout);
     else
     if (code != CURLE_OK)
-        lh_request_error (request, LH_ST_BAD_GATEWAY, "provider_unreachable", 0,
-                          "%s at %s: %s", name, base, curl_easy_strerror (code));
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, "provider_unreachable",
+                         "%s at %s: %s", name, base, curl_easy_strerror (code));
     else
     if (status == 429) {
         char *message = s_upstream_message (&http);
-        lh_request_error (request, LH_ST_TOO_MANY, "rate_limited",
-                          http.retry_after_ms >= 0? (uint64_t) http.retry_after_ms: 1000,
-                          "%s is rate limiting: %s", name, message);
+        lh_request_fail_retry (request, LH_ST_TOO_MANY, "rate_limited",
+                               http.retry_after_ms >= 0? (uint64_t) http.retry_after_ms: 1000,
+                               "%s is rate limiting: %s", name, message);
         free (message);
     }
     else
     if (status < 200 || status > 299) {
         char *message = s_upstream_message (&http);
-        lh_request_error (request, LH_ST_BAD_GATEWAY, "provider_error", 0,
-                          "%s answered %ld: %s", name, status, message);
+        lh_request_fail (request, LH_ST_BAD_GATEWAY, "provider_error",
+                         "%s answered %ld: %s", name, status, message);
         free (message);
     }
     else {
@@ -464,10 +464,12 @@ s_provider_embed (s_state_t *self, lh_request_t *request, s_provider_t provider,
         if (good)
             rc = 0;
         else {
-            for (size_t index = 0; index < count; index++)
-                free (vectors [index]), vectors [index] = NULL;
-            lh_request_error (request, LH_ST_BAD_GATEWAY, "bad_provider_reply", 0,
-                              "%s's answer is not %zu vectors of one dimension", name, count);
+            for (size_t index = 0; index < count; index++) {
+                free (vectors [index]);
+                vectors [index] = NULL;
+            }
+            lh_request_fail (request, LH_ST_BAD_GATEWAY, "bad_provider_reply",
+                             "%s's answer is not %zu vectors of one dimension", name, count);
         }
     }
     free (http.data);
@@ -504,9 +506,9 @@ s_route (s_state_t *self, lh_request_t *request, const char *model,
         *provider_model = model;
     }
     else
-        return lh_request_error (request, LH_ST_NOT_FOUND, "no_such_model", 0,
-                                 "no embedding model '%s' (use hash, ollama/MODEL or openai/MODEL)",
-                                 model), -1;
+        return lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_model",
+                                "no embedding model '%s' (use hash, ollama/MODEL or "
+                                "openai/MODEL)", model);
     return 0;
 }
 
@@ -518,58 +520,40 @@ static void
 s_embed (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = lh_request_object (request);
-    const msgpack_object *texts = body? lh_obj_get (body, "texts"): NULL;
-    if (!body || body->type != MSGPACK_OBJECT_MAP || !texts || texts->type != MSGPACK_OBJECT_ARRAY) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                          "the body must be {texts: [string, ...], model?}");
-        return;
-    }
+    const msgpack_object *body = lh_request_map (request);
+    const msgpack_object *texts = NULL;
+    char *model = NULL;
+    if (!body
+    ||  lh_request_array (request, body, "texts", LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY
+                                                | LH_FIELD_LIMIT_413,
+                          (uint32_t) self->texts_max, &texts)
+    ||  lh_request_strdup (request, body, "model", LH_FIELD_NONEMPTY, 256, &model))
+        goto refused;
     size_t count = texts->via.array.size;
-    if (count == 0) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0, "'texts' is empty");
-        return;
-    }
-    if (count > self->texts_max) {
-        lh_request_error (request, LH_ST_TOO_LARGE, "too_large", 0,
-                          "%zu texts in one request; at most %zu (embedd/texts_max)",
-                          count, self->texts_max);
-        return;
-    }
     for (size_t index = 0; index < count; index++) {
         const msgpack_object *text = &texts->via.array.ptr [index];
+        char field [32];
+        snprintf (field, sizeof (field), "texts[%zu]", index);
         if (text->type != MSGPACK_OBJECT_STR) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                              "texts[%zu] is not a string", index);
-            return;
+            lh_request_bad (request, field, "texts[%zu] is not a string", index);
+            goto refused;
         }
         if (text->via.str.size == 0) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "empty_text", 0,
-                              "texts[%zu] is empty", index);
-            return;
+            lh_request_fail_field (request, LH_ST_BAD_REQUEST, "empty_text", field,
+                                   "texts[%zu] is empty", index);
+            goto refused;
         }
         if (text->via.str.size > self->text_max) {
-            lh_request_error (request, LH_ST_TOO_LARGE, "too_large", 0,
-                              "texts[%zu] has %u bytes; at most %zu (embedd/text_max)",
-                              index, text->via.str.size, self->text_max);
-            return;
+            lh_request_fail_field (request, LH_ST_TOO_LARGE, "too_large", field,
+                                   "texts[%zu] has %u bytes; at most %zu (embedd/text_max)",
+                                   index, text->via.str.size, self->text_max);
+            goto refused;
         }
     }
-    char *model = NULL;
-    const msgpack_object *model_object = lh_obj_get (body, "model");
-    if (model_object && model_object->type != MSGPACK_OBJECT_NIL) {
-        model = lh_obj_strdup (model_object);
-        if (!model || !*model || strlen (model) > 256) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                              "'model' must be a non-empty string of at most 256 bytes");
-            free (model);
-            return;
-        }
-    }
-    else
+    if (!model)
         model = strdup (self->model);
-    s_provider_t provider;
-    const char *provider_model;
+    s_provider_t provider = S_HASH;
+    const char *provider_model = NULL;
     if (s_route (self, request, model, &provider, &provider_model)) {
         free (model);
         return;
@@ -637,8 +621,8 @@ s_embed (lh_request_t *request, void *state)
         for (size_t index = 0; index < count; index++)
             same = same && vectors [index] && dims [index] == dim;
         if (!same)
-            lh_request_error (request, LH_ST_BAD_GATEWAY, "bad_provider_reply", 0,
-                              "model '%s' gave vectors of different dimensions", model);
+            lh_request_fail (request, LH_ST_BAD_GATEWAY, "bad_provider_reply",
+                             "model '%s' gave vectors of different dimensions", model);
         else {
             lh_pack_t *pack = lh_pack_new ();
             msgpack_packer *packer = lh_pack_packer (pack);
@@ -666,6 +650,9 @@ s_embed (lh_request_t *request, void *state)
     free (miss_texts);
     free (miss_sizes);
     free (fetched);
+    free (model);
+    return;
+refused:
     free (model);
 }
 
@@ -723,10 +710,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     pthread_mutex_init (&self->lock, NULL);
@@ -754,7 +737,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
         *error = "embedd/provider must be hash, ollama or openai";
     self->model = strdup (*model? model: self->provider == S_OLLAMA? "nomic-embed-text":
                           self->provider == S_OPENAI? "text-embedding-3-small": "hash");
-    lh_config_destroy (&defaults);
     if (*error) {
         void *state = self;
         s_state_destroy (&state);
@@ -789,7 +771,7 @@ const lh_service_t lh_embedd_service = {
 //  --------------------------------------------------------------------------
 //  Self test: the hash embedder, the cache, the service over inproc
 
-#include "lh_broker.h"
+#include "lh_testbus.h"
 
 static double
 s_test_cosine (const float *a, const float *b, size_t dim)
@@ -801,7 +783,7 @@ s_test_cosine (const float *a, const float *b, size_t dim)
 }
 
 static lh_reply_t *
-s_test_embed (lh_client_t *client, const char **texts, size_t count, const char *model)
+s_test_embed (lh_testbus_t *bus, const char **texts, size_t count, const char *model)
 {
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, model? 2: 1);
@@ -813,11 +795,8 @@ s_test_embed (lh_client_t *client, const char **texts, size_t count, const char 
         lh_pack_kv_str (pack, "model", model);
     size_t size;
     const void *data = lh_pack_data (pack, &size);
-    lh_call_opts_t opts = { .timeout_ms = 5000, .queue = true };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "embedd", "embed", data, size, &opts, &reply);
+    lh_reply_t *reply = lh_testbus_call_raw (bus, "embedd", "embed", data, size);
     lh_pack_destroy (&pack);
-    assert (reply);
     return reply;
 }
 
@@ -851,22 +830,12 @@ lh_embedd_test (bool verbose)
         printf ("(hello world: largest component %zu = %f) ", largest, c [largest]);
 
     //  Service: cache hits and misses, order, errors
-    zactor_t *broker = zactor_new (lh_broker_actor, "test");
-    char *status, *detail;
-    zsock_send (broker, "ss", "BIND", "inproc://lh-embedd-test");
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
-    lh_config_t *config = lh_config_load (NULL, NULL);
-    assert (lh_config_set (config, "embedd/dim", "16") == 0);
-    assert (lh_config_set (config, "embedd/cache_entries", "3") == 0);
-    lh_link_t link = { .endpoint = "inproc://lh-embedd-test" };
-    lh_service_runner_t *runner = lh_service_start (&lh_embedd_service, &link, config, 1);
-    assert (runner);
-    lh_client_t *client = lh_client_new (&link, "embedd-test");
+    lh_testbus_t *bus = lh_testbus_new ("embedd");
+    lh_testbus_set (bus, "embedd/dim", "16");
+    lh_testbus_set (bus, "embedd/cache_entries", "3");
+    lh_testbus_start (bus, &lh_embedd_service, 1);
     const char *texts [3] = { "alpha", "beta", "alpha" };
-    lh_reply_t *reply = s_test_embed (client, texts, 3, NULL);
+    lh_reply_t *reply = s_test_embed (bus, texts, 3, NULL);
     assert (lh_reply_status (reply) == 200);
     const msgpack_object *vectors = lh_obj_get (lh_reply_object (reply), "vectors");
     assert (vectors && vectors->via.array.size == 3);
@@ -874,27 +843,40 @@ lh_embedd_test (bool verbose)
     assert (msgpack_object_equal (vectors->via.array.ptr [0], vectors->via.array.ptr [2]));
     assert (!msgpack_object_equal (vectors->via.array.ptr [0], vectors->via.array.ptr [1]));
     lh_reply_destroy (&reply);
-    reply = s_test_embed (client, texts, 2, "hash");
+    reply = s_test_embed (bus, texts, 2, "hash");
     assert (lh_reply_status (reply) == 200);
     lh_reply_destroy (&reply);
     const char *empty [1] = { "" };
-    reply = s_test_embed (client, empty, 1, NULL);
+    reply = s_test_embed (bus, empty, 1, NULL);
     assert (lh_reply_status (reply) == 400);
     lh_reply_destroy (&reply);
-    reply = s_test_embed (client, texts, 1, "no-such-model");
+    reply = s_test_embed (bus, texts, 1, "no-such-model");
     assert (lh_reply_status (reply) == 404);
     lh_reply_destroy (&reply);
-    lh_call_opts_t opts = { .timeout_ms = 5000 };
-    assert (lh_client_call (client, "embedd", "stats", NULL, 0, &opts, &reply) == 0);
+    reply = lh_testbus_call (bus, "embedd", "stats", NULL);
+    assert (lh_reply_status (reply) == 200);
     uint64_t hits = 0, misses = 0, size = 0;
     const msgpack_object *stats = lh_reply_object (reply);
     assert (lh_obj_uint (stats, "hits", &hits) && hits == 2);
     assert (lh_obj_uint (stats, "misses", &misses) && misses == 3);
     assert (lh_obj_uint (stats, "size", &size) && size == 2);
     lh_reply_destroy (&reply);
-    lh_client_destroy (&client);
-    lh_service_stop (&runner);
-    lh_config_destroy (&config);
-    zactor_destroy (&broker);
+    //  Bad bodies: one answer each, naming the field
+    struct {
+        const char *json, *field;
+        uint32_t status;
+    } bad [] = {
+        { NULL, "texts", 400 },
+        { "{\"texts\": []}", "texts", 400 },
+        { "{\"texts\": \"a\"}", "texts", 400 },
+        { "{\"texts\": [\"a\", 3]}", "texts[1]", 400 },
+        { "{\"texts\": [\"a\", \"\"]}", "texts[1]", 400 },
+        { "{\"texts\": [\"a\"], \"model\": \"\"}", "model", 400 },
+        { "{\"texts\": [\"a\"], \"model\": 7}", "model", 400 },
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
+        lh_testbus_expect (bus, "embedd", "embed", bad [index].json, bad [index].status, NULL,
+                           bad [index].field);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

@@ -5,6 +5,7 @@
 
 #include "ingestd.h"
 #include "lh_csv.h"
+#include "lh_storage.h"
 #include "lh_log.h"
 #include "lh_ingest_upload.h"
 #include <sqlite3.h>
@@ -14,12 +15,8 @@
 #define S_NAME_MAX      128             //  longest dataset name
 #define S_VALUE_MAX     64              //  longest value counted as distinct
 #define S_INDEX_COLUMNS 8               //  leading / numeric columns in an index
-#define S_PART_MAX      (8 * 1024 * 1024)
-#define S_PART_HEAD     256             //  room for a part's msgpack head
-#define S_READ_AHEAD    2               //  source gets in flight
 #define S_BATCH_BYTES   (1024 * 1024)   //  rows per batch to the loader
 #define S_BATCH_COUNT   4               //  batches in flight
-#define S_BUSY_TRIES    20              //  upload_begin retries on 503
 #define S_SAMPLE_ROWS   1000            //  rows whose types start the table
 #define S_SAMPLE_BYTES  (4 * 1024 * 1024)
 
@@ -80,13 +77,14 @@ typedef struct {
 typedef struct {
     s_state_t *state;                   //  service state
     lh_request_t *request;              //  the request being served
-    lh_client_t *client;                //  bus client of this worker
+    lh_storage_t *storage;              //  storaged, through the request
     const char *trace;                  //  trace id, for logs
     char name [S_NAME_MAX + 1];         //  dataset name
     char *source;                       //  storaged key of the CSV
     uint64_t size;                      //  source size
-    char etag [80];                     //  source ETag (SHA-256 hex)
+    char etag [LH_STORAGE_ETAG_MAX + 1];    //  source ETag (SHA-256 hex)
     uint32_t status;                    //  failure status, 0 = none yet
+    bool answered;                      //  the failure was answered already
     char kind [32];                     //  failure kind
     char reason [600];                  //  failure reason
     zhash_t **distinct;                 //  per column: values seen, or NULL
@@ -102,7 +100,6 @@ typedef struct {
     sqlite3_stmt *insert;               //  the prepared INSERT
     uint64_t rows;                      //  rows inserted
     s_loader_t *loader;                 //  loading thread, while loading
-    int64_t commit_ms;                  //  time storaged took to commit
 } s_ingest_t;
 
 //  A growing SQL text
@@ -192,58 +189,35 @@ s_fail (s_ingest_t *self, uint32_t status, const char *kind, const char *format,
 
 
 //  --------------------------------------------------------------------------
-//  Fail with a bus reply that was not what we wanted: storage down (503)
-//  or refused (500). what names the step.
+//  Fail with a dependency's unexpected reply (svc did not answer what we
+//  asked, or refused it): answered at once as lh_request_fail_dependency
+//  maps it, and the ingest winds down. what names the step.
 
 static void
-s_fail_reply (s_ingest_t *self, lh_reply_t *reply, const char *service, const char *what)
+s_fail_dependency (s_ingest_t *self, lh_reply_t *reply, const char *svc, const char *what)
 {
-    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
-    const char *reason = reply? lh_reply_reason (reply): NULL;
-    lh_warn (S_NAME, self->trace, "%s %s: %u %s", service, what, status, reason? reason: "");
-    if (status == LH_ST_UNAVAILABLE || status == LH_ST_TIMEOUT || status == LH_ST_TOO_MANY)
-        s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
-                "%s did not answer the %s (%u)", service, what, status);
-    else
-        s_fail (self, LH_ST_INTERNAL, "storage_failed", "%s refused the %s (%u): %s",
-                service, what, status, reason? reason: "no reason given");
+    if (self->status)
+        return;
+    self->status = lh_reply_status (reply);
+    snprintf (self->kind, sizeof (self->kind), "dependency");
+    snprintf (self->reason, sizeof (self->reason), "%s, %s: %s", svc, what,
+              lh_reply_reason (reply)? lh_reply_reason (reply): "no reason given");
+    self->answered = true;
+    lh_request_fail_dependency (self->request, reply, svc, what);
 }
 
 
 //  --------------------------------------------------------------------------
-//  Call svc.op with a body; returns the reply (any status), or NULL when
-//  the caller's deadline has passed (the failure is noted)
+//  Fail with the outcome of a storaged operation: past the deadline is
+//  504, else the dependency's failure
 
-static lh_reply_t *
-s_call_raw (s_ingest_t *self, const char *svc, const char *op, const void *data,
-            size_t size)
+static void
+s_fail_storage (s_ingest_t *self, const char *what)
 {
-    uint64_t left = lh_request_time_left (self->request);
-    if (left == 0) {
+    if (lh_request_time_left (self->request) == 0)
         s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
-        return NULL;
-    }
-    lh_call_opts_t opts = {
-        .timeout_ms = left < self->state->timeout_ms? (uint32_t) left: self->state->timeout_ms,
-        .queue = true
-    };
-    lh_reply_t *reply = NULL;
-    lh_client_call (self->client, svc, op, data, size, &opts, &reply);
-    return reply;
-}
-
-
-//  --------------------------------------------------------------------------
-//  The same with a pack (destroyed)
-
-static lh_reply_t *
-s_call (s_ingest_t *self, const char *svc, const char *op, lh_pack_t **pack_p)
-{
-    size_t size;
-    const void *data = lh_pack_data (*pack_p, &size);
-    lh_reply_t *reply = s_call_raw (self, svc, op, data, size);
-    lh_pack_destroy (pack_p);
-    return reply;
+    else
+        s_fail_dependency (self, lh_storage_reply (self->storage), "storaged", what);
 }
 
 
@@ -278,162 +252,50 @@ s_row_distinct (void *arg, char **fields, const size_t *sizes, size_t count, uin
 
 
 //  --------------------------------------------------------------------------
-//  Ask storaged for the range at offset without waiting; returns the
-//  request id, 0 on failure (noted)
+//  Feed one range of the source to the table reader (lh_storage_read_fn)
 
-static uint64_t
-s_get_send (s_ingest_t *self, uint64_t offset)
+typedef struct {
+    s_ingest_t *ingest;                 //  the ingest
+    lh_csv_table_t *table;              //  the reader fed
+} s_feed_t;
+
+static uint32_t
+s_feed (void *arg, const void *data, size_t size)
 {
-    uint64_t left = lh_request_time_left (self->request);
-    if (left == 0) {
-        s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
-        return 0;
-    }
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 3);
-    lh_pack_kv_str (pack, "key", self->source);
-    lh_pack_kv_uint (pack, "offset", offset);
-    lh_pack_kv_uint (pack, "length", self->state->read_chunk);
-    size_t size;
-    const void *data = lh_pack_data (pack, &size);
-    lh_call_opts_t opts = {
-        .timeout_ms = left < self->state->timeout_ms? (uint32_t) left: self->state->timeout_ms,
-        .queue = true
-    };
-    uint64_t cid = lh_client_send (self->client, "storaged", "get", data, size, &opts);
-    lh_pack_destroy (&pack);
-    if (cid == 0)
-        s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
-                "storaged could not be asked for the source");
-    return cid;
+    s_feed_t *self = (s_feed_t *) arg;
+    int fed = lh_csv_table_feed (self->table, data, size);
+    if (fed == -2)
+        s_fail (self->ingest, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (self->table));
+    return fed? LH_ST_BAD_REQUEST: 0;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Read the whole source from storaged in ranges into a table reader, with
-//  S_READ_AHEAD gets in flight so storaged reads and sends the next range
-//  while this one is parsed. Returns 0, or -1 with the failure noted.
-
-typedef struct {
-    uint64_t cid;                       //  request id, 0 = slot free
-    uint64_t offset;                    //  range start
-    lh_reply_t *reply;                  //  the answer, once here
-} s_ahead_t;
+//  Read the whole source from storaged in ranges into a table reader, two
+//  gets in flight so storaged reads and sends the next range while this
+//  one is parsed. Returns 0, or -1 with the failure noted.
 
 static int
 s_read_source (s_ingest_t *self, lh_csv_table_t *table)
 {
-    s_ahead_t ahead [S_READ_AHEAD];
-    memset (ahead, 0, sizeof (ahead));
-    uint64_t offset = 0;                //  next byte to parse
-    uint64_t asked = 0;                 //  next byte to ask for
-    int rc = 0;
-    while (rc == 0 && offset < self->size) {
-        //  Keep the read-ahead full
-        for (int slot = 0; slot < S_READ_AHEAD && asked < self->size; slot++)
-            if (ahead [slot].cid == 0) {
-                ahead [slot].cid = s_get_send (self, asked);
-                ahead [slot].offset = asked;
-                if (ahead [slot].cid == 0) {
-                    rc = -1;
-                    break;
-                }
-                asked += self->state->read_chunk;
-            }
-        if (rc)
-            break;
-        //  Wait for the range at offset
-        s_ahead_t *next = NULL;
-        for (int slot = 0; slot < S_READ_AHEAD; slot++)
-            if (ahead [slot].cid && ahead [slot].offset == offset)
-                next = &ahead [slot];
-        if (!next) {
-            s_fail (self, LH_ST_INTERNAL, "internal", "source read lost its place");
-            rc = -1;
-            break;
-        }
-        while (!next->reply) {
-            lh_reply_t *reply = NULL;
-            if (lh_client_recv (self->client, &reply, (int) self->state->timeout_ms + 1000)) {
-                s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
-                        "storaged did not answer the source read");
-                rc = -1;
-                break;
-            }
-            bool kept = false;
-            for (int slot = 0; slot < S_READ_AHEAD; slot++)
-                if (ahead [slot].cid && ahead [slot].cid == lh_reply_cid (reply)
-                &&  !ahead [slot].reply) {
-                    ahead [slot].reply = reply;
-                    kept = true;
-                }
-            if (!kept)
-                lh_reply_destroy (&reply);      //  a stale answer
-        }
-        if (rc)
-            break;
-        lh_reply_t *reply = next->reply;
-        next->reply = NULL;
-        next->cid = 0;
-        const msgpack_object *body = lh_reply_status (reply) == LH_ST_OK?
-                                     lh_reply_object (reply): NULL;
-        const msgpack_object *data = lh_obj_get (body, "data");
-        const char *etag;
-        size_t etag_size;
-        if (!data || data->type != MSGPACK_OBJECT_BIN
-        ||  !lh_obj_str (body, "etag", &etag, &etag_size)) {
-            if (lh_reply_status (reply) == LH_ST_NOT_FOUND)
-                s_fail (self, LH_ST_CONFLICT, "source_changed",
-                        "the source '%s' was deleted during the ingest", self->source);
-            else
-            if (lh_reply_status (reply) == LH_ST_TIMEOUT && lh_request_time_left (self->request) == 0)
-                s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
-            else
-                s_fail_reply (self, reply, "storaged", "source read");
-            lh_reply_destroy (&reply);
-            rc = -1;
-            break;
-        }
-        if (etag_size != strlen (self->etag) || memcmp (etag, self->etag, etag_size)) {
-            s_fail (self, LH_ST_CONFLICT, "source_changed",
-                    "the source '%s' changed during the ingest", self->source);
-            lh_reply_destroy (&reply);
-            rc = -1;
-            break;
-        }
-        size_t length = data->via.bin.size;
-        if (length == 0) {
-            s_fail (self, LH_ST_INTERNAL, "storage_failed",
-                    "storaged returned no bytes at offset %" PRIu64 " of %" PRIu64,
-                    offset, self->size);
-            lh_reply_destroy (&reply);
-            rc = -1;
-            break;
-        }
-        int fed = lh_csv_table_feed (table, data->via.bin.ptr, length);
-        lh_reply_destroy (&reply);
-        if (fed == -2)
-            s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (table));
-        if (fed) {
-            rc = -1;
-            break;
-        }
-        offset += length;
-        if (length < self->state->read_chunk && offset < self->size) {
-            //  storaged answered less than asked (its get_max is smaller):
-            //  the ranges asked ahead start at the wrong place
-            for (int slot = 0; slot < S_READ_AHEAD; slot++) {
-                lh_reply_destroy (&ahead [slot].reply);
-                ahead [slot].cid = 0;
-            }
-            asked = offset;
-        }
-    }
-    for (int slot = 0; slot < S_READ_AHEAD; slot++)
-        lh_reply_destroy (&ahead [slot].reply);
-    if (rc)
+    lh_storage_info_t head = { .size = self->size };
+    snprintf (head.etag, sizeof (head.etag), "%s", self->etag);
+    s_feed_t feed = { self, table };
+    uint32_t status = lh_storage_read (self->storage, self->source, &head,
+                                       self->state->read_chunk, s_feed, &feed);
+    if (status == LH_ST_NOT_FOUND)
+        s_fail (self, LH_ST_CONFLICT, "source_changed",
+                "the source '%s' was deleted during the ingest", self->source);
+    else
+    if (status == LH_ST_CONFLICT)
+        s_fail (self, LH_ST_CONFLICT, "source_changed",
+                "the source '%s' changed during the ingest", self->source);
+    else
+    if (status != LH_ST_OK)
+        s_fail_storage (self, "the source read");      //  or the reader's, noted first
+    if (status != LH_ST_OK)
         return -1;
-    rc = lh_csv_table_finish (table);
+    int rc = lh_csv_table_finish (table);
     if (rc == -2)
         s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (table));
     return rc? -1: 0;
@@ -1113,152 +975,27 @@ s_table_hash (s_ingest_t *self, const char *path, char *hex)
 
 
 //  --------------------------------------------------------------------------
-//  Upload the table file at path to key by multipart upload, parts in
-//  order, one at a time. An object already under the key (412 at begin) is
-//  the same version: nothing to do. Returns 0 or -1.
+//  Upload the table file at path to key by multipart upload, the next part
+//  read while the last one travels. An object already under the key (412)
+//  is the same version: nothing to do. Returns 0 or -1.
 
 static int
 s_upload (s_ingest_t *self, const char *path, const char *key)
 {
-    lh_reply_t *reply = NULL;
-    for (int attempt = 0; attempt < S_BUSY_TRIES; attempt++) {
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 2);
-        lh_pack_kv_str (pack, "key", key);
-        lh_pack_kv_str (pack, "if_none_match", "*");
-        reply = s_call (self, "storaged", "upload_begin", &pack);
-        if (!reply)
-            return -1;
-        if (lh_reply_status (reply) != LH_ST_UNAVAILABLE)
-            break;
-        uint64_t wait = 250;
-        const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
-        lh_obj_uint (error, "retry_after_ms", &wait);
-        lh_reply_destroy (&reply);
-        zclock_sleep ((int) (wait > 2000? 2000: wait));
-    }
-    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
-    if (status == LH_ST_PRECONDITION) {
-        lh_reply_destroy (&reply);
+    lh_storage_cond_t create = { .if_none_match = true };
+    uint32_t status = lh_storage_upload_file (self->storage, key, path, &create, NULL);
+    if (status == LH_ST_OK || status == LH_ST_PRECONDITION)
         return 0;
-    }
-    const msgpack_object *body = status == LH_ST_OK? lh_reply_object (reply): NULL;
-    const msgpack_object *id_object = lh_obj_get (body, "upload_id");
-    char *upload_id = id_object? lh_obj_strdup (id_object): NULL;
-    uint64_t part_max = 0;
-    if (!upload_id || !lh_obj_uint (body, "part_max", &part_max) || part_max == 0) {
-        s_fail_reply (self, reply, "storaged", "upload begin");
-        lh_reply_destroy (&reply);
-        free (upload_id);
-        return -1;
-    }
-    lh_reply_destroy (&reply);
-    if (part_max > S_PART_MAX)
-        part_max = S_PART_MAX;
-    int rc = 0;
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
-        rc = -1;
-    }
-    //  Each part's body is {upload_id, part, data: bin}: the file's bytes
-    //  are read straight into place after the msgpack head (no copy on the
-    //  way to the bus client), and the next part is read while this one
-    //  travels (the client has its own copy once sent)
-    uint8_t *buffer = (uint8_t *) malloc (S_PART_HEAD + part_max);
-    assert (buffer);
-    uint8_t *content = buffer + S_PART_HEAD;
-    size_t size = rc == 0? s_read_part (self, fd, content, part_max, &rc): 0;
-    for (uint64_t part = 1; rc == 0; part++) {
-        msgpack_sbuffer head;
-        msgpack_sbuffer_init (&head);
-        msgpack_packer packer;
-        msgpack_packer_init (&packer, &head, msgpack_sbuffer_write);
-        msgpack_pack_map (&packer, 3);
-        msgpack_pack_str (&packer, 9);
-        msgpack_pack_str_body (&packer, "upload_id", 9);
-        msgpack_pack_str (&packer, strlen (upload_id));
-        msgpack_pack_str_body (&packer, upload_id, strlen (upload_id));
-        msgpack_pack_str (&packer, 4);
-        msgpack_pack_str_body (&packer, "part", 4);
-        msgpack_pack_uint64 (&packer, part);
-        msgpack_pack_str (&packer, 4);
-        msgpack_pack_str_body (&packer, "data", 4);
-        msgpack_pack_bin (&packer, size);
-        assert (head.size <= S_PART_HEAD);
-        uint8_t *body = content - head.size;
-        memcpy (body, head.data, head.size);
-        size_t body_size = head.size + size;
-        msgpack_sbuffer_destroy (&head);
-        uint64_t left = lh_request_time_left (self->request);
-        if (left == 0) {
-            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
-            rc = -1;
-            break;
-        }
-        lh_call_opts_t opts = {
-            .timeout_ms = left < self->state->timeout_ms? (uint32_t) left: self->state->timeout_ms,
-            .queue = true
-        };
-        uint64_t cid = lh_client_send (self->client, "storaged", "upload_part", body, body_size,
-                                       &opts);
-        if (cid == 0) {
-            s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
-                    "storaged could not be sent the table file");
-            rc = -1;
-            break;
-        }
-        bool last = size < part_max;
-        size_t next = last? 0: s_read_part (self, fd, content, part_max, &rc);
-        reply = NULL;
-        while (!reply) {
-            if (lh_client_recv (self->client, &reply, (int) opts.timeout_ms + 1000)) {
-                reply = NULL;
-                break;
-            }
-            if (lh_reply_cid (reply) != cid)
-                lh_reply_destroy (&reply);      //  a stale answer
-        }
-        if (!reply || lh_reply_status (reply) != LH_ST_OK) {
-            if (reply && lh_reply_status (reply) == LH_ST_TOO_LARGE)
-                s_fail (self, LH_ST_TOO_LARGE, "too_large", "the table file is larger than "
-                        "storaged accepts: %s", lh_reply_reason (reply)? lh_reply_reason (reply)
-                        : "over the cap for its key");
-            else
-            if (reply)
-                s_fail_reply (self, reply, "storaged", "upload part");
-            else
-                s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable",
-                        "storaged did not answer the upload part");
-            rc = -1;
-        }
-        lh_reply_destroy (&reply);
-        if (last || next == 0)
-            break;
-        size = next;
-    }
-    free (buffer);
-    if (fd >= 0)
-        close (fd);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, rc == 0? 2: 1);
-    lh_pack_kv_str (pack, "upload_id", upload_id);
-    if (rc == 0)
-        lh_pack_kv_str (pack, "if_none_match", "*");
-    int64_t committing = zclock_mono ();
-    reply = s_call (self, "storaged", rc == 0? "upload_commit": "upload_abort", &pack);
-    self->commit_ms = zclock_mono () - committing;
-    if (rc == 0 && !reply)
-        rc = -1;
+    if (status == LH_ST_TOO_LARGE)
+        s_fail (self, LH_ST_TOO_LARGE, "too_large", "the table file is larger than storaged "
+                "accepts: %s", *lh_storage_reason (self->storage)?
+                lh_storage_reason (self->storage): "over the cap for its key");
     else
-    if (rc == 0
-    &&  lh_reply_status (reply) != LH_ST_OK && lh_reply_status (reply) != LH_ST_PRECONDITION) {
-        s_fail_reply (self, reply, "storaged", "upload commit");
-        rc = -1;
-    }
-    lh_reply_destroy (&reply);
-    free (upload_id);
-    return rc;
+    if (streq (lh_storage_kind (self->storage), "local_io"))
+        s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
+    else
+        s_fail_storage (self, "the table upload");
+    return -1;
 }
 
 
@@ -1272,9 +1009,8 @@ s_check_drift (s_ingest_t *self, const char *fingerprint)
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "name", self->name);
-    lh_reply_t *reply = s_call (self, "catalogd", "get", &pack);
-    if (!reply)
-        return -1;
+    lh_reply_t *reply;
+    lh_request_call_pack (self->request, "catalogd", "get", &pack, self->state->timeout_ms, &reply);
     const char *live;
     size_t live_size;
     int rc = 0;
@@ -1314,9 +1050,9 @@ s_register (s_ingest_t *self, lh_csv_table_t *schema, const char *fingerprint,
     lh_pack_array (pack, 1);
     lh_pack_str (pack, key);
     lh_pack_kv_uint (pack, "row_count", self->rows);
-    lh_reply_t *reply = s_call (self, "catalogd", "register", &pack);
-    if (!reply)
-        return -1;
+    lh_reply_t *reply;
+    lh_request_call_pack (self->request, "catalogd", "register", &pack, self->state->timeout_ms,
+                          &reply);
     uint32_t status = lh_reply_status (reply);
     const char *id;
     size_t id_size;
@@ -1335,7 +1071,7 @@ s_register (s_ingest_t *self, lh_csv_table_t *schema, const char *fingerprint,
         dataset_id [id_size] = 0;
     }
     else {
-        s_fail_reply (self, reply, "catalogd", "register");
+        s_fail_dependency (self, reply, "catalogd", "the register");
         rc = -1;
     }
     lh_reply_destroy (&reply);
@@ -1349,39 +1085,31 @@ s_register (s_ingest_t *self, lh_csv_table_t *schema, const char *fingerprint,
 static int
 s_head_source (s_ingest_t *self)
 {
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", self->source);
-    lh_reply_t *reply = s_call (self, "storaged", "head", &pack);
-    if (!reply)
-        return -1;
-    uint32_t status = lh_reply_status (reply);
-    const msgpack_object *body = lh_reply_object (reply);
-    const char *etag;
-    size_t etag_size;
-    int rc = -1;
+    lh_storage_info_t info;
+    uint32_t status = lh_storage_head (self->storage, self->source, &info);
     if (status == LH_ST_NOT_FOUND)
         s_fail (self, LH_ST_NOT_FOUND, "no_such_source",
                 "no object '%.200s' in storage (upload the CSV first)", self->source);
     else
     if (status == LH_ST_BAD_REQUEST)
         s_fail (self, LH_ST_BAD_REQUEST, "bad_body", "source: %s",
-                lh_reply_reason (reply)? lh_reply_reason (reply): "not a valid key");
+                *lh_storage_reason (self->storage)? lh_storage_reason (self->storage):
+                                                    "not a valid key");
     else
-    if (status != LH_ST_OK || !lh_obj_uint (body, "size", &self->size)
-    ||  !lh_obj_str (body, "etag", &etag, &etag_size) || etag_size >= sizeof (self->etag))
-        s_fail_reply (self, reply, "storaged", "source head");
-    else
+    if (status != LH_ST_OK)
+        s_fail_storage (self, "the source head");
+    if (status != LH_ST_OK)
+        return -1;
+    self->size = info.size;
+    int rc = -1;
     if (self->size > (uint64_t) self->state->max_bytes)
         s_fail (self, LH_ST_TOO_LARGE, "too_large",
                 "the source is %" PRIu64 " bytes; ingestd accepts at most %" PRId64
                 " (raise ingest/max_bytes to ingest more)", self->size, self->state->max_bytes);
     else {
-        memcpy (self->etag, etag, etag_size);
-        self->etag [etag_size] = 0;
+        snprintf (self->etag, sizeof (self->etag), "%s", info.etag);
         rc = 0;
     }
-    lh_reply_destroy (&reply);
     return rc;
 }
 
@@ -1393,29 +1121,26 @@ static void
 s_ingest (lh_request_t *request, void *state)
 {
     s_ingest_t self = {
-        .state = (s_state_t *) state, .request = request,
-        .client = lh_request_client (request), .trace = lh_request_trace (request)
+        .state = (s_state_t *) state, .request = request, .trace = lh_request_trace (request)
     };
-    const msgpack_object *body = lh_request_object (request);
-    const char *name;
-    size_t name_size;
-    const msgpack_object *source = lh_obj_get (body, "source");
-    if (!lh_obj_str (body, "name", &name, &name_size)
-    ||  !lh_ingestd_name_valid (name, name_size)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "name: a dataset name is 1..128 of [A-Za-z0-9_.-], starting with "
-                          "a letter, digit or '_', and not with 'sqlite_'");
+    const msgpack_object *body = lh_request_map (request);
+    const char *name = NULL;
+    size_t name_size = 0;
+    if (!body
+    ||  lh_request_str (request, body, "name", LH_FIELD_REQUIRED, 0, &name, &name_size))
+        return;
+    if (!lh_ingestd_name_valid (name, name_size)) {
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_body", "name",
+                               "name: a dataset name is 1..128 of [A-Za-z0-9_.-], starting with "
+                               "a letter, digit or '_', and not with 'sqlite_'");
         return;
     }
+    if (lh_request_strdup (request, body, "source", LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY,
+                           1024, &self.source))
+        return;
     memcpy (self.name, name, name_size);
     self.name [name_size] = 0;
-    self.source = source? lh_obj_strdup (source): NULL;
-    if (!self.source || !*self.source) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "source: the storaged key of the uploaded CSV is required");
-        free (self.source);
-        return;
-    }
+    self.storage = lh_storage_new_request (request, self.state->timeout_ms);
     int64_t started = zclock_mono ();
     char fingerprint [65] = "", key [400] = "", dataset_id [64] = "", *path = NULL;
     int rc = s_head_source (&self);
@@ -1510,10 +1235,10 @@ s_ingest (lh_request_t *request, void *state)
     if (rc == 0) {
         lh_info (S_NAME, self.trace, "ingested '%s': %" PRIu64 " rows x %zu columns, %" PRIu64
                  " bytes in %" PRId64 " ms (read %" PRId64 ", %s %" PRId64 ", upload %" PRId64
-                 " of which commit %" PRId64 ", register %" PRId64 ") -> %s",
+                 ", register %" PRId64 ") -> %s",
                  self.name, self.rows, self.columns, self.size, zclock_mono () - started,
                  inferred - started, second_pass? "second pass": "indexes", built - inferred,
-                 uploaded - built, self.commit_ms, zclock_mono () - uploaded, key);
+                 uploaded - built, zclock_mono () - uploaded, key);
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 5);
         lh_pack_kv_str (pack, "dataset_id", dataset_id);
@@ -1534,7 +1259,8 @@ s_ingest (lh_request_t *request, void *state)
             s_fail (&self, LH_ST_INTERNAL, "internal", "the ingest failed");
         lh_info (S_NAME, self.trace, "ingest of '%s' refused: %u %s", self.name, self.status,
                  self.reason);
-        lh_request_error (request, self.status, self.kind, 0, "%s", self.reason);
+        if (!self.answered)
+            lh_request_fail (request, self.status, self.kind, "%s", self.reason);
     }
     if (self.distinct) {
         for (size_t column = 0; column < self.columns; column++)
@@ -1547,6 +1273,7 @@ s_ingest (lh_request_t *request, void *state)
     lh_csv_table_destroy (&self.schema);
     free (self.types);
     free (self.source);
+    lh_storage_destroy (&self.storage);
 }
 
 
@@ -1571,10 +1298,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     self->max_bytes = lh_config_int (config, "ingest/max_bytes");
@@ -1588,7 +1311,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     const char *tmp_dir = lh_config_str (config, "ingestd/tmp_dir");
     self->tmp_dir = *tmp_dir? strdup (tmp_dir)
                             : zsys_sprintf ("%s/ingestd", lh_config_str (config, "data/dir"));
-    lh_config_destroy (&defaults);
     *error = NULL;
     if (zsys_dir_create ("%s", self->tmp_dir) != 0)
         *error = "ingestd/tmp_dir cannot be created";
@@ -1623,8 +1345,12 @@ const lh_service_t lh_ingestd_service = {
 
 
 //  --------------------------------------------------------------------------
-//  Self test: name rules (the service itself is tested over the bus by
-//  tests/integration/test_ingest*.py)
+//  Self test: name rules, and the service on a test bus (its CSV rules and
+//  limits are tested over the bus by tests/integration/test_ingest*.py)
+
+#include "lh_testbus.h"
+#include "storaged.h"
+#include "catalogd.h"
 
 void
 lh_ingestd_test (bool verbose)
@@ -1645,5 +1371,35 @@ lh_ingestd_test (bool verbose)
     memset (long_name, 'a', sizeof (long_name));
     assert (lh_ingestd_name_valid (long_name, 128));
     assert (!lh_ingestd_name_valid (long_name, 129));
+
+    lh_testbus_t *bus = lh_testbus_new ("ingestd");
+    lh_testbus_start (bus, &lh_storaged_service, 1);
+    lh_testbus_start (bus, &lh_catalogd_service, 1);
+    lh_testbus_start (bus, &lh_ingestd_service, 1);
+    assert (lh_testbus_status (bus, "storaged", "put",
+                               "{\"key\": \"uploads/w.csv\", \"data\": \"id,name\\n1,ann\\n2,bo\\n\"}") == 200);
+    lh_reply_t *reply = lh_testbus_call (bus, "ingestd", "ingest",
+                                         "{\"name\": \"w\", \"source\": \"uploads/w.csv\"}");
+    assert (lh_reply_status (reply) == 200);
+    uint64_t rows = 0;
+    assert (lh_obj_uint (lh_reply_object (reply), "row_count", &rows) && rows == 2);
+    lh_reply_destroy (&reply);
+    assert (lh_testbus_status (bus, "catalogd", "get", "{\"name\": \"w\"}") == 200);
+    //  Bad bodies: one 400 each, naming the field; a missing source is 404
+    struct {
+        const char *json, *field;
+    } bad [] = {
+        { NULL, "name" },
+        { "{\"name\": \"a b\", \"source\": \"uploads/w.csv\"}", "name" },
+        { "{\"name\": 5, \"source\": \"uploads/w.csv\"}", "name" },
+        { "{\"name\": \"w\"}", "source" },
+        { "{\"name\": \"w\", \"source\": \"\"}", "source" },
+        { "{\"name\": \"w\", \"source\": [1]}", "source" },
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
+        lh_testbus_expect (bus, "ingestd", "ingest", bad [index].json, 400, NULL, bad [index].field);
+    assert (lh_testbus_status (bus, "ingestd", "ingest",
+                               "{\"name\": \"w\", \"source\": \"uploads/none.csv\"}") == 404);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

@@ -22,10 +22,11 @@
     one record, the first rows and SQLite's page cache, whatever the file
     size.
 
-    Errors: 400 bad_body (name/source), 400 bad_csv (the reason names the
-    line), 404 no_such_source, 409 schema_drift (the live dataset is left
-    as it was), 413 too_large (over ingest/max_bytes), 503
-    storage_unavailable, 504 deadline.
+    Errors: 400 bad_body / bad_field (name/source; "field" names it), 400
+    bad_csv (the reason names the line), 404 no_such_source, 409
+    schema_drift (the live dataset is left as it was), 409 source_changed,
+    413 too_large (over ingest/max_bytes), 503 dependency_unavailable /
+    500 dependency_failed (storaged or catalogd), 504 deadline.
     =========================================================================
 */
 

@@ -1423,10 +1423,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     self->timeout_ms = (uint32_t) lh_config_int (config, "matrixd/timeout_ms");
@@ -1458,7 +1454,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     if (!s_name_valid (self->playbook_corpus, strlen (self->playbook_corpus)))
         *error = "matrixd/playbook_corpus must be 1..64 characters of A-Z a-z 0-9 _ . - "
                  "not starting with '.'";
-    lh_config_destroy (&defaults);
     if (*error) {
         void *state = self;
         s_state_destroy (&state);
@@ -1542,18 +1537,6 @@ s_test_slow_search (lh_request_t *request, void *state)
 
 static const lh_op_t s_test_slow_ops [] = { { "search", s_test_slow_search }, { NULL, NULL } };
 static const lh_service_t s_test_slow_vectord = { .name = "vectord", .ops = s_test_slow_ops };
-
-//  The error body's "kind/field" of a reply (caller frees)
-static char *
-s_test_error (lh_reply_t *reply)
-{
-    const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
-    const char *kind = "", *field = "";
-    size_t kind_size = 0, field_size = 0;
-    lh_obj_str (error, "kind", &kind, &kind_size);
-    lh_obj_str (error, "field", &field, &field_size);
-    return zsys_sprintf ("%.*s/%.*s", (int) kind_size, kind, (int) field_size, field);
-}
 
 //  Embed one text with the bus's embedd
 static void
@@ -1701,7 +1684,7 @@ s_test_refused (lh_testbus_t *bus, const char *op, const char *json, uint32_t st
                 const char *error, bool verbose)
 {
     lh_reply_t *reply = lh_testbus_call (bus, "matrixd", op, json);
-    char *got = s_test_error (reply);
+    char *got = lh_testbus_error (reply);
     if (verbose)
         printf ("\n    %s %s -> %u %s", op, json, lh_reply_status (reply), got);
     if (lh_reply_status (reply) != status || !streq (got, error)) {
@@ -2107,14 +2090,14 @@ lh_matrixd_test (bool verbose)
     //  Missing corpora: 404 naming them; a corpus of another dim: 400
     reply = lh_testbus_call (bus, "matrixd", "search",
                              "{\"query_text\": \"q\", \"corpora\": [\"alpha\", \"nosuch\", \"gone\"]}");
-    text = s_test_error (reply);
+    text = lh_testbus_error (reply);
     assert (lh_reply_status (reply) == 404 && streq (text, "corpus_not_found/corpora"));
     assert (strstr (lh_reply_reason (reply), "'nosuch'") && strstr (lh_reply_reason (reply), "'gone'"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
     reply = lh_testbus_call (bus, "matrixd", "search",
                              "{\"query_text\": \"q\", \"corpora\": [\"alpha\", \"wide\"]}");
-    text = s_test_error (reply);
+    text = lh_testbus_error (reply);
     assert (lh_reply_status (reply) == 400 && streq (text, "dim_mismatch/corpora"));
     assert (strstr (lh_reply_reason (reply), "'wide' has dim 8"));
     zstr_free (&text);

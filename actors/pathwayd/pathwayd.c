@@ -400,10 +400,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     const char *dir = lh_config_str (config, "pathwayd/dir");
@@ -415,7 +411,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->search_max = (size_t) lh_config_int (config, "pathwayd/search_max");
     self->history_max = (size_t) lh_config_int (config, "pathwayd/history_max");
     self->reply_max = (size_t) lh_config_int (config, "pathwayd/reply_max");
-    lh_config_destroy (&defaults);
     int64_t started = zclock_mono ();
     self->store = lh_pathstore_open (self->dir, map_bytes, batch_max, error);
     lh_pathcounts_t counts;
@@ -452,7 +447,8 @@ const lh_service_t lh_pathwayd_service = {
     .ops = s_ops,
     .state_new = s_state_new,
     .state_destroy = s_state_destroy,
-    .credit = 1
+    .credit = 1,
+    .single_instance = true             //  its store is one LMDB on this host
 };
 
 
@@ -464,20 +460,6 @@ const lh_service_t lh_pathwayd_service = {
 
 //  A msgpack literal and its size
 #define S_TEST_RAW(bytes)   bytes, sizeof (bytes) - 1
-
-//  The reply's "kind/field", or "" for a success
-static char *
-s_test_error (lh_reply_t *reply)
-{
-    const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
-    if (!error)
-        return strdup ("");
-    const char *kind = "", *field = "";
-    size_t kind_size = 0, field_size = 0;
-    lh_obj_str (error, "kind", &kind, &kind_size);
-    lh_obj_str (error, "field", &field, &field_size);
-    return zsys_sprintf ("%.*s/%.*s", (int) kind_size, kind, (int) field_size, field);
-}
 
 //  A string field of a reply as a fresh string
 static char *
@@ -529,7 +511,7 @@ s_test_refused (lh_testbus_t *bus, const char *op, const void *body, size_t size
     char *before = s_test_stats (bus);
     lh_reply_t *reply = raw? lh_testbus_call_raw (bus, "pathwayd", op, body, size):
                              lh_testbus_call (bus, "pathwayd", op, (const char *) body);
-    char *got = s_test_error (reply);
+    char *got = lh_testbus_error (reply);
     if (verbose)
         printf ("\n    %s %.60s -> %u %s", op, raw? "(msgpack)": body? (const char *) body: "(none)",
                 lh_reply_status (reply), got);

@@ -4,14 +4,13 @@
 */
 
 #include "queryd.h"
+#include "lh_storage.h"
 #include "lh_log.h"
 #include <sqlite3.h>
-#include <sodium.h>
 
 #define S_NAME          "queryd"
 #define S_SLOTS_MAX     10              //  SQLite's attach limit here
 #define S_SQL_MAX       (1024 * 1024)   //  longest statement text
-#define S_FETCH_CHUNK   (8 * 1024 * 1024)
 #define S_PROGRESS_OPS  1000            //  VM steps between deadline checks
 #define S_TABLE_MAX     300             //  longest table name we look up
 
@@ -162,29 +161,34 @@ s_catalog_key (s_state_t *self, const char *lower)
 
 
 //  --------------------------------------------------------------------------
-//  Ask catalogd for one dataset and record it (register event, or a table
-//  name the local catalog does not know). Returns true if it exists.
+//  Apply catalogd's answer to a get of one dataset (register event, or a
+//  table name the local catalog does not know): record it (200) or forget
+//  it (404). Returns 1 if it exists, 0 if not, -1 if catalogd did not say.
 
-static bool
-s_catalog_fetch (s_state_t *self, lh_client_t *client, const char *name, uint32_t timeout_ms)
+static int
+s_catalog_apply (s_state_t *self, const char *name, lh_reply_t *reply)
+{
+    uint32_t status = lh_reply_status (reply);
+    if (status == LH_ST_OK)
+        return s_catalog_put (self, lh_reply_object (reply))? 1: 0;
+    if (status == LH_ST_NOT_FOUND) {
+        s_catalog_remove (self, name, strlen (name));
+        return 0;
+    }
+    return -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The body of catalogd.get {name}, in a pack
+
+static lh_pack_t *
+s_catalog_get_body (const char *name)
 {
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "name", name);
-    size_t size;
-    const void *data = lh_pack_data (pack, &size);
-    lh_call_opts_t opts = { .timeout_ms = timeout_ms, .queue = true };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "catalogd", "get", data, size, &opts, &reply);
-    lh_pack_destroy (&pack);
-    bool found = false;
-    if (reply && lh_reply_status (reply) == LH_ST_OK)
-        found = s_catalog_put (self, lh_reply_object (reply));
-    else
-    if (reply && lh_reply_status (reply) == LH_ST_NOT_FOUND)
-        s_catalog_remove (self, name, strlen (name));
-    lh_reply_destroy (&reply);
-    return found;
+    return pack;
 }
 
 
@@ -192,16 +196,14 @@ s_catalog_fetch (s_state_t *self, lh_client_t *client, const char *name, uint32_
 //  Replace the whole catalog with catalogd's list. Returns 0 or -1.
 
 static int
-s_catalog_refresh (s_state_t *self, lh_client_t *client)
+s_catalog_refresh (s_state_t *self, lh_job_t *job)
 {
-    lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .queue = true };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "catalogd", "list", "\x80", 1, &opts, &reply);
-    const msgpack_object *list = reply && lh_reply_status (reply) == LH_ST_OK?
+    lh_reply_t *reply;
+    lh_job_call (job, "catalogd", "list", "\x80", 1, self->storage_timeout_ms, &reply);
+    const msgpack_object *list = lh_reply_status (reply) == LH_ST_OK?
                                  lh_obj_get (lh_reply_object (reply), "datasets"): NULL;
     if (!list || list->type != MSGPACK_OBJECT_ARRAY) {
-        lh_debug (S_NAME, NULL, "catalog refresh failed: %u",
-                  reply? lh_reply_status (reply): 0);
+        lh_debug (S_NAME, job->trace, "catalog refresh failed: %u", lh_reply_status (reply));
         lh_reply_destroy (&reply);
         return -1;
     }
@@ -268,7 +270,9 @@ s_follower (zsock_t *pipe, void *arg)
             next_refresh = 0;
         }
         if (zclock_mono () >= next_refresh) {
-            bool ok = s_catalog_refresh (self, client) == 0;
+            lh_job_t job;
+            lh_job_start (&job, client, NULL, self->storage_timeout_ms);
+            bool ok = s_catalog_refresh (self, &job) == 0;
             next_refresh = zclock_mono () + (ok? self->refresh_ms: 1000);
         }
         lh_reply_t *event = NULL;
@@ -285,7 +289,17 @@ s_follower (zsock_t *pipe, void *arg)
                 else {
                     char *copy = s_lower (name, name_size);
                     memcpy (copy, name, name_size);
-                    s_catalog_fetch (self, client, copy, self->storage_timeout_ms);
+                    //  The event's trace, when it carries one, goes on
+                    const lh_header_t *header = lh_reply_header (event);
+                    lh_job_t job;
+                    lh_job_start (&job, client, (header->has & LH_H_TR)? header->tr: NULL,
+                                  self->storage_timeout_ms);
+                    lh_pack_t *pack = s_catalog_get_body (copy);
+                    lh_reply_t *reply;
+                    lh_job_call_pack (&job, "catalogd", "get", &pack, self->storage_timeout_ms,
+                                      &reply);
+                    s_catalog_apply (self, copy, reply);
+                    lh_reply_destroy (&reply);
                     free (copy);
                 }
             }
@@ -493,92 +507,42 @@ s_conn_revalidate (s_conn_t *self, s_state_t *state)
 //  (caller frees) or NULL with a reason (never a path) in reason.
 
 static char *
-s_cache_file (s_state_t *state, lh_client_t *client, const char *key, char *reason,
+s_cache_file (s_state_t *state, lh_storage_t *storage, const char *key, char *reason,
               size_t reason_size)
 {
-    lh_call_opts_t opts = { .timeout_ms = state->storage_timeout_ms, .queue = true };
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    size_t size;
-    const void *data = lh_pack_data (pack, &size);
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "storaged", "head", data, size, &opts, &reply);
-    lh_pack_destroy (&pack);
-    const char *etag;
-    size_t etag_size;
-    uint64_t total = 0;
-    const msgpack_object *body = reply && lh_reply_status (reply) == LH_ST_OK?
-                                 lh_reply_object (reply): NULL;
-    if (!lh_obj_str (body, "etag", &etag, &etag_size) || etag_size != 64
-    ||  strspn (etag, "0123456789abcdef") < 64 || !lh_obj_uint (body, "size", &total)) {
+    lh_storage_info_t info;
+    uint32_t status = lh_storage_head (storage, key, &info);
+    if (status != LH_ST_OK || strlen (info.etag) != 64
+    ||  strspn (info.etag, "0123456789abcdef") < 64) {
         snprintf (reason, reason_size, "its table file could not be found in storage (%u)",
-                  reply? lh_reply_status (reply): 0);
-        lh_reply_destroy (&reply);
+                  status);
         return NULL;
     }
-    char hash [65];
-    memcpy (hash, etag, 64);
-    hash [64] = 0;
-    lh_reply_destroy (&reply);
-    char *path = zsys_sprintf ("%s/%s.sqlite", state->cache_dir, hash);
+    char *path = zsys_sprintf ("%s/%s.sqlite", state->cache_dir, info.etag);
     if (access (path, R_OK) == 0)
         return path;
-    //  Fetch in ranges into a temporary file, check the content hash,
+    //  Fetch in ranges into a temporary file, its content hash checked,
     //  then rename into place (the cache holds only whole, checked files)
     char *tmp = zsys_sprintf ("%s/fetch-XXXXXX", state->cache_dir);
     int fd = mkstemp (tmp);
-    if (fd == -1) {
+    if (fd != -1)
+        close (fd);
+    status = fd == -1? LH_ST_INTERNAL: lh_storage_download (storage, key, tmp, info.etag, NULL);
+    if (fd == -1 || streq (lh_storage_kind (storage), "local_io"))
         snprintf (reason, reason_size, "the local cache cannot be written");
-        zstr_free (&tmp);
-        zstr_free (&path);
-        return NULL;
-    }
-    crypto_hash_sha256_state sha;
-    crypto_hash_sha256_init (&sha);
-    uint64_t offset = 0;
-    bool ok = true;
-    while (ok && offset < total) {
-        pack = lh_pack_new ();
-        lh_pack_map (pack, 3);
-        lh_pack_kv_str (pack, "key", key);
-        lh_pack_kv_uint (pack, "offset", offset);
-        lh_pack_kv_uint (pack, "length", S_FETCH_CHUNK);
-        data = lh_pack_data (pack, &size);
-        lh_client_call (client, "storaged", "get", data, size, &opts, &reply);
-        lh_pack_destroy (&pack);
-        body = reply && lh_reply_status (reply) == LH_ST_OK? lh_reply_object (reply): NULL;
-        const msgpack_object *bytes = lh_obj_get (body, "data");
-        if (!bytes || bytes->type != MSGPACK_OBJECT_BIN || bytes->via.bin.size == 0
-        ||  write (fd, bytes->via.bin.ptr, bytes->via.bin.size) != (ssize_t) bytes->via.bin.size) {
-            snprintf (reason, reason_size, "its table file could not be read from storage (%u)",
-                      reply? lh_reply_status (reply): 0);
-            ok = false;
-        }
-        else {
-            crypto_hash_sha256_update (&sha, (const uint8_t *) bytes->via.bin.ptr,
-                                       bytes->via.bin.size);
-            offset += bytes->via.bin.size;
-        }
-        lh_reply_destroy (&reply);
-    }
-    close (fd);
-    if (ok) {
-        uint8_t digest [crypto_hash_sha256_BYTES];
-        crypto_hash_sha256_final (&sha, digest);
-        char hex [65];
-        for (size_t index = 0; index < sizeof (digest); index++)
-            sprintf (hex + 2 * index, "%02x", digest [index]);
-        if (!streq (hex, hash)) {
-            snprintf (reason, reason_size, "its table file in storage does not match its hash");
-            ok = false;
-        }
-    }
-    if (ok && rename (tmp, path) != 0) {
+    else
+    if (status == LH_ST_INTERNAL)
+        snprintf (reason, reason_size, "its table file in storage does not match its hash");
+    else
+    if (status != LH_ST_OK)
+        snprintf (reason, reason_size, "its table file could not be read from storage (%u)",
+                  status);
+    else
+    if (rename (tmp, path) != 0) {
         snprintf (reason, reason_size, "the local cache cannot be written");
-        ok = false;
+        status = LH_ST_INTERNAL;
     }
-    if (!ok) {
+    if (status != LH_ST_OK) {
         unlink (tmp);
         zstr_free (&path);
     }
@@ -593,7 +557,7 @@ s_cache_file (s_state_t *state, lh_client_t *client, const char *key, char *reas
 //  the dataset is unavailable (reason says why, without paths).
 
 static int
-s_conn_attach (s_conn_t *self, s_state_t *state, lh_client_t *client, const char *lower,
+s_conn_attach (s_conn_t *self, s_state_t *state, lh_storage_t *storage, const char *lower,
                const char *key, char *reason, size_t reason_size)
 {
     s_slot_t *slot = NULL;
@@ -610,7 +574,7 @@ s_conn_attach (s_conn_t *self, s_state_t *state, lh_client_t *client, const char
     }
     if (!slot)
         return -1;
-    char *path = s_cache_file (state, client, key, reason, reason_size);
+    char *path = s_cache_file (state, storage, key, reason, reason_size);
     if (!path)
         return -2;
     s_slot_detach (self, slot);
@@ -786,13 +750,14 @@ s_bind_params (sqlite3_stmt *stmt, const msgpack_object *params, char *reason, s
 
 
 //  --------------------------------------------------------------------------
-//  Prepare the statement, attaching every dataset it names. Returns the
-//  statement, or NULL after answering the request.
+//  Prepare the statement, attaching every dataset it names (asking
+//  catalogd for a name it does not know, storaged for a table file it has
+//  not cached). Returns the statement, or NULL after answering the request.
 
 static sqlite3_stmt *
-s_prepare (s_conn_t *self, s_state_t *state, lh_request_t *request, const char *sql)
+s_prepare (s_conn_t *self, s_state_t *state, lh_request_t *request, lh_storage_t *storage,
+           const char *sql)
 {
-    lh_client_t *client = lh_request_client (request);
     for (size_t index = 0; index < S_SLOTS_MAX; index++)
         self->slots [index].pinned = false;
     sqlite3_stmt *stmt = NULL;
@@ -803,20 +768,20 @@ s_prepare (s_conn_t *self, s_state_t *state, lh_request_t *request, const char *
         int rc = sqlite3_prepare_v2 (self->db, sql, -1, &stmt, &tail);
         if (rc == SQLITE_OK) {
             if (!stmt) {
-                lh_request_error (request, LH_ST_BAD_REQUEST, "bad_sql", 0,
-                                  "sql holds no statement");
+                lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_sql", "sql",
+                                       "sql holds no statement");
                 return NULL;
             }
             if (!s_tail_empty (tail)) {
                 sqlite3_finalize (stmt);
-                lh_request_error (request, LH_ST_BAD_REQUEST, "bad_sql", 0,
-                                  "one statement only: sql holds more than one");
+                lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_sql", "sql",
+                                       "one statement only: sql holds more than one");
                 return NULL;
             }
             if (!sqlite3_stmt_readonly (stmt)) {
                 sqlite3_finalize (stmt);
-                lh_request_error (request, LH_ST_FORBIDDEN, "forbidden", 0,
-                                  "only read-only statements are allowed: queryd is read-only");
+                lh_request_fail (request, LH_ST_FORBIDDEN, "forbidden",
+                                 "only read-only statements are allowed: queryd is read-only");
                 return NULL;
             }
             //  Mark what the statement uses as recently used
@@ -826,15 +791,15 @@ s_prepare (s_conn_t *self, s_state_t *state, lh_request_t *request, const char *
             return stmt;
         }
         if (rc == SQLITE_AUTH || *self->denied) {
-            lh_request_error (request, LH_ST_FORBIDDEN, "forbidden", 0, "%s",
-                              *self->denied? self->denied: "writes and schema changes are "
-                              "not allowed: queryd is read-only");
+            lh_request_fail (request, LH_ST_FORBIDDEN, "forbidden", "%s",
+                             *self->denied? self->denied: "writes and schema changes are "
+                             "not allowed: queryd is read-only");
             return NULL;
         }
         const char *message = sqlite3_errmsg (self->db);
         const char *prefix = "no such table: ";
         if (strncmp (message, prefix, strlen (prefix))) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_sql", 0, "%s", message);
+            lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_sql", "sql", "%s", message);
             return NULL;
         }
         //  Copied: the next SQLite call invalidates the message
@@ -842,11 +807,25 @@ s_prepare (s_conn_t *self, s_state_t *state, lh_request_t *request, const char *
         snprintf (table, sizeof (table), "%s", message + strlen (prefix));
         char *lower = s_lower (table, strlen (table));
         char *key = s_catalog_key (state, lower);
-        if (!key && s_catalog_fetch (state, client, table, state->storage_timeout_ms))
-            key = s_catalog_key (state, lower);
         if (!key) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_sql", 0,
-                              "no such table: %s (no dataset has this name)", table);
+            lh_pack_t *pack = s_catalog_get_body (table);
+            lh_reply_t *reply;
+            lh_request_call_pack (request, "catalogd", "get", &pack, state->storage_timeout_ms,
+                                  &reply);
+            int found = s_catalog_apply (state, table, reply);
+            if (found < 0) {
+                lh_request_fail_dependency (request, reply, "catalogd", "the dataset lookup");
+                lh_reply_destroy (&reply);
+                free (lower);
+                return NULL;
+            }
+            lh_reply_destroy (&reply);
+            if (found)
+                key = s_catalog_key (state, lower);
+        }
+        if (!key) {
+            lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_sql", "sql",
+                                   "no such table: %s (no dataset has this name)", table);
             free (lower);
             return NULL;
         }
@@ -857,28 +836,24 @@ s_prepare (s_conn_t *self, s_state_t *state, lh_request_t *request, const char *
             if (self->slots [index].name && streq (self->slots [index].name, lower))
                 attached = true;
         char reason [200] = "";
-        rc = attached? -2: s_conn_attach (self, state, client, lower, key, reason, sizeof (reason));
+        rc = attached? -2: s_conn_attach (self, state, storage, lower, key, reason, sizeof (reason));
         if (attached)
             snprintf (reason, sizeof (reason), "its table file does not hold the table");
         free (key);
         free (lower);
-        if (rc == -1) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "too_many_datasets", 0,
-                              "a statement may use at most %zu datasets (queryd/attach_max)",
-                              state->attach_max);
-            return NULL;
-        }
+        if (rc == -1)
+            break;
         if (rc == -2) {
             lh_warn (S_NAME, lh_request_trace (request), "dataset '%s' unavailable: %s",
                      table, reason);
-            lh_request_error (request, LH_ST_UNAVAILABLE, "dataset_unavailable", 0,
-                              "dataset '%s' is unavailable: %s", table, reason);
+            lh_request_fail (request, LH_ST_UNAVAILABLE, "dataset_unavailable",
+                             "dataset '%s' is unavailable: %s", table, reason);
             return NULL;
         }
     }
-    lh_request_error (request, LH_ST_BAD_REQUEST, "too_many_datasets", 0,
-                      "a statement may use at most %zu datasets (queryd/attach_max)",
-                      state->attach_max);
+    lh_request_fail_field (request, LH_ST_BAD_REQUEST, "too_many_datasets", "sql",
+                           "a statement may use at most %zu datasets (queryd/attach_max)",
+                           state->attach_max);
     return NULL;
 }
 
@@ -976,11 +951,11 @@ s_run (s_conn_t *self, s_state_t *state, lh_request_t *request, sqlite3_stmt *st
     self->deadline = INT64_MAX;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         if (rc == SQLITE_INTERRUPT)
-            lh_request_error (request, LH_ST_TIMEOUT, "deadline", 0,
-                              "the statement ran past its timeout of %" PRId64 " ms", timeout_ms);
+            lh_request_fail (request, LH_ST_TIMEOUT, "deadline",
+                             "the statement ran past its timeout of %" PRId64 " ms", timeout_ms);
         else
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_sql", 0, "%s",
-                              sqlite3_errmsg (self->db));
+            lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_sql", "sql", "%s",
+                                   sqlite3_errmsg (self->db));
     }
     else {
         lh_pack_t *pack = lh_pack_new ();
@@ -1015,60 +990,53 @@ static void
 s_sql (lh_request_t *request, void *arg)
 {
     s_state_t *state = (s_state_t *) arg;
-    const msgpack_object *body = lh_request_object (request);
-    const msgpack_object *sql_object = lh_obj_get (body, "sql");
+    const msgpack_object *body = lh_request_map (request);
+    char *sql = NULL;
+    int64_t limit = (int64_t) state->row_limit;
+    if (!body
+    ||  lh_request_strdup (request, body, "sql", LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY,
+                           S_SQL_MAX, &sql)
+    ||  lh_request_int (request, body, "limit", 0, 0, INT64_MAX, &limit))
+        goto done;
     const msgpack_object *params = lh_obj_get (body, "params");
-    const msgpack_object *limit_object = lh_obj_get (body, "limit");
-    uint64_t limit = state->row_limit;
-    if (!sql_object || sql_object->type != MSGPACK_OBJECT_STR
-    ||  sql_object->via.str.size == 0 || sql_object->via.str.size > S_SQL_MAX) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "sql: a statement of 1..%d bytes is required", S_SQL_MAX);
-        return;
+    if (params && params->type != MSGPACK_OBJECT_NIL && params->type != MSGPACK_OBJECT_ARRAY
+    &&  params->type != MSGPACK_OBJECT_MAP) {
+        lh_request_bad (request, "params", "params must be an array or a map");
+        goto done;
     }
-    if (limit_object && limit_object->type != MSGPACK_OBJECT_NIL
-    &&  !lh_obj_uint (body, "limit", &limit)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "limit must be a non-negative integer");
-        return;
-    }
-    if (limit > state->row_max)
-        limit = state->row_max;
-    char *sql = lh_obj_strdup (sql_object);
-    if (!sql) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "sql must not hold a NUL byte");
-        return;
-    }
+    if ((uint64_t) limit > state->row_max)
+        limit = (int64_t) state->row_max;
     pthread_mutex_lock (&state->lock);
     s_conn_t *conn = (s_conn_t *) zlist_pop (state->pool);
     pthread_mutex_unlock (&state->lock);
     if (!conn)
         conn = s_conn_new (state);
     if (!conn) {
-        lh_request_error (request, LH_ST_INTERNAL, "internal", 0, "cannot open a connection");
-        free (sql);
-        return;
+        lh_request_fail (request, LH_ST_INTERNAL, "internal", "cannot open a connection");
+        goto done;
     }
     s_conn_revalidate (conn, state);
-    sqlite3_stmt *stmt = s_prepare (conn, state, request, sql);
+    lh_storage_t *storage = lh_storage_new_request (request, state->storage_timeout_ms);
+    sqlite3_stmt *stmt = s_prepare (conn, state, request, storage, sql);
+    lh_storage_destroy (&storage);
     if (stmt) {
         char reason [256];
         if (s_bind_params (stmt, params, reason, sizeof (reason)))
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0, "%s", reason);
+            lh_request_bad (request, "params", "%s", reason);
         else {
             int64_t timeout = state->timeout_ms;
             int64_t left = (int64_t) lh_request_time_left (request);
             if (left > 0 && left < timeout)
                 timeout = left;
-            s_run (conn, state, request, stmt, limit, timeout);
+            s_run (conn, state, request, stmt, (uint64_t) limit, timeout);
         }
         sqlite3_finalize (stmt);
     }
-    free (sql);
     pthread_mutex_lock (&state->lock);
     zlist_append (state->pool, conn);
     pthread_mutex_unlock (&state->lock);
+done:
+    free (sql);
 }
 
 
@@ -1104,10 +1072,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     pthread_mutex_init (&self->lock, NULL);
@@ -1124,7 +1088,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     const char *cache_dir = lh_config_str (config, "queryd/cache_dir");
     self->cache_dir = *cache_dir? strdup (cache_dir)
                                 : zsys_sprintf ("%s/queryd", lh_config_str (config, "data/dir"));
-    lh_config_destroy (&defaults);
     //  Each key's own range is checked when the config loads; what is left
     //  is how two keys relate
     *error = row_max < row_limit? "queryd/row_max must be at least queryd/row_limit": NULL;
@@ -1169,7 +1132,13 @@ const lh_service_t lh_queryd_service = {
 
 //  --------------------------------------------------------------------------
 //  Self test: the authorizer and the statement checks on a bare
-//  connection (the service is tested over the bus by test_query*.py)
+//  connection, then the service on a test bus (more over the bus in
+//  tests/integration/test_query*.py)
+
+#include "lh_testbus.h"
+#include "storaged.h"
+#include "catalogd.h"
+#include "ingestd.h"
 
 void
 lh_queryd_test (bool verbose)
@@ -1234,5 +1203,49 @@ lh_queryd_test (bool verbose)
     assert (zclock_mono () - start < 2000);
     sqlite3_finalize (stmt);
     s_conn_destroy (&conn);
+
+    //  The service on a test bus: a dataset ingested and queried, bad
+    //  bodies answered 400 naming their field, and a table the catalog
+    //  cannot be asked about is 503 (it used to be 400 "no such table")
+    lh_testbus_t *bus = lh_testbus_new ("queryd");
+    //  The follower's calls to a stopped catalogd end soon, so it stops soon
+    lh_testbus_set (bus, "queryd/storage_timeout_ms", "1000");
+    lh_testbus_start (bus, &lh_storaged_service, 1);
+    lh_testbus_start (bus, &lh_catalogd_service, 1);
+    lh_testbus_start (bus, &lh_ingestd_service, 1);
+    lh_testbus_start (bus, &lh_queryd_service, 1);
+    assert (lh_testbus_status (bus, "storaged", "put",
+                               "{\"key\": \"uploads/w.csv\", \"data\": \"id,name\\n1,ann\\n2,bo\\n\"}") == 200);
+    assert (lh_testbus_status (bus, "ingestd", "ingest",
+                               "{\"name\": \"w\", \"source\": \"uploads/w.csv\"}") == 200);
+    lh_reply_t *reply = lh_testbus_call (bus, "queryd", "sql",
+                                         "{\"sql\": \"SELECT name FROM w WHERE id = ?\", \"params\": [2]}");
+    char *text = lh_testbus_json (reply);
+    assert (lh_reply_status (reply) == 200);
+    assert (strstr (text, "\"rows\":[[\"bo\"]]"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
+    struct {
+        const char *json, *field;
+    } bad [] = {
+        { NULL, "sql" },
+        { "{\"sql\": \"\"}", "sql" },
+        { "{\"sql\": 5}", "sql" },
+        { "{\"sql\": \"SELECT 1\", \"limit\": -1}", "limit" },
+        { "{\"sql\": \"SELECT 1\", \"limit\": \"9\"}", "limit" },
+        { "{\"sql\": \"SELECT 1\", \"params\": 3}", "params" },
+        { "{\"sql\": \"SELECT ?\", \"params\": [1, 2]}", "params" },
+        { "{\"sql\": \"SELEC 1\"}", "sql" },
+        { "{\"sql\": \"SELECT * FROM nosuch\"}", "sql" },
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
+        lh_testbus_expect (bus, "queryd", "sql", bad [index].json, 400, NULL, bad [index].field);
+    lh_testbus_stop (bus, "catalogd");
+    lh_call_opts_t opts = { .timeout_ms = 500 };
+    lh_client_call (lh_testbus_client (bus), "queryd", "sql", "\x81\xa3sql\xb4SELECT * FROM other1", 26,
+                    &opts, &reply);
+    assert (lh_reply_status (reply) == 503 || lh_reply_status (reply) == 504);
+    lh_reply_destroy (&reply);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

@@ -139,21 +139,14 @@ s_state_destroy (void **state_p)
 
 
 //  --------------------------------------------------------------------------
-//  Create the shared state: the store and the limits, from config (NULL:
-//  the defaults)
+//  Create the shared state: the store and the limits, from config
 
 static void *s_state_open (lh_config_t *config, const char **error);
 
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
-    void *self = s_state_open (config, error);
-    lh_config_destroy (&defaults);
-    return self;
+    return s_state_open (config, error);
 }
 
 //  --------------------------------------------------------------------------
@@ -243,8 +236,12 @@ s_state_open (lh_config_t *config, const char **error)
         block = 32 * 1024 * 1024;       //  glibc's largest mmap threshold
     mallopt (M_MMAP_THRESHOLD, (int) block);
     mallopt (M_TRIM_THRESHOLD, (int) (2 * block));
-    //  Clean up after a process that died with uploads open
-    lh_store_sweep (self->store, self->upload_ttl_ms);
+    //  Clean up after a process that died with uploads open. On the fs
+    //  backend this process is the only one serving the store (storaged is
+    //  single-instance there), so every upload and temp file left on disk
+    //  is abandoned, whatever its age; on s3 another process may own an
+    //  upload, so only those idle past the TTL go
+    lh_store_sweep (self->store, streq (backend, "fs")? -1000: self->upload_ttl_ms);
     self->next_sweep = zclock_mono () + S_SWEEP_MS;
     lh_info (S_NAME, NULL, "%s backend ready", backend);
     return self;
@@ -297,12 +294,10 @@ s_slot_take (s_state_t *self, lh_request_t *request)
     if (free_slot)
         self->puts_active++;
     pthread_mutex_unlock (&self->lock);
-    if (!free_slot) {
-        lh_request_error (request, LH_ST_UNAVAILABLE, "busy", self->retry_after_ms,
-                          "all %u PUT slots are taken (puts in progress and open uploads); retry later",
-                          self->put_slots);
-        return -1;
-    }
+    if (!free_slot)
+        return lh_request_fail_retry (request, LH_ST_UNAVAILABLE, "busy", self->retry_after_ms,
+                                      "all %u PUT slots are taken (puts in progress and open "
+                                      "uploads); retry later", self->put_slots);
     return 0;
 }
 
@@ -338,105 +333,61 @@ s_upload_touch (s_state_t *self, const char *upload_id, bool gone)
 
 
 //  --------------------------------------------------------------------------
-//  Request helpers: the body map, a checked key, optional strings
+//  Request helpers: a checked key, the conditions, the payload. Each
+//  returns 0, or -1 after answering 400 naming the field.
 
-static const msgpack_object *
-s_body (lh_request_t *request)
-{
-    const msgpack_object *body = lh_request_object (request);
-    if (!body || body->type != MSGPACK_OBJECT_MAP) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "the body must be a msgpack map");
-        return NULL;
-    }
-    return body;
-}
-
-//  Read and check "key"; answers 400 and returns -1 when it is bad
+//  Read and check "key" (kind bad_key, the reason names the rule)
 static int
 s_key (lh_request_t *request, const msgpack_object *body, s_key_t *key)
 {
     const char *text = NULL;
     size_t size = 0;
     const msgpack_object *item = lh_obj_get (body, "key");
-    if (item && item->type != MSGPACK_OBJECT_STR) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_key", 0, "'key' must be a string");
-        return -1;
-    }
+    if (item && item->type != MSGPACK_OBJECT_STR)
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_key", "key",
+                                      "'key' must be a string");
     if (item) {
         text = item->via.str.ptr;
         size = item->via.str.size;
     }
     const char *reason;
-    if (lh_store_key_check (text, size, &reason)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_key", 0, "%s", reason);
-        return -1;
-    }
+    if (lh_store_key_check (text, size, &reason))
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_key", "key", "%s", reason);
     memcpy (key->text, text, size);
     key->text [size] = 0;
     return 0;
 }
 
-//  Read an optional string field into a fresh string (*value_p NULL if
-//  absent); answers 400 and returns -1 if it is not a string, holds a NUL
-//  or is longer than max_size
-static int
-s_opt_str (lh_request_t *request, const msgpack_object *body, const char *name,
-           size_t max_size, char **value_p)
-{
-    *value_p = NULL;
-    const msgpack_object *item = lh_obj_get (body, name);
-    if (!item || item->type == MSGPACK_OBJECT_NIL)
-        return 0;
-    if (item->type != MSGPACK_OBJECT_STR
-    ||  item->via.str.size > max_size
-    ||  memchr (item->via.str.ptr, 0, item->via.str.size)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "'%s' must be a string of at most %zu bytes without NUL", name, max_size);
-        return -1;
-    }
-    *value_p = lh_obj_strdup (item);
-    return 0;
-}
-
-//  The conditions of a put / commit; answers 400 and returns -1 if bad.
-//  if_match is copied into etag (quotes around it are dropped).
+//  The conditions of a put / commit. if_match is copied into etag (quotes
+//  around it are dropped).
 static int
 s_cond (lh_request_t *request, const msgpack_object *body, lh_store_cond_t *cond,
         char *etag)
 {
     memset (cond, 0, sizeof (*cond));
-    char *none, *match;
-    if (s_opt_str (request, body, "if_none_match", 8, &none))
+    const char *none = NULL, *match = NULL;
+    size_t none_size = 0, match_size = 0;
+    if (lh_request_str (request, body, "if_none_match", 0, 8, &none, &none_size)
+    ||  lh_request_str (request, body, "if_match", 0, LH_STORE_ETAG_SIZE + 2, &match, &match_size))
         return -1;
-    if (s_opt_str (request, body, "if_match", LH_STORE_ETAG_SIZE + 2, &match)) {
-        free (none);
-        return -1;
-    }
-    int rc = 0;
-    if (none && !streq (none, "*"))
-        rc = lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                               "'if_none_match' supports only \"*\"");
-    else
-    if (none)
-        cond->if_none_match = true;
-    if (rc == 0 && match) {
-        const char *text = match;
-        size_t size = strlen (text);
-        if (size >= 2 && text [0] == '"' && text [size - 1] == '"') {
-            text++;
-            size -= 2;
+    if (none && (none_size != 1 || *none != '*'))
+        return lh_request_bad (request, "if_none_match", "'if_none_match' supports only \"*\"");
+    cond->if_none_match = none != NULL;
+    if (match) {
+        if (match_size >= 2 && match [0] == '"' && match [match_size - 1] == '"') {
+            match++;
+            match_size -= 2;
         }
-        memcpy (etag, text, size);
-        etag [size] = 0;
+        if (memchr (match, 0, match_size))
+            return lh_request_bad (request, "if_match", "'if_match' must not hold a NUL character");
+        memcpy (etag, match, match_size);
+        etag [match_size] = 0;
         cond->if_match = etag;
     }
-    free (none);
-    free (match);
-    return rc? -1: 0;
+    return 0;
 }
 
-//  Binary payload "data" (bin, or str); answers 400 and returns -1 if absent
+//  Binary payload "data" (bin, or str)
 static int
 s_data (lh_request_t *request, const msgpack_object *body, const void **data,
         size_t *size)
@@ -452,9 +403,7 @@ s_data (lh_request_t *request, const msgpack_object *body, const void **data,
         *size = item->via.str.size;
         return 0;
     }
-    lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                      "'data' (bin) is required");
-    return -1;
+    return lh_request_bad (request, "data", "'data' (bin) is required");
 }
 
 //  Answer a store error
@@ -465,7 +414,7 @@ s_store_error (lh_request_t *request, const lh_store_error_t *error)
     if (status >= 500)
         lh_warn (S_NAME, lh_request_trace (request), "%s: %s",
                  lh_request_op (request), error->reason);
-    lh_request_error (request, status, error->kind, 0, "%s", error->reason);
+    lh_request_fail (request, status, error->kind, "%s", error->reason);
 }
 
 //  Reply {key, etag, size} (put, commit)
@@ -490,14 +439,12 @@ s_cap_check (s_state_t *self, lh_request_t *request, const char *key, uint64_t s
     if (size <= cap)
         return 0;
     if (*prefix)
-        lh_request_error (request, LH_ST_TOO_LARGE, "too_large", 0,
-                          "object of %" PRIu64 " bytes is over the cap of %" PRIu64
-                          " bytes for keys under '%s' (%s)", size, cap, prefix, hint);
-    else
-        lh_request_error (request, LH_ST_TOO_LARGE, "too_large", 0,
-                          "object of %" PRIu64 " bytes is over the default cap of %" PRIu64
-                          " bytes (%s)", size, cap, hint);
-    return -1;
+        return lh_request_fail (request, LH_ST_TOO_LARGE, "too_large",
+                                "object of %" PRIu64 " bytes is over the cap of %" PRIu64
+                                " bytes for keys under '%s' (%s)", size, cap, prefix, hint);
+    return lh_request_fail (request, LH_ST_TOO_LARGE, "too_large",
+                            "object of %" PRIu64 " bytes is over the default cap of %" PRIu64
+                            " bytes (%s)", size, cap, hint);
 }
 
 
@@ -508,7 +455,7 @@ static void
 s_put (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     s_key_t key;
     lh_store_cond_t cond;
     char etag [LH_STORE_ETAG_SIZE + 3];
@@ -519,9 +466,9 @@ s_put (lh_request_t *request, void *state)
     ||  s_cap_check (self, request, key.text, size))
         return;
     if (size > self->part_max) {
-        lh_request_error (request, LH_ST_TOO_LARGE, "too_large", 0,
-                          "put of %zu bytes is over storaged/part_max (%zu): use a multipart upload",
-                          size, self->part_max);
+        lh_request_fail_field (request, LH_ST_TOO_LARGE, "too_large", "data",
+                               "put of %zu bytes is over storaged/part_max (%zu): use a "
+                               "multipart upload", size, self->part_max);
         return;
     }
     if (s_slot_take (self, request))
@@ -603,16 +550,21 @@ static void
 s_get (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     s_key_t key;
     if (!body || s_key (request, body, &key))
         return;
     uint64_t offset = 0, length = self->get_max;
-    if ((lh_obj_get (body, "offset") && !lh_obj_uint (body, "offset", &offset))
-    ||  (lh_obj_get (body, "length") && !lh_obj_uint (body, "length", &length))) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_range", 0,
-                          "'offset' and 'length' must be unsigned integers");
-        return;
+    const char *fields [] = { "offset", "length" };
+    uint64_t *values [] = { &offset, &length };
+    for (size_t index = 0; index < 2; index++) {
+        const msgpack_object *item = lh_obj_get (body, fields [index]);
+        if (item && item->type != MSGPACK_OBJECT_NIL
+        &&  !lh_obj_uint (body, fields [index], values [index])) {
+            lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_range", fields [index],
+                                   "'offset' and 'length' must be unsigned integers");
+            return;
+        }
     }
     if (length > self->get_max)
         length = self->get_max;
@@ -636,7 +588,7 @@ static void
 s_head (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     s_key_t key;
     if (!body || s_key (request, body, &key))
         return;
@@ -689,24 +641,20 @@ static void
 s_list (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = lh_request_object (request);
-    static const msgpack_object s_empty = { .type = MSGPACK_OBJECT_MAP };
+    const msgpack_object *body = lh_request_map (request);
     if (!body)
-        body = &s_empty;                //  no body: list everything
-    if (body->type != MSGPACK_OBJECT_MAP) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0, "the body must be a msgpack map");
         return;
-    }
     char *prefix = NULL, *start_after = NULL, *continuation = NULL;
     uint64_t limit = S_LIST_MAX;
-    if (s_opt_str (request, body, "prefix", LH_STORE_KEY_MAX, &prefix)
-    ||  s_opt_str (request, body, "start_after", LH_STORE_KEY_MAX, &start_after)
-    ||  s_opt_str (request, body, "continuation", LH_STORE_KEY_MAX, &continuation))
+    const msgpack_object *item = lh_obj_get (body, "limit");
+    if (lh_request_strdup (request, body, "prefix", 0, LH_STORE_KEY_MAX, &prefix)
+    ||  lh_request_strdup (request, body, "start_after", 0, LH_STORE_KEY_MAX, &start_after)
+    ||  lh_request_strdup (request, body, "continuation", 0, LH_STORE_KEY_MAX, &continuation))
         goto done;
-    if (lh_obj_get (body, "limit")
+    if (item && item->type != MSGPACK_OBJECT_NIL
     &&  (!lh_obj_uint (body, "limit", &limit) || limit < 1 || limit > S_LIST_MAX)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_limit", 0,
-                          "'limit' must be an integer from 1 to %d", S_LIST_MAX);
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_limit", "limit",
+                               "'limit' must be an integer from 1 to %d", S_LIST_MAX);
         goto done;
     }
     //  The continuation token is the last key of the previous page
@@ -752,7 +700,7 @@ static void
 s_delete (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     s_key_t key;
     if (!body || s_key (request, body, &key))
         return;
@@ -780,27 +728,18 @@ static void
 s_upload_begin (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     s_key_t key;
     lh_store_cond_t cond;
     char etag [LH_STORE_ETAG_SIZE + 3];
     if (!body || s_key (request, body, &key) || s_cond (request, body, &cond, etag))
         return;
-    uint64_t size = 0;
-    const msgpack_object *declared = lh_obj_get (body, "size");
-    if (declared && declared->type != MSGPACK_OBJECT_NIL && !lh_obj_uint (body, "size", &size)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "'size' must be a whole number of bytes");
-        return;
-    }
+    int64_t size = 0;
     bool dry_run = false;
-    const msgpack_object *dry = lh_obj_get (body, "dry_run");
-    if (dry && dry->type != MSGPACK_OBJECT_NIL && !lh_obj_bool (body, "dry_run", &dry_run)) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0,
-                          "'dry_run' must be true or false");
+    if (lh_request_int (request, body, "size", 0, 0, INT64_MAX, &size)
+    ||  lh_request_bool (request, body, "dry_run", 0, &dry_run))
         return;
-    }
-    if (s_cap_check (self, request, key.text, size))
+    if (s_cap_check (self, request, key.text, (uint64_t) size))
         return;
     lh_store_error_t error;
     if (cond.if_none_match || cond.if_match) {
@@ -849,13 +788,9 @@ static char *
 s_upload_id (lh_request_t *request, const msgpack_object *body)
 {
     char *upload_id = NULL;
-    if (s_opt_str (request, body, "upload_id", LH_STORE_UPLOAD_MAX, &upload_id))
+    if (lh_request_strdup (request, body, "upload_id", LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY,
+                           LH_STORE_UPLOAD_MAX, &upload_id))
         return NULL;
-    if (!upload_id || !*upload_id) {
-        free (upload_id);
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0, "'upload_id' is required");
-        return NULL;
-    }
     return upload_id;
 }
 
@@ -868,7 +803,7 @@ static void
 s_upload_part (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char *upload_id = body? s_upload_id (request, body): NULL;
     if (!upload_id)
         return;
@@ -880,15 +815,16 @@ s_upload_part (lh_request_t *request, void *state)
     uint32_t next;
     lh_store_error_t error;
     if (!lh_obj_uint (body, "part", &part) || part < 1 || part > UINT32_MAX) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_part", 0,
-                          "'part' must be an integer from 1 (parts are numbered in order)");
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_part", "part",
+                               "'part' must be an integer from 1 (parts are numbered in order)");
         goto done;
     }
     if (s_data (request, body, &data, &size))
         goto done;
     if (size > self->part_max) {
-        lh_request_error (request, LH_ST_TOO_LARGE, "too_large", 0,
-                          "part of %zu bytes is over storaged/part_max (%zu)", size, self->part_max);
+        lh_request_fail_field (request, LH_ST_TOO_LARGE, "too_large", "data",
+                               "part of %zu bytes is over storaged/part_max (%zu)", size,
+                               self->part_max);
         goto done;
     }
     if (lh_store_upload_stat (self->store, upload_id, &key, &so_far, &next, &error)) {
@@ -959,7 +895,7 @@ static void
 s_upload_commit (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char *upload_id = body? s_upload_id (request, body): NULL;
     if (!upload_id)
         return;
@@ -992,7 +928,7 @@ static void
 s_upload_abort (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char *upload_id = body? s_upload_id (request, body): NULL;
     if (!upload_id)
         return;
@@ -1025,22 +961,31 @@ static const lh_op_t s_ops [] = {
     { NULL, NULL }
 };
 
+//  --------------------------------------------------------------------------
+//  On the fs backend the objects live on this host: one process serves
+//  them. Several storaged on one s3 bucket are fine.
+
+static bool
+s_is_single_instance (lh_config_t *config)
+{
+    return streq (lh_config_str (config, "storaged/backend"), "fs");
+}
+
 const lh_service_t lh_storaged_service = {
     .name = "storaged",
     .ops = s_ops,
     .state_new = s_state_new,
     .state_destroy = s_state_destroy,
     .tick = s_tick,
-    .credit = 2
+    .credit = 2,
+    .is_single_instance = s_is_single_instance
 };
 
 
 //  --------------------------------------------------------------------------
-//  Self test: broker + storaged in this process, over inproc
+//  Self test: storaged on a test bus
 
-#include "lh_broker.h"
-
-#define S_TEST_ENDPOINT "inproc://lh-storaged-test"
+#include "lh_testbus.h"
 
 //  Call storaged with a pack (destroyed, may be NULL); returns the reply
 static lh_reply_t *
@@ -1094,30 +1039,37 @@ void
 lh_storaged_test (bool verbose)
 {
     printf (" * storaged: ");
-    char dir [] = "/tmp/lh_storaged_test.XXXXXX";
-    assert (mkdtemp (dir));
-    zactor_t *broker = zactor_new (lh_broker_actor, "test");
-    assert (broker);
-    char *status, *detail;
-    zsock_send (broker, "ss", "BIND", S_TEST_ENDPOINT);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
+    lh_testbus_t *bus = lh_testbus_new ("storaged");
+    lh_testbus_set (bus, "storaged/cap_default", "1000");
+    lh_testbus_set (bus, "storaged/caps", "_vectors/=5000,big/=3000");
+    lh_testbus_set (bus, "storaged/part_max", "2000");
+    lh_testbus_set (bus, "storaged/get_max", "100");
+    lh_testbus_set (bus, "ingest/max_bytes", "1500");
+    lh_testbus_start (bus, &lh_storaged_service, 2);
+    lh_client_t *client = lh_testbus_client (bus);
 
-    lh_config_t *config = lh_config_load (NULL, NULL);
-    assert (config);
-    assert (lh_config_set (config, "storaged/dir", dir) == 0);
-    assert (lh_config_set (config, "storaged/cap_default", "1000") == 0);
-    assert (lh_config_set (config, "storaged/caps", "_vectors/=5000,big/=3000") == 0);
-    assert (lh_config_set (config, "storaged/part_max", "2000") == 0);
-    assert (lh_config_set (config, "storaged/get_max", "100") == 0);
-    assert (lh_config_set (config, "ingest/max_bytes", "1500") == 0);
-    lh_link_t link = { .endpoint = S_TEST_ENDPOINT };
-    lh_service_runner_t *runner = lh_service_start (&lh_storaged_service, &link, config, 2);
-    assert (runner);
-    lh_client_t *client = lh_client_new (&link, "storaged-test");
-    assert (client);
+    //  Bad bodies: one 400 each, naming the field
+    struct {
+        const char *op, *json, *field;
+    } fields [] = {
+        { "put", "{\"data\": \"x\"}", "key" },
+        { "put", "{\"key\": 5, \"data\": \"x\"}", "key" },
+        { "put", "{\"key\": \"a\"}", "data" },
+        { "put", "{\"key\": \"a\", \"data\": \"x\", \"if_none_match\": \"x\"}", "if_none_match" },
+        { "put", "{\"key\": \"a\", \"data\": \"x\", \"if_match\": 3}", "if_match" },
+        { "get", "{\"key\": \"a\", \"offset\": -1}", "offset" },
+        { "get", "{\"key\": \"a\", \"length\": \"9\"}", "length" },
+        { "list", "{\"limit\": 0}", "limit" },
+        { "list", "{\"prefix\": []}", "prefix" },
+        { "upload_part", "{\"upload_id\": \"u\", \"part\": 0, \"data\": \"x\"}", "part" },
+        { "upload_commit", "{}", "upload_id" },
+        { "upload_abort", "{\"upload_id\": \"\"}", "upload_id" },
+    };
+    for (size_t index = 0; index < sizeof (fields) / sizeof (fields [0]); index++)
+        lh_testbus_expect (bus, "storaged", fields [index].op, fields [index].json, 400, NULL,
+                           fields [index].field);
+    assert (lh_testbus_status (bus, "storaged", "list", "[1]") == 400);
+    assert (lh_testbus_status (bus, "storaged", "list", NULL) == 200);
 
     //  Every key rule, each named in the reason
     struct {
@@ -1382,11 +1334,13 @@ lh_storaged_test (bool verbose)
     assert (lh_reply_status (reply) == 404);
     lh_reply_destroy (&reply);
 
-    lh_client_destroy (&client);
-    lh_service_stop (&runner);
-
     //  The ingest sources' cap is ingest/max_bytes alone: storaged/caps
     //  naming their prefix refuses the start
+    lh_config_t *config = lh_config_load (NULL, NULL);
+    assert (config);
+    char *elsewhere = zsys_sprintf ("%s/elsewhere", lh_testbus_dir (bus));
+    assert (lh_config_set (config, "storaged/dir", elsewhere) == 0);
+    assert (lh_config_set (config, "ingest/max_bytes", "1500") == 0);
     const char *why = NULL;
     assert (lh_config_set (config, "storaged/caps", "uploads/=100," LH_INGEST_PREFIX "=5") == 0);
     void *state = s_state_new (config, NULL, &why);
@@ -1398,11 +1352,8 @@ lh_storaged_test (bool verbose)
     assert (s_cap_for ((s_state_t *) state, LH_INGEST_TABLE_PREFIX "x", &prefix, &hint) == 7);
     assert (s_cap_for ((s_state_t *) state, LH_INGEST_PREFIX "x", &prefix, &hint) == 1500);
     s_state_destroy (&state);
-
     lh_config_destroy (&config);
-    zactor_destroy (&broker);
-    char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    zstr_free (&elsewhere);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

@@ -6,6 +6,7 @@
 
 #include "lh_roster_dataset.h"
 #include "lh_actor.h"
+#include "lh_job.h"
 #include "lh_body.h"
 #include "lh_log.h"
 
@@ -426,7 +427,7 @@ s_append_ident (char *string, const char *name)
 //  request id, 0 if it could not be sent.
 
 static uint64_t
-s_range_send (lh_roster_dataset_t *self, lh_client_t *client, const char *sql,
+s_range_send (lh_roster_dataset_t *self, lh_job_t *job, const char *sql,
               s_range_t *range)
 {
     lh_pack_t *pack = lh_pack_new ();
@@ -439,8 +440,9 @@ s_range_send (lh_roster_dataset_t *self, lh_client_t *client, const char *sql,
     lh_pack_kv_uint (pack, "limit", self->page_rows);
     size_t size;
     const void *data = lh_pack_data (pack, &size);
-    lh_call_opts_t opts = { .timeout_ms = self->timeout_ms, .queue = true };
-    range->id = lh_client_send (client, "queryd", "sql", data, size, &opts);
+    lh_call_opts_t opts;
+    lh_job_opts (job, self->timeout_ms, &opts);
+    range->id = lh_client_send (job->client, "queryd", "sql", data, size, &opts);
     range->sent = zclock_mono ();
     lh_pack_destroy (&pack);
     return range->id;
@@ -455,7 +457,7 @@ s_range_send (lh_roster_dataset_t *self, lh_client_t *client, const char *sql,
 //  continues its range from its last rowid. Returns 0 or -1 with *error_p.
 
 static int
-s_fetch (lh_roster_dataset_t *self, lh_client_t *client, const char *sql, const char *bounds,
+s_fetch (lh_roster_dataset_t *self, lh_job_t *job, const char *sql, const char *bounds,
          lh_roster_builder_t *builder, const int *fields, uint32_t selected,
          uint64_t expected, uint64_t *total_p, size_t *pages_p, char **error_p)
 {
@@ -464,11 +466,8 @@ s_fetch (lh_roster_dataset_t *self, lh_client_t *client, const char *sql, const 
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "sql", bounds);
     size_t size;
-    const void *data = lh_pack_data (pack, &size);
-    lh_call_opts_t opts = { .timeout_ms = self->timeout_ms, .queue = true };
     lh_reply_t *reply = NULL;
-    lh_client_call (client, "queryd", "sql", data, size, &opts, &reply);
-    lh_pack_destroy (&pack);
+    lh_job_call_pack (job, "queryd", "sql", &pack, self->timeout_ms, &reply);
     (*pages_p)++;
     const msgpack_object *rows = lh_obj_get (lh_reply_object (reply), "rows");
     const msgpack_object *row = rows && rows->type == MSGPACK_OBJECT_ARRAY
@@ -520,7 +519,7 @@ s_fetch (lh_roster_dataset_t *self, lh_client_t *client, const char *sql, const 
     while (rc == 0 && head < count) {
         lh_keepalive ();                //  no-op off a worker thread
         while (rc == 0 && inflight < S_INFLIGHT && next < count) {
-            if (s_range_send (self, client, sql, &ranges [next]) == 0) {
+            if (s_range_send (self, job, sql, &ranges [next]) == 0) {
                 *error_p = strdup ("queryd.sql could not be sent");
                 rc = -1;
             }
@@ -543,7 +542,7 @@ s_fetch (lh_roster_dataset_t *self, lh_client_t *client, const char *sql, const 
                 break;
             }
             lh_reply_t *answer = NULL;
-            if (lh_client_recv (client, &answer, 200) != 0)
+            if (lh_client_recv (job->client, &answer, 200) != 0)
                 continue;
             if (lh_reply_type (answer) == LH_T_PUB) {
                 const char *name;
@@ -600,7 +599,7 @@ s_fetch (lh_roster_dataset_t *self, lh_client_t *client, const char *sql, const 
             if (truncated) {
                 //  The rest of this range, before the ranges after it
                 range->from = last;
-                if (s_range_send (self, client, sql, range) == 0) {
+                if (s_range_send (self, job, sql, range) == 0) {
                     *error_p = strdup ("queryd.sql could not be sent");
                     rc = -1;
                 }
@@ -625,7 +624,7 @@ s_fetch (lh_roster_dataset_t *self, lh_client_t *client, const char *sql, const 
 //  version: check again soon); or -1 with *error_p set.
 
 static int
-s_load (lh_roster_dataset_t *self, lh_client_t *client, const msgpack_object *manifest,
+s_load (lh_roster_dataset_t *self, lh_job_t *job, const msgpack_object *manifest,
         char **error_p)
 {
     const msgpack_object *schema = lh_obj_get (manifest, "schema");
@@ -704,7 +703,7 @@ s_load (lh_roster_dataset_t *self, lh_client_t *client, const msgpack_object *ma
     lh_roster_builder_t *builder = lh_roster_builder_new (expected + 16);
     int64_t start = zclock_mono ();
     size_t pages = 0;
-    rc = s_fetch (self, client, sql, bounds, builder, fields, selected, expected,
+    rc = s_fetch (self, job, sql, bounds, builder, fields, selected, expected,
                   &total, &pages, error_p);
     free (sql);
     free (bounds);
@@ -733,15 +732,14 @@ s_load (lh_roster_dataset_t *self, lh_client_t *client, const msgpack_object *ma
 static int
 s_check (lh_roster_dataset_t *self, lh_client_t *client)
 {
+    //  One job: the check and the load it leads to share a trace
+    lh_job_t job;
+    lh_job_start (&job, client, NULL, 0);
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "name", self->dataset);
-    size_t size;
-    const void *data = lh_pack_data (pack, &size);
-    lh_call_opts_t opts = { .timeout_ms = self->timeout_ms, .queue = true };
     lh_reply_t *reply = NULL;
-    lh_client_call (client, "catalogd", "get", data, size, &opts, &reply);
-    lh_pack_destroy (&pack);
+    lh_job_call_pack (&job, "catalogd", "get", &pack, self->timeout_ms, &reply);
     char *error = NULL;
     char *key = NULL;
     int rc = -1;
@@ -763,7 +761,7 @@ s_check (lh_roster_dataset_t *self, lh_client_t *client)
     if (self->key && streq (key, self->key))
         rc = 0;
     else {
-        int loaded = s_load (self, client, manifest, &error);
+        int loaded = s_load (self, &job, manifest, &error);
         if (loaded == 0) {
             free (self->key);
             self->key = key;

@@ -23,7 +23,6 @@
 
 #define S_PROMPT_LOG_MAX    4000        //  prompt characters kept in a session row
 #define S_RESPONSE_KEEP     2000        //  model reply characters kept in history
-#define S_POLL_MS           200         //  bus poll slice while waiting for chatd
 #define S_TRACE_MAX         128         //  longest trace_id accepted in a body
 #define S_NO_JSON           "your response wasn't valid JSON"
 
@@ -69,11 +68,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
-    char *loaded = NULL;
-    lh_config_t *defaults = config? NULL: lh_config_load (NULL, &loaded);
-    free (loaded);
-    lh_config_t *source = config? config: defaults;
-    assert (source);
+    lh_config_t *source = config;
 
     char *problem = NULL;
     const char *roster_file = lh_config_str (source, "validatord/roster");
@@ -82,7 +77,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
         lh_error ("validatord", NULL, "validatord/roster (%s) and validatord/roster_dataset (%s) "
                   "are both set: the roster comes from one of them", roster_file, roster_dataset);
         *error = "validatord/roster and validatord/roster_dataset are both set: choose one";
-        lh_config_destroy (&defaults);
         void *state = self;
         s_state_destroy (&state);
         return NULL;
@@ -92,8 +86,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
         self->dataset = lh_roster_dataset_new (self->roster, link, source, error);
         if (!self->dataset) {
             lh_error ("validatord", NULL, "%s", *error);
-            lh_config_destroy (&defaults);
-            void *state = self;
+                void *state = self;
             s_state_destroy (&state);
             return NULL;
         }
@@ -104,7 +97,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
         lh_error ("validatord", NULL, "validatord/roster: %s", problem);
         free (problem);
         *error = "validatord/roster could not be loaded";
-        lh_config_destroy (&defaults);
         void *state = self;
         s_state_destroy (&state);
         return NULL;
@@ -136,7 +128,6 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->chat_timeout_ms = lh_config_int (source, "validatord/chat_timeout_ms");
     self->max_iterations_cap = lh_config_int (source, "validatord/max_iterations_cap");
     self->prompt_max_chars = lh_config_int (source, "validatord/prompt_max_tokens") * 4;
-    lh_config_destroy (&defaults);
     return self;
 }
 
@@ -155,58 +146,6 @@ s_state_destroy (void **state_p)
         free (self);
         *state_p = NULL;
     }
-}
-
-
-//  --------------------------------------------------------------------------
-//  Reply with a JSON body (taken)
-
-static void
-s_reply_json (lh_request_t *request, uint32_t status, json_t *json)
-{
-    lh_pack_t *pack = lh_pack_new ();
-    char *error = NULL;
-    if (lh_json_to_pack (json, pack, &lh_limits_default, &error) == 0)
-        lh_request_reply_pack (request, status, &pack);
-    else {
-        lh_pack_destroy (&pack);
-        lh_request_error (request, LH_ST_INTERNAL, NULL, 0, "reply could not be encoded: %s",
-                          error? error: "?");
-        free (error);
-    }
-    json_decref (json);
-}
-
-
-//  --------------------------------------------------------------------------
-//  Answer 400 naming a field
-
-static void
-s_bad (lh_request_t *request, const char *field, const char *reason)
-{
-    s_reply_json (request, LH_ST_BAD_REQUEST, json_pack ("{s:{s:s,s:s,s:s}}", "error",
-                  "kind", "bad_request", "reason", reason, "field", field));
-}
-
-
-//  --------------------------------------------------------------------------
-//  The request body as a JSON object, or NULL after answering 400
-
-static json_t *
-s_input (lh_request_t *request)
-{
-    const msgpack_object *object = lh_request_object (request);
-    char *error = NULL;
-    json_t *input = object? lh_json_from_object (object, &error): NULL;
-    if (!json_is_object (input)) {
-        char *reason = zsys_sprintf ("body must be a map%s%s", error? ": ": "", error? error: "");
-        s_bad (request, "body", reason);
-        zstr_free (&reason);
-        json_decref (input);
-        input = NULL;
-    }
-    free (error);
-    return input;
 }
 
 
@@ -245,9 +184,9 @@ s_roster_missing (lh_request_t *request, s_state_t *self, const char *kind, json
              || ((streq (kind, "email") || streq (kind, "sms")) && (!artifact || candidate));
     if (!needs)
         return false;
-    lh_request_error (request, LH_ST_UNAVAILABLE, "roster_unavailable", 1000,
-                      "the worker roster (dataset '%s') has not loaded yet",
-                      lh_roster_dataset_name (self->dataset));
+    lh_request_fail_retry (request, LH_ST_UNAVAILABLE, "roster_unavailable", 1000,
+                           "the worker roster (dataset '%s') has not loaded yet",
+                           lh_roster_dataset_name (self->dataset));
     return true;
 }
 
@@ -259,20 +198,27 @@ static void
 s_validate (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    json_t *input = s_input (request);
+    json_t *input = lh_request_json (request);
     if (!input)
         return;
     const char *kind = json_string_value (json_object_get (input, "kind"));
     json_t *artifact = json_object_get (input, "artifact");
     json_t *context = json_object_get (input, "context");
     if (!kind)
-        s_bad (request, "kind", "kind must be a string: fill, email, sms or playbook");
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "kind",
+                               "kind must be a string: fill, email, sms or playbook");
+    else
+    if (!lh_validate_kind_known (kind))
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "kind",
+                               "unknown kind '%s': expected fill, email, sms or playbook", kind);
     else
     if (!artifact)
-        s_bad (request, "artifact", "artifact is required");
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "artifact",
+                               "artifact is required");
     else
     if (context && !json_is_null (context) && !json_is_object (context))
-        s_bad (request, "context", "context must be an object");
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "context",
+                               "context must be an object");
     else {
         json_t *copy = json_deep_copy (artifact);
         lh_validate_merge_context (copy, context);
@@ -281,7 +227,7 @@ s_validate (lh_request_t *request, void *state)
             json_t *body = NULL;
             uint32_t status = lh_validate (kind, copy, self->roster, &body);
             lh_debug ("validatord", lh_request_trace (request), "validate %s: %u", kind, status);
-            s_reply_json (request, status, body);
+            lh_request_reply_json (request, status, body);
         }
         json_decref (copy);
     }
@@ -313,11 +259,19 @@ s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reaso
         *reason_p = strdup ("the bus cannot be reached to call chatd");
         return LH_ST_UNAVAILABLE;
     }
+    //  The request's discipline (its deadline caps the call), with two
+    //  differences: the trace is the iterate's own (a W3C trace_id in the
+    //  body wins), and a chatd with no live worker is answered at once
+    //  (503) rather than waited for: a round of iterate is then
+    //  infra_error, not a silent wait of chat_timeout_ms. The call ends
+    //  100 ms before the caller's deadline, so that answer can still go out.
+    lh_call_opts_t opts;
+    lh_request_call_opts (self->request, (uint32_t) self->state->chat_timeout_ms, &opts);
     uint64_t left = lh_request_time_left (self->request);
-    uint64_t timeout = (uint64_t) self->state->chat_timeout_ms;
-    if (left < timeout + 100)
-        timeout = left > 200? left - 100: 100;
-    lh_call_opts_t opts = { .timeout_ms = (uint32_t) timeout, .trace = self->bus_trace };
+    if (left < (uint64_t) opts.timeout_ms + 100)
+        opts.timeout_ms = left > 200? (uint32_t) (left - 100): 100;
+    opts.trace = self->bus_trace;
+    opts.queue = false;
     size_t size;
     const void *data = lh_pack_data (pack, &size);
     uint64_t id = lh_client_send (client, "chatd", "chat", data, size, &opts);
@@ -326,27 +280,16 @@ s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reaso
         *reason_p = strdup ("chatd.chat could not be sent");
         return LH_ST_UNAVAILABLE;
     }
-    //  The broker answers 504 at the deadline; our own limit is a backstop
-    int64_t give_up = zclock_mono () + (int64_t) timeout + 2000;
-    while (zclock_mono () < give_up) {
-        lh_reply_t *reply = NULL;
-        if (lh_client_recv (client, &reply, S_POLL_MS) == 0) {
-            if (lh_reply_type (reply) == LH_T_REP && lh_reply_cid (reply) == id) {
-                *reply_p = reply;
-                uint32_t status = lh_reply_status (reply);
-                if (status != LH_ST_OK) {
-                    const char *reason = lh_reply_reason (reply);
-                    *reason_p = zsys_sprintf ("chatd.chat answered %u: %s", status,
-                                              reason? reason: lh_status_text (status));
-                }
-                return status;
-            }
-            lh_reply_destroy (&reply);  //  a PART, an event, or a stale reply
-        }
-        lh_request_time_left (self->request);
+    lh_reply_t *reply = NULL;
+    lh_client_wait (client, id, &reply);
+    uint32_t status = lh_reply_status (reply);
+    if (status != LH_ST_OK) {
+        const char *reason = lh_reply_reason (reply);
+        *reason_p = zsys_sprintf ("chatd.chat answered %u: %s", status,
+                                  reason? reason: lh_status_text (status));
     }
-    *reason_p = strdup ("chatd.chat did not answer before the deadline");
-    return LH_ST_TIMEOUT;
+    *reply_p = reply;
+    return status;
 }
 
 
@@ -485,56 +428,44 @@ s_iterate_input (s_iterate_t *self, json_t *input)
     self->max_iterations = 3;
     self->temperature = 0.2;
     self->max_tokens = 4096;
-    if (!lh_validate_kind_known (self->kind)) {
-        char *reason = zsys_sprintf ("unknown kind '%s': expected fill, email, sms or playbook",
-                                     self->kind? self->kind: "");
-        s_bad (request, "kind", reason);
-        zstr_free (&reason);
-        return -1;
-    }
-    if (!self->prompt || !*self->prompt) {
-        s_bad (request, "prompt", "prompt must be a non-empty string");
-        return -1;
-    }
-    if (!self->model || !*self->model) {
-        s_bad (request, "model", "model must be a non-empty string");
-        return -1;
-    }
-    if (system && !json_is_null (system) && !json_is_string (system)) {
-        s_bad (request, "system", "system must be a string");
-        return -1;
-    }
+    if (!lh_validate_kind_known (self->kind))
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "kind",
+                                      "unknown kind '%s': expected fill, email, sms or playbook",
+                                      self->kind? self->kind: "");
+    if (!self->prompt || !*self->prompt)
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "prompt",
+                                      "prompt must be a non-empty string");
+    if (!self->model || !*self->model)
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "model",
+                                      "model must be a non-empty string");
+    if (system && !json_is_null (system) && !json_is_string (system))
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "system",
+                                      "system must be a string");
     if (self->context && json_is_null (self->context))
         self->context = NULL;
-    if (self->context && !json_is_object (self->context)) {
-        s_bad (request, "context", "context must be an object");
-        return -1;
-    }
+    if (self->context && !json_is_object (self->context))
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "context",
+                                      "context must be an object");
     if (iterations && !json_is_null (iterations)) {
         if (!json_is_integer (iterations) || json_integer_value (iterations) < 1
-        ||  json_integer_value (iterations) > self->state->max_iterations_cap) {
-            char *reason = zsys_sprintf ("max_iterations must be an integer from 1 to %" PRId64
-                                         " (validatord/max_iterations_cap)",
-                                         self->state->max_iterations_cap);
-            s_bad (request, "max_iterations", reason);
-            zstr_free (&reason);
-            return -1;
-        }
+        ||  json_integer_value (iterations) > self->state->max_iterations_cap)
+            return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "max_iterations",
+                                          "max_iterations must be an integer from 1 to %" PRId64
+                                          " (validatord/max_iterations_cap)",
+                                          self->state->max_iterations_cap);
         self->max_iterations = json_integer_value (iterations);
     }
     if (temperature && !json_is_null (temperature)) {
         if (!json_is_number (temperature) || json_number_value (temperature) < 0
-        ||  json_number_value (temperature) > 2) {
-            s_bad (request, "temperature", "temperature must be a number from 0 to 2");
-            return -1;
-        }
+        ||  json_number_value (temperature) > 2)
+            return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "temperature",
+                                          "temperature must be a number from 0 to 2");
         self->temperature = json_number_value (temperature);
     }
     if (max_tokens && !json_is_null (max_tokens)) {
-        if (!json_is_integer (max_tokens) || json_integer_value (max_tokens) < 1) {
-            s_bad (request, "max_tokens", "max_tokens must be a positive integer");
-            return -1;
-        }
+        if (!json_is_integer (max_tokens) || json_integer_value (max_tokens) < 1)
+            return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "max_tokens",
+                                          "max_tokens must be a positive integer");
         self->max_tokens = json_integer_value (max_tokens);
     }
     //  Trace: the body's, else the bus's (the runtime minted one if the
@@ -547,10 +478,9 @@ s_iterate_input (s_iterate_t *self, json_t *input)
         bool printable = size > 0 && size <= S_TRACE_MAX;
         for (size_t index = 0; printable && index < size; index++)
             printable = isalnum ((unsigned char) value [index]) || strchr ("-_.:", value [index]);
-        if (!printable) {
-            s_bad (request, "trace_id", "trace_id must be 1..128 characters of [A-Za-z0-9-_.:]");
-            return -1;
-        }
+        if (!printable)
+            return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "trace_id",
+                                          "trace_id must be 1..128 characters of [A-Za-z0-9-_.:]");
         snprintf (self->trace, sizeof (self->trace), "%s", value);
         //  A W3C trace id rides the bus too
         bool hex = size == LH_TRACE_SIZE;
@@ -578,7 +508,7 @@ s_iterate (lh_request_t *request, void *state)
     self.state = (s_state_t *) state;
     self.start = zclock_mono ();
     lh_session_log_timestamp (self.timestamp, sizeof (self.timestamp));
-    json_t *input = s_input (request);
+    json_t *input = lh_request_json (request);
     if (!input)
         return;
     if (s_iterate_input (&self, input)
@@ -621,7 +551,7 @@ s_iterate (lh_request_t *request, void *state)
             s_record (&self, iteration, "infra_error", text, NULL);
             json_decref (text);
             s_log_row (&self, "infra_error", iteration, NULL);
-            s_reply_json (request, LH_ST_BAD_GATEWAY, json_pack ("{s:{s:s,s:s},s:I,s:O,s:s}",
+            lh_request_reply_json (request, LH_ST_BAD_GATEWAY, json_pack ("{s:{s:s,s:s},s:I,s:O,s:s}",
                 "error", "kind", "infra_error", "reason", reason,
                 "iterations", (json_int_t) iteration, "history", self.history,
                 "trace_id", self.trace));
@@ -654,7 +584,7 @@ s_iterate (lh_request_t *request, void *state)
         if (status == LH_ST_OK) {
             s_record (&self, iteration, "accepted", NULL, content);
             s_log_row (&self, "accepted", iteration, artifact);
-            s_reply_json (request, LH_ST_OK, json_pack ("{s:O,s:O,s:I,s:O,s:s}",
+            lh_request_reply_json (request, LH_ST_OK, json_pack ("{s:O,s:O,s:I,s:O,s:s}",
                 "artifact", artifact, "validation", body,
                 "iterations", (json_int_t) iteration, "history", self.history,
                 "trace_id", self.trace));
@@ -679,7 +609,7 @@ s_iterate (lh_request_t *request, void *state)
         s_log_row (&self, "max_iter_exhausted", self.max_iterations, NULL);
         char *reason = zsys_sprintf ("no valid %s after %" PRId64 " iteration%s", self.kind,
                                      self.max_iterations, self.max_iterations == 1? "": "s");
-        s_reply_json (request, LH_ST_UNPROCESSABLE, json_pack ("{s:{s:s,s:s,s:O},s:I,s:O,s:s}",
+        lh_request_reply_json (request, LH_ST_UNPROCESSABLE, json_pack ("{s:{s:s,s:s,s:O},s:I,s:O,s:s}",
             "error", "kind", "max_iter_exhausted", "reason", reason, "last", last_error,
             "iterations", (json_int_t) self.max_iterations, "history", self.history,
             "trace_id", self.trace));
@@ -707,3 +637,75 @@ const lh_service_t lh_validatord_service = {
     .state_destroy = s_state_destroy,
     .credit = 1
 };
+
+
+//  --------------------------------------------------------------------------
+//  Self test: validatord on a test bus with a two-worker roster (the
+//  validators are tested by lh_validate_test, iterate over a fake
+//  provider by tests/integration/test_iterate*.py)
+
+#include "lh_testbus.h"
+
+void
+lh_validatord_test (bool verbose)
+{
+    printf (" * validatord: ");
+    lh_testbus_t *bus = lh_testbus_new ("validatord");
+    char *roster = zsys_sprintf ("%s/roster.jsonl", lh_testbus_dir (bus));
+    FILE *file = fopen (roster, "w");
+    assert (file);
+    fprintf (file, "{\"candidate_id\": \"W-1\", \"name\": \"Ann Lee\", \"city\": \"Toledo\", "
+                   "\"state\": \"OH\", \"role\": \"forklift\", \"status\": \"active\"}\n");
+    fclose (file);
+    lh_testbus_set (bus, "validatord/roster", roster);
+    lh_testbus_set (bus, "validatord/session_log", "");
+    lh_testbus_start (bus, &lh_validatord_service, 1);
+
+    lh_reply_t *reply = lh_testbus_call (bus, "validatord", "validate",
+        "{\"kind\": \"fill\", \"artifact\": {\"fills\": [{\"candidate_id\": \"w-1\", "
+        "\"name\": \"Ann Lee\"}]}, \"context\": {\"target_count\": 1}}");
+    char *text = lh_testbus_json (reply);
+    assert (lh_reply_status (reply) == 200);
+    assert (streq (text, "{\"kind\":\"fill\",\"valid\":true,\"warnings\":[]}"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
+    //  The 422 keeps its tagged shape
+    reply = lh_testbus_call (bus, "validatord", "validate",
+        "{\"kind\": \"fill\", \"artifact\": {\"fills\": [{\"candidate_id\": \"W-9\", "
+        "\"name\": \"Ghost\"}]}}");
+    text = lh_testbus_json (reply);
+    assert (lh_reply_status (reply) == 422);
+    assert (streq (text, "{\"Consistency\":{\"reason\":\"fills[0].candidate_id \\\"W-9\\\" "
+                         "does not exist in worker roster\"}}"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
+    //  Every 400 names its field, with the status's kind
+    struct {
+        const char *op, *json, *field;
+    } bad [] = {
+        { "validate", "{\"artifact\": {}}", "kind" },
+        { "validate", "{\"kind\": \"invoice\", \"artifact\": {}}", "kind" },
+        { "validate", "{\"kind\": \"fill\"}", "artifact" },
+        { "validate", "{\"kind\": \"fill\", \"artifact\": {}, \"context\": 3}", "context" },
+        { "iterate", "{\"kind\": \"sms\", \"model\": \"m\"}", "prompt" },
+        { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\"}", "model" },
+        { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"m\", "
+                     "\"max_iterations\": 0}", "max_iterations" },
+        { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"m\", "
+                     "\"trace_id\": \"a b\"}", "trace_id" },
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
+        lh_testbus_expect (bus, "validatord", bad [index].op, bad [index].json, 400,
+                           "bad_request", bad [index].field);
+    assert (lh_testbus_status (bus, "validatord", "validate", "[]") == 400);
+    //  iterate with no chatd: answered at once, 502 infra_error
+    int64_t started = zclock_mono ();
+    reply = lh_testbus_call (bus, "validatord", "iterate",
+                             "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"m\"}");
+    assert (lh_reply_status (reply) == 502);
+    assert (zclock_mono () - started < 5000);
+    lh_reply_destroy (&reply);
+    lh_testbus_destroy (&bus);
+    zstr_free (&roster);
+    printf ("OK\n");
+}

@@ -44,6 +44,10 @@ extern "C" {
 //  The validatord service, for lh_service_start and the registry
 extern const lh_service_t lh_validatord_service;
 
+//  Self test of this class
+void
+    lh_validatord_test (bool verbose);
+
 #ifdef __cplusplus
 }
 #endif

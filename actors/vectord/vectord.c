@@ -15,12 +15,11 @@
 
 #include "vectord.h"
 #include "lh_vindex.h"
+#include "lh_storage.h"
 #include "lh_log.h"
-#include <sodium.h>
 #include <dirent.h>
 
 #define S_NAME          "vectord"
-#define S_GRAPH_CHUNK   (4 * 1024 * 1024)   //  bytes per upload part / get
 
 //  One open index, shared by the workers
 typedef struct {
@@ -44,6 +43,7 @@ typedef struct {
     size_t k_max;                       //  largest k / ef
     size_t batch_max;                   //  most items per add
     int compact_pct;                    //  tombstone ratio for compaction
+    size_t cache_entries;               //  search answers cached per index
     char *endpoint;                     //  link for the snapshot thread
     char *server_key;                   //  link server key or NULL
     zcert_t *cert;                      //  link certificate (borrowed)
@@ -95,34 +95,20 @@ s_release (s_state_t *self, s_entry_t *entry)
 
 
 //  --------------------------------------------------------------------------
-//  A storaged call with a pack (destroyed); the reply, never NULL
+//  Collect the snapshot keys of an index that are not keep (NULL: all)
 
-static lh_reply_t *
-s_storaged (s_state_t *self, lh_client_t *client, const char *op, lh_pack_t **pack_p)
+typedef struct {
+    const char *keep;                   //  graph key to keep, or NULL
+    zlist_t *doomed;                    //  keys to delete
+} s_prune_t;
+
+static int
+s_prune_key (void *arg, const char *key, const lh_storage_info_t *info)
 {
-    size_t size;
-    const void *data = lh_pack_data (*pack_p, &size);
-    lh_call_opts_t opts = { .timeout_ms = self->timeout_ms, .queue = true };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "storaged", op, data, size, &opts, &reply);
-    lh_pack_destroy (pack_p);
-    return reply;
-}
-
-
-//  --------------------------------------------------------------------------
-//  storaged op on one key ({key}); returns the status
-
-static uint32_t
-s_storaged_key (s_state_t *self, lh_client_t *client, const char *op, const char *key)
-{
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    lh_reply_t *reply = s_storaged (self, client, op, &pack);
-    uint32_t status = reply? lh_reply_status (reply): LH_ST_UNAVAILABLE;
-    lh_reply_destroy (&reply);
-    return status;
+    s_prune_t *self = (s_prune_t *) arg;
+    if (!self->keep || (!streq (key, self->keep) && !strstr (key, "/manifest")))
+        zlist_append (self->doomed, strdup (key));
+    return 0;
 }
 
 
@@ -130,119 +116,27 @@ s_storaged_key (s_state_t *self, lh_client_t *client, const char *op, const char
 //  Delete every snapshot object of an index except keep (NULL: all)
 
 static void
-s_snapshot_prune (s_state_t *self, lh_client_t *client, const char *name, const char *keep)
+s_snapshot_prune (s_state_t *self, lh_storage_t *storage, const char *name, const char *keep)
 {
     char *prefix = zsys_sprintf ("%s%s/", self->prefix, name);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 2);
-    lh_pack_kv_str (pack, "prefix", prefix);
-    lh_pack_kv_uint (pack, "limit", 1000);
-    lh_reply_t *reply = s_storaged (self, client, "list", &pack);
-    const msgpack_object *keys = reply && lh_reply_status (reply) == LH_ST_OK?
-                                 lh_obj_get (lh_reply_object (reply), "keys"): NULL;
-    zlist_t *doomed = zlist_new ();
-    zlist_autofree (doomed);
-    for (uint32_t index = 0; keys && keys->type == MSGPACK_OBJECT_ARRAY
-                             && index < keys->via.array.size; index++) {
-        char *key = lh_obj_strdup (lh_obj_get (&keys->via.array.ptr [index], "key"));
-        if (key && (!keep || (!streq (key, keep) && !strstr (key, "/manifest"))))
-            zlist_append (doomed, key);
-        free (key);
-    }
-    lh_reply_destroy (&reply);
-    for (char *key = (char *) zlist_first (doomed); key; key = (char *) zlist_next (doomed))
-        s_storaged_key (self, client, "delete", key);
-    zlist_destroy (&doomed);
+    s_prune_t prune = { .keep = keep, .doomed = zlist_new () };
+    zlist_autofree (prune.doomed);
+    lh_storage_list_all (storage, prefix, s_prune_key, &prune);
+    for (char *key = (char *) zlist_first (prune.doomed); key;
+         key = (char *) zlist_next (prune.doomed))
+        lh_storage_delete (storage, key);
+    zlist_destroy (&prune.doomed);
     zstr_free (&prefix);
 }
 
 
 //  --------------------------------------------------------------------------
-//  SHA-256 of a file as 64 hex chars into hex; returns its size or -1
-
-static int64_t
-s_file_sha256 (const char *path, char *hex)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return -1;
-    crypto_hash_sha256_state state;
-    crypto_hash_sha256_init (&state);
-    unsigned char *buffer = (unsigned char *) malloc (1 << 20);
-    assert (buffer);
-    int64_t total = 0;
-    size_t got;
-    while ((got = fread (buffer, 1, 1 << 20, file)) > 0) {
-        crypto_hash_sha256_update (&state, buffer, got);
-        total += (int64_t) got;
-    }
-    free (buffer);
-    bool failed = ferror (file);
-    fclose (file);
-    unsigned char digest [crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final (&state, digest);
-    sodium_bin2hex (hex, 65, digest, sizeof (digest));
-    return failed? -1: total;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Upload a file under key with storaged's multipart upload; 0 or -1
+//  Snapshot one index to storaged: the graph by multipart upload (its
+//  SHA-256 is the ETag storaged computes), then the manifest naming it.
+//  Returns 0 or -1.
 
 static int
-s_upload (s_state_t *self, lh_client_t *client, const char *key, const char *path)
-{
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    lh_reply_t *reply = s_storaged (self, client, "upload_begin", &pack);
-    char *upload_id = reply && lh_reply_status (reply) == LH_ST_OK?
-                      lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "upload_id")): NULL;
-    uint64_t part_max = S_GRAPH_CHUNK;
-    if (reply)
-        lh_obj_uint (lh_reply_object (reply), "part_max", &part_max);
-    lh_reply_destroy (&reply);
-    if (!upload_id)
-        return -1;
-    if (part_max > S_GRAPH_CHUNK || part_max == 0)
-        part_max = S_GRAPH_CHUNK;
-    FILE *file = fopen (path, "rb");
-    char *buffer = (char *) malloc (part_max);
-    assert (buffer);
-    int rc = file? 0: -1;
-    size_t got;
-    for (uint64_t part = 1; rc == 0 && (got = fread (buffer, 1, part_max, file)) > 0; part++) {
-        pack = lh_pack_new ();
-        lh_pack_map (pack, 3);
-        lh_pack_kv_str (pack, "upload_id", upload_id);
-        lh_pack_kv_uint (pack, "part", part);
-        lh_pack_str (pack, "data");
-        lh_pack_bin (pack, buffer, got);
-        reply = s_storaged (self, client, "upload_part", &pack);
-        if (!reply || lh_reply_status (reply) != LH_ST_OK)
-            rc = -1;
-        lh_reply_destroy (&reply);
-    }
-    if (file)
-        fclose (file);
-    free (buffer);
-    pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "upload_id", upload_id);
-    reply = s_storaged (self, client, rc == 0? "upload_commit": "upload_abort", &pack);
-    if (!reply || lh_reply_status (reply) != LH_ST_OK)
-        rc = -1;
-    lh_reply_destroy (&reply);
-    free (upload_id);
-    return rc;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Snapshot one index to storaged. Returns 0 or -1.
-
-static int
-s_snapshot (s_state_t *self, lh_client_t *client, s_entry_t *entry)
+s_snapshot (s_state_t *self, lh_storage_t *storage, s_entry_t *entry)
 {
     lh_vindex_t *index = entry->index;
     const char *name = lh_vindex_name (index);
@@ -250,15 +144,14 @@ s_snapshot (s_state_t *self, lh_client_t *client, s_entry_t *entry)
     uint64_t seq;
     int64_t started = zclock_mono ();
     int rc = lh_vindex_snapshot (index, path, &seq);
-    char sha [65];
-    int64_t size = rc == 0? s_file_sha256 (path, sha): -1;
     char *graph_key = zsys_sprintf ("%s%s/graph-%020" PRIu64, self->prefix, name, seq);
-    if (size < 0 || s_upload (self, client, graph_key, path))
+    lh_storage_info_t graph;
+    if (rc == 0 && lh_storage_upload_file (storage, graph_key, path, NULL, &graph) != LH_ST_OK)
         rc = -1;
     if (rc == 0) {
         const lh_vparams_t *params = lh_vindex_params (index);
         lh_pack_t *manifest = lh_pack_new ();
-        lh_pack_map (manifest, 11);
+        lh_pack_open_map (manifest);
         lh_pack_kv_str (manifest, "name", name);
         lh_pack_kv_uint (manifest, "dim", params->dim);
         lh_pack_kv_str (manifest, "metric", lh_metric_name (params->metric));
@@ -267,33 +160,27 @@ s_snapshot (s_state_t *self, lh_client_t *client, s_entry_t *entry)
         lh_pack_kv_uint (manifest, "ef", params->ef);
         lh_pack_kv_uint (manifest, "seq", seq);
         lh_pack_kv_str (manifest, "graph", graph_key);
-        lh_pack_kv_uint (manifest, "size", (uint64_t) size);
-        lh_pack_kv_str (manifest, "sha256", sha);
+        lh_pack_kv_uint (manifest, "size", graph.size);
+        lh_pack_kv_str (manifest, "sha256", graph.etag);
         lh_pack_kv_int (manifest, "created_ms", zclock_time ());
+        lh_pack_close (manifest);
         size_t manifest_size;
         const void *manifest_data = lh_pack_data (manifest, &manifest_size);
         char *key = zsys_sprintf ("%s%s/manifest", self->prefix, name);
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 2);
-        lh_pack_kv_str (pack, "key", key);
-        lh_pack_str (pack, "data");
-        lh_pack_bin (pack, manifest_data, manifest_size);
-        lh_reply_t *reply = s_storaged (self, client, "put", &pack);
-        if (!reply || lh_reply_status (reply) != LH_ST_OK)
+        if (lh_storage_put (storage, key, manifest_data, manifest_size, NULL, NULL) != LH_ST_OK)
             rc = -1;
-        lh_reply_destroy (&reply);
         lh_pack_destroy (&manifest);
         zstr_free (&key);
     }
     if (rc == 0) {
         lh_vindex_snapshot_done (index, seq);
-        s_snapshot_prune (self, client, name, graph_key);
-        lh_info (S_NAME, NULL, "index '%s': snapshot at seq %" PRIu64 " (%" PRId64 " bytes) in %" PRId64 " ms",
-                 name, seq, size, zclock_mono () - started);
+        s_snapshot_prune (self, storage, name, graph_key);
+        lh_info (S_NAME, NULL, "index '%s': snapshot at seq %" PRIu64 " (%" PRIu64 " bytes) in %" PRId64 " ms",
+                 name, seq, graph.size, zclock_mono () - started);
     }
     else
-        lh_warn (S_NAME, NULL, "index '%s': snapshot at seq %" PRIu64 " failed; will retry",
-                 name, seq);
+        lh_warn (S_NAME, NULL, "index '%s': snapshot at seq %" PRIu64 " failed (%s); will retry",
+                 name, seq, *lh_storage_reason (storage)? lh_storage_reason (storage): "local");
     unlink (path);
     zstr_free (&path);
     zstr_free (&graph_key);
@@ -303,7 +190,8 @@ s_snapshot (s_state_t *self, lh_client_t *client, s_entry_t *entry)
 
 //  --------------------------------------------------------------------------
 //  The snapshot thread: once a second, snapshot indexes that changed and
-//  whose period has passed
+//  whose period has passed. Each snapshot is one job: one trace for its
+//  calls, each call capped by vectord/storage_timeout_ms.
 
 static void
 s_snapshotter (zsock_t *pipe, void *args)
@@ -346,7 +234,11 @@ s_snapshotter (zsock_t *pipe, void *args)
                 }
                 if (client) {
                     entry->snapshot_ms = now;
-                    s_snapshot (self, client, entry);
+                    lh_job_t job;
+                    lh_job_start (&job, client, NULL, 0);
+                    lh_storage_t *storage = lh_storage_new_job (&job, self->timeout_ms);
+                    s_snapshot (self, storage, entry);
+                    lh_storage_destroy (&storage);
                 }
             }
             s_release (self, entry);
@@ -363,70 +255,46 @@ s_snapshotter (zsock_t *pipe, void *args)
 //  or *found false when there is none or it does not check out
 
 static uint64_t
-s_fetch_snapshot (s_state_t *self, lh_client_t *client, lh_vindex_t *index,
+s_fetch_snapshot (s_state_t *self, lh_storage_t *storage, lh_vindex_t *index,
                   const char *path, bool *found)
 {
     *found = false;
     const char *name = lh_vindex_name (index);
     char *key = zsys_sprintf ("%s%s/manifest", self->prefix, name);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
+    const void *data;
+    size_t size;
+    uint32_t status = lh_storage_get (storage, key, 0, 0, NULL, &data, &size);
     zstr_free (&key);
-    lh_reply_t *reply = s_storaged (self, client, "get", &pack);
-    const msgpack_object *data = reply && lh_reply_status (reply) == LH_ST_OK?
-                                 lh_obj_get (lh_reply_object (reply), "data"): NULL;
     msgpack_zone zone;
     msgpack_zone_init (&zone, 1024);
     msgpack_object manifest;
-    uint64_t seq = 0, size = 0, dim = 0;
+    uint64_t seq = 0, graph_size = 0, dim = 0;
     char *graph = NULL, *sha = NULL;
-    if (data && data->type == MSGPACK_OBJECT_BIN
-    &&  msgpack_unpack (data->via.bin.ptr, data->via.bin.size, NULL, &zone, &manifest) == MSGPACK_UNPACK_SUCCESS
-    &&  lh_obj_uint (&manifest, "seq", &seq) && lh_obj_uint (&manifest, "size", &size)
+    if (status == LH_ST_OK
+    &&  lh_msgpack_unpack (data, size, &lh_limits_default, &zone, &manifest) == 0
+    &&  lh_obj_uint (&manifest, "seq", &seq) && lh_obj_uint (&manifest, "size", &graph_size)
     &&  lh_obj_uint (&manifest, "dim", &dim) && dim == lh_vindex_params (index)->dim) {
         graph = lh_obj_strdup (lh_obj_get (&manifest, "graph"));
         sha = lh_obj_strdup (lh_obj_get (&manifest, "sha256"));
     }
     msgpack_zone_destroy (&zone);
-    lh_reply_destroy (&reply);
-    if (!graph || !sha) {
-        free (graph);
-        free (sha);
-        return 0;
-    }
-    //  Download in ranges
-    FILE *file = fopen (path, "wb");
-    uint64_t offset = 0;
-    bool failed = !file;
-    while (!failed && offset < size) {
-        pack = lh_pack_new ();
-        lh_pack_map (pack, 3);
-        lh_pack_kv_str (pack, "key", graph);
-        lh_pack_kv_uint (pack, "offset", offset);
-        lh_pack_kv_uint (pack, "length", S_GRAPH_CHUNK);
-        reply = s_storaged (self, client, "get", &pack);
-        data = reply && lh_reply_status (reply) == LH_ST_OK?
-               lh_obj_get (lh_reply_object (reply), "data"): NULL;
-        if (!data || data->type != MSGPACK_OBJECT_BIN || data->via.bin.size == 0
-        ||  fwrite (data->via.bin.ptr, 1, data->via.bin.size, file) != data->via.bin.size)
-            failed = true;
+    if (graph && sha) {
+        lh_storage_info_t info;
+        status = lh_storage_download (storage, graph, path, sha, &info);
+        if (status == LH_ST_OK && info.size == graph_size)
+            *found = true;
         else
-            offset += data->via.bin.size;
-        lh_reply_destroy (&reply);
+        if (status == LH_ST_OK || streq (lh_storage_kind (storage), "checksum_mismatch"))
+            lh_warn (S_NAME, NULL, "index '%s': snapshot %s fails its checksum (torn or "
+                     "corrupt): rebuilding from the log", name, graph);
+        else
+        if (status != LH_ST_NOT_FOUND)
+            lh_warn (S_NAME, NULL, "index '%s': snapshot %s cannot be read (%s): "
+                     "rebuilding from the log", name, graph, lh_storage_reason (storage));
     }
-    if (file && fclose (file))
-        failed = true;
-    char actual [65];
-    if (!failed && (s_file_sha256 (path, actual) != (int64_t) size || !streq (actual, sha))) {
-        lh_warn (S_NAME, NULL, "index '%s': snapshot %s fails its checksum (torn or corrupt): "
-                 "rebuilding from the log", name, graph);
-        failed = true;
-    }
-    *found = !failed;
     free (graph);
     free (sha);
-    return seq;
+    return *found? seq: 0;
 }
 
 
@@ -471,13 +339,22 @@ s_restore_all (s_state_t *self, const lh_link_t *link)
             zstr_free (&path);
             continue;
         }
+        lh_vindex_set_cache (index, self->cache_entries);
         if (!tried) {
             tried = true;
             client = lh_client_new (link, "vectord-restore");
         }
         char *graph = zsys_sprintf ("%s/.restore-%s.tmp", self->dir, dirent->d_name);
         bool found = false;
-        uint64_t seq = client? s_fetch_snapshot (self, client, index, graph, &found): 0;
+        uint64_t seq = 0;
+        if (client) {
+            //  One job per index: one trace for its calls
+            lh_job_t job;
+            lh_job_start (&job, client, NULL, 0);
+            lh_storage_t *storage = lh_storage_new_job (&job, self->timeout_ms);
+            seq = s_fetch_snapshot (self, storage, index, graph, &found);
+            lh_storage_destroy (&storage);
+        }
         bool rebuilt = true;
         if (lh_vindex_restore (index, found? graph: NULL, seq, &rebuilt) == 0) {
             lh_info (S_NAME, NULL, "index '%s': %zu vectors restored %s in %" PRId64 " ms",
@@ -538,10 +415,6 @@ s_state_destroy (void **state_p)
 static void *
 s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 {
-    lh_config_t *defaults = NULL;
-    if (!config)
-        config = defaults = lh_config_load (NULL, NULL);
-    assert (config);
     s_state_t *self = (s_state_t *) zmalloc (sizeof (s_state_t));
     assert (self);
     pthread_mutex_init (&self->lock, NULL);
@@ -559,7 +432,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     int64_t k_max = lh_config_int (config, "vectord/k_max");
     int64_t batch_max = lh_config_int (config, "vectord/batch_max");
     self->compact_pct = (int) lh_config_int (config, "vectord/compact_pct");
-    lh_config_destroy (&defaults);
+    self->cache_entries = (size_t) lh_config_int (config, "vectord/cache_entries");
     self->endpoint = strdup (link && link->endpoint? link->endpoint: "");
     self->server_key = link && link->server_key? strdup (link->server_key): NULL;
     self->cert = link? link->cert: NULL;
@@ -590,49 +463,24 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
 
 
 //  --------------------------------------------------------------------------
-//  Request helpers
+//  Request helpers. Each returns 0, or -1 after answering (400 naming the
+//  field, 404); the handler then returns at once.
 
-//  Answer an error and return -1
-static int
-s_error (lh_request_t *request, uint32_t status, const char *kind, uint64_t retry_after_ms,
-         const char *format, ...)
-{
-    char reason [512];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (reason, sizeof (reason), format, args);
-    va_end (args);
-    lh_request_error (request, status, kind, retry_after_ms, "%s", reason);
-    return -1;
-}
-
-static const msgpack_object *
-s_body (lh_request_t *request)
-{
-    const msgpack_object *body = lh_request_object (request);
-    if (!body || body->type != MSGPACK_OBJECT_MAP) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_body", 0, "the body must be a msgpack map");
-        return NULL;
-    }
-    return body;
-}
-
-//  The index name of a request (name, or index) into name; 0 or -1 (400)
+//  The index name of a request (name, or index) into name
 static int
 s_name (lh_request_t *request, const msgpack_object *body, char *name)
 {
-    const char *text;
-    size_t size;
-    if (!lh_obj_str (body, "name", &text, &size) && !lh_obj_str (body, "index", &text, &size))
-        return s_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'name' (the index name) is required");
+    const char *field = lh_obj_get (body, "index") && !lh_obj_get (body, "name")? "index": "name";
+    const char *text = NULL;
+    size_t size = 0;
+    if (lh_request_str (request, body, field, LH_FIELD_REQUIRED, 0, &text, &size))
+        return -1;
     bool valid = size >= 1 && size <= 64 && text [0] != '.';
     for (size_t index = 0; valid && index < size; index++)
         valid = isalnum ((unsigned char) text [index]) || strchr ("_.-", text [index]);
     if (!valid)
-        return s_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'name' must be 1..64 characters of A-Z a-z 0-9 _ . - "
-                                 "not starting with '.'");
+        return lh_request_bad (request, field, "'%s' must be 1..64 characters of A-Z a-z 0-9 "
+                               "_ . - not starting with '.'", field);
     memcpy (name, text, size);
     name [size] = 0;
     return 0;
@@ -646,32 +494,31 @@ s_target (s_state_t *self, lh_request_t *request, const msgpack_object *body, ch
         return NULL;
     s_entry_t *entry = s_acquire (self, name);
     if (!entry)
-        lh_request_error (request, LH_ST_NOT_FOUND, "no_such_index", 0, "no index named '%s'", name);
+        lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_index", "no index named '%s'", name);
     return entry;
 }
 
 //  Read a vector (array of numbers, or bin of dim little-endian float32)
-//  into out; 0, or -1 after answering 400 naming field
+//  into out
 static int
 s_vector (lh_request_t *request, const msgpack_object *object, size_t dim,
           lh_metric_t metric, float *out, const char *field)
 {
-    if (!object)
-        return s_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'%s' is required", field);
+    if (!object || object->type == MSGPACK_OBJECT_NIL)
+        return lh_request_bad (request, field, "'%s' is required", field);
     if (object->type == MSGPACK_OBJECT_BIN) {
         if (object->via.bin.size != dim * sizeof (float))
-            return s_error (request, LH_ST_BAD_REQUEST, "dim_mismatch", 0,
-                                     "'%s' has %u bytes; the index wants %zu float32 (%zu bytes)",
-                                     field, object->via.bin.size, dim, dim * sizeof (float));
+            return lh_request_fail_field (request, LH_ST_BAD_REQUEST, "dim_mismatch", field,
+                                          "'%s' has %u bytes; the index wants %zu float32 (%zu bytes)",
+                                          field, object->via.bin.size, dim, dim * sizeof (float));
         memcpy (out, object->via.bin.ptr, dim * sizeof (float));
     }
     else
     if (object->type == MSGPACK_OBJECT_ARRAY) {
         if (object->via.array.size != dim)
-            return s_error (request, LH_ST_BAD_REQUEST, "dim_mismatch", 0,
-                                     "'%s' has %u components; the index has dim %zu",
-                                     field, object->via.array.size, dim);
+            return lh_request_fail_field (request, LH_ST_BAD_REQUEST, "dim_mismatch", field,
+                                          "'%s' has %u components; the index has dim %zu",
+                                          field, object->via.array.size, dim);
         for (size_t index = 0; index < dim; index++) {
             const msgpack_object *item = &object->via.array.ptr [index];
             if (item->type == MSGPACK_OBJECT_FLOAT32 || item->type == MSGPACK_OBJECT_FLOAT64)
@@ -683,76 +530,74 @@ s_vector (lh_request_t *request, const msgpack_object *object, size_t dim,
             if (item->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
                 out [index] = (float) item->via.i64;
             else
-                return s_error (request, LH_ST_BAD_REQUEST, "bad_vector", 0,
-                                         "'%s' component %zu is not a number", field, index);
+                return lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_vector", field,
+                                              "'%s' component %zu is not a number", field, index);
         }
     }
     else
-        return s_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'%s' must be an array of numbers (or bin of float32)", field);
+        return lh_request_bad (request, field, "'%s' must be an array of numbers (or bin of "
+                               "float32)", field);
     int check = lh_hnsw_vector_check (out, dim, metric);
     if (check == -1)
-        return s_error (request, LH_ST_BAD_REQUEST, "bad_vector", 0,
-                                 "'%s' holds NaN or an infinite value", field);
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, "bad_vector", field,
+                                      "'%s' holds NaN or an infinite value", field);
     if (check == -2)
-        return s_error (request, LH_ST_BAD_REQUEST, "zero_norm", 0,
-                                 "'%s' has zero norm: cosine distance is undefined", field);
+        return lh_request_fail_field (request, LH_ST_BAD_REQUEST, "zero_norm", field,
+                                      "'%s' has zero norm: cosine distance is undefined", field);
     return 0;
 }
 
-//  Uint field in [low, high], or the default; 0 or -1 (400)
+//  An array of ids (strings of 1..LH_VINDEX_ID_MAX bytes) named field
 static int
-s_uint (lh_request_t *request, const msgpack_object *body, const char *field,
-        uint64_t low, uint64_t high, uint64_t *value)
+s_ids (lh_request_t *request, const msgpack_object *ids, const char *field)
 {
-    const msgpack_object *item = lh_obj_get (body, field);
-    if (!item || item->type == MSGPACK_OBJECT_NIL)
-        return 0;
-    if (!lh_obj_uint (body, field, value) || *value < low || *value > high)
-        return s_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                 "'%s' must be an integer in %" PRIu64 "..%" PRIu64,
-                                 field, low, high);
+    for (uint32_t index = 0; ids && index < ids->via.array.size; index++) {
+        const msgpack_object *id = &ids->via.array.ptr [index];
+        if (id->type != MSGPACK_OBJECT_STR || id->via.str.size == 0
+        ||  id->via.str.size > LH_VINDEX_ID_MAX)
+            return lh_request_bad (request, field, "%s[%u] must be a string of 1..%d bytes",
+                                   field, index, LH_VINDEX_ID_MAX);
+    }
     return 0;
 }
 
 
 //  --------------------------------------------------------------------------
-//  create {name, dim, metric?, m?, ef_construction?, ef?}
+//  create {name, dim, metric?, m?, ef_construction?, ef?}; the original
+//  system's names "dims" and "distance" are taken for dim and metric
 
 static void
 s_create (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char name [65];
     if (!body || s_name (request, body, name))
         return;
+    const char *dim_field = lh_obj_get (body, "dims") && !lh_obj_get (body, "dim")? "dims": "dim";
+    const char *metric_field = lh_obj_get (body, "distance") && !lh_obj_get (body, "metric")?
+                               "distance": "metric";
     lh_vparams_t params = self->defaults;
-    uint64_t dim = 0, m = params.m, efc = params.ef_construction, ef = params.ef;
-    if (!lh_obj_get (body, "dim")) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0, "'dim' is required");
+    int64_t dim = 0, m = (int64_t) params.m, efc = (int64_t) params.ef_construction,
+            ef = (int64_t) params.ef;
+    const char *metric = NULL;
+    size_t metric_size = 0;
+    if (lh_request_int (request, body, dim_field, LH_FIELD_REQUIRED, 1, (int64_t) self->dim_max, &dim)
+    ||  lh_request_int (request, body, "m", 0, 2, 100, &m)
+    ||  lh_request_int (request, body, "ef_construction", 0, 1, 4096, &efc)
+    ||  lh_request_int (request, body, "ef", 0, 1, (int64_t) self->k_max, &ef)
+    ||  lh_request_str (request, body, metric_field, 0, 0, &metric, &metric_size))
         return;
-    }
-    if (s_uint (request, body, "dim", 1, self->dim_max, &dim)
-    ||  s_uint (request, body, "m", 2, 100, &m)
-    ||  s_uint (request, body, "ef_construction", 1, 4096, &efc)
-    ||  s_uint (request, body, "ef", 1, self->k_max, &ef))
-        return;
-    params = (lh_vparams_t) { .dim = dim, .metric = LH_METRIC_COSINE, .m = m,
-                              .ef_construction = efc, .ef = ef };
-    const char *metric;
-    size_t metric_size;
-    if (lh_obj_get (body, "metric")
-    &&  (!lh_obj_str (body, "metric", &metric, &metric_size)
-      || lh_metric_parse (metric, metric_size, &params.metric))) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                          "'metric' must be cosine, l2 or ip");
+    params = (lh_vparams_t) { .dim = (size_t) dim, .metric = LH_METRIC_COSINE, .m = (size_t) m,
+                              .ef_construction = (size_t) efc, .ef = (size_t) ef };
+    if (metric && lh_metric_parse (metric, metric_size, &params.metric)) {
+        lh_request_bad (request, metric_field, "'%s' must be cosine, l2 or ip", metric_field);
         return;
     }
     pthread_mutex_lock (&self->lock);
     if (zhashx_lookup (self->indexes, name)) {
         pthread_mutex_unlock (&self->lock);
-        lh_request_error (request, LH_ST_CONFLICT, "index_exists", 0, "index '%s' exists", name);
+        lh_request_fail (request, LH_ST_CONFLICT, "index_exists", "index '%s' exists", name);
         return;
     }
     char *path = zsys_sprintf ("%s/%s", self->dir, name);
@@ -760,6 +605,7 @@ s_create (lh_request_t *request, void *state)
     lh_vindex_t *index = lh_vindex_create (path, name, &params, self->map_bytes, &error);
     s_entry_t *entry = NULL;
     if (index) {
+        lh_vindex_set_cache (index, self->cache_entries);
         entry = (s_entry_t *) zmalloc (sizeof (s_entry_t));
         entry->index = index;
         entry->dir = path;
@@ -771,8 +617,8 @@ s_create (lh_request_t *request, void *state)
         zstr_free (&path);
     pthread_mutex_unlock (&self->lock);
     if (!entry) {
-        lh_request_error (request, LH_ST_INTERNAL, "create_failed", 0,
-                          "cannot create index '%s': %s", name, error);
+        lh_request_fail (request, LH_ST_INTERNAL, "create_failed",
+                         "cannot create index '%s': %s", name, error);
         return;
     }
     lh_info (S_NAME, lh_request_trace (request), "created index '%s' (dim %zu, %s)",
@@ -791,6 +637,8 @@ static void
 s_list (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
+    if (!lh_request_map (request))
+        return;
     zlist_t *entries = zlist_new ();
     pthread_mutex_lock (&self->lock);
     for (s_entry_t *entry = (s_entry_t *) zhashx_first (self->indexes); entry;
@@ -822,7 +670,7 @@ static void
 s_info (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char name [65];
     s_entry_t *entry = body? s_target (self, request, body, name): NULL;
     if (!entry)
@@ -842,7 +690,7 @@ static void
 s_drop (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char name [65];
     if (!body || s_name (request, body, name))
         return;
@@ -862,13 +710,13 @@ s_drop (lh_request_t *request, void *state)
     }
     pthread_mutex_unlock (&self->lock);
     if (!entry) {
-        lh_request_error (request, LH_ST_NOT_FOUND, "no_such_index", 0, "no index named '%s'", name);
+        lh_request_fail (request, LH_ST_NOT_FOUND, "no_such_index", "no index named '%s'", name);
         return;
     }
     s_release (self, entry);
-    lh_client_t *client = lh_request_client (request);
-    if (client)
-        s_snapshot_prune (self, client, name, NULL);
+    lh_storage_t *storage = lh_storage_new_request (request, self->timeout_ms);
+    s_snapshot_prune (self, storage, name, NULL);
+    lh_storage_destroy (&storage);
     lh_info (S_NAME, lh_request_trace (request), "dropped index '%s'", name);
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, 2);
@@ -885,27 +733,19 @@ static void
 s_add (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char name [65];
     s_entry_t *entry = body? s_target (self, request, body, name): NULL;
     if (!entry)
         return;
     const lh_vparams_t *params = lh_vindex_params (entry->index);
-    const msgpack_object *items = lh_obj_get (body, "items");
+    const msgpack_object *items = NULL;
     lh_vitem_t *vitems = NULL;
     float *vectors = NULL;
-    if (!items || items->type != MSGPACK_OBJECT_ARRAY) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                          "'items' must be an array of {id, vector, metadata?}");
+    if (lh_request_array (request, body, "items", LH_FIELD_REQUIRED | LH_FIELD_LIMIT_413,
+                          (uint32_t) self->batch_max, &items))
         goto done;
-    }
     size_t count = items->via.array.size;
-    if (count > self->batch_max) {
-        lh_request_error (request, LH_ST_TOO_LARGE, "too_large", 0,
-                          "%zu items in one add; at most %zu (vectord/batch_max)",
-                          count, self->batch_max);
-        goto done;
-    }
     vitems = (lh_vitem_t *) calloc (count + 1, sizeof (lh_vitem_t));
     vectors = (float *) malloc ((count + 1) * params->dim * sizeof (float));
     assert (vitems && vectors);
@@ -916,8 +756,9 @@ s_add (lh_request_t *request, void *state)
         const char *id;
         size_t id_size;
         if (!lh_obj_str (item, "id", &id, &id_size) || id_size == 0 || id_size > LH_VINDEX_ID_MAX) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                              "items[%zu].id must be a string of 1..%d bytes", index, LH_VINDEX_ID_MAX);
+            snprintf (field, sizeof (field), "items[%zu].id", index);
+            lh_request_bad (request, field, "items[%zu].id must be a string of 1..%d bytes",
+                            index, LH_VINDEX_ID_MAX);
             goto done;
         }
         snprintf (field, sizeof (field), "items[%zu].vector", index);
@@ -928,8 +769,8 @@ s_add (lh_request_t *request, void *state)
         vitems [index] = (lh_vitem_t) { id, id_size, vectors + index * params->dim, NULL, 0, false };
         if (metadata && metadata->type != MSGPACK_OBJECT_NIL) {
             if (metadata->type != MSGPACK_OBJECT_MAP) {
-                lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                                  "items[%zu].metadata must be a map", index);
+                snprintf (field, sizeof (field), "items[%zu].metadata", index);
+                lh_request_bad (request, field, "items[%zu].metadata must be a map", index);
                 goto done;
             }
             vitems [index].metadata_given = true;
@@ -959,7 +800,7 @@ s_add (lh_request_t *request, void *state)
     lh_pack_destroy (&metadata_pack);
     free (offsets);
     if (rc) {
-        lh_request_error (request, LH_ST_INTERNAL, "write_failed", 0, "index '%s': %s", name, error);
+        lh_request_fail (request, LH_ST_INTERNAL, "write_failed", "index '%s': %s", name, error);
         goto done;
     }
     lh_vindex_maybe_compact (entry->index, self->compact_pct);
@@ -983,41 +824,24 @@ static void
 s_search (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char name [65];
     s_entry_t *entry = body? s_target (self, request, body, name): NULL;
     if (!entry)
         return;
     const lh_vparams_t *params = lh_vindex_params (entry->index);
     float *query = (float *) malloc (params->dim * sizeof (float));
-    uint64_t k = 10, ef = 0;
-    const msgpack_object *exclude = lh_obj_get (body, "exclude_ids");
-    const msgpack_object *filter = lh_obj_get (body, "filter");
-    if (exclude && exclude->type == MSGPACK_OBJECT_NIL)
-        exclude = NULL;
-    if (filter && filter->type == MSGPACK_OBJECT_NIL)
-        filter = NULL;
+    int64_t k = 10, ef = 0;
+    const msgpack_object *exclude = NULL, *filter = NULL;
     if (s_vector (request, lh_obj_get (body, "vector"), params->dim, params->metric, query, "vector")
-    ||  s_uint (request, body, "k", 1, self->k_max, &k)
-    ||  s_uint (request, body, "ef", 1, self->k_max, &ef))
+    ||  lh_request_int (request, body, "k", 0, 1, (int64_t) self->k_max, &k)
+    ||  lh_request_int (request, body, "ef", 0, 1, (int64_t) self->k_max, &ef)
+    ||  lh_request_array (request, body, "exclude_ids", 0, 0, &exclude)
+    ||  s_ids (request, exclude, "exclude_ids")
+    ||  lh_request_submap (request, body, "filter", 0, &filter))
         goto done;
-    if (exclude && exclude->type != MSGPACK_OBJECT_ARRAY) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0, "'exclude_ids' must be an array of ids");
-        goto done;
-    }
-    for (uint32_t index = 0; exclude && index < exclude->via.array.size; index++)
-        if (exclude->via.array.ptr [index].type != MSGPACK_OBJECT_STR) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                              "'exclude_ids' item %u is not a string", index);
-            goto done;
-        }
-    if (filter && filter->type != MSGPACK_OBJECT_MAP) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                          "'filter' must be a map of metadata key -> value");
-        goto done;
-    }
     lh_pack_t *pack = lh_pack_new ();
-    lh_vindex_search (entry->index, query, k, ef, exclude, filter, pack);
+    lh_vindex_search (entry->index, query, (size_t) k, (size_t) ef, exclude, filter, pack);
     lh_request_reply_pack (request, LH_ST_OK, &pack);
 done:
     free (query);
@@ -1032,37 +856,28 @@ static void
 s_delete (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = s_body (request);
+    const msgpack_object *body = lh_request_map (request);
     char name [65];
     s_entry_t *entry = body? s_target (self, request, body, name): NULL;
     if (!entry)
         return;
-    const msgpack_object *ids = lh_obj_get (body, "ids");
+    const msgpack_object *ids = NULL;
     const char **texts = NULL;
     size_t *sizes = NULL;
-    if (!ids || ids->type != MSGPACK_OBJECT_ARRAY || ids->via.array.size > self->batch_max) {
-        lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                          "'ids' must be an array of at most %zu ids", self->batch_max);
+    if (lh_request_array (request, body, "ids", LH_FIELD_REQUIRED, (uint32_t) self->batch_max, &ids)
+    ||  s_ids (request, ids, "ids"))
         goto done;
-    }
     size_t count = ids->via.array.size;
     texts = (const char **) calloc (count + 1, sizeof (char *));
     sizes = (size_t *) calloc (count + 1, sizeof (size_t));
     for (size_t index = 0; index < count; index++) {
-        const msgpack_object *id = &ids->via.array.ptr [index];
-        if (id->type != MSGPACK_OBJECT_STR || id->via.str.size == 0
-        ||  id->via.str.size > LH_VINDEX_ID_MAX) {
-            lh_request_error (request, LH_ST_BAD_REQUEST, "bad_field", 0,
-                              "ids[%zu] must be a string of 1..%d bytes", index, LH_VINDEX_ID_MAX);
-            goto done;
-        }
-        texts [index] = id->via.str.ptr;
-        sizes [index] = id->via.str.size;
+        texts [index] = ids->via.array.ptr [index].via.str.ptr;
+        sizes [index] = ids->via.array.ptr [index].via.str.size;
     }
     const char *error = NULL;
     int deleted = lh_vindex_delete (entry->index, texts, sizes, count, &error);
     if (deleted < 0) {
-        lh_request_error (request, LH_ST_INTERNAL, "write_failed", 0, "index '%s': %s", name, error);
+        lh_request_fail (request, LH_ST_INTERNAL, "write_failed", "index '%s': %s", name, error);
         goto done;
     }
     lh_vindex_maybe_compact (entry->index, self->compact_pct);
@@ -1095,35 +910,31 @@ const lh_service_t lh_vectord_service = {
     .ops = s_ops,
     .state_new = s_state_new,
     .state_destroy = s_state_destroy,
-    .credit = 1
+    .credit = 1,
+    .single_instance = true             //  its indexes live in this process
 };
 
 
 //  --------------------------------------------------------------------------
-//  Self test: broker + storaged + vectord in this process
+//  Self test: storaged + vectord on a test bus
 
-#include "lh_broker.h"
+#include "lh_testbus.h"
 #include "storaged.h"
 
-#define S_TEST_ENDPOINT "inproc://lh-vectord-test"
-
 static lh_reply_t *
-s_test_call (lh_client_t *client, const char *op, lh_pack_t *pack)
+s_test_call (lh_testbus_t *bus, const char *op, lh_pack_t *pack)
 {
     size_t size = 0;
     const void *data = pack? lh_pack_data (pack, &size): NULL;
-    lh_call_opts_t opts = { .timeout_ms = 10000, .queue = true };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "vectord", op, data, size, &opts, &reply);
+    lh_reply_t *reply = lh_testbus_call_raw (bus, "vectord", op, data, size);
     lh_pack_destroy (&pack);
-    assert (reply);
     return reply;
 }
 
 static uint32_t
-s_test_status (lh_client_t *client, const char *op, lh_pack_t *pack)
+s_test_status (lh_testbus_t *bus, const char *op, lh_pack_t *pack)
 {
-    lh_reply_t *reply = s_test_call (client, op, pack);
+    lh_reply_t *reply = s_test_call (bus, op, pack);
     uint32_t status = lh_reply_status (reply);
     lh_reply_destroy (&reply);
     return status;
@@ -1150,46 +961,27 @@ void
 lh_vectord_test (bool verbose)
 {
     printf (" * vectord: ");
-    char dir [] = "/tmp/lh_vectord_test.XXXXXX";
-    assert (mkdtemp (dir));
-    zactor_t *broker = zactor_new (lh_broker_actor, "test");
-    assert (broker);
-    char *status, *detail;
-    zsock_send (broker, "ss", "BIND", S_TEST_ENDPOINT);
-    zsock_recv (broker, "ss", &status, &detail);
-    assert (status && streq (status, "0"));
-    zstr_free (&status);
-    zstr_free (&detail);
-    lh_config_t *config = lh_config_load (NULL, NULL);
-    assert (config);
-    char *storage = zsys_sprintf ("%s/storage", dir);
-    char *vectors = zsys_sprintf ("%s/vectord", dir);
-    assert (lh_config_set (config, "storaged/dir", storage) == 0);
-    assert (lh_config_set (config, "vectord/dir", vectors) == 0);
-    assert (lh_config_set (config, "vectord/snapshot_ms", "0") == 0);
+    lh_testbus_t *bus = lh_testbus_new ("vectord");
+    lh_testbus_set (bus, "vectord/snapshot_ms", "0");
     //  Small maps: valgrind cannot map the 64 GiB default
-    assert (lh_config_set (config, "vectord/map_bytes", "67108864") == 0);
-    lh_link_t link = { .endpoint = S_TEST_ENDPOINT };
-    lh_service_runner_t *storaged = lh_service_start (&lh_storaged_service, &link, config, 1);
-    lh_service_runner_t *vectord = lh_service_start (&lh_vectord_service, &link, config, 1);
-    assert (storaged && vectord);
-    lh_client_t *client = lh_client_new (&link, "vectord-test");
-    assert (client);
+    lh_testbus_set (bus, "vectord/map_bytes", "67108864");
+    lh_testbus_start (bus, &lh_storaged_service, 1);
+    lh_testbus_start (bus, &lh_vectord_service, 1);
 
     //  create: 201, again 409, bad metric 400, no dim 400
     lh_pack_t *pack = s_test_named ("docs", 2);
     lh_pack_kv_uint (pack, "dim", 2);
     lh_pack_kv_str (pack, "metric", "cosine");
-    assert (s_test_status (client, "create", pack) == 201);
+    assert (s_test_status (bus, "create", pack) == 201);
     pack = s_test_named ("docs", 1);
     lh_pack_kv_uint (pack, "dim", 2);
-    assert (s_test_status (client, "create", pack) == 409);
+    assert (s_test_status (bus, "create", pack) == 409);
     pack = s_test_named ("other", 2);
     lh_pack_kv_uint (pack, "dim", 2);
     lh_pack_kv_str (pack, "metric", "dot");
-    assert (s_test_status (client, "create", pack) == 400);
-    assert (s_test_status (client, "create", s_test_named ("other", 0)) == 400);
-    assert (s_test_status (client, "create", s_test_named ("../x", 0)) == 400);
+    assert (s_test_status (bus, "create", pack) == 400);
+    assert (s_test_status (bus, "create", s_test_named ("other", 0)) == 400);
+    assert (s_test_status (bus, "create", s_test_named ("../x", 0)) == 400);
 
     //  add: a good pair; a batch with one zero vector changes nothing
     pack = s_test_named ("docs", 1);
@@ -1206,7 +998,7 @@ lh_vectord_test (bool verbose)
     lh_pack_str (pack, "metadata");
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "kind", "doc");
-    assert (s_test_status (client, "add", pack) == 200);
+    assert (s_test_status (bus, "add", pack) == 200);
     pack = s_test_named ("docs", 1);
     lh_pack_str (pack, "items");
     lh_pack_array (pack, 2);
@@ -1218,13 +1010,40 @@ lh_vectord_test (bool verbose)
     lh_pack_kv_str (pack, "id", "zero");
     lh_pack_str (pack, "vector");
     s_test_vector (pack, 0, 0);
-    lh_reply_t *reply = s_test_call (client, "add", pack);
+    lh_reply_t *reply = s_test_call (bus, "add", pack);
     assert (lh_reply_status (reply) == 400);
     const char *text;
     size_t size;
     assert (lh_obj_str (lh_obj_get (lh_reply_object (reply), "error"), "kind", &text, &size)
             && size == 9 && memcmp (text, "zero_norm", 9) == 0);
+    assert (lh_obj_str (lh_obj_get (lh_reply_object (reply), "error"), "field", &text, &size)
+            && size == 15 && memcmp (text, "items[1].vector", 15) == 0);
     lh_reply_destroy (&reply);
+    //  Every 400 names its field
+    struct {
+        const char *op, *json, *field;
+    } bad [] = {
+        { "add", "{\"name\": \"docs\"}", "items" },
+        { "add", "{\"name\": \"docs\", \"items\": [{\"vector\": [1, 0]}]}", "items[0].id" },
+        { "add", "{\"name\": \"docs\", \"items\": [{\"id\": \"a\", \"vector\": [1, 0], "
+                 "\"metadata\": 3}]}", "items[0].metadata" },
+        { "search", "{\"name\": \"docs\", \"vector\": [1, 0], \"k\": 0}", "k" },
+        { "search", "{\"name\": \"docs\", \"vector\": \"x\"}", "vector" },
+        { "search", "{\"name\": \"docs\", \"vector\": [1, 0], \"exclude_ids\": [1]}", "exclude_ids" },
+        { "search", "{\"name\": \"docs\", \"vector\": [1, 0], \"filter\": []}", "filter" },
+        { "delete", "{\"name\": \"docs\", \"ids\": \"x\"}", "ids" },
+        { "create", "{\"name\": \"n\", \"dim\": 0}", "dim" },
+        { "create", "{\"name\": \"n\", \"dims\": 2, \"distance\": \"dot\"}", "distance" },
+        { "info", "{\"name\": 7}", "name" },
+        { "info", "{}", "name" },
+    };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
+        lh_testbus_expect (bus, "vectord", bad [index].op, bad [index].json, 400, NULL,
+                           bad [index].field);
+    //  The original system's names: dims for dim, distance for metric
+    assert (lh_testbus_status (bus, "vectord", "create",
+                               "{\"name\": \"orig\", \"dims\": 2, \"distance\": \"l2\"}") == 201);
+    assert (lh_testbus_status (bus, "vectord", "drop", "{\"name\": \"orig\"}") == 200);
     //  dim mismatch
     pack = s_test_named ("docs", 1);
     lh_pack_str (pack, "items");
@@ -1236,11 +1055,11 @@ lh_vectord_test (bool verbose)
     lh_pack_double (pack, 1);
     lh_pack_double (pack, 1);
     lh_pack_double (pack, 1);
-    assert (s_test_status (client, "add", pack) == 400);
+    assert (s_test_status (bus, "add", pack) == 400);
     //  missing index: 404
     pack = s_test_named ("nope", 1);
     lh_pack_kv_uint (pack, "k", 1);
-    assert (s_test_status (client, "search", pack) == 404);
+    assert (s_test_status (bus, "search", pack) == 404);
 
     //  search: y first for (0.1, 1), filter kind=doc; count still 2
     pack = s_test_named ("docs", 3);
@@ -1250,53 +1069,43 @@ lh_vectord_test (bool verbose)
     lh_pack_str (pack, "filter");
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "kind", "doc");
-    reply = s_test_call (client, "search", pack);
+    reply = s_test_call (bus, "search", pack);
     assert (lh_reply_status (reply) == 200);
     const msgpack_object *results = lh_reply_object (reply);
     assert (results->type == MSGPACK_OBJECT_ARRAY && results->via.array.size == 1);
     assert (lh_obj_str (&results->via.array.ptr [0], "id", &text, &size) && size == 1 && *text == 'y');
     lh_reply_destroy (&reply);
-    reply = s_test_call (client, "info", s_test_named ("docs", 0));
+    reply = s_test_call (bus, "info", s_test_named ("docs", 0));
     uint64_t count = 0;
     assert (lh_obj_uint (lh_reply_object (reply), "count", &count) && count == 2);
     lh_reply_destroy (&reply);
 
     //  A restarted vectord (no snapshot: rebuilt from the log) has both
-    lh_service_stop (&vectord);
-    vectord = lh_service_start (&lh_vectord_service, &link, config, 1);
-    assert (vectord);
-    reply = s_test_call (client, "list", NULL);
+    lh_testbus_stop (bus, "vectord");
+    lh_testbus_start (bus, &lh_vectord_service, 1);
+    reply = s_test_call (bus, "list", NULL);
     assert (lh_obj_uint (lh_reply_object (reply), "count", &count) && count == 1);
     lh_reply_destroy (&reply);
     pack = s_test_named ("docs", 1);
     lh_pack_str (pack, "ids");
     lh_pack_array (pack, 1);
     lh_pack_str (pack, "x");
-    reply = s_test_call (client, "delete", pack);
+    reply = s_test_call (bus, "delete", pack);
     assert (lh_reply_status (reply) == 200);
     assert (lh_obj_uint (lh_reply_object (reply), "count", &count) && count == 1);
     lh_reply_destroy (&reply);
 
     //  drop then create again
-    assert (s_test_status (client, "drop", s_test_named ("docs", 0)) == 200);
-    assert (s_test_status (client, "drop", s_test_named ("docs", 0)) == 404);
-    assert (s_test_status (client, "info", s_test_named ("docs", 0)) == 404);
+    assert (s_test_status (bus, "drop", s_test_named ("docs", 0)) == 200);
+    assert (s_test_status (bus, "drop", s_test_named ("docs", 0)) == 404);
+    assert (s_test_status (bus, "info", s_test_named ("docs", 0)) == 404);
     pack = s_test_named ("docs", 1);
     lh_pack_kv_uint (pack, "dim", 3);
-    assert (s_test_status (client, "create", pack) == 201);
-    reply = s_test_call (client, "info", s_test_named ("docs", 0));
+    assert (s_test_status (bus, "create", pack) == 201);
+    reply = s_test_call (bus, "info", s_test_named ("docs", 0));
     assert (lh_obj_uint (lh_reply_object (reply), "count", &count) && count == 0);
     lh_reply_destroy (&reply);
 
-    lh_client_destroy (&client);
-    lh_service_stop (&vectord);
-    lh_service_stop (&storaged);
-    lh_config_destroy (&config);
-    zactor_destroy (&broker);
-    char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
-    zstr_free (&storage);
-    zstr_free (&vectors);
+    lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

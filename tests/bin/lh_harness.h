@@ -173,6 +173,12 @@ lh_harness_main (const lh_harness_t *self, int argc, char *argv [])
             zstr_free (&detail);
             zstr_free (&value);
         }
+        //  Its plain-tcp peers are the harness's workers and the test's
+        //  peers (workers too, some of them): role actor
+        zstr_sendx (broker, "CONFIGURE", "plain_role", "actor", NULL);
+        zsock_recv (broker, "ss", &status, &detail);
+        zstr_free (&status);
+        zstr_free (&detail);
         zsock_send (broker, "ss", "BIND", "tcp://127.0.0.1:*");
         zsock_recv (broker, "ss", &status, &detail);
         if (!status || !streq (status, "0")) {

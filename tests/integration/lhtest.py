@@ -290,6 +290,9 @@ class Test:
             "bus/tap": "tcp://127.0.0.1:*" if tap else "",
             "bus/plain": True,
             "bus/curve": False,
+            #  plain-tcp peers have one role: here they are the tests'
+            #  workers (nodes, Python peers saying READY) and clients
+            "bus/plain_role": "actor",
             "bus/inproc": "inproc://lh-bus-%d" % (self.counter + 1),
             "broker/hb_ivl": self.hb_ivl,
             "broker/hb_live": self.hb_live,
@@ -309,14 +312,17 @@ class Test:
         return Broker(proc, endpoint, int(endpoint.rsplit(":", 1)[1]),
                       tap_endpoint, merged)
 
-    def up(self, actors="echo", workers=1, sets=None, timeout=20.0):
+    def up(self, actors="echo", workers=1, sets=None, timeout=20.0, extra=()):
         """Start `lakehouse up` (broker + actors in one process) on an
-        ephemeral port; returns a Broker once both lines were printed."""
+        ephemeral port; returns a Broker once both lines were printed.
+        actors "*" runs every registered service with its configured
+        workers."""
         merged = {
             "bus/endpoint": "tcp://127.0.0.1:*",
             "bus/tap": "",
             "bus/plain": True,
             "bus/curve": False,
+            "bus/plain_role": "actor",
             "bus/inproc": "inproc://lh-bus-%d" % (self.counter + 1),
             "broker/hb_ivl": self.hb_ivl,
             "broker/hb_live": self.hb_live,
@@ -324,10 +330,11 @@ class Test:
             "data/dir": os.path.join(self.tmp, "var-up%d" % (self.counter + 1)),
             "gateway/listen": "127.0.0.1:0",
         }
-        for actor in actors.split(","):
-            merged["actors/%s/workers" % actor] = workers
+        if actors != "*":                  # "*": every service, its own workers
+            for actor in actors.split(","):
+                merged["actors/%s/workers" % actor] = workers
         merged.update(sets or {})
-        proc = self.spawn("up", merged)
+        proc = self.spawn("up", merged, extra=extra)
         m = proc.wait_line(READY_BROKER, timeout)
         proc.wait_line(READY_UP, timeout)
         endpoint = m.group(1)

@@ -169,13 +169,14 @@ def harness(t, sets=None, env=None, expect_ready=True, timeout=20.0):
 GATEWAY_URL = re.compile(r"lakehouse: gateway ready on (http://\S+)")
 
 
-def up(t, actors, workers=1, sets=None, timeout=30.0):
+def up(t, actors, workers=1, sets=None, timeout=30.0, extra=()):
     """Start `lakehouse up` running actors (comma-separated) and the gateway
-    on an ephemeral port; returns (broker, Harness). The Harness's pid is
-    the whole system's single process."""
+    on an ephemeral port (extra: more arguments, e.g. --tap); returns
+    (broker, Harness). The Harness's pid is the whole system's single
+    process."""
     values = {"gateway/listen": "127.0.0.1:0"}
     values.update(sets or {})
-    b = t.up(actors=actors, workers=workers, sets=values, timeout=timeout)
+    b = t.up(actors=actors, workers=workers, sets=values, timeout=timeout, extra=extra)
     m = b.proc.wait_line(GATEWAY_URL, timeout)
     return b, Harness(t, b.proc, m.group(1))
 

@@ -12,6 +12,10 @@ queryd in one process).
 - The same kind of upload as multipart/form-data (fields "file" and
   "name"), re-ingest idempotent, the uploaded sources removed afterwards.
 - GET /v1/catalog/list and /v1/catalog/manifest/NAME.
+- The gateway's own multipart parser over real HTTP: a chunked form whose
+  chunks cut every boundary, with a preamble and an epilogue (200); a form
+  without its closing boundary, a field name over 256 bytes and a
+  multipart Content-Type without a boundary (400 each, nothing stored).
 - Errors: no name (400), a form without "file" (400), a bad CSV (ingestd's
   400 passed through), Content-Length over ingest/max_bytes (413),
   bad SQL (400), a write (403).
@@ -173,6 +177,38 @@ def main(t):
     err = gw.error_body(body)
     t.check(st == 400 and err and "'file'" in err["reason"], "a form without 'file' -> 400",
             (st, body))
+    #  Our multipart parser (gateway/lh_multipart.c) over real HTTP: a
+    #  chunked body whose chunks cut every boundary in two, with a
+    #  preamble and an epilogue; then the refusals, each a 400 saying why
+    form, ctype = multipart([("name", None, b"split"), ("file", "s.csv", small)])
+    form = b"a preamble to ignore\r\n" + form + b"an epilogue to ignore\r\n--x\r\n"
+    cuts = [i + 5 for i in range(len(form)) if form.startswith(b"--lhboundary", i)]
+    pieces = [form[a:b] for a, b in zip([0] + cuts, cuts + [len(form)])]
+    #  (an iterable with no Content-Length: http.client sends it chunked)
+    st, _, body = h.request("POST", "/v1/ingest", iter(pieces), {"Content-Type": ctype})
+    doc = json.loads(body)
+    t.check(st == 200 and doc.get("row_count") == 3 and doc["dataset_id"] != first["dataset_id"],
+            "a chunked form, boundaries cut across %d chunks, preamble and epilogue -> 200"
+            % len(pieces), (st, body))
+    form, ctype = multipart([("file", "c.csv", small)])
+    cut = form[:form.rindex(b"--lhboundary")]
+    st, _, body = h.request("POST", "/v1/ingest?name=cut", cut, {"Content-Type": ctype})
+    err = gw.error_body(body)
+    t.check(st == 400 and err and "closing boundary" in err["reason"],
+            "a form without its closing boundary -> 400", (st, body))
+    form, ctype = multipart([("n" * 300, None, b"x"), ("file", "c.csv", small)])
+    st, _, body = h.request("POST", "/v1/ingest?name=long", form, {"Content-Type": ctype})
+    err = gw.error_body(body)
+    t.check(st == 400 and err and "field name is longer than 256 bytes" in err["reason"],
+            "a form field name over 256 bytes -> 400", (st, body))
+    st, _, body = h.request("POST", "/v1/ingest?name=nob", form,
+                            {"Content-Type": "multipart/form-data; charset=utf-8"})
+    err = gw.error_body(body)
+    t.check(st == 400 and err and "no boundary" in err["reason"],
+            "a multipart Content-Type without a boundary -> 400", (st, body))
+    st, _, body = h.request("GET", "/v1/catalog/list")
+    names = [d["name"] for d in json.loads(body)["datasets"]]
+    t.check(not {"cut", "long", "nob"} & set(names), "the refused forms stored no dataset", names)
     st, _, body = h.request("POST", "/v1/ingest?name=ragged", b"a,b\n1,2\n3\n")
     err = gw.error_body(body)
     t.check(st == 400 and err and err["kind"] == "bad_csv" and "line 3" in err["reason"],

@@ -7,6 +7,11 @@ subscriber subscribes and then never reads (it only heartbeats): it must
 not slow the others or the broker (broker.ping stays fast) and the broker
 must drop its oldest held events and count them (dropped.sub). Other
 topics are not delivered to "ev." subscribers.
+
+The peers are role client (bus/plain_role), which by default may neither
+publish nor subscribe: the test's ACL lets clients publish ev.* and other.*
+and subscribe to ev.*. A PUB outside it is refused (REP 403, counted in
+refused.publish) and reaches nobody; so is a SUB outside it.
 """
 
 import os
@@ -23,7 +28,9 @@ PAD = "p" * 16384
 
 
 def main(t):
-    b = t.broker(sets={"broker/sub_queue": 100})
+    b = t.broker(sets={"broker/sub_queue": 100, "bus/plain_role": "client",
+                       "acl/client/publish": "ev.,other.",
+                       "acl/client/subscribe": "ev."})
     c = t.client(b.endpoint, name="pinger")
     pub = t.client(b.endpoint, name="publisher")
     subs = [t.client(b.endpoint, name="sub%d" % i) for i in range(3)]
@@ -103,6 +110,22 @@ def main(t):
             % (seen[-1] if seen else None))
     others = [m for s in subs for m in s.drain(0.05) if m.t == "PUB"]
     t.check(not others, "no other-topic or extra events delivered", others[:3])
+
+    #  Outside the ACL: a PUB and a SUB answered 403, counted, nothing routed
+    before = lhb.stat(t.stats(c), "refused.publish")
+    pid = pub.publish("secret.x", body={"seq": -2})
+    rep = pub.answer_to(pid, 3)
+    t.check(rep is not None and rep.st == 403 and rep.error_kind == "forbidden"
+            and "acl/client/publish" in str(rep.obj),
+            "a PUB outside acl/client/publish is answered 403", rep and rep.obj)
+    t.check(t.wait_stat(c, "refused.publish", lambda v: v == before + 1) == before + 1,
+            "the refused PUB is counted in refused.publish")
+    sid = subs[0].subscribe("secret.")
+    rep = subs[0].answer_to(sid, 3)
+    t.check(rep is not None and rep.st == 403 and "acl/client/subscribe" in str(rep.obj),
+            "a SUB outside acl/client/subscribe is answered 403", rep and rep.obj)
+    leaked = [m for s in subs for m in s.drain(0.1) if m.t == "PUB"]
+    t.check(not leaked, "the refused PUB reached no subscriber", leaked[:3])
 
 
 if __name__ == "__main__":

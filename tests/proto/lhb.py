@@ -398,13 +398,36 @@ class Peer:
     #  Events
 
     def subscribe(self, prefix):
+        """Send SUB; returns its id (a refused SUB is answered REP 403 with
+        that cid: see answer_to)."""
         if not hasattr(self, "subs"):
             self.subs = []
         self.subs.append(prefix)
-        self.send("SUB", id=self.next_id(), topic=prefix)
+        sid = self.next_id()
+        self.send("SUB", id=sid, topic=prefix)
+        return sid
 
     def publish(self, topic, body=None, raw=None):
-        self.send("PUB", body=body, raw=raw, id=self.next_id(), topic=topic)
+        """Send PUB; returns its id (a refused PUB is answered REP 403)."""
+        pid = self.next_id()
+        self.send("PUB", body=body, raw=raw, id=pid, topic=topic)
+        return pid
+
+    def answer_to(self, mid, timeout):
+        """The REP whose cid is mid (the broker's answer to one of our
+        PUB/SUB/READY...), or None; other messages stay stashed."""
+        deadline = now() + timeout
+        kept = []
+        try:
+            while True:
+                msg = self.pump(max(0.0, deadline - now()))
+                if msg is None:
+                    return None
+                if msg.t == "REP" and msg.h.get("cid") == mid:
+                    return msg
+                kept.append(msg)
+        finally:
+            self.stash.extend(kept)
 
     def recv_pub(self, timeout):
         """The next PUB delivered to us, or None."""
