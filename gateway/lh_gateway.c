@@ -1630,6 +1630,20 @@ s_request_take (s_request_t *request, const char *data, size_t size)
 
 
 //  --------------------------------------------------------------------------
+//  May the caller of an /mcp request call svc.op? The check its token's
+//  role gets on /v1/bus/SVC/OP (acl/ROLE/call; admin ops need admin), for
+//  each bus call one of its tool calls makes (lh_mcp_http_allow_fn)
+
+static bool
+s_mcp_allow (void *arg, const char *svc, const char *op)
+{
+    s_request_t *request = (s_request_t *) arg;
+    self_t *self = (self_t *) request->owner;
+    return request->role && lh_acl_may_call (self->acl, request->role, svc, op);
+}
+
+
+//  --------------------------------------------------------------------------
 //  /mcp (lh_mcp_http.h): answered now, or suspended while it waits on the
 //  bus and served again when resumed
 
@@ -1640,7 +1654,7 @@ s_serve_mcp (self_t *self, struct MHD_Connection *connection, s_request_t *reque
         return s_respond_error (connection, request, 404, "no_such_route",
                                 "MCP is off on this gateway (mcp/http)", 0);
     lh_mcp_http_request_t mcp = { connection, request->method, request->body, request->size,
-                                  request->trace, NULL, NULL };
+                                  request->trace, s_mcp_allow, request };
     lh_mcp_http_answer_t answer;
     if (lh_mcp_http_serve (self->mcp, &mcp, &request->mcp, &answer) == 1) {
         request->waiting = true;

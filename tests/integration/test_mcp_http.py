@@ -18,7 +18,11 @@ docs/mcp.md gives:
   202 and no answer;
 - bounds: mcp/sessions_max=3: a 4th session takes the place of the longest
   idle one (its id then 404); with 3 streams open a 4th initialize is 503;
-  mcp/session_idle_s=1: an idle session ends (404), one with a stream does not.
+  mcp/session_idle_s=1: an idle session ends (404), one with a stream does not;
+- roles: a token file with a client and an admin token, acl/client/call
+  without queryd: over /mcp the client token's query_sql is an isError
+  result naming 403 and queryd.sql (as POST /v1/bus/queryd/sql is 403 for
+  it), its list_datasets works; the admin token's query_sql works.
 """
 
 import http.client
@@ -240,4 +244,53 @@ def main(t):
     t.check(up.proc.alive(), "the process lives")
 
 
-lhtest.run(main, budget=200)
+CLIENT = "mcp-client-token-0123456789"
+ADMIN = "mcp-admin-token-0123456789"
+
+
+def call_tool(m, name, arguments, request_id=10):
+    """tools/call; returns its result (a dict) or fails"""
+    st, _, body = m.post({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+                          "params": {"name": name, "arguments": arguments}})
+    doc = json.loads(body) if st == 200 else {}
+    if "result" not in doc:
+        raise lhtest.Failure("tools/call %s answered %d %s" % (name, st, body[:300]))
+    return doc["result"]
+
+
+def roles(t):
+    """The caller's role applies to each bus call a tool makes"""
+    path = os.path.join(t.tmp, "tokens")
+    with open(path, "w") as f:
+        f.write("%s role=client name=agent\n%s role=admin name=ops\n" % (CLIENT, ADMIN))
+    os.chmod(path, 0o600)
+    up = t.up(actors="storaged,catalogd,ingestd,queryd", workers=1,
+              sets={"gateway/token_file": path, "acl/client/call": "catalogd,broker"})
+    url = lhmcp.gateway_url(up.proc)
+    client = lhmcp.Http(url, CLIENT)
+    client.initialize()
+    result = call_tool(client, "list_datasets", {})
+    t.check(not result.get("isError") and "datasets" in result.get("structuredContent", {}),
+            "client token: list_datasets (catalogd.list, allowed) works", result)
+    result = call_tool(client, "query_sql", {"sql": "SELECT 1 AS one"})
+    text = result.get("content", [{}])[0].get("text", "")
+    t.check(result.get("isError") is True and "403" in text and "queryd.sql" in text,
+            "client token: query_sql (queryd.sql, not in acl/client/call) is an isError "
+            "result naming 403 and queryd.sql", result)
+    st, _, body = client.request("POST", {"sql": "SELECT 1 AS one"}, path="/v1/bus/queryd/sql",
+                                 session=False)
+    t.check(st == 403, "client token: POST /v1/bus/queryd/sql is 403 too", (st, body[:200]))
+    admin = lhmcp.Http(url, ADMIN)
+    admin.initialize()
+    result = call_tool(admin, "query_sql", {"sql": "SELECT 1 AS one"})
+    t.check(not result.get("isError") and result.get("structuredContent", {}).get("rows") == [[1]],
+            "admin token: query_sql works", result)
+    t.check(up.proc.alive(), "the process lives")
+
+
+def both(t):
+    main(t)
+    roles(t)
+
+
+lhtest.run(both, budget=240)
