@@ -320,7 +320,7 @@ LH_KEY ("mcp/queue_max",        INT,  "256", "1..100000",                "Notifi
 LH_KEY ("mcp/subscriptions_max", INT, "64", "0..100000",                 "Resource URIs one MCP session may subscribe to (resources/subscribe).")
 LH_KEY ("mcp/page_size",        INT,  "100", "1..10000",                 "Resources per resources/list page (nextCursor pages on).")
 LH_KEY ("mcp/timeout_ms",       INT,  "60000", "1..4294967295",          "Bus deadline of a tool's calls, ms (those without their own key).")
-LH_KEY ("mcp/long_timeout_ms",  INT,  "600000", "1..4294967295",         "Bus deadline of the ingest_csv and iterate tools' calls, ms (an ingest or several LLM calls).")
+LH_KEY ("mcp/long_timeout_ms",  INT,  "600000", "1..4294967295",         "Bus deadline of the ingest_csv, iterate and run_workflow tools' calls, ms (an ingest, several LLM calls, a whole workflow run).")
 LH_KEY ("mcp/origins",          STR,  "", "",                     "Origins allowed to reach /mcp besides loopback ones (http://localhost, 127.0.0.1, [::1], any port): comma-separated, e.g. https://app.example.org; any other Origin header is refused 403 (DNS-rebinding protection).")
 LH_KEY ("mcp/sse_keepalive_ms", INT,  "15000", "100..3600000",           "An MCP SSE stream with nothing to send gets a comment line this often, ms (keeps proxies from cutting it; finds clients that left).")
 LH_KEY ("mcp/log_level",        STR,  "warning", "debug|info|notice|warning|error|critical|alert|emergency", "Least severe notifications/message level a session is sent until it calls logging/setLevel.")

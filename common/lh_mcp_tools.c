@@ -3,8 +3,7 @@
 
     The bodies each tool sends are the services' own (docs/catalogd.md,
     queryd.md, ingestd.md, embedd.md, vectord.md, matrixd.md,
-    validatord.md, pathwayd.md). A workflow tool (observerd's
-    workflow_run) is one more row once that service exists.
+    validatord.md, pathwayd.md, workflows.md).
     =========================================================================
 */
 
@@ -25,6 +24,7 @@
 #define S_LONG          "mcp/long_timeout_ms"
 
 static lh_mcp_plan_fn s_plan_search_vectors;
+static lh_mcp_plan_fn s_plan_run_workflow;
 static lh_mcp_shape_fn s_shape_hits;
 
 
@@ -224,6 +224,27 @@ static const lh_mcp_tool_t s_tools [] = {
         "\"items\":{\"type\":\"object\"}},\"count\":{\"type\":\"integer\"},\"truncated\":{\"type\":\"boolean\"}},"
         "\"required\":[\"chain\",\"count\"]}",
         "pathwayd", "history", NULL, S_READ_ONLY, NULL, NULL },
+
+    {   "run_workflow", "Run a workflow",
+        "Run a workflow: a DAG of bus calls (nodes with call: service.op, input with "
+        "${inputs.X} and ${nodes.ID.output...} templates, needs) run by workflowd, "
+        "independent nodes in parallel. Give name (a saved workflow) or definition (the "
+        "definition as an object, or as YAML or JSON text), and inputs. By default the "
+        "result comes when the run ends: status succeeded or failed (a failed run is still a "
+        "result: each node's status and error are in nodes, dependants of a failed node are "
+        "skipped). With wait false, or when the run outlasts the call, status is running: "
+        "call again with run_id alone for its state.",
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1,"
+        "\"description\":\"a saved workflow's name\"},\"definition\":{\"type\":[\"object\",\"string\"],"
+        "\"description\":\"the workflow itself: {name, inputs?, nodes: {ID: {call, input?, needs?, "
+        "timeout_ms?, retries?}}}, or that as YAML or JSON text\"},\"inputs\":{\"type\":\"object\"},"
+        "\"wait\":{\"type\":\"boolean\",\"description\":\"wait for the run's end (default true)\"},"
+        "\"run_id\":{\"type\":\"string\",\"minLength\":1,\"description\":\"alone: the state of a "
+        "run started before\"}},\"additionalProperties\":false}",
+        "{\"type\":\"object\",\"properties\":{\"run_id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+        "\"status\":{\"type\":\"string\",\"enum\":[\"running\",\"succeeded\",\"failed\"]},"
+        "\"nodes\":{\"type\":\"object\"},\"inputs\":{\"type\":\"object\"}},\"required\":[\"run_id\",\"status\"]}",
+        "workflowd", "workflow_run", S_LONG, LH_MCP_OPEN_WORLD, s_plan_run_workflow, NULL },
 };
 
 #define S_TOOL_COUNT    (sizeof (s_tools) / sizeof (s_tools [0]))
@@ -266,6 +287,36 @@ lh_mcp_tools_fixture (const lh_mcp_tool_t *tool, bool *is_error)
     *is_error = streq (tool->name, "test_error_handling");
     return *is_error? "This tool intentionally returns an error for testing"
                     : "This is a simple text response for testing.";
+}
+
+
+//  --------------------------------------------------------------------------
+//  run_workflow: {name | definition, inputs?, wait?} is workflowd's
+//  workflow_run as it is; {run_id} alone is run_get.
+
+static int
+s_plan_run_workflow (lh_mcp_plan_t *plan, const json_t *reply)
+{
+    const json_t *args = plan->args;
+    if (plan->step > 0)
+        return 0;
+    bool run_id = json_object_get (args, "run_id") != NULL;
+    bool name = json_object_get (args, "name") != NULL;
+    bool definition = json_object_get (args, "definition") != NULL;
+    if (run_id && json_object_size (args) > 1) {
+        plan->error = strdup ("give run_id alone (the state of a run), or name or definition "
+                              "with inputs and wait (a new run)");
+        return -1;
+    }
+    if (!run_id && name == definition) {
+        plan->error = strdup (name? "give name or definition, not both"
+                                  : "give name (a saved workflow) or definition (to run it inline)");
+        return -1;
+    }
+    plan->service = "workflowd";
+    plan->op = run_id? "run_get": "workflow_run";
+    plan->body = json_deep_copy (args);
+    return 1;
 }
 
 
@@ -652,6 +703,40 @@ lh_mcp_tools_test (bool verbose)
     assert (shaped && json_integer_value (json_object_get (shaped, "count")) == 1);
     json_decref (shaped);
     json_decref (hits);
+    //  run_workflow: a new run, or run_id alone for run_get
+    const char *runs [][3] = {
+        { "{\"name\":\"n\",\"inputs\":{\"a\":1},\"wait\":false}", "workflow_run", NULL },
+        { "{\"definition\":\"name: x\\nnodes: {}\"}", "workflow_run", NULL },
+        { "{\"run_id\":\"01ABC\"}", "run_get", NULL },
+        { "{\"run_id\":\"01ABC\",\"wait\":true}", NULL, "run_id alone" },
+        { "{\"name\":\"n\",\"definition\":{}}", NULL, "not both" },
+        { "{\"inputs\":{}}", NULL, "give name" },
+    };
+    json_t *run_schema = json_loads (s_tools [S_TOOL_COUNT - 1].input_schema, 0, NULL);
+    assert (run_schema && streq (s_tools [S_TOOL_COUNT - 1].name, "run_workflow"));
+    for (size_t index = 0; index < sizeof (runs) / sizeof (runs [0]); index++) {
+        args = json_loads (runs [index][0], 0, NULL);
+        assert (args && lh_mcp_schema_check (run_schema, args, &error) == 0);
+        lh_mcp_plan_t run = { .args = args };
+        int rc = s_plan_run_workflow (&run, NULL);
+        if (runs [index][1]) {
+            assert (rc == 1 && streq (run.service, "workflowd") && streq (run.op, runs [index][1]));
+            assert (json_equal (run.body, args));
+            run.step = 1;
+            assert (s_plan_run_workflow (&run, run.body) == 0);
+            json_decref (run.body);
+        }
+        else
+            assert (rc == -1 && strstr (run.error, runs [index][2]));
+        zstr_free (&run.error);
+        json_decref (args);
+    }
+    args = json_pack ("{s:i}", "definition", 3);
+    assert (lh_mcp_schema_check (run_schema, args, &error) == -1 && strstr (error, "one of the types"));
+    zstr_free (&error);
+    json_decref (args);
+    json_decref (run_schema);
+
     json_t *object = json_object ();
     assert (s_shape_hits (object, &error) == NULL && error);
     zstr_free (&error);

@@ -113,7 +113,11 @@ def hostile():
                        ("validate", {"kind": "invoice", "artifact": {}}),
                        ("iterate", {"kind": "fill"}), ("pathway_history", {"uid": 5}),
                        ("pathway_search", {"limit": 0}), ("ingest_csv", {"name": "x"}),
-                       ("list_datasets", {"extra": 1})]:
+                       ("list_datasets", {"extra": 1}), ("run_workflow", {}),
+                       ("run_workflow", {"definition": 3}), ("run_workflow", {"name": ""}),
+                       ("run_workflow", {"name": "x", "definition": {}}),
+                       ("run_workflow", {"run_id": "x", "wait": True}),
+                       ("run_workflow", {"name": "x", "inputs": []})]:
         add("%s %s" % (name, json.dumps(args)[:30]), call(name, args), expect="tool")
     #  Resources, logging, cancellation
     for cursor in ["", "x", "!!!!", "YWZ0ZXI6", "YWZ0ZXI6eHl6", "a" * 200, "\u00e9", "=="]:

@@ -5,14 +5,16 @@ service, chatd on the fake provider, validatord on a roster file), over
 stdio (`lakehouse mcp`, a bus client of its own) and over streamable HTTP
 (/mcp on the gateway, with a bearer token):
 
-- it connects (initialize, protocol 2025-11-25), lists the tools: all 13,
+- it connects (initialize, protocol 2025-11-25), lists the tools: all 14,
   each with a description and an input schema;
 - it calls each one: ingest_csv, list_datasets, get_manifest, query_sql,
   embed_text, search_vectors (by text: embedded first; by vector),
   matrix_search, playbook_record, validate, iterate (the fake model's fill
   passes), pathway_add, pathway_search, pathway_history (of the uid add
-  gave); the SDK itself checks each structured result against the tool's
-  outputSchema;
+  gave), run_workflow (an inline two-node definition: the SQL count, then
+  pathwayd.add of it; the same run by run_id; a run whose node fails is a
+  result with status failed); the SDK itself checks each structured result
+  against the tool's outputSchema;
 - failures are tool results with isError and the reason: bad SQL, an
   unknown dataset (404), an SSN in an SMS (422 Policy), an unknown
   argument;
@@ -38,7 +40,7 @@ import fake_provider  # noqa: E402
 TOKEN = "mcp-sdk-test-token-0123456789abcdef"
 TOOLS = ["list_datasets", "get_manifest", "query_sql", "ingest_csv", "embed_text",
          "search_vectors", "matrix_search", "playbook_record", "validate", "iterate",
-         "pathway_add", "pathway_search", "pathway_history"]
+         "pathway_add", "pathway_search", "pathway_history", "run_workflow"]
 ROSTER = [
     {"candidate_id": "W-1", "name": "Ann Lee", "city": "Toledo", "state": "OH",
      "role": "forklift", "status": "active"},
@@ -47,7 +49,8 @@ ROSTER = [
     {"candidate_id": "W-3", "name": "Cy Ode", "city": "Louisville", "state": "KY",
      "role": "welder", "status": "active"},
 ]
-SERVICES = ("storaged,catalogd,ingestd,queryd,embedd,vectord,matrixd,chatd,validatord,pathwayd")
+SERVICES = ("storaged,catalogd,ingestd,queryd,embedd,vectord,matrixd,chatd,validatord,pathwayd,"
+            "workflowd")
 
 
 def http(url, method="GET", body=None, token=TOKEN):
@@ -94,6 +97,12 @@ def calls(dataset, model, vector):
          "capture": {"uid": "uid"}},
         {"tool": "pathway_search", "arguments": {"tags": [model]}},
         {"tool": "pathway_history", "arguments": {"uid": "$uid"}},
+        {"tool": "run_workflow", "arguments": {"definition": workflow(), "inputs": {"dataset": dataset}},
+         "capture": {"run_id": "run_id"}},
+        {"tool": "run_workflow", "label": "run_get", "arguments": {"run_id": "$run_id"}},
+        {"tool": "run_workflow", "label": "run_failed", "arguments": {
+            "definition": "name: broken\nnodes:\n  bad: {call: queryd.sql, input: {sql: SELEC 1}}\n"
+                          "  after: {call: pathwayd.add, needs: [bad], input: {content: x}}\n"}},
         #  Failures: results with isError and the reason
         {"tool": "query_sql", "label": "bad_sql", "arguments": {"sql": "SELEC 1"}},
         {"tool": "get_manifest", "label": "no_dataset", "arguments": {"name": "no_such"}},
@@ -101,6 +110,16 @@ def calls(dataset, model, vector):
             "kind": "sms", "artifact": {"body": "Your SSN is 123-45-6789"}}},
         {"tool": "query_sql", "label": "unknown_argument", "arguments": {"sql": "SELECT 1", "sqll": 1}},
     ]
+
+
+def workflow():
+    """An inline definition: the count of a dataset's Toledo rows, then a
+    trace of it (needs the count)"""
+    return {"name": "mcp-count", "inputs": ["dataset"], "nodes": {
+        "count": {"call": "queryd.sql", "input": {
+            "sql": "SELECT count(*) AS n FROM ${inputs.dataset} WHERE city = 'Toledo'"}},
+        "note": {"call": "pathwayd.add", "needs": ["count"], "input": {
+            "content": {"toledo": "${nodes.count.output.rows.0.0}"}, "tags": ["mcp-workflow"]}}}}
 
 
 def check_run(t, events, transport, dataset):
@@ -118,12 +137,13 @@ def check_run(t, events, transport, dataset):
     t.check(all(name in tools for name in TOOLS)
             and all(len(tools[n]["description"]) > 40 and tools[n]["inputSchema"]["type"] == "object"
                     and tools[n]["outputSchema"] for n in TOOLS),
-            "%s: tools/list has all 13 tools, each with a description and input/output schemas"
+            "%s: tools/list has all 14 tools, each with a description and input/output schemas"
             % transport, sorted(tools))
     results = {call["label"]: call for call in by["call"]}
     expect_ok = ["ingest_csv", "list_datasets", "get_manifest", "query_sql", "embed_text",
                  "search_vectors_text", "search_vectors_vector", "matrix_search", "playbook_record",
-                 "validate", "iterate", "pathway_add", "pathway_search", "pathway_history"]
+                 "validate", "iterate", "pathway_add", "pathway_search", "pathway_history",
+                 "run_workflow", "run_get", "run_failed"]
     failed = [(n, results[n]["text"]) for n in expect_ok if results[n]["isError"]]
     t.check(not failed, "%s: every tool answers a result (no isError)" % transport, failed)
     s = {n: results[n]["structured"] for n in expect_ok}
@@ -151,6 +171,19 @@ def check_run(t, events, transport, dataset):
             and s["pathway_history"]["count"] == 1,
             "%s: pathway add, search by tag, history of the uid" % transport,
             (s["pathway_search"], s["pathway_history"]))
+    run = s["run_workflow"]
+    t.check(run["status"] == "succeeded" and run["name"] == "mcp-count"
+            and run["nodes"]["count"]["status"] == "succeeded"
+            and run["nodes"]["count"]["output"]["rows"] == [[2]]
+            and run["nodes"]["note"]["status"] == "succeeded"
+            and s["run_get"]["run_id"] == run["run_id"] and s["run_get"]["status"] == "succeeded",
+            "%s: run_workflow ran the inline definition (count 2, then the trace), run_id alone "
+            "gives the same run" % transport, (run, s["run_get"]))
+    failed_run = s["run_failed"]
+    t.check(failed_run["status"] == "failed" and failed_run["nodes"]["bad"]["status"] == "failed"
+            and failed_run["nodes"]["after"]["status"] == "skipped",
+            "%s: a run whose node fails is a result with status failed (its dependant skipped)"
+            % transport, failed_run)
     errors = {n: results[n] for n in ("bad_sql", "no_dataset", "ssn", "unknown_argument")}
     t.check(all(e["isError"] and e["structured"] is None for e in errors.values())
             and "400 bad_sql" in errors["bad_sql"]["text"]
