@@ -334,11 +334,37 @@ s_record (s_iterate_t *self, int64_t iteration, const char *verdict, json_t *err
 
 
 //  --------------------------------------------------------------------------
-//  Write the session-log row for this call
+//  Publish iterate.verdict: the call's final verdict (docs/observerd.md)
+
+static void
+s_publish_verdict (s_iterate_t *self, const char *verdict, int64_t iterations)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "session_id", self->trace);
+    lh_pack_kv_str (pack, "kind", self->kind);
+    lh_pack_kv_str (pack, "model", self->model);
+    if (self->provider)
+        lh_pack_kv_str (pack, "provider", self->provider);
+    lh_pack_kv_str (pack, "final_verdict", verdict);
+    lh_pack_kv_uint (pack, "status", streq (verdict, "accepted")? LH_ST_OK:
+                                     streq (verdict, "infra_error")? LH_ST_BAD_GATEWAY:
+                                     LH_ST_UNPROCESSABLE);
+    lh_pack_kv_int (pack, "iterations", iterations);
+    lh_pack_kv_int (pack, "max_iterations", self->max_iterations);
+    lh_pack_kv_int (pack, "duration_ms", zclock_mono () - self->start);
+    lh_pack_close (pack);
+    lh_request_event (self->request, "iterate.verdict", &pack);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write the session-log row for this call (and publish its verdict)
 
 static void
 s_log_row (s_iterate_t *self, const char *verdict, int64_t iterations, json_t *artifact)
 {
+    s_publish_verdict (self, verdict, iterations);
     if (!lh_session_log_enabled (self->state->log))
         return;
     const char *provider = self->provider;
