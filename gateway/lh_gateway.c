@@ -848,7 +848,8 @@ s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request)
         lh_pack_map (pack, 1);
         lh_pack_kv_str (pack, "key", lh_ingest_upload_key (request->upload));
         zframe_t *body = lh_pack_frame (&pack);
-        lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace };
+        lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace,
+                                .span = lh_trace_on ()? request->span: NULL };
         lh_bus_pump_t *pump = lh_http_pool_pump ();
         if (!pump || lh_bus_pump_submit (pump, "storaged", "delete", &body, &opts, s_bus_discard, NULL))
             lh_warn (S_ACTOR, request->trace, "cannot remove the uploaded source %s: no bus",
@@ -932,6 +933,7 @@ s_upload_open (self_t *self, s_request_t *request)
         .part_size = self->part_size,
         .timeout_ms = self->storage_timeout_ms,
         .trace = request->trace,
+        .span = lh_trace_on ()? request->span: NULL,
         .if_none_match = route->in == LH_IN_INGEST? "*": request->if_none_match,
         .if_match = request->if_match,
         .size_max = request->body_max,
@@ -1080,6 +1082,7 @@ typedef struct {
     self_t *self;                       //  the gateway
     char *key;                          //  object key
     char trace [LH_TRACE_SIZE + 1];     //  trace id
+    char span [17];                     //  the request's span ("ps"), "" = none
     uint32_t timeout_ms;                //  deadline of each get
     char etag [65];                     //  ETag of the first range
     uint64_t size;                      //  object size
@@ -1092,11 +1095,12 @@ typedef struct {
 } s_stream_t;
 
 //  --------------------------------------------------------------------------
-//  One storaged.get on the calling thread's client; NULL if no client
+//  One storaged.get on the calling thread's client, a child of the
+//  request's span (NULL or "": none); NULL if no client
 
 static lh_reply_t *
 s_stream_get (self_t *self, const char *key, uint64_t offset, const char *trace,
-              uint32_t timeout_ms)
+              const char *span, uint32_t timeout_ms)
 {
     lh_client_t *client = s_thread_client (self);
     if (!client)
@@ -1107,7 +1111,8 @@ s_stream_get (self_t *self, const char *key, uint64_t offset, const char *trace,
     lh_pack_kv_uint (pack, "offset", offset);
     lh_pack_kv_uint (pack, "length", self->part_size);
     zframe_t *body = lh_pack_frame (&pack);
-    lh_call_opts_t opts = { .timeout_ms = timeout_ms, .trace = trace };
+    lh_call_opts_t opts = { .timeout_ms = timeout_ms, .trace = trace,
+                            .span = span && *span? span: NULL };
     lh_reply_t *reply = NULL;
     lh_client_call (client, "storaged", "get", zframe_data (body), zframe_size (body),
                     &opts, &reply);
@@ -1161,7 +1166,7 @@ s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
     pos += stream->base;                //  position in the object
     if (pos < stream->offset || pos >= stream->offset + stream->data_size) {
         lh_reply_t *reply = s_stream_get (stream->self, stream->key, pos, stream->trace,
-                                          stream->timeout_ms);
+                                          stream->span, stream->timeout_ms);
         if (!reply || s_stream_hold (stream, reply) || stream->data_size == 0
         ||  pos != stream->offset) {
             lh_warn (S_ACTOR, stream->trace, "GET %s cut at byte %" PRIu64 ": %s", stream->key,
@@ -1283,14 +1288,17 @@ s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *re
     stream->key = lh_routes_param (&request->match, "key");
     assert (stream->key);
     memcpy (stream->trace, request->trace, sizeof (stream->trace));
+    if (lh_trace_on ())
+        memcpy (stream->span, request->span, sizeof (stream->span));
     stream->timeout_ms = request->timeout_ms;
     //  The first get: at the range's start (a suffix needs the size first)
     lh_reply_t *reply = s_stream_get (self, stream->key, suffix? 0: first,
-                                      stream->trace, stream->timeout_ms);
+                                      stream->trace, stream->span, stream->timeout_ms);
     if (ranged && reply && lh_reply_status (reply) == LH_ST_BAD_REQUEST) {
         //  Past the end: storaged says bad_range; the size makes the 416
         lh_reply_destroy (&reply);
-        reply = s_stream_get (self, stream->key, 0, stream->trace, stream->timeout_ms);
+        reply = s_stream_get (self, stream->key, 0, stream->trace, stream->span,
+                              stream->timeout_ms);
         if (reply && lh_reply_status (reply) == LH_ST_OK && s_stream_hold (stream, reply) == 0) {
             uint64_t size = stream->size;
             s_stream_free (stream);

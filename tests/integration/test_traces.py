@@ -12,7 +12,9 @@ JSON (docs/operations.md "Traces"), with real processes:
   16 hex and unique, every parent id among the spans but the root's,
   every child within its parent (10 us of slack for the clocks), the
   response's traceparent naming the gateway span; a traceparent sent in
-  makes the gateway span its child; the exporter thread lh-otlp runs;
+  makes the gateway span its child; PUT and GET /v1/storage/KEY (the
+  streaming routes, called from the HTTP thread): storaged's span is a
+  child of the gateway span; the exporter thread lh-otlp runs;
 - the collector down (nothing listens): requests still succeed, the
   failed exports and the spans the small queue dropped are counted in
   broker.stats trace;
@@ -75,7 +77,7 @@ def start(t, fake, sets):
     merged = u.provider_sets(fake)
     merged.update({"gateway/listen": "127.0.0.1:0", "validatord/roster": roster})
     merged.update(sets)
-    up = t.up(actors="chatd,validatord,echo", workers=2, sets=merged)
+    up = t.up(actors="chatd,validatord,echo,storaged", workers=2, sets=merged)
     return up, gateway(t, up)
 
 
@@ -204,6 +206,25 @@ def traced(t, fake, col):
     t.check(root.get("parentSpanId") == "00f067aa0ba902b7"
             and echo.get("parentSpanId") == root["spanId"],
             "a traceparent's parent-id is the gateway span's parent", (root, echo))
+
+    #  The streaming routes (PUT and GET /v1/storage/KEY) call storaged from
+    #  the HTTP thread: their calls are children of the gateway span too
+    for method, body, what in (("PUT", b"x" * 100, "put"), ("GET", None, "get")):
+        hdrs = {"Content-Type": "application/octet-stream"} if body else {}
+        st, rhdrs, reply = h.request(method, "/v1/storage/tr/a.bin", body, hdrs)
+        t.check(st == 200 and (body or reply == b"x" * 100),
+                "%s /v1/storage/tr/a.bin -> 200" % method, (st, reply[:200]))
+        theirs = gw.TRACEPARENT.match(rhdrs["traceparent"]).group(1)
+        spans = col.wait(lambda spans: len([s for s in spans if s["traceId"] == theirs
+                                            and s["service"] == "storaged"]) >= 1)
+        t.check(spans is not None, "%s: storaged's span arrives" % method, col.spans()[-5:])
+        spans = [s for s in spans if s["traceId"] == theirs]
+        root = one(t, spans, "%s gateway" % method, service="gateway")
+        stored = [s for s in spans if s["service"] == "storaged"]
+        t.check(stored and all(s.get("parentSpanId") == root["spanId"] and s["kind"] == 2
+                               and s["name"] == "storaged." + what for s in stored),
+                "%s: storaged.%s is a child of the gateway span" % (method, what),
+                [(s["service"], s["name"], s.get("parentSpanId")) for s in spans])
 
     stats = t.stats(t.client(up.endpoint))["trace"]
     t.check(stats["enabled"] and stats["spans"] >= 10 and stats["exported"] >= 7
