@@ -111,6 +111,7 @@ struct _s_worker_t {
     int64_t reconnect_at;               //  when to connect (sock == NULL)
     int64_t next_tick;                  //  when to call tick
     int conflicts;                      //  409s (single-instance) so far
+    uint64_t refused_events;            //  our PUBs the broker refused (its ACL)
     lh_client_t *client;                //  for handlers' calls, lazily made
 };
 
@@ -451,7 +452,7 @@ s_bye_hello_first (zframe_t *body)
 
 
 //  --------------------------------------------------------------------------
-//  The reason of a BYE's error body, or NULL (caller frees)
+//  The reason of a BYE's (or a REP's) error body, or NULL (caller frees)
 
 static char *
 s_bye_reason (zframe_t *body)
@@ -544,6 +545,18 @@ s_worker_recv (s_worker_t *self)
             }
             break;
         }
+        case LH_T_REP:
+            //  The broker refused an event of ours (acl/actor/publish): the
+            //  event is lost, so say so loudly, the first and every 100th
+            //  (broker.stats counts each in refused.publish)
+            if ((header->has & LH_H_ST) && header->st == LH_ST_FORBIDDEN
+            &&  self->refused_events++ % 100 == 0) {
+                char *reason = s_bye_reason (msg.body);
+                lh_error (self->name, NULL, "the broker refused our event (%" PRIu64 " so far): %s",
+                          self->refused_events, reason? reason: "403");
+                free (reason);
+            }
+            break;
         default:
             break;                      //  HB, and nothing else is for us
     }

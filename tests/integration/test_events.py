@@ -13,7 +13,11 @@
 - then a refused request of each kind (bad key, missing object, missing
   index, duplicate index, unknown uid, score out of range, unknown kind,
   malformed model, unknown stage field): after them and one sentinel
-  change, the events since the first refusal are exactly the sentinel's.
+  change, the events since the first refusal are exactly the sentinel's;
+  the broker refused none of the events (refused.publish 0);
+- with an acl/actor/publish that leaves storaged's events out, a put
+  still succeeds, the broker counts each refused event and storaged's
+  worker logs the refusal (an event is never lost silently).
 """
 
 import json
@@ -90,6 +94,7 @@ def main(t):
     fake = fake_provider.start()
     try:
         body(t, fake)
+        refused_publish(t)
     finally:
         fake.stop()
 
@@ -279,6 +284,36 @@ def body(t, fake):
             and after[0]["body"]["uid"] == sentinel and not events,
             "refused requests published nothing (only the sentinel's event follows them)",
             [(e["topic"], e["source"], e["body"]) for e in after])
+    stats = t.stats(p)
+    t.check(stats["refused"]["publish"] == 0,
+            "the default acl/actor/publish admits every event above (broker.stats "
+            "refused.publish 0)", stats["refused"])
+    up.proc.term()
+
+
+def refused_publish(t):
+    """An ACL that does not admit storaged's events: the put still
+    succeeds, the broker counts the refusal and storaged's worker logs it."""
+    up = t.up(actors="storaged", sets={"acl/actor/publish": "catalogd=catalog."})
+    p = t.client(up.endpoint, name="narrow")
+    t.keep.append(p)
+    for index in range(2):
+        st, reply = call(p, "storaged", "put", {"key": "ev/n%d" % index, "data": b"1"})
+        t.check(st == 200, "a narrowed acl/actor/publish: put #%d -> 200" % (index + 1),
+                (st, reply))
+    count = t.wait_stat(p, "refused.publish", lambda v: (v or 0) >= 2)
+    t.check(count == 2, "the refused storage.put events are counted (refused.publish 2)", count)
+    pattern = re.compile(r"E storaged-\d+ - the broker refused our event \(1 so far\): role "
+                         r"actor serving storaged may not publish 'storage\.put' "
+                         r"\(acl/actor/publish\)")
+    line = None
+    deadline = lhtest.now() + 10
+    while line is None and lhtest.now() < deadline:       # stderr is a file
+        with open(up.proc.log_path, encoding="utf-8", errors="replace") as f:
+            line = next((x for x in f if pattern.search(x)), None)
+        p.idle(0.05)
+    t.check(line is not None, "storaged's worker logs the refusal (an error naming the topic and the key)", line)
+    up.proc.term()
 
 
 if __name__ == "__main__":
