@@ -737,6 +737,22 @@ s_drop (lh_request_t *request, void *state)
 
 
 //  --------------------------------------------------------------------------
+//  {name, field: n, count}: the body of an add's or a delete's event and
+//  reply
+
+static lh_pack_t *
+s_changed_pack (const char *name, const char *field, uint64_t n, uint64_t count)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3);
+    lh_pack_kv_str (pack, "name", name);
+    lh_pack_kv_uint (pack, field, n);
+    lh_pack_kv_uint (pack, "count", count);
+    return pack;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Items were added or deleted (durably): publish topic {name, field: n,
 //  count} unless nothing changed (n = 0), and answer the same body
 
@@ -744,17 +760,12 @@ static void
 s_changed (lh_request_t *request, const char *topic, const char *name, const char *field,
            uint64_t n, uint64_t count)
 {
-    for (int copy = n? 0: 1; copy < 2; copy++) {
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 3);
-        lh_pack_kv_str (pack, "name", name);
-        lh_pack_kv_uint (pack, field, n);
-        lh_pack_kv_uint (pack, "count", count);
-        if (copy == 0)
-            lh_request_event (request, topic, &pack);
-        else
-            lh_request_reply_pack (request, LH_ST_OK, &pack);
+    if (n) {
+        lh_pack_t *event = s_changed_pack (name, field, n, count);
+        lh_request_event (request, topic, &event);
     }
+    lh_pack_t *pack = s_changed_pack (name, field, n, count);
+    lh_request_reply_pack (request, LH_ST_OK, &pack);
 }
 
 
@@ -908,7 +919,8 @@ s_delete (lh_request_t *request, void *state)
         goto done;
     }
     lh_vindex_maybe_compact (entry->index, self->compact_pct);
-    s_changed (request, "vectors.delete", name, "deleted", (uint64_t) deleted, lh_vindex_size (entry->index));
+    s_changed (request, "vectors.delete", name, "deleted", (uint64_t) deleted,
+               lh_vindex_size (entry->index));
 done:
     free (texts);
     free (sizes);
