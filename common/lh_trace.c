@@ -574,7 +574,9 @@ s_exporter (void *arg)
             else {
                 self->stats.post_errors++;
                 self->stats.failed += count;
-                snprintf (self->stats.last_error, sizeof (self->stats.last_error), "%s", error);
+                //  Cut to fit (a precision: GCC's truncation check at -O1)
+                snprintf (self->stats.last_error, sizeof (self->stats.last_error), "%.*s",
+                          (int) sizeof (self->stats.last_error) - 1, error);
             }
             uint64_t failed = self->stats.failed;
             pthread_mutex_unlock (&self->lock);
