@@ -8,7 +8,8 @@ JSON (docs/operations.md "Traces"), with real processes:
   the gateway's span (the root: method, route, status) -> the broker's
   queue span and validatord.iterate -> validatord's call span chatd.chat
   -> the broker's queue span and chatd's chatd.chat -> chatd's upstream
-  call (provider, model, status, tokens); one trace id (32 hex), span ids
+  call (provider, model, status, tokens); every export carries the
+  trace/otlp_headers_file's lines (Langfuse's Basic auth); one trace id (32 hex), span ids
   16 hex and unique, every parent id among the spans but the root's,
   every child within its parent (10 us of slack for the clocks), the
   response's traceparent naming the gateway span; a traceparent sent in
@@ -22,6 +23,7 @@ JSON (docs/operations.md "Traces"), with real processes:
   no span counted.
 """
 
+import base64
 import json
 import os
 import re
@@ -126,7 +128,14 @@ def check_tree(t, spans, trace, what):
 
 
 def traced(t, fake, col):
-    up, h = start(t, fake, {"trace/otlp_endpoint": col.url, "trace/flush_ms": 50})
+    #  The headers a Langfuse export needs, from a 0600 file (docs/operations.md)
+    auth = "Basic " + base64.b64encode(b"pk-lf-test:sk-lf-test").decode()
+    headers_file = os.path.join(t.tmp, "otlp.headers")
+    fd = os.open(headers_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# Langfuse\nAuthorization: %s\nx-langfuse-ingestion-version: 4\n" % auth)
+    up, h = start(t, fake, {"trace/otlp_endpoint": col.url, "trace/flush_ms": 50,
+                            "trace/otlp_headers_file": headers_file})
     t.check("lh-otlp" in threads(up.proc.pid), "tracing on: the exporter thread lh-otlp runs",
             threads(up.proc.pid))
     fake.script("m-trace", [{"content": ANSWER, "usage": [11, 4]}], repeat=True)
@@ -185,6 +194,13 @@ def traced(t, fake, col):
             and upstream["resource"].get("service.instance.id"),
             "resource attributes: service.namespace, service.instance.id", upstream["resource"])
     t.check(not col.bad_requests(), "every export is valid OTLP JSON", col.bad_requests())
+    posts = col.posts()
+    t.check(posts and all(p["headers"].get("authorization") == auth
+                          and p["headers"].get("x-langfuse-ingestion-version") == "4"
+                          and p["headers"].get("content-type") == "application/json"
+                          for p in posts),
+            "every export carries the headers file's lines (Langfuse's Basic auth) and "
+            "Content-Type: application/json", [p["headers"] for p in posts][:2])
     log = os.path.join(up.sets["data/dir"], "sessions", "iterate.jsonl")
     with open(log, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
