@@ -15,7 +15,9 @@ JSON (docs/operations.md "Traces"), with real processes:
   response's traceparent naming the gateway span; a traceparent sent in
   makes the gateway span its child; PUT and GET /v1/storage/KEY (the
   streaming routes, called from the HTTP thread): storaged's span is a
-  child of the gateway span; the exporter thread lh-otlp runs;
+  child of the gateway span; a workflow run over HTTP: the run's span
+  under workflowd.workflow_run, each node's call under it, echo's under
+  each call; the exporter thread lh-otlp runs;
 - the collector down (nothing listens): requests still succeed, the
   failed exports and the spans the small queue dropped are counted in
   broker.stats trace;
@@ -79,7 +81,7 @@ def start(t, fake, sets):
     merged = u.provider_sets(fake)
     merged.update({"gateway/listen": "127.0.0.1:0", "validatord/roster": roster})
     merged.update(sets)
-    up = t.up(actors="chatd,validatord,echo,storaged", workers=2, sets=merged)
+    up = t.up(actors="chatd,validatord,echo,storaged,workflowd", workers=2, sets=merged)
     return up, gateway(t, up)
 
 
@@ -241,6 +243,42 @@ def traced(t, fake, col):
                                and s["name"] == "storaged." + what for s in stored),
                 "%s: storaged.%s is a child of the gateway span" % (method, what),
                 [(s["service"], s["name"], s.get("parentSpanId")) for s in spans])
+
+    #  A workflow run over HTTP: the run's span under workflowd.workflow_run,
+    #  each node's call under the run's span, the callee's under the call
+    flow = {"name": "traced", "nodes": {"a": {"call": "echo.echo", "input": {"n": 1}},
+                                        "b": {"call": "echo.echo", "needs": ["a"],
+                                              "input": {"n": 2}}}}
+    st, rhdrs, reply = h.request("POST", "/v1/workflows/run",
+                                 json.dumps({"definition": flow}).encode(),
+                                 {"Content-Type": "application/json"})
+    t.check(st == 200 and json.loads(reply)["status"] == "succeeded",
+            "POST /v1/workflows/run (two echo nodes) -> 200 succeeded", (st, reply[:300]))
+    theirs = gw.TRACEPARENT.match(rhdrs["traceparent"]).group(1)
+    spans = col.wait(lambda spans: len([s for s in spans if s["traceId"] == theirs]) >= 10)
+    t.check(spans is not None, "the workflow run's spans arrive",
+            [(s["service"], s["name"]) for s in col.spans() if s["traceId"] == theirs])
+    spans = [s for s in spans if s["traceId"] == theirs]
+    ids = {s["spanId"] for s in spans}
+    roots = [s for s in spans if s.get("parentSpanId") not in ids]
+    t.check(len(roots) == 1 and roots[0]["service"] == "gateway",
+            "workflow: every parent id is among the spans but the gateway's",
+            [(s["service"], s["name"], s.get("parentSpanId")) for s in roots])
+    handler = one(t, spans, "workflowd.workflow_run", service="workflowd",
+                  name="workflowd.workflow_run", kind=2)
+    run = one(t, spans, "the run's span", service="workflowd", name="workflow traced", kind=1)
+    calls = [s for s in spans if s["service"] == "workflowd" and s["kind"] == 3
+             and s.get("parentSpanId") == run["spanId"]]     # not the handler's own calls
+    echoes = [s for s in spans if s["service"] == "echo"]
+    t.check(run.get("parentSpanId") == handler["spanId"]
+            and run["attrs"].get("lh.run_status") == "succeeded"
+            and sorted(c["attrs"].get("lh.node") for c in calls) == ["a", "b"]
+            and all(c["name"] == "echo.echo" for c in calls)
+            and sorted(e.get("parentSpanId") for e in echoes)
+            == sorted(c["spanId"] for c in calls),
+            "workflow: run span under workflow_run, node calls under the run, echo under "
+            "each call", [(s["service"], s["name"], s["kind"], s["spanId"],
+                           s.get("parentSpanId")) for s in spans])
 
     stats = t.stats(t.client(up.endpoint))["trace"]
     t.check(stats["enabled"] and stats["spans"] >= 10 and stats["exported"] >= 7
