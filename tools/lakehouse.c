@@ -89,6 +89,7 @@
 #include "lh_actor.h"
 #include "lh_broker.h"
 #include "lh_gateway.h"
+#include "lh_trace.h"
 #include "lh_registry.h"
 #include "lh_cert.h"
 #include "lh_ingest_upload.h"
@@ -1855,6 +1856,17 @@ main (int argc, char *argv [])
         s_args_destroy (&args);
         return S_EXIT_FAILURE;
     }
+    //  Spans are exported by the processes that serve (docs/operations.md "Traces")
+    bool serving = streq (args.command, "up") || streq (args.command, "broker")
+                || streq (args.command, "node") || streq (args.command, "gateway");
+    char *error = NULL;
+    if (serving && lh_trace_start (config, &error)) {
+        fprintf (stderr, "lakehouse: %s\n", error);
+        free (error);
+        lh_config_destroy (&config);
+        s_args_destroy (&args);
+        return S_EXIT_USAGE;
+    }
     s_self_t *self = s_self_new (&config);
     if (!streq (args.command, "ingest"))
         s_pid_file_write (self, args.command);
@@ -1889,6 +1901,7 @@ main (int argc, char *argv [])
         rc = s_run_node (self, args.actors);
 
     s_self_destroy (&self);
+    lh_trace_stop ();                   //  every span maker has stopped
     s_args_destroy (&args);
     if (rc == 0)
         lh_info ("lakehouse", NULL, "stopped");

@@ -616,14 +616,21 @@ s_backoff (lh_request_t *request, int64_t ms)
 }
 
 
+//  How a provider call went, for its span and its chat.call event
+typedef struct {
+    long http;                          //  the last attempt's HTTP status, 0 = none
+    int64_t attempts;                   //  attempts made
+    uint32_t status;                    //  our answer's status when it failed
+} s_outcome_t;
+
 //  --------------------------------------------------------------------------
 //  POST body to the provider, retrying 429 / 5xx / transport errors. On
 //  success returns 0 and *response_p (caller frees); else answers the
-//  request (502 or 504) and returns -1.
+//  request (502 or 504) and returns -1. *outcome says how it went.
 
 static int
 s_post (s_state_t *self, lh_request_t *request, lh_provider_t provider, const char *body,
-        char **response_p, size_t *size_p)
+        char **response_p, size_t *size_p, s_outcome_t *outcome)
 {
     s_provider_t *target = &self->providers [provider];
     const char *name = s_providers [provider].name;
@@ -670,6 +677,8 @@ s_post (s_state_t *self, lh_request_t *request, lh_provider_t provider, const ch
         CURLcode code = s_perform (curl, request);
         long http = 0;
         curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &http);
+        outcome->http = http;
+        outcome->attempts = attempt;
         bool retryable = false;
         zstr_free (&failure);
         if (code == CURLE_OK && http >= 200 && http < 300) {
@@ -722,6 +731,7 @@ s_post (s_state_t *self, lh_request_t *request, lh_provider_t provider, const ch
             break;
     }
     if (rc) {
+        outcome->status = status;
         if (status == LH_ST_TIMEOUT)
             lh_request_fail (request, LH_ST_TIMEOUT, "deadline",
                              "%s: the caller's deadline passed during the provider call", name);
@@ -792,6 +802,35 @@ s_provider_body (s_state_t *self, lh_provider_t provider, const char *model, jso
     char *text = json_dumps (body, JSON_COMPACT);
     json_decref (body);
     return text;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Publish chat.call: one provider call made (docs/observerd.md), whatever
+//  its outcome; result is the normalised answer, or NULL when it failed
+
+static void
+s_publish_call (lh_request_t *request, const char *provider, const char *model,
+                const s_outcome_t *outcome, json_t *result, int64_t latency_ms)
+{
+    json_t *usage = json_object_get (result, "usage");
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "model", model);
+    lh_pack_kv_str (pack, "provider", provider);
+    lh_pack_kv_uint (pack, "status", outcome->status);
+    lh_pack_kv_int (pack, "latency_ms", latency_ms);
+    lh_pack_kv_int (pack, "attempts", outcome->attempts);
+    if (outcome->http)
+        lh_pack_kv_int (pack, "http_status", outcome->http);
+    lh_pack_kv_int (pack, "prompt_tokens", s_int (usage, "prompt_tokens"));
+    lh_pack_kv_int (pack, "completion_tokens", s_int (usage, "completion_tokens"));
+    lh_pack_kv_int (pack, "total_tokens", s_int (usage, "total_tokens"));
+    const char *finish = json_string_value (json_object_get (result, "finish_reason"));
+    if (finish)
+        lh_pack_kv_str (pack, "finish_reason", finish);
+    lh_pack_close (pack);
+    lh_request_event (request, "chat.call", &pack);
 }
 
 
@@ -882,26 +921,54 @@ s_chat (lh_request_t *request, void *state)
     char *response = NULL;
     size_t size = 0;
     int64_t start = zclock_mono ();
-    if (s_post (self, request, provider, body, &response, &size) == 0) {
+    //  The upstream call's span (GenAI semantic conventions)
+    const char *name = s_providers [provider].name;
+    char span_name [LH_SPAN_NAME_MAX + 1];
+    snprintf (span_name, sizeof (span_name), "chat %.*s", LH_SPAN_NAME_MAX - 5, routed);
+    lh_span_t upstream;
+    lh_request_span (request, &upstream, span_name, LH_SPAN_CLIENT);
+    lh_span_attr_str (&upstream, "gen_ai.operation.name", "chat");
+    lh_span_attr_str (&upstream, "gen_ai.system", name);
+    lh_span_attr_str (&upstream, "gen_ai.request.model", routed);
+    s_outcome_t outcome = { 0, 0, LH_ST_BAD_GATEWAY };
+    json_t *result = NULL;
+    if (s_post (self, request, provider, body, &response, &size, &outcome) == 0) {
         const char *problem = NULL;
-        json_t *result = lh_chatd_parse_response (s_providers [provider].openai, response, size, &problem);
+        result = lh_chatd_parse_response (s_providers [provider].openai, response, size, &problem);
         if (result) {
             json_object_set_new (result, "model", json_string (routed));
-            json_object_set_new (result, "provider", json_string (s_providers [provider].name));
+            json_object_set_new (result, "provider", json_string (name));
             lh_debug ("chatd", lh_request_trace (request), "%s %s: %zu bytes in %" PRId64 " ms",
-                      s_providers [provider].name, routed, size, zclock_mono () - start);
-            lh_request_reply_json (request, LH_ST_OK, result);
+                      name, routed, size, zclock_mono () - start);
+            outcome.status = LH_ST_OK;
         }
         else {
             char *message = s_upstream_message (response, size);
             char *safe = s_redact (message, self->providers [provider].key);
             lh_request_fail (request, LH_ST_BAD_GATEWAY, "upstream", "%s: %s: %s",
-                             s_providers [provider].name, problem, safe);
+                             name, problem, safe);
             zstr_free (&safe);
             zstr_free (&message);
         }
         free (response);
     }
+    json_t *usage = json_object_get (result, "usage");
+    int64_t prompt_tokens = s_int (usage, "prompt_tokens");
+    int64_t completion_tokens = s_int (usage, "completion_tokens");
+    if (outcome.http)
+        lh_span_attr_int (&upstream, "http.response.status_code", outcome.http);
+    lh_span_attr_int (&upstream, "lh.attempts", outcome.attempts);
+    if (result) {
+        lh_span_attr_int (&upstream, "gen_ai.usage.input_tokens", prompt_tokens);
+        lh_span_attr_int (&upstream, "gen_ai.usage.output_tokens", completion_tokens);
+    }
+    //  The provider's status; ours when it answered nothing, or 2xx that
+    //  could not be used
+    lh_span_end (&upstream, outcome.http >= 400 || (outcome.http && outcome.status == LH_ST_OK)
+                            ? (uint32_t) outcome.http: outcome.status);
+    s_publish_call (request, name, routed, &outcome, result, zclock_mono () - start);
+    if (result)
+        lh_request_reply_json (request, LH_ST_OK, result);
     zstr_free (&body);
 }
 

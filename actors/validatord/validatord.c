@@ -50,6 +50,7 @@ typedef struct {
     int64_t max_tokens;                 //  sent to chat
     char trace [S_TRACE_MAX + 1];       //  session id / trace id
     char bus_trace [LH_TRACE_SIZE + 1]; //  trace carried on the bus
+    char span_id [LH_SPAN_SIZE + 1];    //  the latest chat call's span, or ""
     char timestamp [40];                //  when the call started
     int64_t start;                      //  zclock_mono at start
     char *provider;                     //  provider that answered, or NULL
@@ -243,6 +244,7 @@ static uint32_t
 s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reason_p)
 {
     *reply_p = NULL;
+    self->span_id [0] = 0;
     lh_pack_t *pack = lh_pack_new ();
     char *error = NULL;
     int rc = lh_json_to_pack (body, pack, &lh_limits_default, &error);
@@ -282,6 +284,7 @@ s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reaso
     }
     lh_reply_t *reply = NULL;
     lh_client_wait (client, id, &reply);
+    snprintf (self->span_id, sizeof (self->span_id), "%s", lh_reply_span (reply));
     uint32_t status = lh_reply_status (reply);
     if (status != LH_ST_OK) {
         const char *reason = lh_reply_reason (reply);
@@ -304,6 +307,8 @@ s_record (s_iterate_t *self, int64_t iteration, const char *verdict, json_t *err
     json_t *entry = json_pack ("{s:I,s:s}", "iteration", (json_int_t) iteration,
                                "verdict_kind", verdict);
     json_t *attempt = json_deep_copy (entry);
+    if (*self->span_id)                 //  the span of this attempt's chat call
+        json_object_set_new (attempt, "span_id", json_string (self->span_id));
     if (error) {
         json_object_set (entry, "error", error);
         if (json_is_string (error))
@@ -329,11 +334,37 @@ s_record (s_iterate_t *self, int64_t iteration, const char *verdict, json_t *err
 
 
 //  --------------------------------------------------------------------------
-//  Write the session-log row for this call
+//  Publish iterate.verdict: the call's final verdict (docs/observerd.md)
+
+static void
+s_publish_verdict (s_iterate_t *self, const char *verdict, int64_t iterations)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "session_id", self->trace);
+    lh_pack_kv_str (pack, "kind", self->kind);
+    lh_pack_kv_str (pack, "model", self->model);
+    if (self->provider)
+        lh_pack_kv_str (pack, "provider", self->provider);
+    lh_pack_kv_str (pack, "final_verdict", verdict);
+    lh_pack_kv_uint (pack, "status", streq (verdict, "accepted")? LH_ST_OK:
+                                     streq (verdict, "infra_error")? LH_ST_BAD_GATEWAY:
+                                     LH_ST_UNPROCESSABLE);
+    lh_pack_kv_int (pack, "iterations", iterations);
+    lh_pack_kv_int (pack, "max_iterations", self->max_iterations);
+    lh_pack_kv_int (pack, "duration_ms", zclock_mono () - self->start);
+    lh_pack_close (pack);
+    lh_request_event (self->request, "iterate.verdict", &pack);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write the session-log row for this call (and publish its verdict)
 
 static void
 s_log_row (s_iterate_t *self, const char *verdict, int64_t iterations, json_t *artifact)
 {
+    s_publish_verdict (self, verdict, iterations);
     if (!lh_session_log_enabled (self->state->log))
         return;
     const char *provider = self->provider;
