@@ -197,6 +197,7 @@ s_record_read (s_record_t *record)
     if (!alive) {
         zconfig_destroy (&record->root);
         zstr_free (&record->path);
+        memset (record, 0, sizeof (*record));
         return -1;
     }
     return 0;
