@@ -68,6 +68,7 @@ struct _lh_tap_t {
     uint64_t last_bseq;                 //  last bseq seen, 0 = none yet
     uint64_t received;                  //  messages received
     uint64_t shown;                     //  messages shown
+    uint64_t hidden;                    //  health probes and replies not shown
     uint64_t skipped;                   //  messages not [topic] [header] [body]
     uint64_t gaps;                      //  gaps reported
     uint64_t missed;                    //  messages missed in them
@@ -655,8 +656,11 @@ lh_tap_handle (lh_tap_t *self, zmsg_t *msg)
             snprintf (op, sizeof op, "%s", dot? dot + 1: "");
         }
     }
-    if ((probe && !self->all)
-    ||  (self->service && !streq (self->service, svc))
+    if (probe && !self->all) {
+        self->hidden++;
+        return 0;
+    }
+    if ((self->service && !streq (self->service, svc))
     ||  (self->op && !streq (self->op, op))
     ||  (self->trace && !((header.has & LH_H_TR) && streq (header.tr, self->trace)))
     ||  !s_status_matches (self, &header))
@@ -712,6 +716,12 @@ lh_tap_summary (lh_tap_t *self)
                                self->shown, self->gaps, self->missed);
     if (text && self->skipped) {
         char *longer = zsys_sprintf ("%s, %" PRIu64 " malformed skipped", text, self->skipped);
+        free (text);
+        text = longer;
+    }
+    if (text && self->hidden) {
+        char *longer = zsys_sprintf ("%s, %" PRIu64 " health probe message(s) hidden "
+                                     "(--all shows them)", text, self->hidden);
         free (text);
         text = longer;
     }
@@ -1241,6 +1251,11 @@ lh_tap_test (bool verbose)
         //  Shown: admin's ping and the stats call (each REQ + REP); with
         //  --all the probes too
         assert (lh_tap_shown (tap) == (all? 8u: 4u));
+        char *summary = lh_tap_summary (tap);
+        assert (streq (summary, all? "8 received, 8 shown, 0 gap(s), 0 missed"
+                              : "8 received, 4 shown, 0 gap(s), 0 missed, 4 health probe "
+                                "message(s) hidden (--all shows them)"));
+        free (summary);
         lh_tap_destroy (&tap);
     }
     fclose (out);

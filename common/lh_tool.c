@@ -386,10 +386,21 @@ struct _lh_tool_link_t {
     char *server_key;                   //  the broker's public key, or NULL
     zsock_t *watch;                     //  PAIR reading the tap socket's events, or NULL
     bool connected;                     //  the watched socket has been connected
+    bool quiet;                         //  say nothing when nothing answers
 };
 
 #define S_HANDSHAKE_MS      5000        //  longest wait for a handshake's outcome
 #define S_REFUSED_MS        1000        //  connection refused this long: unreachable
+
+
+//  --------------------------------------------------------------------------
+//  The default certificate's name under CERTS for a link with opts
+
+static const char *
+s_cert_name (const lh_tool_opts_t *opts)
+{
+    return opts->cert_name? opts->cert_name: opts->tap? "tap": "admin";
+}
 
 
 //  --------------------------------------------------------------------------
@@ -428,7 +439,7 @@ lh_tool_link_new (lh_config_t *config, const char *program, const lh_tool_opts_t
     if (lh_config_bool (config, "bus/curve")) {
         const char *configured = lh_config_str (config, opts->tap? "bus/tap_cert": "bus/cert");
         cert_path = *configured? strdup (configured)
-                  : zsys_sprintf ("%s/%s.cert", dir, opts->tap? "tap": "admin");
+                  : zsys_sprintf ("%s/%s.cert", dir, s_cert_name (opts));
     }
     if (cert_path) {
         self->cert_path = s_absolute (cert_path);
@@ -442,7 +453,7 @@ lh_tool_link_new (lh_config_t *config, const char *program, const lh_tool_opts_t
     free (dir);
     lh_link_t link;
     char *error = NULL;
-    if (lh_cert_link (config, self->endpoint, opts->tap? "tap": "admin", self->cert_path,
+    if (lh_cert_link (config, self->endpoint, s_cert_name (opts), self->cert_path,
                       opts->server_key, &link, &self->cert, &self->server_key, &error) != 0) {
         fprintf (stderr, "%s: cannot link to %s: %s\n"
                  "%s: the config: %s. Give --config FILE (or LAKEHOUSE_CONFIG) of the "
@@ -635,6 +646,9 @@ s_watch_wait (lh_tool_link_t *self, zsock_t *watch)
             return LH_TOOL_REFUSED;
         }
     }
+    if (self->quiet && !self->connected)
+        ;                               //  the caller waits for it
+    else
     if (self->connected)
         fprintf (stderr, "%s: the %s at %s accepted the connection but finished no "
                  "handshake within %d ms\n", self->program, self->tap? "tap": "broker",
@@ -674,6 +688,48 @@ s_socket (lh_tool_link_t *self, int type, zsock_t **watch_p)
         zsock_destroy (&sock);
     }
     return sock;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Check the handshake alone
+
+int
+lh_tool_link_probe (lh_tool_link_t *self, bool quiet_unreachable)
+{
+    assert (self);
+    zsock_t *watch = NULL;
+    zsock_t *probe = s_socket (self, ZMQ_DEALER, &watch);
+    if (!probe)
+        return LH_TOOL_UNREACHABLE;
+    self->quiet = quiet_unreachable;
+    int rc = s_watch_wait (self, watch);
+    self->quiet = false;
+    zsock_destroy (&probe);
+    zsock_destroy (&watch);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The running instance, for messages; caller frees, NULL if none
+
+char *
+lh_tool_running (char **data_dir_p)
+{
+    if (data_dir_p)
+        *data_dir_p = NULL;
+    s_record_t record;
+    if (s_record_read (&record) != 0)
+        return NULL;
+    if (data_dir_p)
+        *data_dir_p = strdup (record.data_dir);
+    char *text = zsys_sprintf ("`lakehouse %s` (pid %ld, data dir %s, bus %s)",
+                               record.command, record.pid, record.data_dir,
+                               zconfig_get (record.root, "bus/endpoint", "?"));
+    zconfig_destroy (&record.root);
+    free (record.path);
+    return text;
 }
 
 

@@ -109,6 +109,8 @@ typedef struct {
     const char *cert;                   //  --cert, or NULL
     const char *server_key;             //  --server-key, or NULL
     bool tap;                           //  the tap (role tap) rather than the bus
+    const char *cert_name;              //  default certificate under CERTS
+                                        //  ("node", "gateway"), or NULL: admin / tap
 } lh_tool_opts_t;
 
 //  Why a link could not be made or used
@@ -146,6 +148,21 @@ const char *
 //  *failure_p after printing why.
 lh_client_t *
     lh_tool_link_client (lh_tool_link_t *self, const char *name, int *failure_p);
+
+//  Check the handshake alone (the launcher's node and gateway, before they
+//  start): a DEALER over the link, watched until the handshake succeeds or
+//  fails. Returns 0, LH_TOOL_REFUSED after printing why, or
+//  LH_TOOL_UNREACHABLE (printed unless quiet_unreachable: a node may start
+//  before its broker and wait for it).
+int
+    lh_tool_link_probe (lh_tool_link_t *self, bool quiet_unreachable);
+
+//  The running instance recorded in LAKEHOUSE_HOME/current, for messages:
+//  "`lakehouse up` (pid 41, data dir /srv/var, bus tcp://127.0.0.1:5570)",
+//  or NULL when none runs. Caller frees; *data_dir_p (if not NULL) gets
+//  its absolute data dir, or NULL, also the caller's to free.
+char *
+    lh_tool_running (char **data_dir_p);
 
 //  A SUB socket on the tap over the link, subscribed to everything, with
 //  its handshake checked as lh_tool_link_client does; the link keeps

@@ -58,10 +58,11 @@
     bus/plain_role.
 
     The client commands (ingest, corpus, playbook-lift, distill, workflow)
-    find the system as buscall does (common/lh_tool.h: --config, else
-    $LAKEHOUSE_CONFIG, else ./conf/lakehouse.cfg, else the running instance
-    recorded in LAKEHOUSE_HOME/current, else defaults), link with the admin
-    certificate, and say at once when the handshake is refused.
+    and certs find the system as buscall does (common/lh_tool.h: --config,
+    else $LAKEHOUSE_CONFIG, else ./conf/lakehouse.cfg, else the running
+    instance recorded in LAKEHOUSE_HOME/current, else defaults); the client
+    commands link with the admin certificate and say at once when the
+    handshake is refused.
 
     Each running command writes DATA_DIR/COMMAND.pid (up.pid, broker.pid,
     node.pid, gateway.pid) and removes it on a clean stop; `up` and
@@ -512,7 +513,8 @@ s_config_check (lh_config_t *config, char **error_p)
 
 //  --------------------------------------------------------------------------
 //  Load the config: --config, else $LAKEHOUSE_CONFIG, else
-//  ./conf/lakehouse.cfg if present, else defaults; then apply --set.
+//  ./conf/lakehouse.cfg if present, else defaults (the client commands and
+//  certs: else the running instance, as the tools); then apply --set.
 //  Returns NULL after printing why.
 
 static lh_config_t *
@@ -520,7 +522,7 @@ s_config_load (s_args_t *args)
 {
     char *error = NULL;
     lh_config_t *config = NULL;
-    if (s_client_command (args->command))
+    if (s_client_command (args->command) || streq (args->command, "certs"))
         config = lh_tool_config_load (args->config_path, "lakehouse");
     else {
         const char *path = args->config_path;
@@ -886,6 +888,24 @@ s_broker_security (s_self_t *self)
 
 
 //  --------------------------------------------------------------------------
+//  After a bind that failed because the address is in use: name the
+//  running instance that probably holds it, if one is recorded
+
+static void
+s_in_use_hint (const char *detail)
+{
+    if (!detail || !strstr (detail, "in use"))
+        return;
+    char *running = lh_tool_running (NULL);
+    if (running)
+        fprintf (stderr, "lakehouse: the running %s probably holds it: stop it first, "
+                 "or give this one other endpoints (bus/endpoint, bus/tap, "
+                 "gateway/listen)\n", running);
+    free (running);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start the broker actor: CONFIGURE it with every broker/KEY of the
 //  config (the broker's settings are exactly that section's keys), bind
 //  the inproc endpoint (when with_inproc), the tcp endpoint and the tap.
@@ -931,6 +951,7 @@ s_broker_start (s_self_t *self, bool with_inproc)
     char *detail = NULL;
     if (s_broker_command (self, "BIND", endpoint, NULL, &detail) != 0) {
         fprintf (stderr, "lakehouse: cannot bind bus/endpoint %s: %s\n", endpoint, detail);
+        s_in_use_hint (detail);
         free (detail);
         return -1;
     }
@@ -941,6 +962,7 @@ s_broker_start (s_self_t *self, bool with_inproc)
         detail = NULL;
         if (s_broker_command (self, "TAP", tap, NULL, &detail) != 0) {
             fprintf (stderr, "lakehouse: cannot bind bus/tap %s: %s\n", tap, detail);
+            s_in_use_hint (detail);
             free (detail);
             return -1;
         }
@@ -1446,9 +1468,11 @@ s_gateway_start (s_self_t *self, const lh_link_t *link, const lh_link_t *admin_l
         detail = NULL;
         rc = 0;
     }
-    else
+    else {
         fprintf (stderr, "lakehouse: gateway did not start: %s\n",
                  detail && *detail? detail: "no reason given");
+        s_in_use_hint (detail);
+    }
     free (status);
     free (detail);
     return rc;
@@ -1523,6 +1547,40 @@ s_run_broker (s_self_t *self)
 
 
 //  --------------------------------------------------------------------------
+//  Check the handshake with the broker at bus/endpoint before a node or a
+//  gateway starts, with its certificate (bus/cert, else CERTS/name.cert):
+//  a refusal is said at once, naming the certificate and the running
+//  instance, instead of workers waiting for a WELCOME that never comes.
+//  Nothing answering is not an error: the broker may come later. Returns
+//  0, or -1 after printing why.
+
+static int
+s_link_probe (s_self_t *self, const char *name)
+{
+    const char *cert = lh_config_str (self->config, "bus/cert");
+    lh_tool_opts_t opts = { .cert = *cert? cert: NULL, .cert_name = name };
+    int failure = 0;
+    lh_tool_link_t *link = lh_tool_link_new (self->config, "lakehouse", &opts, &failure);
+    int rc = link? lh_tool_link_probe (link, true): LH_TOOL_BAD_LINK;
+    lh_tool_link_destroy (&link);
+    if (rc == LH_TOOL_REFUSED || rc == LH_TOOL_BAD_LINK) {
+        char *theirs = NULL;
+        char *running = lh_tool_running (&theirs);
+        char *ours = realpath (lh_config_str (self->config, "data/dir"), NULL);
+        if (running && !(ours && streq (ours, theirs)))
+            fprintf (stderr, "lakehouse: the running %s has its own certificates: "
+                     "give its config (--config, LAKEHOUSE_CONFIG), or put ours in its "
+                     "allow directory\n", running);
+        free (running);
+        free (theirs);
+        free (ours);
+        return -1;
+    }
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  The link to a remote broker at bus/endpoint: CURVE with bus/cert (else
 //  CERTS/default_name.cert) and bus/server_key, unless plain was asked for.
 //  The certificate and key live in self until the end. Returns 0, or -1
@@ -1544,7 +1602,7 @@ s_link_make (s_self_t *self, const char *default_name, lh_link_t *link)
     if (link->cert)
         lh_info ("lakehouse", NULL, "CURVE to %s as %s (key %.8s)", endpoint,
                  zcert_meta (link->cert, "name"), zcert_public_txt (link->cert));
-    return 0;
+    return s_link_probe (self, default_name);
 }
 
 
@@ -1952,7 +2010,7 @@ main (int argc, char *argv [])
 
     s_self_destroy (&self);
     s_args_destroy (&args);
-    if (rc == 0)
+    if (rc == 0 && !s_client_command (args.command))
         lh_info ("lakehouse", NULL, "stopped");
     return rc;
 }

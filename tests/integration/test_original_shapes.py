@@ -16,7 +16,9 @@ gateway in `lakehouse up` against the fake provider. One check per alias:
   error, response);
 - the session log: attempts[].iteration counts from 0 and every attempt
   carries span_id "" (no traces yet), schema session.iterate.v1;
-- an iterate naming an unknown provider is a 400 and writes no row.
+- an iterate naming an unknown provider is a 400 and writes no row;
+- validate: a refusal is the original's tagged ValidationError
+  ({"Consistency": {"reason"}}), 422, not wrapped in our error body.
 """
 
 import json
@@ -163,6 +165,15 @@ def body(t, fake):
     t.check(st == 400 and doc["error"].get("field") == "provider" and len(rows()) == 1,
             "iterate: an unknown provider is a 400 naming 'provider', and writes no row",
             (st, doc))
+
+    #  validate: a refusal keeps the original's tagged ValidationError,
+    #  unwrapped (not in our {"error": ...} body)
+    st, doc = call("POST", "/v1/validate", {"kind": "fill", "context": CONTEXT,
+                                            "artifact": {"fills": [{"candidate_id": "W-999",
+                                                                    "name": "Ghost"}]}})
+    t.check(st == 422 and doc == {"Consistency": {"reason":
+            'fills[0].candidate_id "W-999" does not exist in worker roster'}},
+            "validate: a phantom worker is a 422 in the original's tagged shape", (st, doc))
 
     #  iterate: chat failing -> the step's status infra_error, raw ""
     fake.set_down(True)

@@ -16,6 +16,12 @@ and no option:
 - `lakehouse ingest` ingests a CSV;
 - a certificate not in the allow directory, and a wrong server key, are
   refused at once (exit 2), the message naming the certificate or key;
+- `lakehouse certs new NAME --role client` writes into the running
+  system's certificate and allow directories, and buscall is admitted
+  with it at once;
+- a `lakehouse node` whose certificate the broker refuses says so at once
+  (exit 1), naming the certificate and the running `up`; a second `up`
+  on the same endpoint names the running one;
 - with tap.cert removed from the allow directory (and SIGHUP), `bustap
   --count 3` fails at once (exit 1), naming tap.cert;
 - once `up` stops, its record is gone, and buscall says where it looked
@@ -166,6 +172,41 @@ def main(t):
     code, out, err, took = tool("buscall", "--server-key", wrong, "echo", "echo", "{}")
     t.check(code == 2 and out == "" and wrong in err and "server key" in err and took < FAST_S,
             "buscall with a wrong server key fails at once, saying so", (code, err, took))
+
+    #  certs new, no options, from elsewhere: in the running system's
+    #  certs dir and its allow dir, so the broker takes it at once
+    code, out, err, _ = tool("lakehouse", "certs", "new", "carol", "--role", "client")
+    carol = os.path.join(certs, "carol.cert")
+    t.check(code == 0 and os.path.exists(carol)
+            and os.path.exists(os.path.join(certs, "allow", "carol.cert"))
+            and not os.path.exists(os.path.join(elsewhere, "var")),
+            "lakehouse certs new with no options writes into the running system's certs "
+            "and allow dirs", (code, out, err))
+    code, out, err, _ = tool("buscall", "--cert", carol, "echo", "echo", '{"as": "carol"}')
+    t.check(code == 0 and json.loads(out) == {"as": "carol"},
+            "the new client certificate is admitted at once", (code, out, err))
+
+    #  A node whose certificate the broker does not know: said at once,
+    #  naming the certificate and the running instance, exit 1
+    node_cfg = os.path.join(elsewhere, "node.cfg")
+    with open(node_cfg, "w") as f:
+        f.write(lhtest.zpl({"log/level": "warn", "data/dir": os.path.join(elsewhere, "nodevar"),
+                            "bus/endpoint": endpoint,
+                            "bus/cert": os.path.join(elsewhere, "stranger.cert"),
+                            "bus/server_key": os.path.join(certs, "broker.cert")}))
+    code, out, err, took = tool("lakehouse", "--config", node_cfg, "node", "--actors", "echo")
+    t.check(code == 1 and stranger in err and "allow directory" in err
+            and "lakehouse up` (pid %d" % up.pid in err and took < FAST_S + 2,
+            "a node with a certificate the broker refuses says so at once, naming it and "
+            "the running up, exit 1", (code, err, took))
+    #  A second `up` on the same endpoints names the running one
+    second_cfg = os.path.join(elsewhere, "second.cfg")
+    with open(second_cfg, "w") as f:
+        f.write(lhtest.zpl({"log/level": "warn", "data/dir": os.path.join(elsewhere, "second"),
+                            "bus/endpoint": endpoint, "actors/run": "echo"}))
+    code, out, err, took = tool("lakehouse", "--config", second_cfg, "up")
+    t.check(code != 0 and "in use" in err and "lakehouse up` (pid %d" % up.pid in err,
+            "a second up on the same endpoint fails, naming the running one", (code, err))
 
     #  The tap certificate revoked: bustap fails at once
     os.remove(os.path.join(certs, "allow", "tap.cert"))
