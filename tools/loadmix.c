@@ -16,7 +16,8 @@
     --playbook NAME     the playbook corpus the mix records into (default
                         loadmix_playbook)
     --config FILE       config file (else $LAKEHOUSE_CONFIG, else
-                        ./conf/lakehouse.cfg if present, else defaults)
+                        ./conf/lakehouse.cfg if present, else the running
+                        `lakehouse up`, else defaults: docs/tools.md)
     --set KEY=VALUE     override one key (repeatable)
     -h, --help          this text
 
@@ -476,7 +477,8 @@ s_usage (FILE *file)
         "  --out FILE           the report also to FILE\n"
         "  --json FILE          the figures as JSON to FILE\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
-        "                       ./conf/lakehouse.cfg if present, else defaults)\n"
+        "                       ./conf/lakehouse.cfg if present, else the running\n"
+        "                       `lakehouse up`, else defaults)\n"
         "  --set KEY=VALUE      override a config key (repeatable)\n"
         "  -h, --help           this text\n"
         "\n"
@@ -569,27 +571,16 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
 
 
 //  --------------------------------------------------------------------------
-//  Load the config as the other tools do, with the --set overrides
+//  Load the config as the other tools do (lh_tool_config_load: the
+//  running instance's bound gateway when no config names another), with
+//  the --set overrides
 
 static lh_config_t *
 s_config_load (s_args_t *args)
 {
-    const char *path = args->config_path;
-    if (!path) {
-        const char *env = getenv ("LAKEHOUSE_CONFIG");
-        if (env && *env)
-            path = env;
-        else
-        if (zsys_file_exists ("conf/lakehouse.cfg"))
-            path = "conf/lakehouse.cfg";
-    }
-    char *error = NULL;
-    lh_config_t *config = lh_config_load (path, &error);
-    if (!config) {
-        fprintf (stderr, "loadmix: %s\n", error? error: "cannot load the config");
-        free (error);
+    lh_config_t *config = lh_tool_config_load (args->config_path, "loadmix");
+    if (!config)
         return NULL;
-    }
     for (const char *set = (const char *) zlist_first (args->sets); set;
          set = (const char *) zlist_next (args->sets)) {
         const char *equals = strchr (set, '=');

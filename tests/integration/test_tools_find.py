@@ -13,7 +13,8 @@ and no option:
   gateway's health probes, which `bustap --all` shows;
 - `bustap --record` then `busreplay FILE` replays the recording: every
   case matches;
-- `lakehouse ingest` ingests a CSV;
+- `lakehouse ingest` ingests a CSV; `loadmix run` reaches the running
+  gateway (on its ephemeral port) and says what it lacks;
 - a certificate not in the allow directory, and a wrong server key, are
   refused at once (exit 2), the message naming the certificate or key;
 - `lakehouse certs new NAME --role client` writes into the running
@@ -156,6 +157,14 @@ def main(t):
             "lakehouse ingest with no options ingests from another directory", (code, out, err))
     t.check(not os.path.exists(os.path.join(elsewhere, "var")),
             "a client command creates no data dir where it runs")
+
+    #  loadmix finds the running gateway (an ephemeral port) the same way
+    listen = re.search(r'listen = "(http://[^"]+)"', text)
+    code, out, err, _ = tool("loadmix", "run", "--duration", "1")
+    t.check(listen and listen.group(1) != "http://127.0.0.1:3110" and code != 0
+            and "the gateway at %s " % listen.group(1) in err,
+            "loadmix with no options reaches the running up's gateway (and says what it "
+            "lacks)", (listen and listen.group(1), code, err))
 
     #  A certificate the broker does not know: refused at once, named
     code, out, err, _ = tool("lakehouse", "certs", "new", "stranger", "--role", "admin",
