@@ -13,6 +13,9 @@ and no option:
   gateway's health probes, which `bustap --all` shows;
 - `bustap --record` then `busreplay FILE` replays the recording: every
   case matches;
+- with records off (LAKEHOUSE_HOME=""), a config naming the data dir and
+  endpoints is enough: buscall --config, bustap and busreplay with
+  LAKEHOUSE_CONFIG;
 - `lakehouse ingest` ingests a CSV; `loadmix run` reaches the running
   gateway (on its ephemeral port) and says what it lacks;
 - a certificate not in the allow directory, and a wrong server key, are
@@ -69,18 +72,19 @@ def main(t):
     os.mkdir(elsewhere)
     env = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_CONFIG"}
 
-    def tool(name, *args, timeout=60):
+    def tool(name, *args, timeout=60, environ=None):
         program = t.lakehouse if name == "lakehouse" else os.path.join(t.build, name)
         start = lhtest.now()
         done = subprocess.run([program] + list(args), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=timeout, cwd=elsewhere, env=env)
+                              stderr=subprocess.PIPE, timeout=timeout, cwd=elsewhere,
+                              env=environ or env)
         return (done.returncode, done.stdout.decode(), done.stderr.decode(),
                 lhtest.now() - start)
 
-    def reader(*args):
+    def reader(*args, environ=None):
         t.counter += 1
         proc = lhtest.Proc([os.path.join(t.build, "bustap")] + list(args),
-                           "bustap%d" % t.counter, t.tmp, env=env, cwd=elsewhere)
+                           "bustap%d" % t.counter, t.tmp, env=environ or env, cwd=elsewhere)
         t.procs.append(proc)
         return proc
 
@@ -147,6 +151,28 @@ def main(t):
     t.check(code == 0 and re.search(r"2 case\(s\): 2 match, 0 differ", out),
             "busreplay FILE with no options replays the recording, every case matching",
             (code, out, err))
+
+    #  Records off: a config naming the data dir and the endpoints is
+    #  enough, through --config or LAKEHOUSE_CONFIG, from any directory
+    own = os.path.join(t.tmp, "own-tools.cfg")
+    with open(own, "w") as f:
+        f.write(lhtest.zpl({"log/level": "warn", "data/dir": data, "bus/endpoint": endpoint,
+                            "bus/tap": tap}))
+    unrecorded = dict(env, LAKEHOUSE_HOME="")
+    by_env = dict(unrecorded, LAKEHOUSE_CONFIG=own)
+    code, out, err, _ = tool("buscall", "--config", own, "echo", "echo", '{"by": "config"}',
+                             environ=unrecorded)
+    t.check(code == 0 and json.loads(out) == {"by": "config"},
+            "records off: buscall --config FILE finds CERTS/admin.cert and the broker's key",
+            (code, out, err))
+    tap2 = reader("--count", "2", environ=by_env)
+    code = drive(tap2)
+    t.check(code == 0 and len(lines(tap2)) == 2,
+            "records off: bustap with LAKEHOUSE_CONFIG finds CERTS/tap.cert and the key",
+            (code, tap2.tail()))
+    code, out, err, _ = tool("busreplay", path, environ=by_env)
+    t.check(code == 0 and re.search(r"2 case\(s\): 2 match, 0 differ", out),
+            "records off: busreplay with LAKEHOUSE_CONFIG replays the recording", (code, out, err))
 
     #  A client command of the launcher
     csv = os.path.join(elsewhere, "people.csv")
