@@ -157,6 +157,7 @@ LH_KEY ("queryd/mmap_bytes",    INT,  "0", "0..1099511627776",           "SQLite
 LH_KEY ("bus/curve",           BOOL, "true", "",                 "CURVE on every tcp/ipc bus link (the broker's endpoints and the links to them). false = plain tcp, loopback only, and only with bus/plain = true.")
 LH_KEY ("bus/certs",           STR,  "", "",                     "Certificate directory; empty = DATA_DIR/certs (`lakehouse up` and `broker` create the local set there on first run).")
 LH_KEY ("bus/cert",            STR,  "", "",                     "This process's own certificate (NAME.cert, with NAME.cert_secret beside it); empty = CERTS/node.cert (node), CERTS/gateway.cert (gateway), CERTS/admin.cert (buscall).")
+LH_KEY ("bus/tap_cert",        STR,  "", "",                     "The tap reader's certificate (bustap; role tap); empty = CERTS/tap.cert.")
 LH_KEY ("bus/server_key",      STR,  "", "",                     "The broker's public key: 40-character Z85, or the path of its public certificate; empty = CERTS/broker.cert.")
 LH_KEY ("broker/cert",         STR,  "", "",                     "The broker's server certificate (with its _secret file); empty = CERTS/broker.cert.")
 LH_KEY ("broker/allow",        STR,  "", "",                     "Directory of the public certificates the broker accepts (one file per key, never rewritten in place); empty = CERTS/allow.")

@@ -126,6 +126,39 @@ lh_chatd_route (const char *model, lh_provider_t *provider, char *model_out, siz
 
 
 //  --------------------------------------------------------------------------
+//  The model a request means with a provider named beside it
+
+char *
+lh_chatd_qualify (const char *model, const char *provider, char **error_p)
+{
+    assert (model && error_p);
+    if (!provider || !*provider)
+        return strdup (model);
+    int named = -1;
+    for (int index = 0; index < LH_PROVIDER_COUNT && named < 0; index++)
+        if (streq (provider, s_providers [index].name))
+            named = index;
+    if (named < 0) {
+        *error_p = zsys_sprintf ("unknown provider '%s': ollama, ollama_cloud, openrouter, "
+                                 "opencode or kimi", provider);
+        return NULL;
+    }
+    //  A name the routing table strips has its provider already
+    lh_provider_t routed;
+    char sent [256];
+    if (lh_chatd_route (model, &routed, sent, sizeof (sent)) == 0 && !streq (sent, model)) {
+        if ((int) routed == named)
+            return strdup (model);
+        *error_p = zsys_sprintf ("model '%s' routes to provider %s, and the request names "
+                                 "provider %s: drop one of them", model,
+                                 s_providers [routed].name, provider);
+        return NULL;
+    }
+    return zsys_sprintf ("%s/%s", provider, model);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Name of a provider
 
 const char *
@@ -850,9 +883,14 @@ s_chat (lh_request_t *request, void *state)
     json_t *temperature = json_object_get (input, "temperature");
     json_t *format = json_object_get (input, "format");
     json_t *schema = json_object_get (input, "json_schema");
+    json_t *provider_name = json_object_get (input, "provider");
     const char *field = NULL, *reason = NULL;
     if (!model || !*model)
         field = "model", reason = "model must be a non-empty string";
+    else
+    if (provider_name && !json_is_null (provider_name) && !json_is_string (provider_name))
+        field = "provider", reason = "provider must be a string: ollama, ollama_cloud, "
+                                     "openrouter, opencode or kimi";
     else
     if (!json_is_array (messages) || json_array_size (messages) == 0)
         field = "messages", reason = "messages must be a non-empty array of {role, content}";
@@ -899,9 +937,21 @@ s_chat (lh_request_t *request, void *state)
             model = self->tiers [index];
             break;
         }
+    //  A provider named beside the model (the original's clients) routes
+    //  it as its prefix would
+    char *error = NULL;
+    char *qualified = lh_chatd_qualify (model, json_string_value (provider_name), &error);
+    if (!qualified) {
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "provider", "%s", error);
+        free (error);
+        json_decref (input);
+        return;
+    }
     lh_provider_t provider;
     char routed [256];
-    if (lh_chatd_route (model, &provider, routed, sizeof (routed))) {
+    int rc = lh_chatd_route (qualified, &provider, routed, sizeof (routed));
+    free (qualified);
+    if (rc) {
         lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "model",
                                "model name is malformed (ollama/M, ollama_cloud/M, M:cloud, "
                                "openrouter/VENDOR/M, opencode/M, kimi/M or M)");
@@ -1071,6 +1121,37 @@ lh_chatd_test (bool verbose)
     }
     assert (streq (lh_chatd_provider_name (LH_PROVIDER_KIMI), "kimi"));
 
+    //  A provider beside the model (the original's clients): qualifies a
+    //  bare name, agrees with a prefix, refuses a conflict or a stranger
+    static const struct {
+        const char *model;
+        const char *provider;
+        const char *qualified;              //  NULL: refused
+    } s_qualify [] = {
+        { "qwen3",             NULL,           "qwen3" },
+        { "qwen3",             "",             "qwen3" },
+        { "qwen3",             "ollama_cloud", "ollama_cloud/qwen3" },
+        { "qwen3",             "ollama",       "ollama/qwen3" },
+        { "anthropic/claude",  "openrouter",   "openrouter/anthropic/claude" },
+        { "ollama_cloud/qwen", "ollama_cloud", "ollama_cloud/qwen" },
+        { "qwen:cloud",        "ollama_cloud", "qwen:cloud" },
+        { "kimi/k2",           "kimi",         "kimi/k2" },
+        { "ollama/qwen",       "ollama_cloud", NULL },
+        { "qwen:cloud",        "ollama",       NULL },
+        { "qwen3",             "openai",       NULL },
+    };
+    for (size_t index = 0; index < sizeof (s_qualify) / sizeof (s_qualify [0]); index++) {
+        char *error = NULL;
+        char *qualified = lh_chatd_qualify (s_qualify [index].model, s_qualify [index].provider,
+                                            &error);
+        if (s_qualify [index].qualified)
+            assert (qualified && streq (qualified, s_qualify [index].qualified) && !error);
+        else
+            assert (!qualified && error && strstr (error, s_qualify [index].provider));
+        free (qualified);
+        free (error);
+    }
+
     //  Response parsing: whole and streamed, both wire formats
     static const struct {
         bool openai;
@@ -1142,6 +1223,12 @@ lh_chatd_test (bool verbose)
         { "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
           "\"max_tokens\": 0}", "max_tokens" },
         { "{\"model\": \"ollama/\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", "model" },
+        { "{\"model\": \"m\", \"provider\": 7, \"messages\": [{\"role\": \"user\", "
+          "\"content\": \"hi\"}]}", "provider" },
+        { "{\"model\": \"m\", \"provider\": \"openai\", \"messages\": [{\"role\": \"user\", "
+          "\"content\": \"hi\"}]}", "provider" },
+        { "{\"model\": \"ollama/m\", \"provider\": \"kimi\", \"messages\": [{\"role\": "
+          "\"user\", \"content\": \"hi\"}]}", "provider" },
     };
     for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
         lh_testbus_expect (bus, "chatd", "chat", bad [index].json, 400, "bad_request",
