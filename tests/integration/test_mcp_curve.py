@@ -11,7 +11,10 @@ mcp, whose ACL applies (docs/mcp.md "stdio", docs/broker.md "Roles"):
   `lakehouse ingest` the client gets notifications/resources/list_changed;
 - query_sql is an isError result naming the broker's 403 for role mcp
   (acl/mcp/call is set to catalogd,ingestd here): the broker sees role mcp;
-- at the end of its stdin it exits 0.
+- at the end of its stdin it exits 0;
+- started from another directory with no option at all, it finds the
+  running system (LAKEHOUSE_HOME/current, docs/tools.md) and its mcp
+  certificate: list_datasets names the dataset.
 """
 
 import json
@@ -30,10 +33,10 @@ import lhmcp  # noqa: E402
 class Stdio:
     """`lakehouse mcp` through pipes: one JSON message a line each way"""
 
-    def __init__(self, t, args):
-        self.log = open(os.path.join(t.tmp, "mcp.err"), "wb")
+    def __init__(self, t, args, cwd=None, name="mcp"):
+        self.log = open(os.path.join(t.tmp, name + ".err"), "wb")
         self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=self.log, cwd=t.tmp,
+                                  stderr=self.log, cwd=cwd or t.tmp,
                                   env={k: v for k, v in os.environ.items()
                                        if k != "LAKEHOUSE_CONFIG"})
         self.buffer = b""
@@ -136,6 +139,20 @@ def main(t):
             "broker's 403 for role mcp", refused)
     rc = mcp.close()
     t.check(rc == 0, "at the end of its stdin lakehouse mcp exits 0", rc)
+
+    elsewhere = os.path.join(t.tmp, "elsewhere")
+    os.makedirs(elsewhere)
+    found = Stdio(t, [t.lakehouse, "mcp"], cwd=elsewhere, name="mcp-elsewhere")
+    found.send(lhmcp.INIT)
+    found.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    found.send(call(1, "list_datasets", {}))
+    listed = found.answer(1, 15.0)
+    names = listed and [d["name"] for d in listed["result"].get("structuredContent", {}).get("datasets", [])]
+    rc = found.close()
+    t.check(listed is not None and names == ["people"] and rc == 0,
+            "from another directory with no option, lakehouse mcp finds the running system "
+            "(LAKEHOUSE_HOME/current) and its mcp certificate: list_datasets names people",
+            (listed, rc))
     t.check(up.alive(), "up lives")
 
 
