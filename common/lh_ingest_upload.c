@@ -27,6 +27,7 @@ struct _lh_ingest_upload_t {
     char *key;                          //  object key
     lh_ingest_upload_opts_t opts;       //  options (strings copied below)
     char *trace;                        //  copy of opts.trace
+    char *span;                         //  copy of opts.span
     char *if_none_match;                //  copy of opts.if_none_match
     char *if_match;                     //  copy of opts.if_match
     s_state_t state;                    //  where we are
@@ -103,7 +104,8 @@ static lh_reply_t *
 s_call (lh_ingest_upload_t *self, const char *op, lh_pack_t **pack_p)
 {
     zframe_t *body = lh_pack_frame (pack_p);
-    lh_call_opts_t opts = { .timeout_ms = self->opts.timeout_ms, .trace = self->trace };
+    lh_call_opts_t opts = { .timeout_ms = self->opts.timeout_ms, .trace = self->trace,
+                            .span = self->span };
     lh_reply_t *reply = NULL;
     lh_client_call (self->client, "storaged", op, zframe_data (body), zframe_size (body),
                     &opts, &reply);
@@ -131,7 +133,8 @@ s_abort (lh_ingest_upload_t *self)
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "upload_id", self->upload_id);
     zframe_t *body = lh_pack_frame (&pack);
-    lh_call_opts_t opts = { .timeout_ms = self->opts.timeout_ms, .trace = self->trace };
+    lh_call_opts_t opts = { .timeout_ms = self->opts.timeout_ms, .trace = self->trace,
+                            .span = self->span };
     lh_reply_t *reply = NULL;
     lh_client_call (self->client, "storaged", "upload_abort", zframe_data (body),
                     zframe_size (body), &opts, &reply);
@@ -305,6 +308,7 @@ lh_ingest_upload_new (lh_client_t *client, const char *key,
     if (self->opts.timeout_ms == 0)
         self->opts.timeout_ms = LH_INGEST_CALL_MS;
     self->trace = opts && opts->trace? strdup (opts->trace): NULL;
+    self->span = opts && opts->span? strdup (opts->span): NULL;
     self->if_none_match = opts && opts->if_none_match? strdup (opts->if_none_match): NULL;
     self->if_match = opts && opts->if_match? strdup (opts->if_match): NULL;
     self->part_max = self->opts.part_size;
@@ -325,6 +329,7 @@ lh_ingest_upload_destroy (lh_ingest_upload_t **self_p)
             s_abort (self);
         free (self->key);
         free (self->trace);
+        free (self->span);
         free (self->if_none_match);
         free (self->if_match);
         free (self->buffer);

@@ -45,9 +45,11 @@
 #include "lh_acl.h"
 #include "lh_http_pool.h"
 #include "lh_ingest_upload.h"
+#include "lh_mcp_http.h"
 #include "lh_multipart.h"
 #include "lh_json.h"
 #include "lh_log.h"
+#include "lh_trace.h"
 #include <microhttpd.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -91,6 +93,7 @@ typedef struct {
     char trace [LH_TRACE_SIZE + 1];     //  trace id
     const char *role;                   //  the caller's role (its token's), or NULL
     char span [17];                     //  our span id (traceparent parent-id)
+    char remote_parent [17];            //  the caller's span, from its traceparent, or ""
     char flags [3];                     //  trace flags
     uint32_t timeout_ms;                //  bus deadline
     uint32_t error_status;              //  recorded error, 0 = none
@@ -123,6 +126,7 @@ typedef struct {
     uint64_t received;                  //  streamed body bytes so far
     uint64_t progress_mark;             //  received when the timeout last restarted
     char etag [67];                     //  ETag header to send, or ""
+    void *mcp;                          //  a /mcp request's state (lh_mcp_http), or NULL
 } s_request_t;
 
 //  The actor
@@ -175,6 +179,7 @@ typedef struct {
     pthread_mutex_t conn_lock;          //  guards the registry
     s_conn_t *conns;                    //  open connections
     size_t read_timeouts;               //  connections cut by the read timeout
+    lh_mcp_http_t *mcp;                 //  MCP at /mcp, or NULL (mcp/http off)
 } self_t;
 
 
@@ -299,8 +304,11 @@ s_random_hex (char *buffer, size_t size)
 static void
 s_trace_choose (s_request_t *request, const char *traceparent, const char *trace_id)
 {
-    if (s_traceparent_parse (traceparent, request->trace, request->flags) == 0)
-        ;
+    request->remote_parent [0] = 0;
+    if (s_traceparent_parse (traceparent, request->trace, request->flags) == 0) {
+        memcpy (request->remote_parent, traceparent + 36, 16);      //  its parent-id
+        request->remote_parent [16] = 0;
+    }
     else
     if (trace_id && strlen (trace_id) == LH_TRACE_SIZE && s_is_hex (trace_id, LH_TRACE_SIZE, true)) {
         memcpy (request->trace, trace_id, LH_TRACE_SIZE + 1);
@@ -381,6 +389,7 @@ s_request_destroy (s_request_t **request_p)
     if (*request_p) {
         s_request_t *request = *request_p;
         lh_ingest_upload_destroy (&request->upload);
+        lh_mcp_http_end (&request->mcp);
         lh_multipart_destroy (&request->form);
         lh_reply_destroy (&request->reply);
         if (request->parts) {
@@ -771,7 +780,8 @@ static enum MHD_Result
 s_submit (self_t *self, struct MHD_Connection *connection, s_request_t *request,
           const char *service, const char *op, zframe_t **body_p)
 {
-    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace,
+                            .span = lh_trace_on ()? request->span: NULL };
     if (self->admin_link.endpoint && request->role && streq (request->role, "admin")
     &&  lh_acl_admin_op (service, op)) {
         request->reply = s_admin_call (self, service, op, body_p, &opts);
@@ -842,7 +852,8 @@ s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request)
         lh_pack_map (pack, 1);
         lh_pack_kv_str (pack, "key", lh_ingest_upload_key (request->upload));
         zframe_t *body = lh_pack_frame (&pack);
-        lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace };
+        lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace,
+                                .span = lh_trace_on ()? request->span: NULL };
         lh_bus_pump_t *pump = lh_http_pool_pump ();
         if (!pump || lh_bus_pump_submit (pump, "storaged", "delete", &body, &opts, s_bus_discard, NULL))
             lh_warn (S_ACTOR, request->trace, "cannot remove the uploaded source %s: no bus",
@@ -926,6 +937,7 @@ s_upload_open (self_t *self, s_request_t *request)
         .part_size = self->part_size,
         .timeout_ms = self->storage_timeout_ms,
         .trace = request->trace,
+        .span = lh_trace_on ()? request->span: NULL,
         .if_none_match = route->in == LH_IN_INGEST? "*": request->if_none_match,
         .if_match = request->if_match,
         .size_max = request->body_max,
@@ -1074,6 +1086,7 @@ typedef struct {
     self_t *self;                       //  the gateway
     char *key;                          //  object key
     char trace [LH_TRACE_SIZE + 1];     //  trace id
+    char span [17];                     //  the request's span ("ps"), "" = none
     uint32_t timeout_ms;                //  deadline of each get
     char etag [65];                     //  ETag of the first range
     uint64_t size;                      //  object size
@@ -1086,11 +1099,12 @@ typedef struct {
 } s_stream_t;
 
 //  --------------------------------------------------------------------------
-//  One storaged.get on the calling thread's client; NULL if no client
+//  One storaged.get on the calling thread's client, a child of the
+//  request's span (NULL or "": none); NULL if no client
 
 static lh_reply_t *
 s_stream_get (self_t *self, const char *key, uint64_t offset, const char *trace,
-              uint32_t timeout_ms)
+              const char *span, uint32_t timeout_ms)
 {
     lh_client_t *client = s_thread_client (self);
     if (!client)
@@ -1101,7 +1115,8 @@ s_stream_get (self_t *self, const char *key, uint64_t offset, const char *trace,
     lh_pack_kv_uint (pack, "offset", offset);
     lh_pack_kv_uint (pack, "length", self->part_size);
     zframe_t *body = lh_pack_frame (&pack);
-    lh_call_opts_t opts = { .timeout_ms = timeout_ms, .trace = trace };
+    lh_call_opts_t opts = { .timeout_ms = timeout_ms, .trace = trace,
+                            .span = span && *span? span: NULL };
     lh_reply_t *reply = NULL;
     lh_client_call (client, "storaged", "get", zframe_data (body), zframe_size (body),
                     &opts, &reply);
@@ -1155,7 +1170,7 @@ s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
     pos += stream->base;                //  position in the object
     if (pos < stream->offset || pos >= stream->offset + stream->data_size) {
         lh_reply_t *reply = s_stream_get (stream->self, stream->key, pos, stream->trace,
-                                          stream->timeout_ms);
+                                          stream->span, stream->timeout_ms);
         if (!reply || s_stream_hold (stream, reply) || stream->data_size == 0
         ||  pos != stream->offset) {
             lh_warn (S_ACTOR, stream->trace, "GET %s cut at byte %" PRIu64 ": %s", stream->key,
@@ -1277,14 +1292,17 @@ s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *re
     stream->key = lh_routes_param (&request->match, "key");
     assert (stream->key);
     memcpy (stream->trace, request->trace, sizeof (stream->trace));
+    if (lh_trace_on ())
+        memcpy (stream->span, request->span, sizeof (stream->span));
     stream->timeout_ms = request->timeout_ms;
     //  The first get: at the range's start (a suffix needs the size first)
     lh_reply_t *reply = s_stream_get (self, stream->key, suffix? 0: first,
-                                      stream->trace, stream->timeout_ms);
+                                      stream->trace, stream->span, stream->timeout_ms);
     if (ranged && reply && lh_reply_status (reply) == LH_ST_BAD_REQUEST) {
         //  Past the end: storaged says bad_range; the size makes the 416
         lh_reply_destroy (&reply);
-        reply = s_stream_get (self, stream->key, 0, stream->trace, stream->timeout_ms);
+        reply = s_stream_get (self, stream->key, 0, stream->trace, stream->span,
+                              stream->timeout_ms);
         if (reply && lh_reply_status (reply) == LH_ST_OK && s_stream_hold (stream, reply) == 0) {
             uint64_t size = stream->size;
             s_stream_free (stream);
@@ -1626,6 +1644,45 @@ s_request_take (s_request_t *request, const char *data, size_t size)
 
 
 //  --------------------------------------------------------------------------
+//  May the caller of an /mcp request call svc.op? The check its token's
+//  role gets on /v1/bus/SVC/OP (acl/ROLE/call; admin ops need admin), for
+//  each bus call one of its tool calls makes (lh_mcp_http_allow_fn)
+
+static bool
+s_mcp_allow (void *arg, const char *svc, const char *op)
+{
+    s_request_t *request = (s_request_t *) arg;
+    self_t *self = (self_t *) request->owner;
+    return request->role && lh_acl_may_call (self->acl, request->role, svc, op);
+}
+
+
+//  --------------------------------------------------------------------------
+//  /mcp (lh_mcp_http.h): answered now, or suspended while it waits on the
+//  bus and served again when resumed
+
+static enum MHD_Result
+s_serve_mcp (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    if (!self->mcp)
+        return s_respond_error (connection, request, 404, "no_such_route",
+                                "MCP is off on this gateway (mcp/http)", 0);
+    lh_mcp_http_request_t mcp = { connection, request->method, request->body, request->size,
+                                  request->trace, s_mcp_allow, request };
+    lh_mcp_http_answer_t answer;
+    if (lh_mcp_http_serve (self->mcp, &mcp, &request->mcp, &answer) == 1) {
+        request->waiting = true;
+        MHD_suspend_connection (connection);
+        return MHD_YES;
+    }
+    if (!answer.response)
+        return MHD_NO;
+    return s_respond_with (connection, request, answer.status, answer.response, answer.size,
+                           answer.content_type, 0);
+}
+
+
+//  --------------------------------------------------------------------------
 //  The access handler: called once with the headers, once per piece of
 //  body, and once more when the request is complete.
 
@@ -1648,6 +1705,8 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
     if (request->waiting) {
         //  Resumed: the pump has answered
         request->waiting = false;
+        if (request->mcp)
+            return s_serve_mcp (self, connection, request);
         return s_answer (self, connection, request);
     }
     bool streaming = request->match.route
@@ -1671,6 +1730,8 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
     if (route->service == NULL) {
         if (streq (request->match.op, "health"))
             return s_serve_health (self, connection, request);
+        if (streq (request->match.op, "mcp"))
+            return s_serve_mcp (self, connection, request);
         return s_respond_error (connection, request, LH_ST_INTERNAL, "internal",
                                 "route has no local handler", 0);
     }
@@ -1699,6 +1760,39 @@ s_decimal (char *at, uint64_t value)
     while (size)
         *at++ = digits [--size];
     return at;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A request ended while tracing is on: its SERVER span, the root of its
+//  trace (or the child of the caller's traceparent). Its id is the one the
+//  response's traceparent named and its bus calls carried ("ps").
+
+static void
+s_request_span (s_request_t *request, int64_t now)
+{
+    const lh_route_t *route = request->match.route;
+    char name [LH_SPAN_NAME_MAX + 1];
+    snprintf (name, sizeof (name), "%s %s", request->method, route? route->pattern: "(no route)");
+    lh_span_t span;
+    lh_span_start (&span, request->trace, request->remote_parent, S_ACTOR, name, LH_SPAN_SERVER);
+    if (!span.active)
+        return;
+    memcpy (span.id, request->span, sizeof (span.id));
+    span.end_ns = lh_trace_now_ns ();
+    uint64_t took = now > request->started? (uint64_t) (now - request->started) * 1000: 0;
+    span.start_ns = span.end_ns > took? span.end_ns - took: 0;
+    lh_span_attr_str (&span, "http.request.method", request->method);
+    if (route)
+        lh_span_attr_str (&span, "http.route", route->pattern);
+    lh_span_attr_str (&span, "url.path", request->path);
+    lh_span_attr_int (&span, "http.response.status_code", request->status);
+    if (route && *request->match.service) {
+        char bus [2 * LH_NAME_MAX + 2];
+        snprintf (bus, sizeof (bus), "%s.%s", request->match.service, request->match.op);
+        lh_span_attr_str (&span, "lh.bus", bus);
+    }
+    lh_span_end (&span, request->status);
 }
 
 
@@ -1746,6 +1840,8 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         lh_info (S_ACTOR, request->trace, "%s %s %u %zu bytes %" PRId64 " us%s",
                  request->method, request->path, request->status, request->bytes,
                  now - request->started, ending);
+    if (lh_trace_on ())
+        s_request_span (request, now);
     if (request->conn) {
         __atomic_store_n (&request->conn->since, now, __ATOMIC_RELAXED);
         __atomic_store_n (&request->conn->busy, 0, __ATOMIC_RELAXED);
@@ -2225,6 +2321,10 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     self->conn_per_ip = (unsigned) conn_per_ip;
     self->conn_max = (unsigned) conn_max;
 
+    //  MCP at /mcp, before any HTTP thread may serve it
+    if (lh_config_bool (config, "mcp/http"))
+        self->mcp = lh_mcp_http_new (config, &self->link, self->name);
+
     //  One listening socket, shared by the HTTP threads' daemons
     self->listen_fd = s_listen_open (&address, address_size, detail_p);
     if (self->listen_fd < 0) {
@@ -2298,6 +2398,8 @@ s_self_tick (self_t *self)
         self->next_token_check = now + self->token_check_ms;
     }
     s_read_timeouts (self);
+    if (self->mcp)
+        lh_mcp_http_tick (self->mcp);
     if (now >= self->next_health) {
         s_health_refresh (self);
         self->next_health = zclock_mono () + self->health_ms;
@@ -2344,8 +2446,12 @@ s_self_destroy (self_t **self_p)
         self_t *self = *self_p;
         //  Each HTTP thread answers what waits on its pump, stops its
         //  daemon and ends; its streaming bus client is destroyed by the
-        //  thread-specific destructor as it ends.
+        //  thread-specific destructor as it ends. MCP streams end first:
+        //  a connection still suspended would stop a daemon for good.
+        if (self->mcp)
+            lh_mcp_http_stop (self->mcp);
         lh_http_pool_destroy (&self->pool);
+        lh_mcp_http_destroy (&self->mcp);
         if (self->listen_fd >= 0)
             close (self->listen_fd);
         zhashx_destroy (&self->per_ip);
@@ -2479,9 +2585,11 @@ lh_gateway_test (bool verbose)
     s_trace_choose (request, cases [0].text, "11111111111111111111111111111111");
     assert (streq (request->trace, "4bf92f3577b34da6a3ce929d0e0e4736"));
     assert (streq (request->flags, "01"));
+    assert (streq (request->remote_parent, "00f067aa0ba902b7"));
     assert (strlen (request->span) == 16 && s_is_hex (request->span, 16, true));
     s_trace_choose (request, cases [6].text, "11111111111111111111111111111111");
     assert (streq (request->trace, "11111111111111111111111111111111"));
+    assert (streq (request->remote_parent, ""));
     s_trace_choose (request, NULL, "1111111111111111111111111111111");
     assert (strlen (request->trace) == 32 && s_is_hex (request->trace, 32, true));
     assert (!streq (request->trace, "11111111111111111111111111111111"));

@@ -16,7 +16,8 @@
     --playbook NAME     the playbook corpus the mix records into (default
                         loadmix_playbook)
     --config FILE       config file (else $LAKEHOUSE_CONFIG, else
-                        ./conf/lakehouse.cfg if present, else defaults)
+                        ./conf/lakehouse.cfg if present, else the running
+                        `lakehouse up`, else defaults: docs/tools.md)
     --set KEY=VALUE     override one key (repeatable)
     -h, --help          this text
 
@@ -476,7 +477,8 @@ s_usage (FILE *file)
         "  --out FILE           the report also to FILE\n"
         "  --json FILE          the figures as JSON to FILE\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
-        "                       ./conf/lakehouse.cfg if present, else defaults)\n"
+        "                       ./conf/lakehouse.cfg if present, else the running\n"
+        "                       `lakehouse up`, else defaults)\n"
         "  --set KEY=VALUE      override a config key (repeatable)\n"
         "  -h, --help           this text\n"
         "\n"
@@ -569,27 +571,16 @@ s_parse_args (int argc, char *argv [], s_args_t *args)
 
 
 //  --------------------------------------------------------------------------
-//  Load the config as the other tools do, with the --set overrides
+//  Load the config as the other tools do (lh_tool_config_load: the
+//  running instance's bound gateway when no config names another), with
+//  the --set overrides
 
 static lh_config_t *
 s_config_load (s_args_t *args)
 {
-    const char *path = args->config_path;
-    if (!path) {
-        const char *env = getenv ("LAKEHOUSE_CONFIG");
-        if (env && *env)
-            path = env;
-        else
-        if (zsys_file_exists ("conf/lakehouse.cfg"))
-            path = "conf/lakehouse.cfg";
-    }
-    char *error = NULL;
-    lh_config_t *config = lh_config_load (path, &error);
-    if (!config) {
-        fprintf (stderr, "loadmix: %s\n", error? error: "cannot load the config");
-        free (error);
+    lh_config_t *config = lh_tool_config_load (args->config_path, "loadmix");
+    if (!config)
         return NULL;
-    }
     for (const char *set = (const char *) zlist_first (args->sets); set;
          set = (const char *) zlist_next (args->sets)) {
         const char *equals = strchr (set, '=');
@@ -695,26 +686,6 @@ s_http (const char *url, const char *method, const char *body, size_t size, bool
     return status;
 }
 
-//  The count of a vectord index (GET /v1/vectors/index/NAME), or -1
-static int64_t
-s_index_count (const char *base, const char *name)
-{
-    char *url = zsys_sprintf ("%s/v1/vectors/index/%s", base, name);
-    s_buf_t reply = { 0 };
-    long status = s_http (url, NULL, NULL, 0, true, 10000, &reply);
-    int64_t count = -1;
-    if (status == 200) {
-        json_t *root = json_loadb (reply.data, reply.size, 0, NULL);
-        json_t *value = json_object_get (root, "count");
-        if (json_is_integer (value))
-            count = json_integer_value (value);
-        json_decref (root);
-    }
-    free (reply.data);
-    zstr_free (&url);
-    return count;
-}
-
 //  The text of a reply for a reason: its first 300 bytes, on one line
 static char *
 s_excerpt (const char *data, size_t size)
@@ -727,6 +698,43 @@ s_excerpt (const char *data, size_t size)
     strcpy (text + length, size > length? "...": "");
     return text;
 }
+
+//  The count of a vectord index (GET /v1/vectors/index/NAME), or -1 and,
+//  if why_p is not NULL, a sentence saying why in *why_p (caller frees)
+static int64_t
+s_index_count (const char *base, const char *name, char **why_p)
+{
+    char *url = zsys_sprintf ("%s/v1/vectors/index/%s", base, name);
+    s_buf_t reply = { 0 };
+    long status = s_http (url, NULL, NULL, 0, true, 10000, &reply);
+    int64_t count = -1;
+    if (status == 200) {
+        json_t *root = json_loadb (reply.data, reply.size, 0, NULL);
+        json_t *value = json_object_get (root, "count");
+        if (json_is_integer (value))
+            count = json_integer_value (value);
+        json_decref (root);
+    }
+    if (why_p) {
+        char *excerpt = s_excerpt (reply.data, reply.size);
+        *why_p = status == 0? zsys_sprintf ("nothing answers (%s): is `lakehouse up` "
+                                            "running? (--url names another gateway)", excerpt)
+               : status == 401 || status == 403?
+                 zsys_sprintf ("%ld %s: set $LAKEHOUSE_TOKEN to a token of the gateway",
+                               status, excerpt)
+               : (status == 404 && strstr (excerpt, "no_such_index")) || count == 0?
+                 zsys_sprintf ("no corpus '%s' with vectors in it: run `loadmix prepare` "
+                               "first", name)
+               : count < 0? zsys_sprintf ("GET /v1/vectors/index/%s answered %ld %s", name,
+                                          status, excerpt)
+               : NULL;
+        free (excerpt);
+    }
+    free (reply.data);
+    zstr_free (&url);
+    return count;
+}
+
 
 
 //  --------------------------------------------------------------------------
@@ -855,7 +863,7 @@ s_prepare (s_args_t *args, lh_config_t *config)
     }
     roster_ms = zclock_mono () - roster_ms;
     if (rc == 0) {
-        int64_t count = s_index_count (base, args->index);
+        int64_t count = s_index_count (base, args->index, NULL);
         printf ("loadmix prepare: %" PRIu64 " workers (seed %" PRIu64 "): dataset '%s' ingested "
                 "in %.1f s, corpus '%s' built in %.1f s (%" PRId64 " vectors, %.0f rows/s), "
                 "validatord's roster ready %.1f s later; %.1f s in all\n",
@@ -1871,16 +1879,17 @@ s_run (s_args_t *args, lh_config_t *config)
     vocab->shifts = lh_workers_table ("shifts", &vocab->shifts_count);
     assert (vocab->roles && vocab->cities && vocab->states && count == vocab->places_count
             && vocab->skills && vocab->shifts);
-    int64_t corpus = s_index_count (base, args->index);
+    char *why = NULL;
+    int64_t corpus = s_index_count (base, args->index, &why);
     if (corpus <= 0) {
-        fprintf (stderr, "loadmix: the gateway at %s has no corpus '%s' with vectors in it: "
-                 "run `loadmix prepare` first (and check --url)\n", base, args->index);
+        fprintf (stderr, "loadmix: the gateway at %s: %s\n", base, why);
+        zstr_free (&why);
         zstr_free (&base);
         free (self);
         return S_EXIT_FAILURE;
     }
     self->corpus_count = (uint64_t) corpus;
-    self->playbook_before = s_index_count (base, args->playbook);
+    self->playbook_before = s_index_count (base, args->playbook, NULL);
     self->search_url = zsys_sprintf ("%s/v1/matrix/search", base);
     self->validate_url = zsys_sprintf ("%s/v1/validate", base);
     self->record_url = zsys_sprintf ("%s/v1/matrix/playbooks/record", base);
@@ -1966,7 +1975,7 @@ s_run (s_args_t *args, lh_config_t *config)
         fprintf (stderr, "loadmix: scenarios still unanswered %d s after the end; not counted\n",
                  S_DRAIN_MS / 1000);
     s_loadavg (self->load_after, sizeof (self->load_after));
-    self->playbook_after = s_index_count (base, args->playbook);
+    self->playbook_after = s_index_count (base, args->playbook, NULL);
 
     double seconds = (end - self->start) / 1e6;
     s_buf_t report = { 0 };

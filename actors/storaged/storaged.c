@@ -417,6 +417,22 @@ s_store_error (lh_request_t *request, const lh_store_error_t *error)
     lh_request_fail (request, status, error->kind, "%s", error->reason);
 }
 
+//  Publish storage.put {key, size, etag, upload?} for an object written
+//  (put, upload_commit): the write is durable, the reply not yet sent
+static void
+s_publish_put (lh_request_t *request, const char *key, const lh_store_info_t *info,
+               const char *upload_id)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, upload_id? 4: 3);
+    lh_pack_kv_str (pack, "key", key);
+    lh_pack_kv_uint (pack, "size", info->size);
+    lh_pack_kv_str (pack, "etag", info->etag);
+    if (upload_id)
+        lh_pack_kv_str (pack, "upload_id", upload_id);
+    lh_request_event (request, "storage.put", &pack);
+}
+
 //  Reply {key, etag, size} (put, commit)
 static void
 s_reply_written (lh_request_t *request, const char *key, const lh_store_info_t *info)
@@ -481,6 +497,7 @@ s_put (lh_request_t *request, void *state)
         s_store_error (request, &error);
     else {
         lh_debug (S_NAME, lh_request_trace (request), "put key=%s %zu bytes", key.text, size);
+        s_publish_put (request, key.text, &info, NULL);
         s_reply_written (request, key.text, &info);
     }
 }
@@ -710,6 +727,10 @@ s_delete (lh_request_t *request, void *state)
         return;
     }
     lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 1);
+    lh_pack_kv_str (pack, "key", key.text);
+    lh_request_event (request, "storage.delete", &pack);
+    pack = lh_pack_new ();
     lh_pack_map (pack, 2);
     lh_pack_kv_str (pack, "key", key.text);
     lh_pack_kv_bool (pack, "deleted", true);
@@ -913,6 +934,7 @@ s_upload_commit (lh_request_t *request, void *state)
         else {
             lh_debug (S_NAME, lh_request_trace (request), "upload %s committed key=%s %" PRIu64 " bytes",
                       upload_id, key, info.size);
+            s_publish_put (request, key, &info, upload_id);
             s_reply_written (request, key, &info);
         }
         free (key);

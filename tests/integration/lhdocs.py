@@ -238,6 +238,8 @@ class Page:
         for name in ("build", "tests", "scripts"):
             target = self.t.build if name == "build" else os.path.join(self.root, name)
             os.symlink(target, os.path.join(self.work, name))
+        #  HOME is the page's directory; ~/lakehouse, the checkout, is its work dir
+        os.symlink(self.work, os.path.join(self.dir, "lakehouse"))
         self.ports = {k: lhtest.free_port() for k in ("gw", "bus", "tap", "ollama")}
         self.config = os.path.join(self.dir, "lakehouse.cfg")
         with open(self.config, "w") as f:
@@ -254,8 +256,10 @@ class Page:
             "PATH": self.t.build + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
             "GW": "http://127.0.0.1:%d" % self.ports["gw"],
             "HOME": self.dir,
+            "LAKEHOUSE_HOME": os.path.join(self.dir, "home"),
         })
-        self.env.pop("LAKEHOUSE_TOKEN", None)
+        for name in ("LAKEHOUSE_TOKEN", "LAKEHOUSE_TOKENS", "XDG_CONFIG_HOME"):
+            self.env.pop(name, None)
         self.envfile = os.path.join(self.dir, "env.sh")
         open(self.envfile, "w").close()
         up = [b for b in self.blocks if b.kind == "up"]
