@@ -257,6 +257,7 @@ class Page:
             "GW": "http://127.0.0.1:%d" % self.ports["gw"],
             "HOME": self.dir,
             "LAKEHOUSE_HOME": os.path.join(self.dir, "home"),
+            "LH_DOCS_PAGE": self.dir,       # marks every process the page starts
         })
         for name in ("LAKEHOUSE_TOKEN", "LAKEHOUSE_TOKENS", "XDG_CONFIG_HOME"):
             self.env.pop(name, None)
@@ -307,6 +308,22 @@ class Page:
             proc.term()
             if proc in self.t.procs:
                 self.t.procs.remove(proc)
+            self.kill_strays()
+
+    def kill_strays(self):
+        """Kill what the page started and that left its process group
+        (setsid, a daemon): every process whose environment carries this
+        page's LH_DOCS_PAGE."""
+        mark = ("LH_DOCS_PAGE=%s" % self.dir).encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/environ" % entry, "rb") as f:
+                    if mark in f.read().split(b"\0"):
+                        os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
 
     def fail(self, b, what):
         self.failures.append("%s: %s" % (b.where(), what))
