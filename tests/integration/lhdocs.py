@@ -33,10 +33,8 @@ examples"); in short:
 import glob
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import lhtest
@@ -328,7 +326,7 @@ class Page:
     def fail(self, b, what):
         self.failures.append("%s: %s" % (b.where(), what))
 
-    def _script(self, lines, status_file):
+    def _script(self, lines):
         """A bash script running lines with our markers; the offset of the
         first doc line in it."""
         prologue = [
@@ -353,7 +351,7 @@ class Page:
         """Run lines as one bash script; (output, [(line, kind, value)],
         {line: [stdout lines]}) with line 0-based in lines, kind err/http.
         combined: stderr goes with stdout, as a terminal shows them."""
-        script, offset = self._script(lines, None)
+        script, offset = self._script(lines)
         path = os.path.join(self.dir, "block-%d.sh" % b.line)
         with open(path, "w") as f:
             f.write(script)
@@ -513,7 +511,8 @@ def main_for(t, chosen, log=print):
         for f in page.failures:
             log("not ok - " + f)
         failures += page.failures
-        t.check(True, "%s: %d blocks run" % (path, page.ran)) if not page.failures else None
+        if not page.failures:
+            t.check(True, "%s: %d blocks run" % (path, page.ran))
     log("# total: %d blocks (%d commands) run, %d outputs compared, %d blocks marked not-run, %d failed"
         % (totals[0], totals[3], totals[2], totals[1], len(failures)))
     if failures:
