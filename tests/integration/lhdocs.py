@@ -14,7 +14,8 @@ examples"); in short:
     <!-- example: up -->                the block is `./build/lakehouse up
                                         ARGS`: the page's system gets ARGS
 - <!-- example: setup, a fenced block, then --> on its own line: a hidden
-  block, run where it stands (a page's state a reader need not see).
+  block, run where it stands (a page's state a reader need not see);
+  `<!-- example: setup before-up` runs before the page's `lakehouse up`.
 - Each page runs in order on its own fresh system: one `lakehouse up` on
   ephemeral ports in a temporary directory, the default CURVE and all, and
   every process a block started in the background is killed at the page's
@@ -61,7 +62,7 @@ BLOCK_TIMEOUT = 30          # seconds for one block
 class Block:
     """One fenced block of a page."""
 
-    def __init__(self, path, line, info, lines, marker, arg, hidden):
+    def __init__(self, path, line, info, lines, marker, arg, hidden, before_up=False):
         self.path = path            # page, relative to the repository
         self.line = line            # 1-based line of the opening fence
         self.info = info            # the fence's info string
@@ -69,6 +70,7 @@ class Block:
         self.marker = marker        # None, not-run, output, up, setup
         self.arg = arg              # the marker's reason / up arguments
         self.hidden = hidden        # inside <!-- example: setup ... -->
+        self.before_up = before_up  # <!-- example: setup before-up: run before `up`
         self.kind = self._kind()    # run, transcript, not-run, output, up, text
 
     def _kind(self):
@@ -91,7 +93,7 @@ def parse_page(root, path):
     """The fenced blocks of one page, with their markers."""
     text = open(os.path.join(root, path), encoding="utf-8").read().split("\n")
     blocks = []
-    marker, arg, hidden = None, "", False
+    marker, arg, hidden, before_up = None, "", False, False
     i = 0
     while i < len(text):
         line = text[i]
@@ -108,11 +110,12 @@ def parse_page(root, path):
                 arg = arg.strip("() ")
             if marker == "setup":
                 hidden = not m.group(3)
+                before_up = hidden and arg == "before-up"
                 marker = None
             i += 1
             continue
         if hidden and line.strip() == "-->":
-            hidden = False
+            hidden, before_up = False, False
             i += 1
             continue
         f = FENCE.match(line)
@@ -122,7 +125,8 @@ def parse_page(root, path):
             while i < len(text) and not re.match(r"^\s*```+\s*$", text[i]):
                 body.append(text[i][len(f.group(1)):] if text[i].startswith(f.group(1)) else text[i])
                 i += 1
-            blocks.append(Block(path, start + 1, f.group(2), body, marker, arg, hidden))
+            blocks.append(Block(path, start + 1, f.group(2), body, marker, arg, hidden,
+                                hidden and before_up))
             marker, arg = None, ""
             i += 1
             continue
@@ -266,6 +270,9 @@ class Page:
         if up:
             words = " ".join(l.rstrip("\\ ") for l in up[0].lines if not l.lstrip().startswith("#")).split()
             args = words[words.index("up") + 1:] if "up" in words else []
+        for b in self.blocks:
+            if b.before_up and b.kind == "run":
+                self.run_block(b)
         proc = lhtest.Proc([self.t.lakehouse, "up"] + args, "up-" + os.path.basename(self.dir),
                            self.dir, self.env, cwd=self.work)
         self.t.procs.append(proc)
@@ -282,7 +289,7 @@ class Page:
                 if time.monotonic() > deadline:
                     self.fail(b, "the page's %d s budget ran out before this block" % PAGE_TIMEOUT)
                     break
-                if b.kind == "run":
+                if b.kind == "run" and not b.before_up:
                     self.run_block(b)
                     previous = b
                 elif b.kind == "transcript":
