@@ -3,10 +3,13 @@
 
     The upload half: an lh_ingest_upload_t takes bytes in pieces of any
     size and moves them into storaged under one key, holding at most one
-    part in memory. A body that ends before the first part is full goes as
-    one `put`; anything larger becomes a multipart upload (`upload_begin`,
-    `upload_part` 1, 2, ... in order and one at a time, `upload_commit`),
-    aborted (`upload_abort`) on any error or when destroyed unfinished.
+    part in memory (and the bus client's copy of the part in flight). A
+    body that ends before the first part is full goes as one `put`;
+    anything larger becomes a multipart upload (`upload_begin`,
+    `upload_part` 1, 2, ... in order, each sent while the next one fills,
+    `upload_commit`), aborted (`upload_abort`) on any error or when
+    destroyed unfinished. Every call goes through the typed storage client
+    (lh_storage.h).
     Used by the gateway (PUT /v1/storage/KEY, POST /v1/ingest) and by
     `lakehouse ingest`.
 
@@ -65,7 +68,7 @@ typedef struct {
     uint64_t size_max;                  //  413 past this many bytes; 0 = no limit
     const char *size_key;               //  the setting the 413 names (not copied), or NULL
     uint64_t size_declared;             //  the whole size when known ahead, 0 = unknown
-    lh_ingest_progress_fn *progress;    //  called after each part, or NULL
+    lh_ingest_progress_fn *progress;    //  called every part_size bytes and at the end, or NULL
     void *progress_arg;                 //  its argument
 } lh_ingest_upload_opts_t;
 

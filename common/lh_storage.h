@@ -87,6 +87,13 @@ lh_storage_t *
 lh_storage_t *
     lh_storage_new (lh_client_t *client, const char *trace, uint32_t timeout_ms);
 
+//  How many times upload_begin tries while storaged answers 503 busy
+//  (every PUT slot taken), waiting as it says between tries: default 20;
+//  1 answers the 503 at once, for a caller that must not sleep (the
+//  gateway's HTTP threads)
+void
+    lh_storage_set_busy_tries (lh_storage_t *self, int tries);
+
 //  Destroy a storage client (an upload still open is aborted first);
 //  nulls the caller's pointer
 void
@@ -187,17 +194,36 @@ uint32_t
 //  Begin a multipart upload of key under cond (may be NULL; storaged
 //  checks it now and again at commit: 412). While every PUT slot is
 //  taken (503 busy) it waits as storaged says and tries again, up to 20
-//  times and never past the deadline. On 200, *upload_p is the upload,
+//  times (lh_storage_set_busy_tries) and never past the deadline. On 200, *upload_p is the upload,
 //  owned by the caller (commit or abort ends it).
 uint32_t
     lh_storage_upload_begin (lh_storage_t *self, const char *key,
                              const lh_storage_cond_t *cond,
                              lh_storage_upload_t **upload_p);
 
+//  Begin as lh_storage_upload_begin, saying more: size (0 = unknown) is
+//  the whole size when it is known ahead, so an object over the key's cap
+//  is refused now (413) rather than at the part that passes it; part_size
+//  (0 = storaged's part_max) is the bytes per part, at most part_max.
+uint32_t
+    lh_storage_upload_begin_sized (lh_storage_t *self, const char *key,
+                                   const lh_storage_cond_t *cond, uint64_t size,
+                                   size_t part_size, lh_storage_upload_t **upload_p);
+
+//  Ask storaged whether it would take an upload of size bytes under key
+//  and cond, by a dry run of upload_begin: nothing is begun and no PUT
+//  slot is held. 200, or the refusal the upload would get (413 over the
+//  key's cap, 412 condition failed, 400 bad key).
+uint32_t
+    lh_storage_upload_check (lh_storage_t *self, const char *key,
+                             const lh_storage_cond_t *cond, uint64_t size);
+
 //  Bytes of any size, in order: whole parts (storaged's part_max, at most
-//  LH_STORAGE_PART_MAX) go out as they fill, so one part is held at most.
-//  A failure (413 over the key's cap ...) ends the upload on storaged's
-//  side; later writes return the same status.
+//  LH_STORAGE_PART_MAX) go out as they fill, each sent without waiting
+//  for storaged's answer, which comes while the next part fills (the bus
+//  client holds a copy of the part in flight: two parts at most). A
+//  failure (413 over the key's cap ...) ends the upload on storaged's
+//  side; the write that learns of it, and later ones, return its status.
 uint32_t
     lh_storage_upload_write (lh_storage_upload_t *upload, const void *data,
                              size_t size);
