@@ -4,7 +4,7 @@
 */
 
 #include "lh_storage.h"
-#include <sodium.h>
+#include "lh_sha256.h"
 
 #define S_LIST_MAX      1000            //  storaged's most keys per page
 #define S_PART_HEAD     256             //  room for an upload part's msgpack head
@@ -607,7 +607,7 @@ static uint32_t
 s_download_take (void *arg, const void *data, size_t size)
 {
     s_download_t *self = (s_download_t *) arg;
-    crypto_hash_sha256_update (&self->sha, (const uint8_t *) data, size);
+    lh_sha256_update (&self->sha, data, size);
     const uint8_t *at = (const uint8_t *) data;
     while (size) {
         ssize_t wrote = write (self->fd, at, size);
@@ -647,10 +647,8 @@ lh_storage_download (lh_storage_t *self, const char *key, const char *path,
                          "the local file for '%s' cannot be written: %s", key,
                          strerror (download.error));
     if (status == LH_ST_OK) {
-        uint8_t digest [crypto_hash_sha256_BYTES];
-        crypto_hash_sha256_final (&download.sha, digest);
         char hex [crypto_hash_sha256_BYTES * 2 + 1];
-        sodium_bin2hex (hex, sizeof (hex), digest, sizeof (digest));
+        lh_sha256_final_hex (&download.sha, hex);
         const char *expected = sha256? sha256: head.etag;
         if (strcasecmp (hex, expected) != 0)
             status = s_fail (self, LH_ST_INTERNAL, "checksum_mismatch",

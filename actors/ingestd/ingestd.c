@@ -9,7 +9,7 @@
 #include "lh_log.h"
 #include "lh_ingest_upload.h"
 #include <sqlite3.h>
-#include <sodium.h>
+#include "lh_sha256.h"
 
 #define S_NAME          "ingestd"
 #define S_NAME_MAX      128             //  longest dataset name
@@ -957,7 +957,7 @@ s_table_hash (s_ingest_t *self, const char *path, char *hex)
     assert (buffer);
     size_t size;
     while ((size = s_read_part (self, fd, buffer, chunk, &rc)) > 0) {
-        crypto_hash_sha256_update (&state, buffer, size);
+        lh_sha256_update (&state, buffer, size);
         if (lh_request_time_left (self->request) == 0) {
             s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
             rc = -1;
@@ -966,10 +966,7 @@ s_table_hash (s_ingest_t *self, const char *path, char *hex)
     }
     close (fd);
     free (buffer);
-    uint8_t digest [crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final (&state, digest);
-    for (size_t index = 0; index < sizeof (digest); index++)
-        sprintf (hex + 2 * index, "%02x", digest [index]);
+    lh_sha256_final_hex (&state, hex);
     return rc;
 }
 

@@ -259,22 +259,6 @@ int
                          const char *current_etag, const char *key,
                          lh_store_error_t *error);
 
-//  SHA-256 update over libsodium's streaming state (start it with
-//  crypto_hash_sha256_init, end it with crypto_hash_sha256_final): the
-//  same state and digest, computed with the x86 SHA extensions when the
-//  CPU has them (several times faster), else by libsodium
-void
-    lh_store_sha256_update (crypto_hash_sha256_state *state, const void *data,
-                            size_t size);
-
-//  True if lh_store_sha256_update uses the CPU's SHA extensions
-bool
-    lh_store_sha256_accelerated (void);
-
-//  Self test of the SHA-256 update against libsodium's
-void
-    lh_store_sha256_test (bool verbose);
-
 //  Hex-encode size bytes into text (2 * size + 1 bytes)
 void
     lh_store_hex (const uint8_t *data, size_t size, char *text);

@@ -23,6 +23,7 @@
 */
 
 #include "lh_store.h"
+#include "lh_sha256.h"
 #include <sodium.h>
 #include <dirent.h>
 #include <sys/file.h>
@@ -121,7 +122,7 @@ static void *
 s_hash_run (void *arg)
 {
     s_hash_job_t *job = (s_hash_job_t *) arg;
-    lh_store_sha256_update (job->state, job->data, job->size);
+    lh_sha256_update (job->state, job->data, job->size);
     return NULL;
 }
 
