@@ -405,6 +405,13 @@ lh_ingest_upload_key (lh_ingest_upload_t *self)
     return self->key;
 }
 
+const char *
+lh_ingest_upload_id (lh_ingest_upload_t *self)
+{
+    assert (self);
+    return self->upload? lh_storage_upload_id (self->upload): NULL;
+}
+
 
 //  --------------------------------------------------------------------------
 //  A fresh source key, "uploads/ingest/<32 random hex>.csv"
@@ -429,6 +436,22 @@ lh_ingest_request (const char *name, const char *source)
     lh_pack_map (pack, 2);
     lh_pack_kv_str (pack, "name", name);
     lh_pack_kv_str (pack, "source", source);
+    return lh_pack_frame (&pack);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The msgpack body of ingestd.ingest {name, source, upload_id}
+
+zframe_t *
+lh_ingest_request_follow (const char *name, const char *source, const char *upload_id)
+{
+    assert (name && source && upload_id);
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3);
+    lh_pack_kv_str (pack, "name", name);
+    lh_pack_kv_str (pack, "source", source);
+    lh_pack_kv_str (pack, "upload_id", upload_id);
     return lh_pack_frame (&pack);
 }
 

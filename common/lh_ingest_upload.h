@@ -134,6 +134,10 @@ uint64_t
 //  The key
 const char *
     lh_ingest_upload_key (lh_ingest_upload_t *self);
+//  storaged's id of the multipart upload once it has begun (a whole part
+//  was taken), else NULL: ingestd can follow the upload by it
+const char *
+    lh_ingest_upload_id (lh_ingest_upload_t *self);
 
 //  A fresh source key, "uploads/ingest/<32 random hex>.csv"; caller frees
 char *
@@ -142,6 +146,12 @@ char *
 //  The msgpack body of ingestd.ingest {name, source}
 zframe_t *
     lh_ingest_request (const char *name, const char *source);
+
+//  The msgpack body of ingestd.ingest {name, source, upload_id}: ingestd
+//  parses the source while it is still being uploaded by upload_id
+zframe_t *
+    lh_ingest_request_follow (const char *name, const char *source,
+                              const char *upload_id);
 
 //  Options of lh_ingest_file; zero values mean the defaults
 typedef struct {

@@ -516,14 +516,21 @@ uint32_t
 lh_storage_read (lh_storage_t *self, const char *key, const lh_storage_info_t *info,
                  uint64_t chunk, lh_storage_read_fn *fn, void *arg)
 {
+    return lh_storage_read_at (self, key, info, 0, chunk, fn, arg);
+}
+
+uint32_t
+lh_storage_read_at (lh_storage_t *self, const char *key, const lh_storage_info_t *info,
+                    uint64_t start, uint64_t chunk, lh_storage_read_fn *fn, void *arg)
+{
     assert (self && key && info && fn);
     s_reset (self);
     if (!chunk)
         chunk = LH_STORAGE_PART_MAX;
     s_ahead_t ahead [S_READ_AHEAD];
     memset (ahead, 0, sizeof (ahead));
-    uint64_t offset = 0;                //  next byte to hand to fn
-    uint64_t asked = 0;                 //  next byte to ask for
+    uint64_t offset = start;            //  next byte to hand to fn
+    uint64_t asked = start;             //  next byte to ask for
     uint32_t status = LH_ST_OK;
     while (status == LH_ST_OK && offset < info->size) {
         //  Keep the read-ahead full
@@ -591,6 +598,49 @@ lh_storage_read (lh_storage_t *self, const char *key, const lh_storage_info_t *i
             lh_reply_destroy (&stale);
         }
     return status;
+}
+
+
+//  --------------------------------------------------------------------------
+//  upload_read {upload_id, offset, length}: another caller's upload as it
+//  lands
+
+uint32_t
+lh_storage_upload_read (lh_storage_t *self, const char *upload_id, const char *key,
+                        uint64_t offset, uint64_t length, uint64_t *so_far, bool *readable,
+                        const void **data, size_t *size)
+{
+    assert (self && upload_id && so_far && readable && data && size);
+    s_reset (self);
+    *data = NULL;
+    *size = 0;
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "upload_id", upload_id);
+    lh_pack_kv_uint (pack, "offset", offset);
+    if (length)
+        lh_pack_kv_uint (pack, "length", length);
+    lh_pack_close (pack);
+    lh_reply_t *reply;
+    s_call (self, "upload_read", &pack, &reply);
+    if (lh_reply_status (reply) == LH_ST_OK) {
+        const msgpack_object *body = lh_reply_object (reply);
+        const msgpack_object *bytes = lh_obj_get (body, "data");
+        if (!bytes || bytes->type != MSGPACK_OBJECT_BIN || !lh_obj_uint (body, "size", so_far)
+        ||  !lh_obj_bool (body, "readable", readable))
+            return s_bad_reply (self, &reply, "upload_read", "data, size and readable");
+        const char *upload_key = NULL;
+        size_t key_size = 0;
+        if (key && (!lh_obj_str (body, "key", &upload_key, &key_size)
+                    || key_size != strlen (key) || memcmp (upload_key, key, key_size))) {
+            lh_reply_destroy (&reply);
+            return s_fail (self, LH_ST_CONFLICT, "other_key",
+                           "upload '%s' is not one of '%s'", upload_id, key);
+        }
+        *data = bytes->via.bin.ptr;
+        *size = bytes->via.bin.size;
+    }
+    return s_keep (self, &reply);
 }
 
 
@@ -874,6 +924,13 @@ lh_storage_upload_write (lh_storage_upload_t *upload, const void *data, size_t s
             return upload->status;
     }
     return LH_ST_OK;
+}
+
+const char *
+lh_storage_upload_id (lh_storage_upload_t *upload)
+{
+    assert (upload);
+    return upload->upload_id;
 }
 
 uint64_t
@@ -1178,6 +1235,43 @@ lh_storage_test (bool verbose)
     assert (upload->parts == 6);
     assert (lh_storage_upload_commit (&upload, &info) == 200 && info.size == 2500);
     assert (upload == NULL);
+    //  Another client follows an upload as it lands, then reads the rest
+    //  from the key once it is committed
+    assert (lh_storage_upload_begin_sized (storage, "t/follow", NULL, 0, 500, &upload) == 200);
+    assert (lh_storage_upload_write (upload, content, 2200) == 200);
+    lh_storage_t *follower = lh_storage_new (client, NULL, 5000);
+    uint64_t so_far = 0, followed = 0;
+    bool readable = false;
+    for (int round = 0; round < 200 && followed < 1500; round++) {
+        assert (lh_storage_upload_read (follower, lh_storage_upload_id (upload), "t/follow",
+                                        followed, 300, &so_far, &readable, &data,
+                                        &size) == 200);
+        assert (readable && size <= 300 && followed + size <= so_far && so_far <= 2200);
+        assert (memcmp (data, content + followed, size) == 0);
+        followed += size;
+        if (!size)
+            zclock_sleep (5);
+    }
+    assert (followed >= 1500);
+    //  Only the bytes before the last part are final: 2000 of them sent, 1500 final
+    assert (so_far == 1500);
+    assert (lh_storage_upload_read (follower, lh_storage_upload_id (upload), NULL, 1501, 0,
+                                    &so_far, &readable, &data, &size) == 400);
+    //  ... and only an upload of the key the follower names
+    assert (lh_storage_upload_read (follower, lh_storage_upload_id (upload), "t/other", 0, 0,
+                                    &so_far, &readable, &data, &size) == 409);
+    assert (lh_storage_upload_read (follower, "00000000000000000000000000000000", NULL, 0, 0,
+                                    &so_far, &readable, &data, &size) == 404);
+    char *follow_id = strdup (lh_storage_upload_id (upload));
+    assert (lh_storage_upload_commit (&upload, &info) == 200 && info.size == 2200);
+    assert (lh_storage_upload_read (follower, follow_id, NULL, followed, 0, &so_far, &readable,
+                                    &data, &size) == 404);
+    free (follow_id);
+    s_test_read_t *rest = (s_test_read_t *) zmalloc (sizeof (s_test_read_t));
+    assert (lh_storage_read_at (follower, "t/follow", &info, followed, 256, s_test_read, rest) == 200);
+    assert (rest->size == 2200 - followed && memcmp (rest->data, content + followed, rest->size) == 0);
+    free (rest);
+    lh_storage_destroy (&follower);
     //  An empty upload is one empty part
     assert (lh_storage_upload_begin (storage, "t/empty", NULL, &upload) == 200);
     assert (lh_storage_upload_commit (&upload, &info) == 200 && info.size == 0);
@@ -1250,7 +1344,7 @@ lh_storage_test (bool verbose)
     zstr_free (&next);
     seen = (s_test_list_t) { 0 };
     assert (lh_storage_list_all (storage, "t/", s_test_list, &seen) == 200);
-    assert (seen.seen == 10);
+    assert (seen.seen == 11);
     seen = (s_test_list_t) { .stop_at = 3 };
     assert (lh_storage_list_all (storage, "t/", s_test_list, &seen) == 200 && seen.seen == 3);
 

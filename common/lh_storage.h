@@ -179,6 +179,32 @@ uint32_t
                      const lh_storage_info_t *info, uint64_t chunk,
                      lh_storage_read_fn *fn, void *arg);
 
+//  As lh_storage_read, from byte start of the object on (start <= its size)
+uint32_t
+    lh_storage_read_at (lh_storage_t *self, const char *key,
+                        const lh_storage_info_t *info, uint64_t start, uint64_t chunk,
+                        lh_storage_read_fn *fn, void *arg);
+
+//  Follow a multipart upload in progress, begun by any caller who shared
+//  its id (storaged's upload_read): up to length bytes (0: storaged's
+//  get_max) at offset, as written so far. *data points into the reply
+//  (valid until the next operation) and *size is what came: 0 when
+//  nothing past offset has landed yet. *so_far is the upload's final
+//  bytes so far (before its last part, which may still be replaced);
+//  *readable is false when storaged cannot show an upload before its
+//  commit (its s3 backend: no bytes then). 409 when the upload is not
+//  one of key (key NULL: any). 404 once the upload is committed, aborted
+//  or expired: read its key then (lh_storage_read_at).
+uint32_t
+    lh_storage_upload_read (lh_storage_t *self, const char *upload_id, const char *key,
+                            uint64_t offset, uint64_t length, uint64_t *so_far,
+                            bool *readable, const void **data, size_t *size);
+
+//  The id of an upload (storaged's), to let another caller follow it
+//  (lh_storage_upload_read)
+const char *
+    lh_storage_upload_id (lh_storage_upload_t *upload);
+
 //  Download the object into the file at path (created or truncated),
 //  checking that its content's SHA-256 is sha256 (64 hex; NULL: the ETag
 //  the object has when the download starts). A content that does not

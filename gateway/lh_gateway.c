@@ -81,6 +81,8 @@ struct _s_conn_t {
     char ip [INET6_ADDRSTRLEN + 1];     //  counted in per_ip under this key, or ""
 };
 
+typedef struct _s_early_t s_early_t;
+
 //  One HTTP request in progress
 typedef struct {
     int64_t started;                    //  us, first handler call
@@ -115,10 +117,23 @@ typedef struct {
     lh_reply_t *reply;                  //  the pump's answer (NULL: none came)
     zlist_t *parts;                     //  PART bodies before it
     lh_gw_upload_t *upload;             //  body streaming into storaged
+    s_early_t *early;                   //  ingestd.ingest asked while the body streams, or NULL
+    bool early_tried;                   //  ... asked once already
     uint64_t received;                  //  streamed body bytes so far
     uint64_t progress_mark;             //  received when the timeout last restarted
     char etag [67];                     //  ETag header to send, or ""
 } s_request_t;
+
+//  An ingest asked while its source is still uploading (POST /v1/ingest
+//  with the dataset name known early): ingestd follows the upload as it
+//  lands; its answer waits here for the request, or is dropped when the
+//  request ended first (a client gone, an upload refused)
+struct _s_early_t {
+    s_request_t *request;               //  the request, NULL once it ended
+    bool done;                          //  the answer came
+    lh_reply_t *reply;                  //  its reply
+    zlist_t *parts;                     //  its PARTs, or NULL
+};
 
 //  The actor
 typedef struct {
@@ -368,6 +383,32 @@ s_request_new (const char *url, const char *method)
 
 
 //  --------------------------------------------------------------------------
+//  The request is done with its early ingest: an answer that came is
+//  dropped; one still to come will be (the pump's callback frees it)
+
+static void
+s_early_forget (s_early_t **early_p)
+{
+    s_early_t *early = *early_p;
+    if (early) {
+        if (early->done) {
+            lh_reply_destroy (&early->reply);
+            if (early->parts) {
+                zframe_t *part;
+                while ((part = (zframe_t *) zlist_pop (early->parts)))
+                    zframe_destroy (&part);
+                zlist_destroy (&early->parts);
+            }
+            free (early);
+        }
+        else
+            early->request = NULL;
+        *early_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
 //  Destroy a request record; nulls the caller's pointer
 
 static void
@@ -376,6 +417,7 @@ s_request_destroy (s_request_t **request_p)
     if (*request_p) {
         s_request_t *request = *request_p;
         lh_gw_upload_destroy (&request->upload);
+        s_early_forget (&request->early);
         lh_reply_destroy (&request->reply);
         if (request->parts) {
             zframe_t *part;
@@ -893,6 +935,70 @@ s_upload_failed (s_request_t *request)
 }
 
 //  --------------------------------------------------------------------------
+//  The early ingest's answer came (on the connection's own HTTP thread).
+//  The request waits for it (its body is in): answer now. Its body still
+//  streams: keep the answer; a refusal stops the upload (the rest of the
+//  body is dropped, the refusal is the answer). The request is gone:
+//  drop it.
+
+static void
+s_early_done (void *arg, lh_reply_t *reply, zlist_t *parts)
+{
+    s_early_t *early = (s_early_t *) arg;
+    s_request_t *request = early->request;
+    if (!request) {
+        s_bus_discard (NULL, reply, parts);
+        free (early);
+        return;
+    }
+    if (request->waiting) {
+        request->early = NULL;
+        free (early);
+        s_bus_done (request, reply, parts);
+        return;
+    }
+    early->done = true;
+    early->reply = reply;
+    early->parts = parts;
+    if (!reply || lh_reply_status (reply) != LH_ST_OK)
+        lh_gw_upload_destroy (&request->upload);        //  aborts it
+}
+
+//  --------------------------------------------------------------------------
+//  POST /v1/ingest whose dataset name is known (?name=, or a form's name
+//  field before its file) once the first part is in storaged: ask
+//  ingestd.ingest now with the upload's id, so ingestd parses the body as
+//  it lands instead of after the upload (docs/ingestd.md). Asked once; if
+//  it cannot be sent, the ingest is asked after the upload as usual.
+
+static void
+s_early_start (s_request_t *request)
+{
+    if (request->early_tried || request->error_status
+    ||  request->match.route->in != LH_IN_INGEST || !request->upload)
+        return;
+    const char *upload_id = lh_gw_upload_id (request->upload);
+    const char *name = lh_gw_upload_name_known (request->upload);
+    if (!upload_id || !name)
+        return;
+    request->early_tried = true;
+    lh_bus_pump_t *pump = lh_http_pool_pump ();
+    s_early_t *early = (s_early_t *) zmalloc (sizeof (s_early_t));
+    assert (early);
+    early->request = request;
+    zframe_t *body = lh_ingest_request_follow (name, lh_gw_upload_key (request->upload),
+                                               upload_id);
+    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    if (!pump || lh_bus_pump_submit (pump, request->match.service, request->match.op, &body,
+                                     &opts, s_early_done, early)) {
+        zframe_destroy (&body);
+        free (early);
+        return;
+    }
+    request->early = early;
+}
+
+//  --------------------------------------------------------------------------
 //  A piece of a streaming route's body. Every S_PROGRESS_STEP bytes the
 //  connection's read timeout starts again: a large body only needs to
 //  keep arriving, not to arrive within gateway/read_timeout_s.
@@ -900,7 +1006,7 @@ s_upload_failed (s_request_t *request)
 static enum MHD_Result
 s_stream_take (s_request_t *request, const char *data, size_t size)
 {
-    if (request->error_status) {
+    if (request->error_status || (request->early && request->early->done)) {
         lh_gw_upload_destroy (&request->upload);        //  aborts it
         s_request_discard (request, size);
         return MHD_YES;
@@ -913,6 +1019,8 @@ s_stream_take (s_request_t *request, const char *data, size_t size)
     self_t *self = (self_t *) request->owner;
     if (lh_gw_upload_take (request->upload, s_thread_client (self), data, size))
         s_upload_failed (request);
+    else
+        s_early_start (request);
     return MHD_YES;
 }
 
@@ -923,7 +1031,7 @@ static enum MHD_Result
 s_serve_upload (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
     lh_gw_upload_t *upload = request->upload;
-    if (lh_gw_upload_finish (upload, s_thread_client (self), NULL))
+    if (lh_gw_upload_finish (upload, s_thread_client (self)))
         s_upload_failed (request);
     if (request->error_status)
         return s_respond_error (connection, request, request->error_status, request->error_kind,
@@ -937,17 +1045,36 @@ s_serve_upload (self_t *self, struct MHD_Connection *connection, s_request_t *re
 }
 
 //  --------------------------------------------------------------------------
-//  POST /v1/ingest: the body is in storaged; call ingestd through the pump
+//  POST /v1/ingest: the body is in storaged; ingestd, asked early, answers
+//  when it has parsed the rest (the connection waits suspended), or is
+//  called now through the pump. An early refusal is the answer as it is.
 
 static enum MHD_Result
 s_serve_ingest (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
-    const char *name = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "name");
-    if (lh_gw_upload_finish (request->upload, s_thread_client (self), name))
+    s_early_t *early = request->early;
+    if (early && early->done) {
+        request->reply = early->reply;
+        request->parts = early->parts;
+        early->reply = NULL;
+        early->parts = NULL;
+        if (lh_reply_status (request->reply) != LH_ST_OK || !request->upload)
+            return s_answer (self, connection, request);
+    }
+    if (lh_gw_upload_finish (request->upload, s_thread_client (self)))
         s_upload_failed (request);
     if (request->error_status)
         return s_respond_error (connection, request, request->error_status, request->error_kind,
                                 request->error_reason, request->error_retry_ms);
+    if (early && early->done)
+        return s_answer (self, connection, request);
+    if (early) {
+        //  The answer comes on this thread once ingestd has read the rest
+        request->connection = connection;
+        request->waiting = true;
+        MHD_suspend_connection (connection);
+        return MHD_YES;
+    }
     zframe_t *body = lh_ingest_request (lh_gw_upload_name (request->upload),
                                         lh_gw_upload_key (request->upload));
     return s_submit (self, connection, request, request->match.service, request->match.op, &body);
@@ -1034,6 +1161,7 @@ s_stream_begin (self_t *self, struct MHD_Connection *connection, s_request_t *re
     lh_gw_upload_opts_t opts = {
         .ingest = !put,
         .key = key,
+        .name = put? NULL: MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "name"),
         .part_size = self->part_size,
         .timeout_ms = self->storage_timeout_ms,
         .trace = request->trace,

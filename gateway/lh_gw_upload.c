@@ -17,6 +17,8 @@ struct _lh_gw_upload_t {
     bool file_seen;                     //  the form had a "file" field
     char *form_name;                    //  the form's "name" field, or NULL
     size_t form_name_size;              //  its length
+    bool form_name_done;                //  its part has ended
+    char *query_name;                   //  opts.name, or NULL
     char *name;                         //  the dataset name chosen at finish
     char *if_none_match;                //  PUT condition, or NULL
     char *if_match;                     //  PUT condition, or NULL
@@ -120,9 +122,11 @@ lh_gw_upload_new (const lh_gw_upload_opts_t *opts)
     self->opts = *opts;
     self->key = opts->ingest? lh_ingest_source_key (): strdup (opts->key);
     self->trace = opts->trace? strdup (opts->trace): NULL;
+    self->query_name = opts->name? strdup (opts->name): NULL;
     assert (self->key);
     self->opts.key = NULL;
     self->opts.trace = NULL;
+    self->opts.name = NULL;
     return self;
 }
 
@@ -141,6 +145,7 @@ lh_gw_upload_destroy (lh_gw_upload_t **self_p)
         free (self->key);
         free (self->trace);
         free (self->form_name);
+        free (self->query_name);
         free (self->name);
         free (self->if_none_match);
         free (self->if_match);
@@ -227,6 +232,8 @@ s_form_event (void *arg, lh_multipart_event_t event, const lh_multipart_part_t *
     s_form_arg_t *form = (s_form_arg_t *) arg;
     lh_gw_upload_t *self = form->upload;
     const char *key = part->name;
+    if (event == LH_MULTIPART_END && streq (key, "name"))
+        self->form_name_done = true;
     if (self->status || event == LH_MULTIPART_END)
         return 0;
     if (streq (key, "file")) {
@@ -276,8 +283,9 @@ lh_gw_upload_take (lh_gw_upload_t *self, lh_client_t *client, const char *data, 
 //  made visible
 
 int
-lh_gw_upload_finish (lh_gw_upload_t *self, lh_client_t *client, const char *query_name)
+lh_gw_upload_finish (lh_gw_upload_t *self, lh_client_t *client)
 {
+    const char *query_name = self->query_name;
     assert (self);
     if (self->form) {
         if (lh_multipart_finish (self->form))
@@ -366,6 +374,22 @@ lh_gw_upload_name (lh_gw_upload_t *self)
     return self->name;
 }
 
+const char *
+lh_gw_upload_name_known (lh_gw_upload_t *self)
+{
+    assert (self);
+    if (self->query_name && *self->query_name)
+        return self->query_name;
+    return self->form_name_done && self->form_name? self->form_name: NULL;
+}
+
+const char *
+lh_gw_upload_id (lh_gw_upload_t *self)
+{
+    assert (self);
+    return self->upload? lh_ingest_upload_id (self->upload): NULL;
+}
+
 
 //  --------------------------------------------------------------------------
 //  Self test: headers, the form's fields, failures kept (no bus: a NULL
@@ -414,7 +438,9 @@ lh_gw_upload_test (bool verbose)
         assert (lh_gw_upload_take (upload, NULL, at, 1) == 0);
     assert (upload->form_name && streq (upload->form_name, "workers"));
     //  ... but no file field
-    assert (lh_gw_upload_finish (upload, NULL, NULL) == -1);
+    assert (streq (lh_gw_upload_name_known (upload), "workers"));
+    assert (!lh_gw_upload_id (upload));
+    assert (lh_gw_upload_finish (upload, NULL) == -1);
     assert (lh_gw_upload_status (upload) == 400);
     assert (strstr (lh_gw_upload_reason (upload), "no field 'file'"));
     lh_gw_upload_destroy (&upload);
@@ -425,7 +451,8 @@ lh_gw_upload_test (bool verbose)
     //  A raw body with no name anywhere
     upload = lh_gw_upload_new (&ingest);
     assert (lh_gw_upload_headers (upload, NULL, NULL, "text/csv") == 0);
-    assert (lh_gw_upload_finish (upload, NULL, "") == -1);
+    assert (!lh_gw_upload_name_known (upload));
+    assert (lh_gw_upload_finish (upload, NULL) == -1);
     assert (strstr (lh_gw_upload_reason (upload), "dataset name is required"));
     lh_gw_upload_destroy (&upload);
     printf ("OK\n");

@@ -43,6 +43,7 @@ extern "C" {
 typedef struct {
     bool ingest;                        //  POST /v1/ingest (else PUT /v1/storage/KEY)
     const char *key;                    //  a PUT's object key (copied); ingest: a fresh one
+    const char *name;                   //  an ingest's ?name= (copied), or NULL
     size_t part_size;                   //  gateway/part_size
     uint32_t timeout_ms;                //  each storaged call (gateway/storage_timeout_ms)
     const char *trace;                  //  the request's trace id (copied)
@@ -84,12 +85,11 @@ int
                        const char *data, size_t size);
 
 //  The whole body is in: check the form is complete (an ingest's, with a
-//  "file"), choose an ingest's dataset name (query_name, else the form's
+//  "file"), choose an ingest's dataset name (opts.name, else the form's
 //  "name"; 400 if neither), and make the object visible in storaged.
 //  Returns 0, or -1 with the failure recorded.
 int
-    lh_gw_upload_finish (lh_gw_upload_t *self, lh_client_t *client,
-                         const char *query_name);
+    lh_gw_upload_finish (lh_gw_upload_t *self, lh_client_t *client);
 
 //  The recorded failure: its HTTP status (0: none), kind, reason and
 //  retry_after_ms (0: none)
@@ -115,6 +115,17 @@ uint64_t
 //  After an ingest's finish: the dataset name chosen
 const char *
     lh_gw_upload_name (lh_gw_upload_t *self);
+
+//  While the body streams: the dataset name if it is known already
+//  (opts.name, or a form's "name" field that came whole before now), else
+//  NULL
+const char *
+    lh_gw_upload_name_known (lh_gw_upload_t *self);
+
+//  storaged's id of the multipart upload once it has begun (a whole part
+//  is in), else NULL: ingestd can follow the upload by it as it lands
+const char *
+    lh_gw_upload_id (lh_gw_upload_t *self);
 
 //  Self test of this class (headers, the form's fields, failures kept)
 void

@@ -146,6 +146,22 @@ lh_store_upload_stat (lh_store_t *self, const char *upload_id, char **key_p,
 }
 
 int
+lh_store_upload_read (lh_store_t *self, const char *upload_id, uint64_t offset,
+                      size_t length, void **data_p, size_t *got, char **key_p,
+                      uint64_t *size, bool *readable, lh_store_error_t *error)
+{
+    assert (self);
+    *data_p = NULL;
+    *got = 0;
+    *readable = self->backend->upload_read != NULL;
+    if (*readable)
+        return self->backend->upload_read (self->handle, upload_id, offset, length, data_p,
+                                           got, key_p, size, error);
+    uint32_t next_part;
+    return self->backend->upload_stat (self->handle, upload_id, key_p, size, &next_part, error);
+}
+
+int
 lh_store_upload_part (lh_store_t *self, const char *upload_id, uint32_t part,
                       const void *data, size_t size, uint64_t *total,
                       lh_store_error_t *error)
