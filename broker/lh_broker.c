@@ -512,6 +512,7 @@ s_request_new (self_t *self, service_t *service, lh_msg_t *msg, uint64_t dl)
     request->q = (header->has & LH_H_Q) && header->q;
     request->has_idem = (header->has & LH_H_IDEM) != 0;
     request->has_tr = (header->has & LH_H_TR) != 0;
+    request->has_ps = (header->has & LH_H_PS) != 0;
     memcpy (request->op, header->op, sizeof request->op);
     memcpy (request->src, header->src, sizeof request->src);
     if (header->has & LH_H_UID)
@@ -522,6 +523,8 @@ s_request_new (self_t *self, service_t *service, lh_msg_t *msg, uint64_t dl)
         memcpy (request->idem, header->idem, sizeof request->idem);
     if (request->has_tr)
         memcpy (request->tr, header->tr, sizeof request->tr);
+    if (request->has_ps)
+        memcpy (request->ps, header->ps, sizeof request->ps);
     return request;
 }
 
@@ -932,6 +935,8 @@ s_build_request_header (self_t *self, request_t *request)
         lh_header_set_str (out, LH_H_IDEM, request->idem);
     if (request->has_tr)
         lh_header_set_str (out, LH_H_TR, request->tr);
+    if (request->has_ps)
+        lh_header_set_str (out, LH_H_PS, request->ps);
 }
 
 

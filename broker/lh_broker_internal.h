@@ -155,11 +155,13 @@ struct _request_t {
     bool q;                             //  may wait for a worker
     bool has_idem;                      //  idem is set
     bool has_tr;                        //  tr is set
+    bool has_ps;                        //  ps is set
     char op [LH_NAME_MAX + 1];          //  operation
     char src [LH_NAME_MAX + 1];         //  client's src
     char uid [LH_UID_SIZE + 1];         //  client's key, or ""
     char idem [LH_IDEM_MAX + 1];        //  idempotency key
     char tr [LH_TRACE_SIZE + 1];        //  trace id
+    char ps [LH_SPAN_SIZE + 1];         //  the caller's span id (forwarded as is)
 };
 
 //  The broker

@@ -8,6 +8,7 @@
 */
 
 #include "lh_broker_internal.h"
+#include "lh_trace.h"
 #include "lh_json.h"
 
 //  --------------------------------------------------------------------------
@@ -135,7 +136,10 @@ lh_broker_stats_json (self_t *self)
             "p99_us", (json_int_t) lh_broker_latency_percentile (service, 0.99),
             "dropped", (json_int_t) service->dropped));
     }
-    return json_pack ("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I},"
+    //  The span exporter of the broker's process (lh_trace.h)
+    lh_trace_stats_t trace;
+    lh_trace_stats (&trace);
+    json_t *stats = json_pack ("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I},"
                       " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
                       " s:{s:b, s:I, s:I}}",
         "uptime_ms", (json_int_t) (lh_broker_now_ms () - self->started),
@@ -166,6 +170,19 @@ lh_broker_stats_json (self_t *self)
             "on", self->zap != NULL,
             "keys", (json_int_t) (self->allow? lh_allow_size (self->allow): 0),
             "generation", (json_int_t) self->allow_gen);
+    json_object_set_new (stats, "trace", json_pack (
+        "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+        "enabled", trace.enabled,
+        "spans", (json_int_t) trace.spans,
+        "queued", (json_int_t) trace.queued,
+        "queue_max", (json_int_t) trace.queue_max,
+        "dropped", (json_int_t) trace.dropped,
+        "exported", (json_int_t) trace.exported,
+        "failed", (json_int_t) trace.failed,
+        "posts", (json_int_t) trace.posts,
+        "post_errors", (json_int_t) trace.post_errors,
+        "last_error", trace.last_error));
+    return stats;
 }
 
 

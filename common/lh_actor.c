@@ -32,6 +32,7 @@
 #include "lh_actor.h"
 #include "lh_json.h"
 #include "lh_log.h"
+#include "lh_trace.h"
 #include <sodium.h>
 #include <poll.h>
 
@@ -47,6 +48,7 @@
 #define S_WORKERS_MAX       256         //  most workers one service may run
 #define S_CREDIT_MAX        1000        //  most credit a worker offers
 #define S_BATCH             100         //  bus messages handled between other duties
+#define S_CONFLICT_TRIES    3           //  READYs refused 409 before a worker gives up
 
 //  Every declared config key, to look actors/NAME/workers up only if it
 //  exists (lh_config asserts on an undeclared key)
@@ -109,6 +111,7 @@ struct _s_worker_t {
     int64_t reconnect_at;               //  when to connect (sock == NULL)
     int64_t next_tick;                  //  when to call tick
     int conflicts;                      //  409s (single-instance) so far
+    uint64_t refused_events;            //  our PUBs the broker refused (its ACL)
     lh_client_t *client;                //  for handlers' calls, lazily made
 };
 
@@ -123,6 +126,8 @@ struct _lh_request_t {
     msgpack_zone zone;                  //  holds object
     msgpack_object object;              //  decoded body
     char trace [LH_TRACE_SIZE + 1];     //  trace id (the REQ's or minted)
+    lh_span_t *span;                    //  its span while tracing is on, else NULL
+    uint32_t status;                    //  status of the final reply, once sent
 };
 
 
@@ -263,6 +268,8 @@ s_request_send (lh_request_t *self, lh_type_t type, uint32_t status, zframe_t **
                                "the reply is larger than the bus allows", 0);
         body_p = &error;
     }
+    if (type == LH_T_REP && self->span && !self->span->end_ns)
+        self->span->end_ns = lh_trace_now_ns ();       //  the span ends as it answers
     lh_header_t header;
     lh_header_init (&header, type);
     header.cid = self->header->id;
@@ -282,6 +289,7 @@ s_request_send (lh_request_t *self, lh_type_t type, uint32_t status, zframe_t **
                  self->header->op, lh_type_name (type), zmq_strerror (zmq_errno ()));
     if (type == LH_T_REP) {
         self->replied = true;
+        self->status = status;
         if (too_large)
             rc = -1;
     }
@@ -298,6 +306,50 @@ s_request_fail (lh_request_t *self, uint32_t status, const char *kind, const cha
     zframe_t *body = lh_error_body (status, kind, reason, 0);
     if (s_request_send (self, LH_T_REP, status, &body))
         zframe_destroy (&body);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Start a request's span (SERVER: svc.op, child of the caller's span "ps")
+//  and record the broker's part as a span of its own: from the broker's
+//  receive (brx, its clock) to ours, the queue wait and the hop to us
+
+static void
+s_request_spans (lh_request_t *self, lh_span_t *span)
+{
+    s_worker_t *worker = self->worker;
+    const lh_header_t *header = self->header;
+    const char *parent = (header->has & LH_H_PS)? header->ps: NULL;
+    const char *service = worker->service->name;
+    char name [LH_SPAN_NAME_MAX + 1];
+    snprintf (name, sizeof (name), "%s.%s", service, header->op);
+    lh_span_start (span, self->trace, parent, service, name, LH_SPAN_SERVER);
+    if (!span->active)
+        return;
+    self->span = span;
+    lh_span_attr_str (span, "rpc.system", "lakehouse");
+    lh_span_attr_str (span, "rpc.service", service);
+    lh_span_attr_str (span, "rpc.method", header->op);
+    lh_span_attr_str (span, "lh.worker", worker->name);
+    if (header->has & LH_H_SRC)
+        lh_span_attr_str (span, "lh.caller", header->src);
+    if ((header->has & LH_H_ATT) && header->att > 1)
+        lh_span_attr_int (span, "lh.attempt", header->att);
+    if (header->has & LH_H_BRX) {
+        lh_span_t queue;
+        snprintf (name, sizeof (name), "queue %s.%s", service, header->op);
+        lh_span_start (&queue, self->trace, parent, "broker", name, LH_SPAN_INTERNAL);
+        //  Another host's clock may run ahead of ours: never a negative wait
+        uint64_t brx_ns = header->brx * 1000;
+        queue.start_ns = brx_ns < span->start_ns? brx_ns: span->start_ns;
+        queue.end_ns = span->start_ns;
+        lh_span_attr_str (&queue, "rpc.service", service);
+        lh_span_attr_str (&queue, "rpc.method", header->op);
+        lh_span_attr_int (&queue, "lh.queue_us", (int64_t) (queue.end_ns - queue.start_ns) / 1000);
+        if (header->has & LH_H_BSEQ)
+            lh_span_attr_int (&queue, "lh.bseq", (int64_t) header->bseq);
+        lh_span_end (&queue, 0);
+    }
 }
 
 
@@ -328,6 +380,10 @@ s_worker_serve (s_worker_t *self, lh_msg_t *msg)
         header->op [0] = 0;
     lh_header_set_str (header, LH_H_NAME, self->name);
 
+    lh_span_t span;                     //  filled only while tracing is on
+    if (lh_trace_on ())
+        s_request_spans (&request, &span);
+
     const lh_op_t *op = self->service->ops;
     while (op->name && !streq (op->name, header->op))
         op++;
@@ -336,29 +392,32 @@ s_worker_serve (s_worker_t *self, lh_msg_t *msg)
         snprintf (reason, sizeof (reason), "service '%s' has no op '%s'",
                   self->service->name, header->op);
         s_request_fail (&request, LH_ST_NOT_FOUND, "no_such_op", reason);
-        return;
     }
+    else
     if (request.body && zframe_size (request.body)
     &&  lh_msgpack_check (zframe_data (request.body), zframe_size (request.body),
-                          &lh_limits_default) != 0) {
+                          &lh_limits_default) != 0)
         s_request_fail (&request, LH_ST_BAD_REQUEST, "bad_body",
                         "the request body is not valid msgpack (or exceeds the limits)");
-        return;
-    }
-    if (request.deadline <= now) {
+    else
+    if (request.deadline <= now)
         s_request_fail (&request, LH_ST_TIMEOUT, "deadline",
                         "the deadline passed before the request was served");
-        return;
+    else {
+        lh_debug (self->name, request.trace, "%s.%s from %s", self->service->name,
+                  header->op, (header->has & LH_H_SRC)? header->src: "-");
+        op->handler (&request, self->runner->state);
+        if (self->client) {
+            lh_client_set_trace (self->client, NULL);
+            lh_client_set_span (self->client, NULL, NULL);
+        }
+        if (!request.replied) {
+            lh_warn (self->name, request.trace, "%s: handler did not reply", header->op);
+            s_request_fail (&request, LH_ST_INTERNAL, "internal", "handler did not reply");
+        }
     }
-    lh_debug (self->name, request.trace, "%s.%s from %s", self->service->name,
-              header->op, (header->has & LH_H_SRC)? header->src: "-");
-    op->handler (&request, self->runner->state);
-    if (self->client)
-        lh_client_set_trace (self->client, NULL);
-    if (!request.replied) {
-        lh_warn (self->name, request.trace, "%s: handler did not reply", header->op);
-        s_request_fail (&request, LH_ST_INTERNAL, "internal", "handler did not reply");
-    }
+    if (request.span)
+        lh_span_end (request.span, request.status);
     if (request.zone_used)
         msgpack_zone_destroy (&request.zone);
     //  We were busy, not the broker silent: its messages wait unread
@@ -393,7 +452,7 @@ s_bye_hello_first (zframe_t *body)
 
 
 //  --------------------------------------------------------------------------
-//  The reason of a BYE's error body, or NULL (caller frees)
+//  The reason of a BYE's (or a REP's) error body, or NULL (caller frees)
 
 static char *
 s_bye_reason (zframe_t *body)
@@ -446,23 +505,24 @@ s_worker_recv (s_worker_t *self)
             if (status == LH_ST_CONFLICT) {
                 //  Another process serves this single-instance service. It
                 //  may be one that just died and the broker has not yet
-                //  forgotten: try once more after the broker's liveness
-                //  window; refused again, we stop for good (the runner
-                //  says why)
+                //  forgotten: try again after the broker's liveness window,
+                //  S_CONFLICT_TRIES times in all (a loaded broker may notice
+                //  the death late); refused each time, we stop for good
+                //  (the runner says why)
                 char *reason = s_bye_reason (msg.body);
                 zsock_destroy (&self->sock);
                 self->welcomed = false;
                 int64_t window = (int64_t) self->hb_ivl * (self->hb_live + 1);
-                if (self->conflicts++ == 0) {
-                    lh_warn (self->name, NULL, "broker refused us (409): %s; trying once more "
+                if (++self->conflicts < S_CONFLICT_TRIES) {
+                    lh_warn (self->name, NULL, "broker refused us (409): %s; trying again "
                              "in %" PRId64 " ms, in case that process has died",
                              reason? reason: "conflict", window);
                     self->reconnect_at = zclock_mono () + window;
                     free (reason);
                 }
                 else {
-                    lh_error (self->name, NULL, "broker refused us (409) again: %s; not serving",
-                              reason? reason: "conflict");
+                    lh_error (self->name, NULL, "broker refused us (409) %d times: %s; not serving",
+                              self->conflicts, reason? reason: "conflict");
                     char *expected = NULL;
                     if (!__atomic_compare_exchange_n (&self->runner->refused, &expected, reason,
                                                       false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
@@ -485,6 +545,18 @@ s_worker_recv (s_worker_t *self)
             }
             break;
         }
+        case LH_T_REP:
+            //  The broker refused an event of ours (acl/actor/publish): the
+            //  event is lost, so say so loudly, the first and every 100th
+            //  (broker.stats counts each in refused.publish)
+            if ((header->has & LH_H_ST) && header->st == LH_ST_FORBIDDEN
+            &&  self->refused_events++ % 100 == 0) {
+                char *reason = s_bye_reason (msg.body);
+                lh_error (self->name, NULL, "the broker refused our event (%" PRIu64 " so far): %s",
+                          self->refused_events, reason? reason: "403");
+                free (reason);
+            }
+            break;
         default:
             break;                      //  HB, and nothing else is for us
     }
@@ -946,8 +1018,11 @@ lh_request_client (lh_request_t *self)
         if (worker->client)
             lh_client_set_idle (worker->client, s_worker_keepalive, worker);
     }
-    if (worker->client)
+    if (worker->client) {
         lh_client_set_trace (worker->client, self->trace);
+        if (self->span)
+            lh_client_set_span (worker->client, self->span->id, worker->service->name);
+    }
     return worker->client;
 }
 
@@ -1425,6 +1500,35 @@ lh_request_fail_dependency (lh_request_t *self, lh_reply_t *reply,
 
 
 //  --------------------------------------------------------------------------
+//  Start a child span of this request's span (inactive when the request
+//  has none: tracing off)
+
+void
+lh_request_span (lh_request_t *self, lh_span_t *span, const char *name,
+                 lh_span_kind_t kind)
+{
+    assert (self);
+    assert (span);
+    if (!self->span) {
+        span->active = false;
+        return;
+    }
+    lh_span_start (span, self->trace, self->span->id, self->worker->service->name, name, kind);
+}
+
+
+//  --------------------------------------------------------------------------
+//  This request's span id, or "" when it has no span
+
+const char *
+lh_request_span_id (lh_request_t *self)
+{
+    assert (self);
+    return self->span? self->span->id: "";
+}
+
+
+//  --------------------------------------------------------------------------
 //  Publish an event from a handler (body may be NULL)
 
 int
@@ -1443,6 +1547,25 @@ lh_request_publish (lh_request_t *self, const char *topic,
         return -1;
     }
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Publish an event whose body is a pack (destroyed); a failure is logged
+
+int
+lh_request_event (lh_request_t *self, const char *topic, lh_pack_t **pack_p)
+{
+    assert (self);
+    assert (pack_p && *pack_p);
+    size_t size;
+    const void *data = lh_pack_data (*pack_p, &size);
+    int rc = lh_request_publish (self, topic, data, size);
+    if (rc)
+        lh_warn (self->worker->name, self->trace, "could not publish %s: %s", topic,
+                 zmq_strerror (zmq_errno ()));
+    lh_pack_destroy (pack_p);
+    return rc;
 }
 
 

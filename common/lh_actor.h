@@ -40,6 +40,7 @@
 #include "lh_client.h"
 #include "lh_body.h"
 #include "lh_config.h"
+#include "lh_trace.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -273,6 +274,24 @@ void lh_keepalive (void);
 //  Publish an event from a handler or tick (body may be NULL)
 int lh_request_publish (lh_request_t *self, const char *topic,
                         const void *body, size_t size);
+//  The same with the body in a pack (destroyed). A failure to publish is
+//  logged, never the request's: publish after the change is durable, and
+//  only for a request that changed something.
+int lh_request_event (lh_request_t *self, const char *topic, lh_pack_t **pack_p);
+
+//  ---------------------------------------------------------------------
+//  Traces (lh_trace.h). While tracing is on, the runtime gives each request
+//  a SERVER span "svc.op" (child of the caller's span, header "ps") and a
+//  span "queue svc.op" for the broker's part (from its brx to our
+//  receive); each call made on lh_request_client gets a CLIENT span.
+
+//  Start a child span of this request's span, in this service (ended with
+//  lh_span_end). Inactive, every lh_span_* a no-op, when the request has
+//  no span (tracing off).
+void lh_request_span (lh_request_t *self, lh_span_t *span, const char *name,
+                      lh_span_kind_t kind);
+//  This request's span id (16 hex), or "" when it has none
+const char *lh_request_span_id (lh_request_t *self);
 
 //  Self test of this class
 void

@@ -18,6 +18,7 @@
 #include "lh_client.h"
 #include "lh_body.h"
 #include "lh_log.h"
+#include "lh_trace.h"
 #include <sodium.h>
 
 #define S_HELLO_WAIT_MS     5000        //  lh_client_new waits this for WELCOME
@@ -36,6 +37,9 @@ typedef struct {
     zframe_t *body;                     //  copy of the body, or NULL
     int64_t expires;                    //  monotonic ms: dl + grace
     bool resent;                        //  already resent after a BYE
+    uint64_t span_start;                //  its call span's start, ns
+    char span [LH_SPAN_SIZE + 1];       //  its call span's id (sent as "ps"), or ""
+    char parent [LH_SPAN_SIZE + 1];     //  that span's parent (the caller's span)
 } s_pending_t;
 
 struct _lh_reply_t {
@@ -47,6 +51,7 @@ struct _lh_reply_t {
     msgpack_object object;              //  decoded body
     char *reason;                       //  error.reason, once looked up
     bool local;                         //  synthesized here, not received
+    char span [LH_SPAN_SIZE + 1];       //  the call span of the request, or ""
 };
 
 struct _lh_client_t {
@@ -67,6 +72,8 @@ struct _lh_client_t {
     int64_t last_active;                //  monotonic ms we last polled
     int64_t next_expiry_check;          //  monotonic ms of the next deadline scan
     char trace [LH_TRACE_SIZE + 1];     //  trace set by the caller, or ""
+    char span [LH_SPAN_SIZE + 1];       //  span the caller's calls are made in, or ""
+    char span_service [LH_NAME_MAX + 1];    //  service.name of our call spans
     zhashx_t *pending;                  //  "id" -> s_pending_t
     zlist_t *inbox;                     //  lh_reply_t held for lh_client_recv
     zlist_t *subs;                      //  SUB prefixes, resent after HELLO
@@ -222,6 +229,17 @@ s_reply_synth (uint64_t cid, uint32_t status, const char *kind, const char *reas
 
 
 //  --------------------------------------------------------------------------
+//  The id of the call span of the request this reply answers, or ""
+
+const char *
+lh_reply_span (lh_reply_t *self)
+{
+    assert (self);
+    return self->span;
+}
+
+
+//  --------------------------------------------------------------------------
 //  A reply made here, not received: status and the SPEC error body
 
 lh_reply_t *
@@ -251,9 +269,41 @@ s_pending_lookup (lh_client_t *self, uint64_t id)
     return (s_pending_t *) zhashx_lookup (self->pending, &id);
 }
 
+//  --------------------------------------------------------------------------
+//  End a request's call span (when it has one) with its reply's status
+
 static void
-s_pending_remove (lh_client_t *self, uint64_t id)
+s_call_span_end (lh_client_t *self, s_pending_t *pending, lh_reply_t *reply)
 {
+    lh_span_t span;
+    char name [2 * LH_NAME_MAX + 2];
+    snprintf (name, sizeof (name), "%s.%s", pending->header.svc, pending->header.op);
+    lh_span_start (&span, pending->header.tr, pending->parent, self->span_service, name,
+                   LH_SPAN_CLIENT);
+    if (!span.active)
+        return;
+    memcpy (span.id, pending->span, sizeof (span.id));
+    span.start_ns = pending->span_start;
+    lh_span_attr_str (&span, "rpc.system", "lakehouse");
+    lh_span_attr_str (&span, "rpc.service", pending->header.svc);
+    lh_span_attr_str (&span, "rpc.method", pending->header.op);
+    if (reply && reply->local)
+        lh_span_attr_str (&span, "lh.reply", "synthesized");
+    lh_span_end (&span, reply? reply->header.st: 0);
+}
+
+//  A request's answer is in (reply, or NULL when it is given up): forget
+//  it, ending its call span
+
+static void
+s_pending_remove (lh_client_t *self, uint64_t id, lh_reply_t *reply)
+{
+    s_pending_t *pending = lh_trace_on ()? s_pending_lookup (self, id): NULL;
+    if (pending && *pending->span) {
+        s_call_span_end (self, pending, reply);
+        if (reply)
+            memcpy (reply->span, pending->span, sizeof (reply->span));
+    }
     zhashx_delete (self->pending, &id);
 }
 
@@ -605,6 +655,23 @@ lh_client_set_trace (lh_client_t *self, const char *trace)
 
 
 //  --------------------------------------------------------------------------
+//  Set the span following requests are made in (NULL: none) and the
+//  service.name their call spans carry (NULL: unchanged)
+
+void
+lh_client_set_span (lh_client_t *self, const char *span, const char *service)
+{
+    assert (self);
+    if (span && lh_span_id_valid (span, LH_SPAN_SIZE))
+        memcpy (self->span, span, sizeof (self->span));
+    else
+        self->span [0] = 0;
+    if (service)
+        snprintf (self->span_service, sizeof (self->span_service), "%s", service);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Set (or clear) the function called while the client waits
 
 void
@@ -662,6 +729,17 @@ s_request (lh_client_t *self, const char *svc, const char *op,
         lh_trace_mint (minted);
         lh_header_set_str (header, LH_H_TR, minted);
     }
+    //  A call made inside a traced span (a handler's) gets a span of its
+    //  own, the parent of the server's; else the caller's span, if given
+    if (*self->span && lh_trace_on () && streq (header->tr, self->trace)) {
+        lh_span_mint (pending->span);
+        memcpy (pending->parent, self->span, sizeof (pending->parent));
+        pending->span_start = lh_trace_now_ns ();
+        lh_header_set_str (header, LH_H_PS, pending->span);
+    }
+    else
+    if (opts && opts->span && lh_span_id_valid (opts->span, LH_SPAN_SIZE))
+        lh_header_set_str (header, LH_H_PS, opts->span);
     if (body && size)
         pending->body = zframe_new (body, size);
     pending->expires = zclock_mono () + timeout + S_GRACE_MS;
@@ -685,12 +763,12 @@ s_expired (lh_client_t *self, uint64_t id)
     int64_t live_ms = (int64_t) self->hb_ivl * self->hb_live;
     bool unreachable = !self->welcomed
                     || zclock_mono () - self->last_recv >= live_ms;
-    s_pending_remove (self, id);
-    if (unreachable)
-        return s_reply_synth (id, LH_ST_UNAVAILABLE, "broker_unreachable",
-                              "the broker could not be reached before the deadline");
-    return s_reply_synth (id, LH_ST_TIMEOUT, "deadline",
-                          "no reply before the deadline");
+    lh_reply_t *reply = unreachable
+        ? s_reply_synth (id, LH_ST_UNAVAILABLE, "broker_unreachable",
+                         "the broker could not be reached before the deadline")
+        : s_reply_synth (id, LH_ST_TIMEOUT, "deadline", "no reply before the deadline");
+    s_pending_remove (self, id, reply);
+    return reply;
 }
 
 
@@ -703,7 +781,7 @@ static void
 s_inbox_add (lh_client_t *self, lh_reply_t *reply)
 {
     if (reply->header.t == LH_T_REP)
-        s_pending_remove (self, reply->header.cid);
+        s_pending_remove (self, reply->header.cid, reply);
     if (zlist_size (self->inbox) >= S_INBOX_MAX) {
         lh_reply_t *oldest = (lh_reply_t *) zlist_pop (self->inbox);
         lh_warn (self->name, NULL, "inbox full: dropped a held reply");
@@ -782,9 +860,9 @@ lh_client_wait (lh_client_t *self, uint64_t id, lh_reply_t **reply_p)
         int64_t left = pending->expires - zclock_mono ();
         if (left <= 0 || self->refused || zsys_interrupted) {
             if (self->refused) {
-                s_pending_remove (self, id);
                 *reply_p = s_reply_synth (id, self->refused, NULL,
                                           "the broker refused this client");
+                s_pending_remove (self, id, *reply_p);
             }
             else
                 *reply_p = s_expired (self, id);
@@ -806,7 +884,7 @@ lh_client_wait (lh_client_t *self, uint64_t id, lh_reply_t **reply_p)
             lh_reply_destroy (&reply);
             continue;
         }
-        s_pending_remove (self, id);
+        s_pending_remove (self, id, reply);
         *reply_p = reply;
     }
     assert (!(*reply_p)->parts);
@@ -862,9 +940,9 @@ lh_client_call_all (lh_client_t *self, lh_call_t *calls, size_t count,
                     if (!self->refused && !zsys_interrupted && pending->expires > now)
                         continue;
                     if (self->refused) {
-                        s_pending_remove (self, ids [index]);
                         calls [index].reply = s_reply_synth (ids [index], self->refused, NULL,
                                                              "the broker refused this client");
+                        s_pending_remove (self, ids [index], calls [index].reply);
                     }
                     else
                         calls [index].reply = s_expired (self, ids [index]);
@@ -891,7 +969,7 @@ lh_client_call_all (lh_client_t *self, lh_call_t *calls, size_t count,
             lh_reply_destroy (&reply);
             continue;
         }
-        s_pending_remove (self, ids [index]);
+        s_pending_remove (self, ids [index], reply);
         calls [index].reply = reply;
         waiting--;
     }
@@ -978,7 +1056,7 @@ lh_client_recv (lh_client_t *self, lh_reply_t **reply_p, int timeout_ms)
             break;
         if (rc == 1) {
             if (reply->header.t == LH_T_REP)
-                s_pending_remove (self, reply->header.cid);
+                s_pending_remove (self, reply->header.cid, reply);
             *reply_p = reply;
             return 0;
         }
@@ -1018,7 +1096,7 @@ lh_client_try_recv (lh_client_t *self, lh_reply_t **reply_p)
         lh_msg_reset (&msg);
         if (result == 1) {
             if (reply->header.t == LH_T_REP)
-                s_pending_remove (self, reply->header.cid);
+                s_pending_remove (self, reply->header.cid, reply);
             *reply_p = reply;
             return 0;
         }

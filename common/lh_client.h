@@ -43,6 +43,9 @@ typedef struct {
     const char *idem;                   //  idempotency key, or NULL
     bool queue;                         //  "q": wait for a worker until the deadline
     const char *trace;                  //  trace id, or NULL for the client's own
+    const char *span;                   //  the caller's span id (16 hex), sent as
+                                        //  "ps", or NULL; a client given a span
+                                        //  (lh_client_set_span) sends its own
 } lh_call_opts_t;
 
 typedef struct _lh_client_t lh_client_t;
@@ -62,6 +65,15 @@ void
 //  served, so a call from a handler carries it on.
 void
     lh_client_set_trace (lh_client_t *self, const char *trace);
+
+//  Set the span following requests are made in (NULL: none), and the
+//  service.name of their spans (NULL: unchanged). While tracing is on
+//  (lh_trace.h), each request carrying the client's trace then gets a
+//  client span of its own: child of this span, parent of the server's
+//  (its id travels as "ps"), ended when the reply comes. An actor's
+//  runtime sets it to the span of the request being served.
+void
+    lh_client_set_span (lh_client_t *self, const char *span, const char *service);
 
 //  Call svc.op with a msgpack body (may be NULL/0) and wait for the final
 //  REP. PARTs received meanwhile are concatenated by the caller's choice:
@@ -184,6 +196,10 @@ zlist_t *
 //  Error reason from an {"error":{...}} body, or NULL (borrowed)
 const char *
     lh_reply_reason (lh_reply_t *self);
+//  The id of the client span of the call this reply answers ("" when the
+//  call was not traced; lh_client_set_span)
+const char *
+    lh_reply_span (lh_reply_t *self);
 
 //  A reply made locally with an error status and the SPEC error body (it
 //  reads like one that came from the bus)

@@ -205,7 +205,9 @@ lh_ingest_upload_new (lh_client_t *client, const char *key,
         self->opts.timeout_ms = LH_INGEST_CALL_MS;
     self->storage = lh_storage_new (client, self->opts.trace, self->opts.timeout_ms);
     lh_storage_set_busy_tries (self->storage, 1);   //  503 busy is the caller's to answer
-    self->opts.trace = NULL;            //  not kept: the storage client has it
+    lh_storage_set_span (self->storage, self->opts.span);
+    self->opts.trace = NULL;            //  not kept: the storage client has them
+    self->opts.span = NULL;
     self->cond.if_none_match = opts && opts->if_none_match;
     self->if_match = opts && opts->if_match? strdup (opts->if_match): NULL;
     self->cond.if_match = self->if_match;

@@ -63,6 +63,8 @@ typedef struct {
     size_t part_size;                   //  bytes per part; 0 = LH_INGEST_PART_SIZE
     uint32_t timeout_ms;                //  each storaged call; 0 = LH_INGEST_CALL_MS
     const char *trace;                  //  trace id sent with each call, or NULL
+    const char *span;                   //  parent span id sent with each call
+                                        //  ("ps", lh_client.h), or NULL
     const char *if_none_match;          //  "*" for create-only, or NULL
     const char *if_match;               //  ETag the key must hold, or NULL
     uint64_t size_max;                  //  413 past this many bytes; 0 = no limit

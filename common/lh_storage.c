@@ -81,6 +81,14 @@ lh_storage_new (lh_client_t *client, const char *trace, uint32_t timeout_ms)
 }
 
 void
+lh_storage_set_span (lh_storage_t *self, const char *span)
+{
+    assert (self);
+    if (self->job == &self->own_job)
+        lh_job_set_span (self->job, span);
+}
+
+void
 lh_storage_set_busy_tries (lh_storage_t *self, int tries)
 {
     assert (self && tries >= 1);

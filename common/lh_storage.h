@@ -94,6 +94,12 @@ lh_storage_t *
 void
     lh_storage_set_busy_tries (lh_storage_t *self, int tries);
 
+//  Make every call a child of span (a traced caller's span id, 16 hex;
+//  NULL: none). Only for a client made by lh_storage_new (a request's
+//  calls are under its own span already).
+void
+    lh_storage_set_span (lh_storage_t *self, const char *span);
+
 //  Destroy a storage client (an upload still open is aborted first);
 //  nulls the caller's pointer
 void

@@ -42,6 +42,7 @@ typedef struct {
     char svc [LH_NAME_MAX + 1];         //  service
     char op [LH_NAME_MAX + 1];          //  op
     char key [S_KEY_MAX];               //  "topic id" of its list
+    bool probe;                         //  a gateway health probe (hidden)
 } s_pending_t;
 
 //  The reader
@@ -56,6 +57,7 @@ struct _lh_tap_t {
     size_t statuses;                    //  entries in status
     bool bodies;                        //  --bodies
     bool pretty;                        //  --pretty
+    bool all;                           //  --all: the gateway's health probes too
     bool quiet;                         //  no message lines
     zhashx_t *pending;                  //  "topic id" -> zlist of s_pending_t
     zhashx_t *by_bseq;                  //  "bseq" -> s_pending_t (same items)
@@ -66,6 +68,7 @@ struct _lh_tap_t {
     uint64_t last_bseq;                 //  last bseq seen, 0 = none yet
     uint64_t received;                  //  messages received
     uint64_t shown;                     //  messages shown
+    uint64_t hidden;                    //  health probes and replies not shown
     uint64_t skipped;                   //  messages not [topic] [header] [body]
     uint64_t gaps;                      //  gaps reported
     uint64_t missed;                    //  messages missed in them
@@ -209,6 +212,10 @@ lh_tap_option (lh_tap_t *self, int argc, char *argv [], int *argn, char **error_
         self->pretty = true;
         return 1;
     }
+    if (streq (arg, "--all")) {
+        self->all = true;
+        return 1;
+    }
     static const char *valued [] = { "--service", "--op", "--trace", "--status", NULL };
     const char *name = NULL;
     const char *value = NULL;
@@ -324,10 +331,28 @@ s_format_time (uint64_t us, char *buffer, size_t size)
 
 
 //  --------------------------------------------------------------------------
+//  Is a REQ one of the gateway's own health probes: broker.ping or
+//  broker.services from its health client ("NAME-health" in `lakehouse
+//  up`; a standalone gateway's calls carry its certificate's name,
+//  "gateway")
+
+static bool
+s_is_probe (const lh_header_t *header)
+{
+    if (!streq (header->svc, "broker")
+    ||  !(streq (header->op, "ping") || streq (header->op, "services")))
+        return false;
+    size_t size = strlen (header->src);
+    return streq (header->src, "gateway")
+        || (size > 7 && streq (header->src + size - 7, "-health"));
+}
+
+
+//  --------------------------------------------------------------------------
 //  Remember a REQ for its replies' svc/op and latency
 
 static void
-s_pending_add (lh_tap_t *self, const char *topic, const lh_header_t *header)
+s_pending_add (lh_tap_t *self, const char *topic, const lh_header_t *header, bool probe)
 {
     if (self->pending_count >= S_PENDING_MAX) {
         zhashx_purge (self->by_bseq);   //  replies to these lose their latency
@@ -342,6 +367,7 @@ s_pending_add (lh_tap_t *self, const char *topic, const lh_header_t *header)
     snprintf (entry->svc, sizeof entry->svc, "%s", header->svc);
     snprintf (entry->op, sizeof entry->op, "%s", header->op);
     snprintf (entry->key, sizeof entry->key, "%s %" PRIu64, topic, header->id);
+    entry->probe = probe;
     zlist_t *list = (zlist_t *) zhashx_lookup (self->pending, entry->key);
     if (!list) {
         list = zlist_new ();
@@ -599,10 +625,12 @@ lh_tap_handle (lh_tap_t *self, zmsg_t *msg)
     bool has_latency = false;
     uint64_t latency = 0;
     uint64_t rseq = 0;
+    bool probe = false;                 //  a health probe or its reply
     if (header.t == LH_T_REQ) {
         snprintf (svc, sizeof svc, "%s", header.svc);
         snprintf (op, sizeof op, "%s", header.op);
-        s_pending_add (self, topic, &header);
+        probe = s_is_probe (&header);
+        s_pending_add (self, topic, &header, probe);
     }
     else
     if (header.t == LH_T_PUB) {
@@ -615,6 +643,7 @@ lh_tap_handle (lh_tap_t *self, zmsg_t *msg)
         if ((header.has & LH_H_CID) && s_pending_find (self, topic, &header, rseq, &request)) {
             snprintf (svc, sizeof svc, "%s", request.svc);
             snprintf (op, sizeof op, "%s", request.op);
+            probe = request.probe;
             if (header.t == LH_T_REP && (header.has & LH_H_BRX) && header.brx >= request.brx) {
                 has_latency = true;
                 latency = header.brx - request.brx;
@@ -626,6 +655,10 @@ lh_tap_handle (lh_tap_t *self, zmsg_t *msg)
             snprintf (svc, sizeof svc, "%.*s", (int) (length < LH_NAME_MAX? length: LH_NAME_MAX), topic);
             snprintf (op, sizeof op, "%s", dot? dot + 1: "");
         }
+    }
+    if (probe && !self->all) {
+        self->hidden++;
+        return 0;
     }
     if ((self->service && !streq (self->service, svc))
     ||  (self->op && !streq (self->op, op))
@@ -683,6 +716,12 @@ lh_tap_summary (lh_tap_t *self)
                                self->shown, self->gaps, self->missed);
     if (text && self->skipped) {
         char *longer = zsys_sprintf ("%s, %" PRIu64 " malformed skipped", text, self->skipped);
+        free (text);
+        text = longer;
+    }
+    if (text && self->hidden) {
+        char *longer = zsys_sprintf ("%s, %" PRIu64 " health probe message(s) hidden "
+                                     "(--all shows them)", text, self->hidden);
         free (text);
         text = longer;
     }
@@ -1178,6 +1217,47 @@ lh_tap_test (bool verbose)
     fflush (out);
     assert (strstr (text, "time") && strstr (text, "echo.echo") && strstr (text, "0.200 ms"));
     lh_tap_destroy (&tap);
+
+    //  The gateway's health probes (broker.ping, broker.services from its
+    //  health client) and their replies are hidden, unless --all
+    for (int all = 0; all < 2; all++) {
+        tap = lh_tap_new ("test");
+        lh_tap_set_output (tap, out);
+        if (all) {
+            char *flag [] = { "x", "--all" };
+            int argn = 1;
+            assert (lh_tap_option (tap, 2, flag, &argn, &error) == 1);
+        }
+        const char *probes [][2] = { { "gateway-health", "ping" }, { "gateway", "services" },
+                                     { "admin", "ping" }, { "gateway-health", "stats" } };
+        for (uint64_t index = 0; index < 4; index++) {
+            lh_header_t header;
+            s_test_header (&header, LH_T_REQ, 10 + index * 2, 1000);
+            header.has |= LH_H_ID;
+            header.id = index + 1;
+            lh_header_set_str (&header, LH_H_SRC, probes [index][0]);
+            lh_header_set_str (&header, LH_H_SVC, "broker");
+            lh_header_set_str (&header, LH_H_OP, probes [index][1]);
+            char topic [64];
+            snprintf (topic, sizeof topic, "broker.%s", probes [index][1]);
+            assert (s_test_handle (tap, s_test_message (topic, &header, 0, NULL)) == 0);
+            s_test_header (&header, LH_T_REP, 11 + index * 2, 1100);
+            header.has |= LH_H_CID | LH_H_ST;
+            header.cid = index + 1;
+            header.st = 200;
+            assert (s_test_handle (tap, s_test_message (topic, &header, 10 + index * 2,
+                                                        NULL)) == 0);
+        }
+        //  Shown: admin's ping and the stats call (each REQ + REP); with
+        //  --all the probes too
+        assert (lh_tap_shown (tap) == (all? 8u: 4u));
+        char *summary = lh_tap_summary (tap);
+        assert (streq (summary, all? "8 received, 8 shown, 0 gap(s), 0 missed"
+                              : "8 received, 4 shown, 0 gap(s), 0 missed, 4 health probe "
+                                "message(s) hidden (--all shows them)"));
+        free (summary);
+        lh_tap_destroy (&tap);
+    }
     fclose (out);
     free (text);
 

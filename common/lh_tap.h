@@ -62,7 +62,8 @@ void
     lh_tap_destroy (lh_tap_t **self_p);
 
 //  Take one reader option from argv [*argn]: --service S, --op O,
-//  --trace T, --status LIST (200,404,5xx), --bodies, --pretty (a value
+//  --trace T, --status LIST (200,404,5xx), --bodies, --pretty, --all
+//  (the gateway's own health probes too: hidden by default) (a value
 //  as the next argument or after '='). Returns 1 and advances *argn past
 //  the option's value, 0 if argv [*argn] is not a reader option, -1 and a
 //  sentence in *error_p (caller frees) if its value is bad or missing.

@@ -51,6 +51,7 @@
 #include "lh_gw_download.h"
 #include "lh_json.h"
 #include "lh_log.h"
+#include "lh_trace.h"
 #include <microhttpd.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -94,6 +95,7 @@ typedef struct {
     char trace [LH_TRACE_SIZE + 1];     //  trace id
     const char *role;                   //  the caller's role (its token's), or NULL
     char span [17];                     //  our span id (traceparent parent-id)
+    char remote_parent [17];            //  the caller's span, from its traceparent, or ""
     char flags [3];                     //  trace flags
     uint32_t timeout_ms;                //  bus deadline
     uint32_t error_status;              //  recorded error, 0 = none
@@ -309,8 +311,11 @@ s_random_hex (char *buffer, size_t size)
 static void
 s_trace_choose (s_request_t *request, const char *traceparent, const char *trace_id)
 {
-    if (s_traceparent_parse (traceparent, request->trace, request->flags) == 0)
-        ;
+    request->remote_parent [0] = 0;
+    if (s_traceparent_parse (traceparent, request->trace, request->flags) == 0) {
+        memcpy (request->remote_parent, traceparent + 36, 16);      //  its parent-id
+        request->remote_parent [16] = 0;
+    }
     else
     if (trace_id && strlen (trace_id) == LH_TRACE_SIZE && s_is_hex (trace_id, LH_TRACE_SIZE, true)) {
         memcpy (request->trace, trace_id, LH_TRACE_SIZE + 1);
@@ -804,7 +809,8 @@ static enum MHD_Result
 s_submit (self_t *self, struct MHD_Connection *connection, s_request_t *request,
           const char *service, const char *op, zframe_t **body_p)
 {
-    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace,
+                            .span = lh_trace_on ()? request->span: NULL };
     if (self->admin_link.endpoint && request->role && streq (request->role, "admin")
     &&  lh_acl_admin_op (service, op)) {
         request->reply = s_admin_call (self, service, op, body_p, &opts);
@@ -875,7 +881,8 @@ s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request)
         lh_pack_map (pack, 1);
         lh_pack_kv_str (pack, "key", lh_gw_upload_key (request->upload));
         zframe_t *body = lh_pack_frame (&pack);
-        lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace };
+        lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace,
+                                .span = lh_trace_on ()? request->span: NULL };
         lh_bus_pump_t *pump = lh_http_pool_pump ();
         if (!pump || lh_bus_pump_submit (pump, "storaged", "delete", &body, &opts, s_bus_discard, NULL))
             lh_warn (S_ACTOR, request->trace, "cannot remove the uploaded source %s: no bus",
@@ -988,7 +995,8 @@ s_early_start (s_request_t *request)
     early->request = request;
     zframe_t *body = lh_ingest_request_follow (name, lh_gw_upload_key (request->upload),
                                                upload_id);
-    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace };
+    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace,
+                            .span = lh_trace_on ()? request->span: NULL };
     if (!pump || lh_bus_pump_submit (pump, request->match.service, request->match.op, &body,
                                      &opts, s_early_done, early)) {
         zframe_destroy (&body);
@@ -1096,6 +1104,8 @@ s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *re
     assert (key);
     lh_gw_download_t *download = lh_gw_download_new (client, key, request->trace,
                                                      request->timeout_ms, self->part_size);
+    if (lh_trace_on ())
+        lh_gw_download_set_span (download, request->span);
     free (key);
     unsigned status = lh_gw_download_open (download, MHD_lookup_connection_value (
         connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE));
@@ -1165,6 +1175,7 @@ s_stream_begin (self_t *self, struct MHD_Connection *connection, s_request_t *re
         .part_size = self->part_size,
         .timeout_ms = self->storage_timeout_ms,
         .trace = request->trace,
+        .span = lh_trace_on ()? request->span: NULL,
         .size_max = request->body_max,
         .size_key = s_limit_key (request),
         .declared = length? strtoull (length, NULL, 10): 0
@@ -1460,6 +1471,39 @@ s_decimal (char *at, uint64_t value)
 
 
 //  --------------------------------------------------------------------------
+//  A request ended while tracing is on: its SERVER span, the root of its
+//  trace (or the child of the caller's traceparent). Its id is the one the
+//  response's traceparent named and its bus calls carried ("ps").
+
+static void
+s_request_span (s_request_t *request, int64_t now)
+{
+    const lh_route_t *route = request->match.route;
+    char name [LH_SPAN_NAME_MAX + 1];
+    snprintf (name, sizeof (name), "%s %s", request->method, route? route->pattern: "(no route)");
+    lh_span_t span;
+    lh_span_start (&span, request->trace, request->remote_parent, S_ACTOR, name, LH_SPAN_SERVER);
+    if (!span.active)
+        return;
+    memcpy (span.id, request->span, sizeof (span.id));
+    span.end_ns = lh_trace_now_ns ();
+    uint64_t took = now > request->started? (uint64_t) (now - request->started) * 1000: 0;
+    span.start_ns = span.end_ns > took? span.end_ns - took: 0;
+    lh_span_attr_str (&span, "http.request.method", request->method);
+    if (route)
+        lh_span_attr_str (&span, "http.route", route->pattern);
+    lh_span_attr_str (&span, "url.path", request->path);
+    lh_span_attr_int (&span, "http.response.status_code", request->status);
+    if (route && *request->match.service) {
+        char bus [2 * LH_NAME_MAX + 2];
+        snprintf (bus, sizeof (bus), "%s.%s", request->match.service, request->match.op);
+        lh_span_attr_str (&span, "lh.bus", bus);
+    }
+    lh_span_end (&span, request->status);
+}
+
+
+//  --------------------------------------------------------------------------
 //  A request ended (answered, or its connection closed): log one line
 
 static void
@@ -1503,6 +1547,8 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         lh_info (S_ACTOR, request->trace, "%s %s %u %zu bytes %" PRId64 " us%s",
                  request->method, request->path, request->status, request->bytes,
                  now - request->started, ending);
+    if (lh_trace_on ())
+        s_request_span (request, now);
     if (request->conn) {
         __atomic_store_n (&request->conn->since, now, __ATOMIC_RELAXED);
         __atomic_store_n (&request->conn->busy, 0, __ATOMIC_RELAXED);
@@ -2236,9 +2282,11 @@ lh_gateway_test (bool verbose)
     s_trace_choose (request, cases [0].text, "11111111111111111111111111111111");
     assert (streq (request->trace, "4bf92f3577b34da6a3ce929d0e0e4736"));
     assert (streq (request->flags, "01"));
+    assert (streq (request->remote_parent, "00f067aa0ba902b7"));
     assert (strlen (request->span) == 16 && s_is_hex (request->span, 16, true));
     s_trace_choose (request, cases [6].text, "11111111111111111111111111111111");
     assert (streq (request->trace, "11111111111111111111111111111111"));
+    assert (streq (request->remote_parent, ""));
     s_trace_choose (request, NULL, "1111111111111111111111111111111");
     assert (strlen (request->trace) == 32 && s_is_hex (request->trace, 32, true));
     assert (!streq (request->trace, "11111111111111111111111111111111"));

@@ -93,6 +93,13 @@ lh_gw_download_new (lh_client_t *client, const char *key, const char *trace,
     return self;
 }
 
+void
+lh_gw_download_set_span (lh_gw_download_t *self, const char *span)
+{
+    assert (self);
+    lh_storage_set_span (self->storage, span);
+}
+
 
 //  --------------------------------------------------------------------------
 //  Destroy a download

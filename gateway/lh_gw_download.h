@@ -49,6 +49,11 @@ lh_gw_download_t *
     lh_gw_download_new (lh_client_t *client, const char *key, const char *trace,
                         uint32_t timeout_ms, size_t part_size);
 
+//  Make the storaged calls children of the request's span (16 hex; NULL
+//  or "": none)
+void
+    lh_gw_download_set_span (lh_gw_download_t *self, const char *span);
+
 //  Destroy a download that was not handed to a response; nulls the
 //  caller's pointer
 void

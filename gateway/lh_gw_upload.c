@@ -12,6 +12,7 @@ struct _lh_gw_upload_t {
     lh_gw_upload_opts_t opts;           //  options (strings copied below)
     char *key;                          //  object key
     char *trace;                        //  trace id
+    char *span;                         //  opts.span, or NULL
     lh_ingest_upload_t *upload;         //  into storaged, from the first byte on
     lh_multipart_t *form;               //  multipart/form-data parser, or NULL
     bool file_seen;                     //  the form had a "file" field
@@ -85,6 +86,7 @@ s_upload_open (lh_gw_upload_t *self, lh_client_t *client)
         .part_size = self->opts.part_size,
         .timeout_ms = self->opts.timeout_ms,
         .trace = self->trace,
+        .span = self->span,
         .if_none_match = self->opts.ingest? "*": self->if_none_match,
         .if_match = self->if_match,
         .size_max = self->opts.size_max,
@@ -122,10 +124,12 @@ lh_gw_upload_new (const lh_gw_upload_opts_t *opts)
     self->opts = *opts;
     self->key = opts->ingest? lh_ingest_source_key (): strdup (opts->key);
     self->trace = opts->trace? strdup (opts->trace): NULL;
+    self->span = opts->span? strdup (opts->span): NULL;
     self->query_name = opts->name? strdup (opts->name): NULL;
     assert (self->key);
     self->opts.key = NULL;
     self->opts.trace = NULL;
+    self->opts.span = NULL;
     self->opts.name = NULL;
     return self;
 }
@@ -144,6 +148,7 @@ lh_gw_upload_destroy (lh_gw_upload_t **self_p)
         lh_multipart_destroy (&self->form);
         free (self->key);
         free (self->trace);
+        free (self->span);
         free (self->form_name);
         free (self->query_name);
         free (self->name);

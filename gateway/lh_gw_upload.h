@@ -47,6 +47,7 @@ typedef struct {
     size_t part_size;                   //  gateway/part_size
     uint32_t timeout_ms;                //  each storaged call (gateway/storage_timeout_ms)
     const char *trace;                  //  the request's trace id (copied)
+    const char *span;                   //  its span, parent of the storaged calls (copied), or NULL
     uint64_t size_max;                  //  the route's body limit (413 past it)
     const char *size_key;               //  the setting that raises it (not copied)
     uint64_t declared;                  //  Content-Length, 0 = none

@@ -129,6 +129,7 @@ s_header_field (lh_header_t *self, uint32_t bit, size_t *capacity)
         case LH_H_SRC:   *capacity = sizeof (self->src);   return self->src;
         case LH_H_UID:   *capacity = sizeof (self->uid);   return self->uid;
         case LH_H_TR:    *capacity = sizeof (self->tr);    return self->tr;
+        case LH_H_PS:    *capacity = sizeof (self->ps);    return self->ps;
         case LH_H_IDEM:  *capacity = sizeof (self->idem);  return self->idem;
         case LH_H_TOPIC: *capacity = sizeof (self->topic); return self->topic;
         case LH_H_OPS:   *capacity = sizeof (self->ops);   return self->ops;
@@ -271,6 +272,7 @@ lh_header_encode (const lh_header_t *self, uint8_t *buffer, size_t capacity)
     if (has & LH_H_Q)       ok = ok && s_put_str (&writer, "q")
                                     && s_put_head (&writer, self->q? 0xc3: 0xc2, 0, 0);
     if (has & LH_H_TR)      ok = ok && s_put_kv_str (&writer, "tr", self->tr);
+    if (has & LH_H_PS)      ok = ok && s_put_kv_str (&writer, "ps", self->ps);
     if (has & LH_H_ST)      ok = ok && s_put_kv_uint (&writer, "st", self->st);
     if (has & LH_H_CREDIT)  ok = ok && s_put_kv_uint (&writer, "credit", self->credit);
     if (has & LH_H_SRC)     ok = ok && s_put_kv_str (&writer, "src", self->src);
@@ -667,6 +669,9 @@ lh_header_decode (lh_header_t *self, const uint8_t *data, size_t size)
                 if (memcmp (key, "tr", 2) == 0)
                     bit = LH_H_TR;
                 else
+                if (memcmp (key, "ps", 2) == 0)
+                    bit = LH_H_PS;
+                else
                 if (memcmp (key, "op", 2) == 0)
                     bit = LH_H_OP;
                 break;
@@ -1041,6 +1046,7 @@ lh_proto_test (bool verbose)
     lh_header_set_str (&header, LH_H_TOPIC, "catalog.changed");
     lh_header_set_str (&header, LH_H_IDEM, "k-1");
     lh_header_set_str (&header, LH_H_TR, "4bf92f3577b34da6a3ce929d0e0e4736");
+    lh_header_set_str (&header, LH_H_PS, "00f067aa0ba902b7");
     lh_header_set_str (&header, LH_H_SRC, "gateway");
     lh_header_set_str (&header, LH_H_UID, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
     lh_header_set_str (&header, LH_H_NAME, "node-b");
@@ -1059,6 +1065,7 @@ lh_proto_test (bool verbose)
     assert (streq (decoded.svc, "storaged") && streq (decoded.op, "put"));
     assert (streq (decoded.topic, "catalog.changed") && streq (decoded.idem, "k-1"));
     assert (streq (decoded.tr, header.tr) && streq (decoded.src, "gateway"));
+    assert (streq (decoded.ps, "00f067aa0ba902b7"));
     assert (streq (decoded.uid, header.uid) && streq (decoded.name, "node-b"));
     assert (streq (decoded.ops, "put,get,head"));
     assert (streq (decoded.solo, "host-b:4242:0123abcd"));
@@ -1090,6 +1097,11 @@ lh_proto_test (bool verbose)
           "4141414141414141414141414141414141414141414141414141414141414141"
           "414141414141414141414141414141414141414141414141414141414141414141", -2 },
         { "svc with NUL", "82a174a24842a3737663a2610062", -2 },
+        { "ps of 16", "82a174a3524551a27073b0"
+          "30306630363761613062613930326237", 0 },
+        { "ps too long (17)", "82a174a3524551a27073b1"
+          "3030663036376161306261393032623737", -2 },
+        { "ps as int", "82a174a3524551a2707301", -2 },
         { "str8 claiming 255 bytes in 1", "82a174a24842a3737663d9ff61", -1 },
         { "trailing byte", "81a174a2484200", -2 },
         { "unknown key holding a deep nest", "82a174a24842a178919191919191919191919101", -2 },

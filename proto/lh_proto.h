@@ -37,6 +37,7 @@ extern "C" {
 #define LH_TOPIC_MAX        255     //  PUB/SUB topic
 #define LH_IDEM_MAX         128     //  idempotency key
 #define LH_TRACE_SIZE       32      //  W3C trace-id, lowercase hex
+#define LH_SPAN_SIZE        16      //  W3C span-id (parent-id), lowercase hex
 #define LH_UID_SIZE         40      //  Z85 public key
 #define LH_OPS_MAX          1024    //  READY: comma-separated op names
 #define LH_HEADER_KEYS_MAX  32      //  most keys one header map may hold
@@ -101,6 +102,7 @@ typedef enum {
 #define LH_H_MAX_MSG    (1u << 20)
 #define LH_H_OPS        (1u << 21)
 #define LH_H_SOLO       (1u << 22)
+#define LH_H_PS         (1u << 23)
 #define LH_H_STAMPS     (LH_H_SRC | LH_H_UID | LH_H_BSEQ | LH_H_BRX | LH_H_ATT)
 
 //  A decoded header. Fixed-size fields: decoding never allocates.
@@ -126,6 +128,7 @@ typedef struct {
     char src [LH_NAME_MAX + 1];         //  stamped sender name
     char uid [LH_UID_SIZE + 1];         //  stamped sender key (Z85)
     char tr [LH_TRACE_SIZE + 1];        //  trace id
+    char ps [LH_SPAN_SIZE + 1];         //  parent span id (the caller's span)
     char idem [LH_IDEM_MAX + 1];        //  idempotency key
     char topic [LH_TOPIC_MAX + 1];      //  PUB/SUB topic
     char ops [LH_OPS_MAX + 1];          //  READY: "op1,op2,..."

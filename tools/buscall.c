@@ -9,7 +9,9 @@
     --server-key KEY    the broker's public key, Z85 or a public cert file
                         (else config bus/server_key, else CERTS/broker.cert)
     --config FILE       config file (else $LAKEHOUSE_CONFIG, else
-                        ./conf/lakehouse.cfg if present, else defaults)
+                        ./conf/lakehouse.cfg if present, else the running
+                        `lakehouse up` recorded in LAKEHOUSE_HOME/current,
+                        else defaults: docs/tools.md "Finding the system")
     --timeout MS        deadline for the reply (default 5000)
     --idem KEY          idempotency key
     --trace HEX         trace id, 32 hex digits (default: a new one)
@@ -25,8 +27,9 @@
         $ buscall echo echo '{"n": 1, "blob": {"$base64": "AAE="}}'
 
     Exit codes: 0 for a 2xx reply; 1 for 4xx; 2 for 5xx, an unreachable
-    broker or a reply that cannot be shown as JSON; 64 for a bad command
-    line, JSON body or config. Errors go to stderr as
+    broker, a refused CURVE handshake (said at once, naming the
+    certificate) or a reply that cannot be shown as JSON; 64 for a bad
+    command line, JSON body, config or certificate. Errors go to stderr as
     "buscall: SVC.OP: 404 Not Found: reason".
     =========================================================================
 */
@@ -38,7 +41,6 @@
 #include "lh_tool.h"
 #include "lh_json.h"
 #include "lh_client.h"
-#include "lh_cert.h"
 
 #define S_EXIT_OK           0
 #define S_EXIT_CLIENT       1           //  4xx
@@ -77,7 +79,8 @@ s_usage (FILE *file)
         "  --server-key KEY    broker's public key or public cert (else bus/server_key,\n"
         "                      else CERTS/broker.cert)\n"
         "  --config FILE       config file (else $LAKEHOUSE_CONFIG, else\n"
-        "                      ./conf/lakehouse.cfg if present, else defaults)\n"
+        "                      ./conf/lakehouse.cfg, else the running `lakehouse up`,\n"
+        "                      else defaults)\n"
         "  --timeout MS        deadline for the reply (default 5000)\n"
         "  --idem KEY          idempotency key\n"
         "  --trace HEX         trace id, 32 hex digits (default: a new one)\n"
@@ -86,7 +89,8 @@ s_usage (FILE *file)
         "\n"
         "JSON is the request body (`-` reads it from stdin); {\"$base64\": \"...\"}\n"
         "stands for binary. The reply body is printed as JSON. Exit: 0 for 2xx,\n"
-        "1 for 4xx, 2 for 5xx or no reply, 64 for a bad command line.\n");
+        "1 for 4xx, 2 for 5xx, no reply or a refused handshake, 64 for a bad\n"
+        "command line, config or certificate.\n");
 }
 
 
@@ -241,31 +245,6 @@ s_print_body (FILE *file, const void *data, size_t size, bool pretty)
 
 
 //  --------------------------------------------------------------------------
-//  Load the config: --config, else $LAKEHOUSE_CONFIG, else
-//  ./conf/lakehouse.cfg if present, else defaults (as the launcher does)
-
-static lh_config_t *
-s_config_load (const char *path)
-{
-    if (!path) {
-        const char *env = getenv ("LAKEHOUSE_CONFIG");
-        if (env && *env)
-            path = env;
-        else
-        if (zsys_file_exists ("conf/lakehouse.cfg"))
-            path = "conf/lakehouse.cfg";
-    }
-    char *error = NULL;
-    lh_config_t *config = lh_config_load (path, &error);
-    if (!config) {
-        fprintf (stderr, "buscall: %s\n", error? error: "cannot load the config");
-        free (error);
-    }
-    return config;
-}
-
-
-//  --------------------------------------------------------------------------
 //  Set the log level from config log/level, or debug with -v
 
 static void
@@ -333,7 +312,7 @@ main (int argc, char *argv [])
     if (rc)
         return rc < 0? S_EXIT_OK: rc;
 
-    lh_config_t *config = s_config_load (args.config);
+    lh_config_t *config = lh_tool_config_load (args.config, "buscall");
     if (!config)
         return S_EXIT_USAGE;
     s_log_level (config, args.verbose);
@@ -364,27 +343,16 @@ main (int argc, char *argv [])
         }
     }
 
-    lh_link_t link;
-    zcert_t *cert = NULL;
-    char *server_key = NULL;
-    char *error = NULL;
-    if (lh_cert_link (config, args.broker? args.broker: lh_config_str (config, "bus/endpoint"),
-                      "admin", args.cert, args.server_key, &link, &cert, &server_key,
-                      &error) != 0) {
-        fprintf (stderr, "buscall: %s (see --cert, --server-key, `lakehouse certs`)\n", error);
-        free (error);
-        zframe_destroy (&body);
-        lh_config_destroy (&config);
-        return S_EXIT_USAGE;
-    }
-    lh_client_t *client = lh_client_new (&link, "buscall");
+    lh_tool_opts_t link_opts = { .endpoint = args.broker, .cert = args.cert,
+                                 .server_key = args.server_key };
+    int failure = 0;
+    lh_tool_link_t *link = lh_tool_link_new (config, "buscall", &link_opts, &failure);
+    lh_client_t *client = link? lh_tool_link_client (link, "buscall", &failure): NULL;
     if (!client) {
-        fprintf (stderr, "buscall: cannot reach the broker at %s\n", link.endpoint);
-        zcert_destroy (&cert);
-        free (server_key);
+        lh_tool_link_destroy (&link);
         zframe_destroy (&body);
         lh_config_destroy (&config);
-        return S_EXIT_SERVER;
+        return failure == LH_TOOL_BAD_LINK? S_EXIT_USAGE: S_EXIT_SERVER;
     }
     lh_call_opts_t opts = {
         .timeout_ms = args.timeout_ms,
@@ -404,8 +372,7 @@ main (int argc, char *argv [])
 
     lh_reply_destroy (&reply);
     lh_client_destroy (&client);
-    zcert_destroy (&cert);
-    free (server_key);
+    lh_tool_link_destroy (&link);
     zframe_destroy (&body);
     lh_config_destroy (&config);
     return exit_code;

@@ -6,9 +6,14 @@
 
     --broker ENDPOINT   broker to call (else config bus/endpoint)
     --config FILE       config file (else $LAKEHOUSE_CONFIG, else
-                        ./conf/lakehouse.cfg if present, else defaults)
-    --cert FILE         our CURVE certificate, with --server-key
-    --server-key KEY    the broker's CURVE public key (Z85)
+                        ./conf/lakehouse.cfg if present, else the running
+                        `lakehouse up` recorded in LAKEHOUSE_HOME/current,
+                        else defaults: docs/tools.md "Finding the system")
+    --cert FILE         our CURVE certificate (else config bus/cert, else
+                        CERTS/admin.cert of the local set)
+    --server-key KEY    the broker's CURVE public key, Z85 or its public
+                        certificate (else bus/server_key, else
+                        CERTS/broker.cert)
     --speed S           instant (default: each request once the previous
                         one is answered) or original (the recorded gaps)
     --from-bseq N       only requests recorded with bseq >= N
@@ -39,8 +44,9 @@
     *time_ms, *time_us, elapsed*, uptime*, duration*, created*, updated*,
     modified*; string values that are a trace id (32 hex digits) or hold a
     UUID or an ISO 8601 time. Exit codes: 0 every case matched; 1 some
-    differed; 2 the broker or the recording could not be read; 64 bad
-    command line.
+    differed; 2 the broker or the recording could not be read (a refused
+    CURVE handshake is said at once, naming the certificate); 64 bad
+    command line, config or certificate.
     =========================================================================
 */
 
@@ -70,7 +76,6 @@ typedef struct {
     const char *config;                 //  --config, or NULL
     const char *cert;                   //  --cert, or NULL
     const char *server_key;             //  --server-key, or NULL
-    char server_key_buf [LH_UID_SIZE + 1];  //  its key, Z85
     bool original;                      //  --speed original
     uint64_t from_bseq;                 //  --from-bseq
     zlist_t *services;                  //  --service values (borrowed)
@@ -130,8 +135,11 @@ s_usage (FILE *file)
         "usage: busreplay [options] FILE.lhrec\n"
         "\n"
         "  --broker ENDPOINT   broker to call (else config bus/endpoint)\n"
-        "  --config FILE       config file\n"
-        "  --cert FILE         our CURVE certificate, with --server-key KEY\n"
+        "  --config FILE       config file (else $LAKEHOUSE_CONFIG, else ./conf/lakehouse.cfg,\n"
+        "                      else the running `lakehouse up`, else defaults)\n"
+        "  --cert FILE         our CURVE certificate (else bus/cert, else CERTS/admin.cert)\n"
+        "  --server-key KEY    the broker's public key or public cert (else\n"
+        "                      bus/server_key, else CERTS/broker.cert)\n"
         "  --speed S           instant (default) or original (the recorded gaps)\n"
         "  --from-bseq N       only requests recorded with bseq >= N\n"
         "  --service S         only requests to S (repeatable; `broker` is skipped unless named)\n"
@@ -196,10 +204,11 @@ s_parse (s_args_t *args, int argc, char *argv [])
             else if (streq (arg, "--service"))  zlist_append (args->services, (void *) value);
             else
             if (streq (arg, "--server-key")) {
-                if (lh_tool_server_key (value, args->server_key_buf) == -1)
+                char key [LH_UID_SIZE + 1];
+                if (lh_tool_server_key (value, key) == -1)
                     return s_bad_usage ("--server-key '%s': give the broker's public key (%d Z85 "
                                         "characters) or its public certificate file", value, LH_UID_SIZE);
-                args->server_key = args->server_key_buf;
+                args->server_key = value;
             }
             else
             if (streq (arg, "--ignore")) {
@@ -233,8 +242,6 @@ s_parse (s_args_t *args, int argc, char *argv [])
     }
     if (!args->file)
         return s_bad_usage ("give a recording (FILE.lhrec)");
-    if (!args->cert != !args->server_key)
-        return s_bad_usage ("--cert and --server-key go together");
     return 0;
 }
 
@@ -1168,16 +1175,8 @@ main (int argc, char *argv [])
             return s_bad_usage ("--ignore '%s': give a path like $.a.b[0] or $.items[*].size", text);
         }
     }
-    const char *path = args.config;
-    if (!path) {
-        const char *env = getenv ("LAKEHOUSE_CONFIG");
-        path = env && *env? env: zsys_file_exists ("conf/lakehouse.cfg")? "conf/lakehouse.cfg": NULL;
-    }
-    char *error = NULL;
-    lh_config_t *config = lh_config_load (path, &error);
+    lh_config_t *config = lh_tool_config_load (args.config, "busreplay");
     if (!config) {
-        fprintf (stderr, "busreplay: %s\n", error? error: "cannot load the config");
-        free (error);
         zlist_destroy (&args.services);
         zlist_destroy (&args.ignores);
         return S_EXIT_USAGE;
@@ -1188,24 +1187,16 @@ main (int argc, char *argv [])
     int exit_code = S_EXIT_FAILURE;
     zlistx_t *cases = zlistx_new ();
     assert (cases);
-    zcert_t *cert = NULL;
+    lh_tool_link_t *link = NULL;
     lh_client_t *client = NULL;
     if (s_load (&args, cases) == 0) {
-        lh_link_t link = {
-            .endpoint = args.broker? args.broker: lh_config_str (config, "bus/endpoint"),
-            .server_key = args.server_key
-        };
-        if (args.cert) {
-            cert = zcert_load (args.cert);
-            if (!cert)
-                fprintf (stderr, "busreplay: cannot load the certificate '%s'\n", args.cert);
-            link.cert = cert;
-        }
-        if (!args.cert || cert) {
-            client = lh_client_new (&link, "busreplay");
-            if (!client)
-                fprintf (stderr, "busreplay: cannot reach the broker at %s\n", link.endpoint);
-        }
+        lh_tool_opts_t opts = { .endpoint = args.broker, .cert = args.cert,
+                                .server_key = args.server_key };
+        int failure = 0;
+        link = lh_tool_link_new (config, "busreplay", &opts, &failure);
+        client = link? lh_tool_link_client (link, "busreplay", &failure): NULL;
+        if (failure == LH_TOOL_BAD_LINK)
+            exit_code = S_EXIT_USAGE;
         if (client
         &&  s_wait_services (&args, client, cases) == 0 && s_replay (&args, client, cases) == 0) {
             size_t matched = 0, skipped = 0;
@@ -1217,7 +1208,7 @@ main (int argc, char *argv [])
         }
     }
     lh_client_destroy (&client);
-    zcert_destroy (&cert);
+    lh_tool_link_destroy (&link);
     for (s_case_t *entry = (s_case_t *) zlistx_first (cases); entry;
          entry = (s_case_t *) zlistx_next (cases))
         s_case_destroy (&entry);

@@ -6,10 +6,17 @@
 
     --tap ENDPOINT      tap to read (else config bus/tap)
     --config FILE       config file (else $LAKEHOUSE_CONFIG, else
-                        ./conf/lakehouse.cfg if present, else defaults)
-    --cert FILE         our CURVE certificate (role tap; FILE_secret holds
-                        the secret key, as `lakehouse certs new` writes it)
-    --server-key KEY    the broker's CURVE public key (Z85), with --cert
+                        ./conf/lakehouse.cfg if present, else the running
+                        `lakehouse up` recorded in LAKEHOUSE_HOME/current,
+                        else defaults: docs/tools.md "Finding the system")
+    --cert FILE         our CURVE certificate, role tap (else config
+                        bus/tap_cert, else CERTS/tap.cert of the local set;
+                        FILE_secret holds the secret key)
+    --server-key KEY    the broker's CURVE public key, Z85 or its public
+                        certificate (else bus/server_key, else
+                        CERTS/broker.cert)
+    --all               also the gateway's own health probes (its
+                        broker.ping and broker.services every second)
     --service S         only messages of service S (events: service "evt")
     --op O              only messages of op O (events: the topic)
     --trace T           only messages with trace id T
@@ -32,9 +39,12 @@
 
     The reading, filtering, pairing and recording are common/lh_tap.c,
     which `lakehouse up --tap/--record` runs on the broker's in-process
-    tap. SIGINT or SIGTERM ends it cleanly (the recording is complete up to the
-    last message received). Exit codes: 0 ok, 1 tap unreachable or
-    recording write failed, 64 bad command line or config.
+    tap. A refused CURVE handshake (a certificate the tap does not admit,
+    a wrong server key) is said at once, naming the certificate, and ends
+    it with 1. SIGINT or SIGTERM ends it cleanly (the recording is complete
+    up to the last message received). Exit codes: 0 ok, 1 tap unreachable,
+    handshake refused or recording write failed, 64 bad command line,
+    config or certificate.
     =========================================================================
 */
 
@@ -56,7 +66,6 @@ typedef struct {
     const char *config;                 //  --config, or NULL
     const char *cert;                   //  --cert, or NULL
     const char *server_key;             //  --server-key, or NULL
-    char server_key_buf [LH_UID_SIZE + 1];  //  its key, Z85
     const char *record;                 //  --record, or NULL
     uint64_t count;                     //  --count, 0 = no limit
     int hwm;                            //  --hwm
@@ -75,9 +84,13 @@ s_usage (FILE *file)
         "usage: bustap [options]\n"
         "\n"
         "  --tap ENDPOINT      tap to read (else config bus/tap)\n"
-        "  --config FILE       config file (else $LAKEHOUSE_CONFIG, else ./conf/lakehouse.cfg)\n"
-        "  --cert FILE         our CURVE certificate (role tap)\n"
-        "  --server-key KEY    the broker's CURVE public key (Z85), with --cert\n"
+        "  --config FILE       config file (else $LAKEHOUSE_CONFIG, else ./conf/lakehouse.cfg,\n"
+        "                      else the running `lakehouse up`, else defaults)\n"
+        "  --cert FILE         our CURVE certificate, role tap (else bus/tap_cert,\n"
+        "                      else CERTS/tap.cert)\n"
+        "  --server-key KEY    the broker's public key or public cert (else\n"
+        "                      bus/server_key, else CERTS/broker.cert)\n"
+        "  --all               also the gateway's own health probes\n"
         "  --service S         only service S (events: evt)\n"
         "  --op O              only op O (events: the topic)\n"
         "  --trace T           only trace id T\n"
@@ -140,10 +153,11 @@ s_parse (s_args_t *args, lh_tap_t *tap, int argc, char *argv [])
             else if (streq (arg, "--record"))   args->record = value;
             else
             if (streq (arg, "--server-key")) {
-                if (lh_tool_server_key (value, args->server_key_buf) == -1)
+                char key [LH_UID_SIZE + 1];
+                if (lh_tool_server_key (value, key) == -1)
                     return s_bad_usage ("--server-key '%s': give the broker's public key (%d Z85 "
                                         "characters) or its public certificate file", value, LH_UID_SIZE);
-                args->server_key = args->server_key_buf;
+                args->server_key = value;
             }
             else
             if (streq (arg, "--count")) {
@@ -158,70 +172,7 @@ s_parse (s_args_t *args, lh_tap_t *tap, int argc, char *argv [])
             }
         }
     }
-    if (args->cert && !args->server_key)
-        return s_bad_usage ("--cert needs --server-key (the broker's public key)");
-    if (args->server_key && !args->cert)
-        return s_bad_usage ("--server-key needs --cert (our certificate)");
     return 0;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Load the config: --config, else $LAKEHOUSE_CONFIG, else
-//  ./conf/lakehouse.cfg if present, else defaults
-
-static lh_config_t *
-s_config_load (const char *path)
-{
-    if (!path) {
-        const char *env = getenv ("LAKEHOUSE_CONFIG");
-        if (env && *env)
-            path = env;
-        else
-        if (zsys_file_exists ("conf/lakehouse.cfg"))
-            path = "conf/lakehouse.cfg";
-    }
-    char *error = NULL;
-    lh_config_t *config = lh_config_load (path, &error);
-    if (!config) {
-        fprintf (stderr, "bustap: %s\n", error? error: "cannot load the config");
-        free (error);
-    }
-    return config;
-}
-
-
-//  --------------------------------------------------------------------------
-//  The SUB socket on the tap: a CURVE client when given a certificate.
-//  Returns it, or NULL and an exit code in *exit_code after saying why.
-
-static zsock_t *
-s_connect (s_args_t *args, const char *endpoint, int *exit_code)
-{
-    zsock_t *sub = zsock_new (ZMQ_SUB);
-    assert (sub);
-    zsock_set_rcvhwm (sub, args->hwm);
-    zsock_set_linger (sub, 0);
-    if (args->cert) {
-        zcert_t *cert = zcert_load (args->cert);
-        if (!cert) {
-            fprintf (stderr, "bustap: cannot load the certificate '%s'\n", args->cert);
-            zsock_destroy (&sub);
-            *exit_code = S_EXIT_USAGE;
-            return NULL;
-        }
-        zcert_apply (cert, sub);
-        zsock_set_curve_serverkey (sub, args->server_key);
-        zcert_destroy (&cert);
-    }
-    zsock_set_subscribe (sub, "");
-    if (zsock_connect (sub, "%s", endpoint) == -1) {
-        fprintf (stderr, "bustap: cannot connect to the tap at %s: %s\n",
-                 endpoint, zmq_strerror (zmq_errno ()));
-        zsock_destroy (&sub);
-        *exit_code = S_EXIT_FAILURE;
-    }
-    return sub;
 }
 
 
@@ -236,7 +187,7 @@ main (int argc, char *argv [])
         return rc < 0? S_EXIT_OK: rc;
     }
     lh_tap_set_quiet (tap, args.quiet);
-    lh_config_t *config = s_config_load (args.config);
+    lh_config_t *config = lh_tool_config_load (args.config, "bustap");
     if (!config) {
         lh_tap_destroy (&tap);
         return S_EXIT_USAGE;
@@ -245,15 +196,15 @@ main (int argc, char *argv [])
     lh_log_set_level (args.verbose? LH_LOG_DEBUG:
                       streq (level, "debug")? LH_LOG_DEBUG:
                       streq (level, "error")? LH_LOG_ERROR: LH_LOG_WARN);
-    const char *endpoint = args.tap? args.tap: lh_config_str (config, "bus/tap");
+    lh_tool_opts_t opts = { .endpoint = args.tap, .cert = args.cert,
+                            .server_key = args.server_key, .tap = true };
+    int failure = 0;
     int exit_code = S_EXIT_OK;
-    zsock_t *sub = NULL;
-    if (!*endpoint) {
-        fprintf (stderr, "bustap: no tap: config bus/tap is empty and no --tap given\n");
-        exit_code = S_EXIT_USAGE;
-    }
-    else
-        sub = s_connect (&args, endpoint, &exit_code);
+    lh_tool_link_t *link = lh_tool_link_new (config, "bustap", &opts, &failure);
+    zsock_t *sub = link? lh_tool_link_sub (link, args.hwm, &failure): NULL;
+    if (!sub)
+        exit_code = failure == LH_TOOL_BAD_LINK? S_EXIT_USAGE: S_EXIT_FAILURE;
+    const char *endpoint = link? lh_tool_link_endpoint (link): "";
     char *error = NULL;
     if (sub && args.record
     &&  lh_tap_record (tap, args.record, lh_config_str (config, "broker/name"),
@@ -264,6 +215,7 @@ main (int argc, char *argv [])
     }
     if (exit_code != S_EXIT_OK) {
         zsock_destroy (&sub);
+        lh_tool_link_destroy (&link);
         lh_tap_destroy (&tap);
         lh_config_destroy (&config);
         return exit_code;
@@ -272,12 +224,18 @@ main (int argc, char *argv [])
     fprintf (stderr, "bustap: listening on %s%s%s\n", endpoint,
              args.record? ", recording to ": "", args.record? args.record: "");
 
-    zpoller_t *poller = zpoller_new (sub, NULL);
+    zpoller_t *poller = zpoller_new (sub, lh_tool_link_watch (link), NULL);
     assert (poller);
     while (exit_code == S_EXIT_OK && !zsys_interrupted) {
-        if (!zpoller_wait (poller, 500)) {
+        void *which = zpoller_wait (poller, 500);
+        if (!which) {
             if (zpoller_terminated (poller))
                 break;
+            continue;
+        }
+        if (which == lh_tool_link_watch (link)) {
+            if (lh_tool_link_check (link) != 0)
+                exit_code = S_EXIT_FAILURE;
             continue;
         }
         //  Drain what is there, then poll again
@@ -300,6 +258,7 @@ main (int argc, char *argv [])
     zpoller_destroy (&poller);
     lh_tap_destroy (&tap);
     zsock_destroy (&sub);
+    lh_tool_link_destroy (&link);
     lh_config_destroy (&config);
     return exit_code;
 }

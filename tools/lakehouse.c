@@ -57,8 +57,18 @@
     the broker admin ops); peers of a plain-tcp endpoint get
     bus/plain_role.
 
+    The client commands (ingest, corpus, playbook-lift, distill, workflow)
+    and certs find the system as buscall does (common/lh_tool.h: --config,
+    else $LAKEHOUSE_CONFIG, else ./conf/lakehouse.cfg, else the running
+    instance recorded in LAKEHOUSE_HOME/current, else defaults); the client
+    commands link with the admin certificate and say at once when the
+    handshake is refused.
+
     Each running command writes DATA_DIR/COMMAND.pid (up.pid, broker.pid,
-    node.pid, gateway.pid) and removes it on a clean stop. SIGHUP makes
+    node.pid, gateway.pid) and removes it on a clean stop; `up` and
+    `broker` also record themselves, once ready, in LAKEHOUSE_HOME/current
+    ($LAKEHOUSE_HOME, else ~/.config/lakehouse; docs/tools.md) with their
+    bound endpoints and absolute data dir, for the tools. SIGHUP makes
     the process reload everything it can: the broker's allow directory
     (also checked every broker/reload_ms) and the gateway's bearer tokens
     (also checked every gateway/token_check_ms).
@@ -89,6 +99,7 @@
 #include "lh_actor.h"
 #include "lh_broker.h"
 #include "lh_gateway.h"
+#include "lh_trace.h"
 #include "lh_registry.h"
 #include "lh_cert.h"
 #include "lh_ingest_upload.h"
@@ -99,10 +110,12 @@
 #include "lh_acl.h"
 #include "lh_distill_cli.h"
 #include "lh_wfcli.h"
+#include "lh_tool.h"
 
 #include <malloc.h>
 #include <signal.h>
 #include <pthread.h>
+#include <malloc.h>
 
 #define S_EXIT_FAILURE      1           //  failure at run time
 #define S_EXIT_USAGE        2           //  bad command line or config
@@ -170,6 +183,8 @@ typedef struct {
     char *admin_key;                    //  the broker's key for that link, or NULL
     zlist_t *inproc_certs;              //  in-process certificates we granted
     char *pid_file;                     //  DATA_DIR/COMMAND.pid we wrote, or NULL
+    const char *config_path;            //  the config file loaded, or NULL
+    lh_tool_link_t *tool_link;          //  a client command's link, or NULL
     sigset_t signals;                   //  SIGINT + SIGTERM + SIGHUP, blocked everywhere
     lh_tap_t *tap;                      //  in-process tap reader, or NULL
     zactor_t *tap_reader;               //  its actor while it runs, or NULL
@@ -188,6 +203,7 @@ s_usage (FILE *file)
         "       lakehouse [options] node [--actors a,b] | gateway | config\n"
         "       lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]\n"
         "       lakehouse [options] certs init | certs show FILE\n"
+        "       lakehouse [options] ingest FILE --name NAME\n"
         "       lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B\n"
         "                 --index NAME [--metadata-columns X,Y] [--batch N] [--model M]\n"
         "       lakehouse [options] workflow run FILE [--input NAME=TEXT|NAME:=JSON ...]\n"
@@ -206,6 +222,8 @@ s_usage (FILE *file)
         "                       is not given), valid --days (default 365; 0 = never)\n"
         "  certs init           create the local set (broker admin tap node gateway)\n"
         "  certs show FILE      print a certificate's public key and metadata\n"
+        "  ingest FILE          upload a CSV (FILE, or - for stdin) into storaged and ingest\n"
+        "                       it as dataset --name, with a progress line (docs/ingestd.md)\n"
         "  corpus build         read a dataset through queryd, embed each row's text columns\n"
         "                       (embedd) and add them to a vectord index, with progress\n"
         "  playbook-lift        measure recall cold and warm (use_playbook) on a generated\n"
@@ -216,7 +234,10 @@ s_usage (FILE *file)
         "                       live per-node view; exit 0 if it succeeded, 1 if not\n"
         "\n"
         "  --config FILE        config file (else $LAKEHOUSE_CONFIG, else\n"
-        "                       ./conf/lakehouse.cfg if present, else defaults)\n"
+        "                       ./conf/lakehouse.cfg if present, else defaults); ingest,\n"
+        "                       corpus, playbook-lift, distill and workflow find the\n"
+        "                       system as buscall does: else the running `lakehouse up`\n"
+        "                       recorded in LAKEHOUSE_HOME/current (docs/tools.md)\n"
         "  --set KEY=VALUE      override one config key (repeatable)\n"
         "  --actors a,b         node: the services to run (default: actors/run)\n"
         "  -v, --verbose        debug logging\n"
@@ -225,7 +246,7 @@ s_usage (FILE *file)
         "  up and broker read their own broker's tap in-process (inproc, no certificate):\n"
         "  --tap                print every routed message on stdout as a JSON line (as bustap)\n"
         "  --record FILE        record them to FILE (.lhrec, for busreplay)\n"
-        "  --service S  --op O  --trace T  --status 200,404,5xx  --bodies  --pretty\n"
+        "  --service S  --op O  --trace T  --status 200,404,5xx  --bodies  --pretty  --all\n"
         "                       bustap's filters and formats, with --tap or --record\n"
         "\n"
         "services:");
@@ -446,6 +467,20 @@ s_args_destroy (s_args_t *args)
 
 
 //  --------------------------------------------------------------------------
+//  Is command one that acts as a client of a running system? They find
+//  it as the bus tools do (lh_tool_config_load), write no pid file and
+//  create no data dir.
+
+static bool
+s_client_command (const char *command)
+{
+    return command && (streq (command, "ingest") || streq (command, "corpus")
+        || streq (command, "playbook-lift") || streq (command, "distill")
+        || streq (command, "workflow") || streq (command, "mcp"));
+}
+
+
+//  --------------------------------------------------------------------------
 //  Check the keys the launcher itself uses. Returns 0, or -1 and a
 //  sentence naming the key in *error_p (caller frees).
 
@@ -480,28 +515,36 @@ s_config_check (lh_config_t *config, char **error_p)
 
 //  --------------------------------------------------------------------------
 //  Load the config: --config, else $LAKEHOUSE_CONFIG, else
-//  ./conf/lakehouse.cfg if present, else defaults; then apply --set.
+//  ./conf/lakehouse.cfg if present, else defaults (the client commands and
+//  certs: else the running instance, as the tools); then apply --set.
 //  Returns NULL after printing why.
 
 static lh_config_t *
 s_config_load (s_args_t *args)
 {
-    const char *path = args->config_path;
-    if (!path) {
-        const char *env = getenv ("LAKEHOUSE_CONFIG");
-        if (env && *env)
-            path = env;
-        else
-        if (zsys_file_exists ("conf/lakehouse.cfg"))
-            path = "conf/lakehouse.cfg";
-    }
     char *error = NULL;
-    lh_config_t *config = lh_config_load (path, &error);
-    if (!config) {
-        fprintf (stderr, "lakehouse: %s\n", error? error: "cannot load config");
-        free (error);
-        return NULL;
+    lh_config_t *config = NULL;
+    if (s_client_command (args->command) || streq (args->command, "certs"))
+        config = lh_tool_config_load (args->config_path, "lakehouse");
+    else {
+        const char *path = args->config_path;
+        if (!path) {
+            const char *env = getenv ("LAKEHOUSE_CONFIG");
+            if (env && *env)
+                path = env;
+            else
+            if (zsys_file_exists ("conf/lakehouse.cfg"))
+                path = "conf/lakehouse.cfg";
+        }
+        args->config_path = path;
+        config = lh_config_load (path, &error);
+        if (!config) {
+            fprintf (stderr, "lakehouse: %s\n", error? error: "cannot load config");
+            free (error);
+        }
     }
+    if (!config)
+        return NULL;
     for (const char *set = (const char *) zlist_first (args->sets); set;
                      set = (const char *) zlist_next (args->sets)) {
         const char *equals = strchr (set, '=');
@@ -684,6 +727,9 @@ s_self_destroy (s_self_t **self_p)
     while ((cert = (zcert_t *) zlist_pop (self->inproc_certs)))
         zcert_destroy (&cert);
     zlist_destroy (&self->inproc_certs);
+    lh_tool_link_destroy (&self->tool_link);
+    if (self->pid_file)
+        lh_tool_record_remove ();
     s_pid_file_remove (self);
     free (self->bus_endpoint);
     free (self->tap_endpoint);
@@ -844,6 +890,24 @@ s_broker_security (s_self_t *self)
 
 
 //  --------------------------------------------------------------------------
+//  After a bind that failed because the address is in use: name the
+//  running instance that probably holds it, if one is recorded
+
+static void
+s_in_use_hint (const char *detail)
+{
+    if (!detail || !strstr (detail, "in use"))
+        return;
+    char *running = lh_tool_running (NULL);
+    if (running)
+        fprintf (stderr, "lakehouse: the running %s probably holds it: stop it first, "
+                 "or give this one other endpoints (bus/endpoint, bus/tap, "
+                 "gateway/listen)\n", running);
+    free (running);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start the broker actor: CONFIGURE it with every broker/KEY of the
 //  config (the broker's settings are exactly that section's keys), bind
 //  the inproc endpoint (when with_inproc), the tcp endpoint and the tap.
@@ -889,6 +953,7 @@ s_broker_start (s_self_t *self, bool with_inproc)
     char *detail = NULL;
     if (s_broker_command (self, "BIND", endpoint, NULL, &detail) != 0) {
         fprintf (stderr, "lakehouse: cannot bind bus/endpoint %s: %s\n", endpoint, detail);
+        s_in_use_hint (detail);
         free (detail);
         return -1;
     }
@@ -899,6 +964,7 @@ s_broker_start (s_self_t *self, bool with_inproc)
         detail = NULL;
         if (s_broker_command (self, "TAP", tap, NULL, &detail) != 0) {
             fprintf (stderr, "lakehouse: cannot bind bus/tap %s: %s\n", tap, detail);
+            s_in_use_hint (detail);
             free (detail);
             return -1;
         }
@@ -919,6 +985,22 @@ s_broker_announce (s_self_t *self)
     printf ("lakehouse: broker ready on %s (tap %s)\n", self->bus_endpoint,
             self->tap_endpoint? self->tap_endpoint: "off");
     fflush (stdout);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Record this instance for the tools (LAKEHOUSE_HOME/current), once its
+//  endpoints are bound: what they find when no config names another
+
+static void
+s_record (s_self_t *self, const char *command)
+{
+    char *error = NULL;
+    if (lh_tool_record_write (self->config, command, self->config_path, self->bus_endpoint,
+                              self->tap_endpoint, self->gateway_url, &error) != 0) {
+        lh_warn ("lakehouse", NULL, "tools will not find this instance by itself: %s", error);
+        free (error);
+    }
 }
 
 
@@ -1296,14 +1378,26 @@ s_services_start (s_self_t *self, const lh_link_t *link, int timeout_ms)
 
 //  --------------------------------------------------------------------------
 //  Serve until SIGINT or SIGTERM (returns 0), or until the broker refuses
-//  one of our services for good (returns -1, printed)
+//  one of our services for good (returns -1, printed). Every
+//  actors/trim_ms the heap's free memory goes back to the system
+//  (malloc_trim): dozens of threads share glibc's arenas, and the buffers
+//  of a bulk load (a corpus build's embed replies and vectord adds, ~1 MB
+//  each; storaged's mallopt keeps blocks up to a part off mmap) leave
+//  tens of megabytes free inside them that nothing else would return.
 
 static int
 s_serve (s_self_t *self)
 {
-    while (!s_signalled (self, 500))
+    int64_t trim_ms = lh_config_int (self->config, "actors/trim_ms");
+    int64_t next_trim = zclock_mono () + trim_ms;
+    while (!s_signalled (self, 500)) {
         if (s_services_refused (self))
             return -1;
+        if (trim_ms > 0 && zclock_mono () >= next_trim) {
+            malloc_trim (0);
+            next_trim = zclock_mono () + trim_ms;
+        }
+    }
     return 0;
 }
 
@@ -1376,9 +1470,11 @@ s_gateway_start (s_self_t *self, const lh_link_t *link, const lh_link_t *admin_l
         detail = NULL;
         rc = 0;
     }
-    else
+    else {
         fprintf (stderr, "lakehouse: gateway did not start: %s\n",
                  detail && *detail? detail: "no reason given");
+        s_in_use_hint (detail);
+    }
     free (status);
     free (detail);
     return rc;
@@ -1418,6 +1514,7 @@ s_run_up (s_self_t *self)
         char *summary = s_services_summary (self);
         s_broker_announce (self);
         s_gateway_announce (self);
+        s_record (self, "up");
         printf ("lakehouse: up (%s)\n", summary);
         fflush (stdout);
         lh_info ("lakehouse", NULL, "up (%s)", summary);
@@ -1444,9 +1541,44 @@ s_run_broker (s_self_t *self)
     if (self->tap && s_tap_start (self) != 0)
         return S_EXIT_FAILURE;
     s_broker_announce (self);
+    s_record (self, "broker");
     s_wait_for_signal (self);
     s_shutdown_begin (self);
     return s_tap_stop (self) == 0? 0: S_EXIT_FAILURE;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Check the handshake with the broker at bus/endpoint before a node or a
+//  gateway starts, with its certificate (bus/cert, else CERTS/name.cert):
+//  a refusal is said at once, naming the certificate and the running
+//  instance, instead of workers waiting for a WELCOME that never comes.
+//  Nothing answering is not an error: the broker may come later. Returns
+//  0, or -1 after printing why.
+
+static int
+s_link_probe (s_self_t *self, const char *name)
+{
+    const char *cert = lh_config_str (self->config, "bus/cert");
+    lh_tool_opts_t opts = { .cert = *cert? cert: NULL, .cert_name = name };
+    int failure = 0;
+    lh_tool_link_t *link = lh_tool_link_new (self->config, "lakehouse", &opts, &failure);
+    int rc = link? lh_tool_link_probe (link, true): LH_TOOL_BAD_LINK;
+    lh_tool_link_destroy (&link);
+    if (rc == LH_TOOL_REFUSED || rc == LH_TOOL_BAD_LINK) {
+        char *theirs = NULL;
+        char *running = lh_tool_running (&theirs);
+        char *ours = realpath (lh_config_str (self->config, "data/dir"), NULL);
+        if (running && !(ours && streq (ours, theirs)))
+            fprintf (stderr, "lakehouse: the running %s has its own certificates: "
+                     "give its config (--config, LAKEHOUSE_CONFIG), or put ours in its "
+                     "allow directory\n", running);
+        free (running);
+        free (theirs);
+        free (ours);
+        return -1;
+    }
+    return 0;
 }
 
 
@@ -1472,7 +1604,23 @@ s_link_make (s_self_t *self, const char *default_name, lh_link_t *link)
     if (link->cert)
         lh_info ("lakehouse", NULL, "CURVE to %s as %s (key %.8s)", endpoint,
                  zcert_meta (link->cert, "name"), zcert_public_txt (link->cert));
-    return 0;
+    return s_link_probe (self, default_name);
+}
+
+
+//  --------------------------------------------------------------------------
+//  A client command's bus client, linked as buscall links (lh_tool: the
+//  admin certificate of the system the config names, the handshake
+//  checked). Returns NULL after printing why.
+
+static lh_client_t *
+s_client (s_self_t *self, const char *name)
+{
+    lh_tool_opts_t opts = { NULL };
+    int failure = 0;
+    lh_tool_link_destroy (&self->tool_link);
+    self->tool_link = lh_tool_link_new (self->config, "lakehouse", &opts, &failure);
+    return self->tool_link? lh_tool_link_client (self->tool_link, name, &failure): NULL;
 }
 
 
@@ -1650,14 +1798,9 @@ s_ingest_progress (void *arg, uint64_t bytes, uint64_t rows)
 static int
 s_run_ingest (s_self_t *self, const char *path, const char *name)
 {
-    lh_link_t link;
-    if (s_link_make (self, "admin", &link) != 0)
+    lh_client_t *client = s_client (self, "ingest");
+    if (!client)
         return S_EXIT_FAILURE;
-    lh_client_t *client = lh_client_new (&link, "ingest");
-    if (!client) {
-        fprintf (stderr, "lakehouse: ingest: cannot reach the broker at %s\n", link.endpoint);
-        return S_EXIT_FAILURE;
-    }
     bool tty = isatty (STDERR_FILENO);
     lh_ingest_opts_t opts = { .upload = { .progress = s_ingest_progress, .progress_arg = &tty } };
     lh_reply_t *reply = NULL;
@@ -1697,14 +1840,9 @@ s_run_ingest (s_self_t *self, const char *path, const char *name)
 static int
 s_run_distill (s_self_t *self, zlist_t *words)
 {
-    lh_link_t link;
-    if (s_link_make (self, "admin", &link) != 0)
+    lh_client_t *client = s_client (self, "distill");
+    if (!client)
         return S_EXIT_FAILURE;
-    lh_client_t *client = lh_client_new (&link, "distill");
-    if (!client) {
-        fprintf (stderr, "lakehouse: distill: cannot reach the broker at %s\n", link.endpoint);
-        return S_EXIT_FAILURE;
-    }
     int rc = lh_distill_cli_run (client, words, stdout, stderr);
     lh_client_destroy (&client);
     return rc;
@@ -1718,14 +1856,9 @@ s_run_distill (s_self_t *self, zlist_t *words)
 static int
 s_run_workflow (s_self_t *self, const char *path, zlist_t *inputs)
 {
-    lh_link_t link;
-    if (s_link_make (self, "admin", &link) != 0)
+    lh_client_t *client = s_client (self, "workflow");
+    if (!client)
         return S_EXIT_FAILURE;
-    lh_client_t *client = lh_client_new (&link, "workflow");
-    if (!client) {
-        fprintf (stderr, "lakehouse: workflow: cannot reach the broker at %s\n", link.endpoint);
-        return S_EXIT_FAILURE;
-    }
     int rc = lh_wfcli_run (client, path, inputs, stdout, isatty (STDOUT_FILENO));
     lh_client_destroy (&client);
     return rc == 2? S_EXIT_USAGE: rc;
@@ -1847,15 +1980,27 @@ main (int argc, char *argv [])
     }
 
     const char *data_dir = lh_config_str (config, "data/dir");
-    if (zsys_dir_create ("%s", data_dir) != 0) {
+    if (!s_client_command (args.command) && zsys_dir_create ("%s", data_dir) != 0) {
         fprintf (stderr, "lakehouse: cannot create data/dir '%s': %s\n",
                  data_dir, strerror (errno));
         lh_config_destroy (&config);
         s_args_destroy (&args);
         return S_EXIT_FAILURE;
     }
+    //  Spans are exported by the processes that serve (docs/operations.md "Traces")
+    bool serving = streq (args.command, "up") || streq (args.command, "broker")
+                || streq (args.command, "node") || streq (args.command, "gateway");
+    char *error = NULL;
+    if (serving && lh_trace_start (config, &error)) {
+        fprintf (stderr, "lakehouse: %s\n", error);
+        free (error);
+        lh_config_destroy (&config);
+        s_args_destroy (&args);
+        return S_EXIT_USAGE;
+    }
     s_self_t *self = s_self_new (&config);
-    if (!streq (args.command, "ingest"))
+    self->config_path = args.config_path;
+    if (!s_client_command (args.command))
         s_pid_file_write (self, args.command);
     if (tapping) {
         lh_tap_set_quiet (args.tap, !args.tap_print);
@@ -1888,8 +2033,9 @@ main (int argc, char *argv [])
         rc = s_run_node (self, args.actors);
 
     s_self_destroy (&self);
+    lh_trace_stop ();                   //  every span maker has stopped
     s_args_destroy (&args);
-    if (rc == 0)
+    if (rc == 0 && !s_client_command (args.command))
         lh_info ("lakehouse", NULL, "stopped");
     return rc;
 }

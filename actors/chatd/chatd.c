@@ -126,6 +126,39 @@ lh_chatd_route (const char *model, lh_provider_t *provider, char *model_out, siz
 
 
 //  --------------------------------------------------------------------------
+//  The model a request means with a provider named beside it
+
+char *
+lh_chatd_qualify (const char *model, const char *provider, char **error_p)
+{
+    assert (model && error_p);
+    if (!provider || !*provider)
+        return strdup (model);
+    int named = -1;
+    for (int index = 0; index < LH_PROVIDER_COUNT && named < 0; index++)
+        if (streq (provider, s_providers [index].name))
+            named = index;
+    if (named < 0) {
+        *error_p = zsys_sprintf ("unknown provider '%s': ollama, ollama_cloud, openrouter, "
+                                 "opencode or kimi", provider);
+        return NULL;
+    }
+    //  A name the routing table strips has its provider already
+    lh_provider_t routed;
+    char sent [256];
+    if (lh_chatd_route (model, &routed, sent, sizeof (sent)) == 0 && !streq (sent, model)) {
+        if ((int) routed == named)
+            return strdup (model);
+        *error_p = zsys_sprintf ("model '%s' routes to provider %s, and the request names "
+                                 "provider %s: drop one of them", model,
+                                 s_providers [routed].name, provider);
+        return NULL;
+    }
+    return zsys_sprintf ("%s/%s", provider, model);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Name of a provider
 
 const char *
@@ -616,14 +649,21 @@ s_backoff (lh_request_t *request, int64_t ms)
 }
 
 
+//  How a provider call went, for its span and its chat.call event
+typedef struct {
+    long http;                          //  the last attempt's HTTP status, 0 = none
+    int64_t attempts;                   //  attempts made
+    uint32_t status;                    //  our answer's status when it failed
+} s_outcome_t;
+
 //  --------------------------------------------------------------------------
 //  POST body to the provider, retrying 429 / 5xx / transport errors. On
 //  success returns 0 and *response_p (caller frees); else answers the
-//  request (502 or 504) and returns -1.
+//  request (502 or 504) and returns -1. *outcome says how it went.
 
 static int
 s_post (s_state_t *self, lh_request_t *request, lh_provider_t provider, const char *body,
-        char **response_p, size_t *size_p)
+        char **response_p, size_t *size_p, s_outcome_t *outcome)
 {
     s_provider_t *target = &self->providers [provider];
     const char *name = s_providers [provider].name;
@@ -670,6 +710,8 @@ s_post (s_state_t *self, lh_request_t *request, lh_provider_t provider, const ch
         CURLcode code = s_perform (curl, request);
         long http = 0;
         curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &http);
+        outcome->http = http;
+        outcome->attempts = attempt;
         bool retryable = false;
         zstr_free (&failure);
         if (code == CURLE_OK && http >= 200 && http < 300) {
@@ -722,6 +764,7 @@ s_post (s_state_t *self, lh_request_t *request, lh_provider_t provider, const ch
             break;
     }
     if (rc) {
+        outcome->status = status;
         if (status == LH_ST_TIMEOUT)
             lh_request_fail (request, LH_ST_TIMEOUT, "deadline",
                              "%s: the caller's deadline passed during the provider call", name);
@@ -796,6 +839,35 @@ s_provider_body (s_state_t *self, lh_provider_t provider, const char *model, jso
 
 
 //  --------------------------------------------------------------------------
+//  Publish chat.call: one provider call made (docs/observerd.md), whatever
+//  its outcome; result is the normalised answer, or NULL when it failed
+
+static void
+s_publish_call (lh_request_t *request, const char *provider, const char *model,
+                const s_outcome_t *outcome, json_t *result, int64_t latency_ms)
+{
+    json_t *usage = json_object_get (result, "usage");
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "model", model);
+    lh_pack_kv_str (pack, "provider", provider);
+    lh_pack_kv_uint (pack, "status", outcome->status);
+    lh_pack_kv_int (pack, "latency_ms", latency_ms);
+    lh_pack_kv_int (pack, "attempts", outcome->attempts);
+    if (outcome->http)
+        lh_pack_kv_int (pack, "http_status", outcome->http);
+    lh_pack_kv_int (pack, "prompt_tokens", s_int (usage, "prompt_tokens"));
+    lh_pack_kv_int (pack, "completion_tokens", s_int (usage, "completion_tokens"));
+    lh_pack_kv_int (pack, "total_tokens", s_int (usage, "total_tokens"));
+    const char *finish = json_string_value (json_object_get (result, "finish_reason"));
+    if (finish)
+        lh_pack_kv_str (pack, "finish_reason", finish);
+    lh_pack_close (pack);
+    lh_request_event (request, "chat.call", &pack);
+}
+
+
+//  --------------------------------------------------------------------------
 //  chat: route, call the provider, normalise the answer
 
 static void
@@ -811,9 +883,14 @@ s_chat (lh_request_t *request, void *state)
     json_t *temperature = json_object_get (input, "temperature");
     json_t *format = json_object_get (input, "format");
     json_t *schema = json_object_get (input, "json_schema");
+    json_t *provider_name = json_object_get (input, "provider");
     const char *field = NULL, *reason = NULL;
     if (!model || !*model)
         field = "model", reason = "model must be a non-empty string";
+    else
+    if (provider_name && !json_is_null (provider_name) && !json_is_string (provider_name))
+        field = "provider", reason = "provider must be a string: ollama, ollama_cloud, "
+                                     "openrouter, opencode or kimi";
     else
     if (!json_is_array (messages) || json_array_size (messages) == 0)
         field = "messages", reason = "messages must be a non-empty array of {role, content}";
@@ -860,9 +937,21 @@ s_chat (lh_request_t *request, void *state)
             model = self->tiers [index];
             break;
         }
+    //  A provider named beside the model (the original's clients) routes
+    //  it as its prefix would
+    char *error = NULL;
+    char *qualified = lh_chatd_qualify (model, json_string_value (provider_name), &error);
+    if (!qualified) {
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "provider", "%s", error);
+        free (error);
+        json_decref (input);
+        return;
+    }
     lh_provider_t provider;
     char routed [256];
-    if (lh_chatd_route (model, &provider, routed, sizeof (routed))) {
+    int rc = lh_chatd_route (qualified, &provider, routed, sizeof (routed));
+    free (qualified);
+    if (rc) {
         lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "model",
                                "model name is malformed (ollama/M, ollama_cloud/M, M:cloud, "
                                "openrouter/VENDOR/M, opencode/M, kimi/M or M)");
@@ -882,26 +971,54 @@ s_chat (lh_request_t *request, void *state)
     char *response = NULL;
     size_t size = 0;
     int64_t start = zclock_mono ();
-    if (s_post (self, request, provider, body, &response, &size) == 0) {
+    //  The upstream call's span (GenAI semantic conventions)
+    const char *name = s_providers [provider].name;
+    char span_name [LH_SPAN_NAME_MAX + 1];
+    snprintf (span_name, sizeof (span_name), "chat %.*s", LH_SPAN_NAME_MAX - 5, routed);
+    lh_span_t upstream;
+    lh_request_span (request, &upstream, span_name, LH_SPAN_CLIENT);
+    lh_span_attr_str (&upstream, "gen_ai.operation.name", "chat");
+    lh_span_attr_str (&upstream, "gen_ai.system", name);
+    lh_span_attr_str (&upstream, "gen_ai.request.model", routed);
+    s_outcome_t outcome = { 0, 0, LH_ST_BAD_GATEWAY };
+    json_t *result = NULL;
+    if (s_post (self, request, provider, body, &response, &size, &outcome) == 0) {
         const char *problem = NULL;
-        json_t *result = lh_chatd_parse_response (s_providers [provider].openai, response, size, &problem);
+        result = lh_chatd_parse_response (s_providers [provider].openai, response, size, &problem);
         if (result) {
             json_object_set_new (result, "model", json_string (routed));
-            json_object_set_new (result, "provider", json_string (s_providers [provider].name));
+            json_object_set_new (result, "provider", json_string (name));
             lh_debug ("chatd", lh_request_trace (request), "%s %s: %zu bytes in %" PRId64 " ms",
-                      s_providers [provider].name, routed, size, zclock_mono () - start);
-            lh_request_reply_json (request, LH_ST_OK, result);
+                      name, routed, size, zclock_mono () - start);
+            outcome.status = LH_ST_OK;
         }
         else {
             char *message = s_upstream_message (response, size);
             char *safe = s_redact (message, self->providers [provider].key);
             lh_request_fail (request, LH_ST_BAD_GATEWAY, "upstream", "%s: %s: %s",
-                             s_providers [provider].name, problem, safe);
+                             name, problem, safe);
             zstr_free (&safe);
             zstr_free (&message);
         }
         free (response);
     }
+    json_t *usage = json_object_get (result, "usage");
+    int64_t prompt_tokens = s_int (usage, "prompt_tokens");
+    int64_t completion_tokens = s_int (usage, "completion_tokens");
+    if (outcome.http)
+        lh_span_attr_int (&upstream, "http.response.status_code", outcome.http);
+    lh_span_attr_int (&upstream, "lh.attempts", outcome.attempts);
+    if (result) {
+        lh_span_attr_int (&upstream, "gen_ai.usage.input_tokens", prompt_tokens);
+        lh_span_attr_int (&upstream, "gen_ai.usage.output_tokens", completion_tokens);
+    }
+    //  The provider's status; ours when it answered nothing, or 2xx that
+    //  could not be used
+    lh_span_end (&upstream, outcome.http >= 400 || (outcome.http && outcome.status == LH_ST_OK)
+                            ? (uint32_t) outcome.http: outcome.status);
+    s_publish_call (request, name, routed, &outcome, result, zclock_mono () - start);
+    if (result)
+        lh_request_reply_json (request, LH_ST_OK, result);
     zstr_free (&body);
 }
 
@@ -1004,6 +1121,37 @@ lh_chatd_test (bool verbose)
     }
     assert (streq (lh_chatd_provider_name (LH_PROVIDER_KIMI), "kimi"));
 
+    //  A provider beside the model (the original's clients): qualifies a
+    //  bare name, agrees with a prefix, refuses a conflict or a stranger
+    static const struct {
+        const char *model;
+        const char *provider;
+        const char *qualified;              //  NULL: refused
+    } s_qualify [] = {
+        { "qwen3",             NULL,           "qwen3" },
+        { "qwen3",             "",             "qwen3" },
+        { "qwen3",             "ollama_cloud", "ollama_cloud/qwen3" },
+        { "qwen3",             "ollama",       "ollama/qwen3" },
+        { "anthropic/claude",  "openrouter",   "openrouter/anthropic/claude" },
+        { "ollama_cloud/qwen", "ollama_cloud", "ollama_cloud/qwen" },
+        { "qwen:cloud",        "ollama_cloud", "qwen:cloud" },
+        { "kimi/k2",           "kimi",         "kimi/k2" },
+        { "ollama/qwen",       "ollama_cloud", NULL },
+        { "qwen:cloud",        "ollama",       NULL },
+        { "qwen3",             "openai",       NULL },
+    };
+    for (size_t index = 0; index < sizeof (s_qualify) / sizeof (s_qualify [0]); index++) {
+        char *error = NULL;
+        char *qualified = lh_chatd_qualify (s_qualify [index].model, s_qualify [index].provider,
+                                            &error);
+        if (s_qualify [index].qualified)
+            assert (qualified && streq (qualified, s_qualify [index].qualified) && !error);
+        else
+            assert (!qualified && error && strstr (error, s_qualify [index].provider));
+        free (qualified);
+        free (error);
+    }
+
     //  Response parsing: whole and streamed, both wire formats
     static const struct {
         bool openai;
@@ -1075,6 +1223,12 @@ lh_chatd_test (bool verbose)
         { "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
           "\"max_tokens\": 0}", "max_tokens" },
         { "{\"model\": \"ollama/\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", "model" },
+        { "{\"model\": \"m\", \"provider\": 7, \"messages\": [{\"role\": \"user\", "
+          "\"content\": \"hi\"}]}", "provider" },
+        { "{\"model\": \"m\", \"provider\": \"openai\", \"messages\": [{\"role\": \"user\", "
+          "\"content\": \"hi\"}]}", "provider" },
+        { "{\"model\": \"ollama/m\", \"provider\": \"kimi\", \"messages\": [{\"role\": "
+          "\"user\", \"content\": \"hi\"}]}", "provider" },
     };
     for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
         lh_testbus_expect (bus, "chatd", "chat", bad [index].json, 400, "bad_request",

@@ -58,6 +58,16 @@ int
     lh_chatd_route (const char *model, lh_provider_t *provider,
                     char *model_out, size_t capacity);
 
+//  The model a request means when it names a provider beside the model,
+//  as the original system's clients do ({"model": "M", "provider":
+//  "ollama_cloud"}): PROVIDER/M for a bare M; the model as it is when its
+//  prefix (or :cloud suffix) already routes to that provider; the model as
+//  it is when provider is NULL or empty. Returns a new string (caller
+//  frees), or NULL with a sentence in *error_p (caller frees): an unknown
+//  provider, or a model whose prefix routes elsewhere.
+char *
+    lh_chatd_qualify (const char *model, const char *provider, char **error_p);
+
 //  Name of a provider ("ollama_cloud")
 const char *
     lh_chatd_provider_name (lh_provider_t provider);

@@ -142,6 +142,29 @@ s_reply_json (lh_request_t *request, uint32_t status, json_t *json)
 
 
 //  --------------------------------------------------------------------------
+//  Publish distill.OP {run_id} (a stage, or run) or distill.replay
+//  {replay_id, outcome, escalated} once its files are written
+//  (docs/observerd.md)
+
+static void
+s_publish (lh_request_t *request, const char *id_field, const char *id,
+           const char *outcome, bool escalated)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, id_field, id? id: "");
+    if (outcome) {
+        lh_pack_kv_str (pack, "outcome", outcome);
+        lh_pack_kv_bool (pack, "escalated", escalated);
+    }
+    lh_pack_close (pack);
+    char topic [32];
+    snprintf (topic, sizeof (topic), "distill.%s", lh_request_op (request));
+    lh_request_event (request, topic, &pack);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Answer a stage's failure; returns -1
 
 static int
@@ -302,8 +325,9 @@ s_stage (lh_request_t *request, s_state_t *self, const char *op, const char **fi
         lh_distill_error_t error;
         json_t *receipt = stage (self->kb, &args, &error);
         if (receipt) {
-            lh_info (S_NAME, lh_request_trace (request), "%s: run %s", op,
-                     json_string_value (json_object_get (receipt, "run_id")));
+            const char *run_id = json_string_value (json_object_get (receipt, "run_id"));
+            lh_info (S_NAME, lh_request_trace (request), "%s: run %s", op, run_id);
+            s_publish (request, "run_id", run_id, NULL, false);
             s_reply_json (request, LH_ST_OK, receipt);
         }
         else
@@ -383,6 +407,7 @@ s_run (lh_request_t *request, void *state)
     }
     json_object_set_new (reply, "run_id", json_string (run_id));
     lh_info (S_NAME, lh_request_trace (request), "run %s: four stages done", run_id);
+    s_publish (request, "run_id", run_id, NULL, false);
     s_reply_json (request, LH_ST_OK, reply);
     s_input_reset (&input);
 }
@@ -721,6 +746,7 @@ s_replay (lh_request_t *request, void *state)
     }
     json_object_set_new (row, "duration_ms", json_integer (zclock_mono () - start));
     s_replay_log (self, request, row);
+    s_publish (request, "replay_id", replay_id, outcome, escalated.tier != NULL);
     lh_info (S_NAME, lh_request_trace (request), "replay %s: %s%s", replay_id, outcome,
              escalated.tier? " (escalated)": "");
     if (failed)

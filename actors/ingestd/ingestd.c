@@ -1334,6 +1334,16 @@ s_ingest (lh_request_t *request, void *state)
                  inferred - started, second_pass? "second pass": "indexes", built - inferred,
                  uploaded - built, zclock_mono () - uploaded, key);
         lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 7);
+        lh_pack_kv_str (pack, "name", self.name);
+        lh_pack_kv_str (pack, "dataset_id", dataset_id);
+        lh_pack_kv_str (pack, "schema_fingerprint", fingerprint);
+        lh_pack_kv_uint (pack, "row_count", self.rows);
+        lh_pack_kv_uint (pack, "columns", self.columns);
+        lh_pack_kv_str (pack, "key", key);
+        lh_pack_kv_str (pack, "source", self.source);
+        lh_request_event (request, "ingest.done", &pack);
+        pack = lh_pack_new ();
         lh_pack_map (pack, 5);
         lh_pack_kv_str (pack, "dataset_id", dataset_id);
         lh_pack_kv_str (pack, "schema_fingerprint", fingerprint);

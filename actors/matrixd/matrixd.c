@@ -23,6 +23,7 @@
 #define S_MODEL_MAX         256         //  longest model name
 #define S_TAGS_MAX          64          //  most tags of a playbook entry
 #define S_TAG_MAX           256         //  longest tag
+#define S_EVENT_IDS         100         //  most ids a playbook.bulk event lists
 #define S_PATH_MAX          4096        //  longest relevance path
 #define S_PATH_TEXT         "4096"      //  the same, in messages
 #define S_SYMBOLS_MAX       10000       //  most symbols of a focus
@@ -969,6 +970,41 @@ s_playbook_write (s_state_t *self, lh_request_t *request, const char *playbook,
 
 
 //  --------------------------------------------------------------------------
+//  Publish what was recorded: playbook.record {playbook_id, playbook_corpus,
+//  answer_id, answer_corpus, score} for one entry, playbook.bulk
+//  {playbook_corpus, recorded, playbook_ids (the first 100)} for a bulk
+//  (docs/observerd.md)
+
+static void
+s_publish_recorded (lh_request_t *request, s_record_t *records, size_t count,
+                    const char *playbook, bool bulk)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "playbook_corpus", playbook);
+    if (bulk) {
+        //  The first S_EVENT_IDS ids: an event stays small whatever the bulk
+        lh_pack_kv_uint (pack, "recorded", count);
+        lh_pack_str (pack, "playbook_ids");
+        lh_pack_open_array (pack);
+        for (size_t index = 0; index < count && index < S_EVENT_IDS; index++)
+            lh_pack_str (pack, records [index].id);
+        lh_pack_close (pack);
+    }
+    else {
+        lh_pack_kv_str (pack, "playbook_id", records [0].id);
+        lh_pack_str (pack, "answer_id");
+        lh_pack_strn (pack, records [0].answer_id, records [0].answer_id_size);
+        lh_pack_str (pack, "answer_corpus");
+        lh_pack_strn (pack, records [0].answer_corpus, records [0].answer_corpus_size);
+        lh_pack_kv_double (pack, "score", records [0].score);
+    }
+    lh_pack_close (pack);
+    lh_request_event (request, bulk? "playbook.bulk": "playbook.record", &pack);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Record checked entries: embed their query texts, write them to the
 //  playbook index in one add (all or nothing), answer. 0 or -1.
 
@@ -1030,6 +1066,7 @@ s_record (s_state_t *self, lh_request_t *request, s_record_t *records, size_t co
     lh_pack_destroy (&pack);
     if (rc)
         return -1;
+    s_publish_recorded (request, records, count, playbook, bulk);
     pack = lh_pack_new ();
     lh_pack_open_map (pack);
     if (bulk) {

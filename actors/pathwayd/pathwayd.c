@@ -170,6 +170,39 @@ s_fail (lh_request_t *request, uint32_t status, const lh_patherror_t *error)
 
 
 //  --------------------------------------------------------------------------
+//  Publish pathway.OP for a committed write: the trace's uid, version,
+//  predecessor (revise), retired and replay_count (docs/observerd.md)
+
+static void
+s_publish (lh_request_t *request, lh_pack_t *trace)
+{
+    size_t size;
+    const void *data = lh_pack_data (trace, &size);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_object object;
+    if (lh_msgpack_unpack (data, size, &lh_limits_default, &zone, &object) == 0) {
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_open_map (pack);
+        static const char *fields [] = { "uid", "version", "predecessor", "retired",
+                                         "replay_count", NULL };
+        for (const char **field = fields; *field; field++) {
+            const msgpack_object *value = lh_obj_get (&object, *field);
+            if (value) {
+                lh_pack_str (pack, *field);
+                lh_pack_object (pack, value);
+            }
+        }
+        lh_pack_close (pack);
+        char topic [32];
+        snprintf (topic, sizeof (topic), "pathway.%s", lh_request_op (request));
+        lh_request_event (request, topic, &pack);
+    }
+    msgpack_zone_destroy (&zone);
+}
+
+
+//  --------------------------------------------------------------------------
 //  The writes: read and check the whole body, then one store write
 
 static void
@@ -207,8 +240,10 @@ s_write (lh_request_t *request, s_state_t *self, lh_path_op_t op)
     lh_pathstore_write (self->store, &write);
     if (write.status >= 400)
         s_fail (request, write.status, &write.error);
-    else
+    else {
+        s_publish (request, write.trace);
         lh_request_reply_pack (request, write.status, &write.trace);
+    }
     s_input_reset (&input);
 }
 

@@ -236,8 +236,12 @@ s_state_open (lh_config_t *config, const char **error)
         block = 32 * 1024 * 1024;       //  glibc's largest mmap threshold
     mallopt (M_MMAP_THRESHOLD, (int) block);
     mallopt (M_TRIM_THRESHOLD, (int) (2 * block));
-    //  Clean up after a process that died with uploads open
-    lh_store_sweep (self->store, self->upload_ttl_ms);
+    //  Clean up after a process that died with uploads open. On the fs
+    //  backend this process is the only one serving the store (storaged is
+    //  single-instance there), so every upload and temp file left on disk
+    //  is abandoned, whatever its age; on s3 another process may own an
+    //  upload, so only those idle past the TTL go
+    lh_store_sweep (self->store, streq (backend, "fs")? -1000: self->upload_ttl_ms);
     self->next_sweep = zclock_mono () + S_SWEEP_MS;
     lh_info (S_NAME, NULL, "%s backend ready", backend);
     return self;
@@ -413,6 +417,22 @@ s_store_error (lh_request_t *request, const lh_store_error_t *error)
     lh_request_fail (request, status, error->kind, "%s", error->reason);
 }
 
+//  Publish storage.put {key, size, etag, upload?} for an object written
+//  (put, upload_commit): the write is durable, the reply not yet sent
+static void
+s_publish_put (lh_request_t *request, const char *key, const lh_store_info_t *info,
+               const char *upload_id)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, upload_id? 4: 3);
+    lh_pack_kv_str (pack, "key", key);
+    lh_pack_kv_uint (pack, "size", info->size);
+    lh_pack_kv_str (pack, "etag", info->etag);
+    if (upload_id)
+        lh_pack_kv_str (pack, "upload_id", upload_id);
+    lh_request_event (request, "storage.put", &pack);
+}
+
 //  Reply {key, etag, size} (put, commit)
 static void
 s_reply_written (lh_request_t *request, const char *key, const lh_store_info_t *info)
@@ -477,6 +497,7 @@ s_put (lh_request_t *request, void *state)
         s_store_error (request, &error);
     else {
         lh_debug (S_NAME, lh_request_trace (request), "put key=%s %zu bytes", key.text, size);
+        s_publish_put (request, key.text, &info, NULL);
         s_reply_written (request, key.text, &info);
     }
 }
@@ -706,6 +727,10 @@ s_delete (lh_request_t *request, void *state)
         return;
     }
     lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 1);
+    lh_pack_kv_str (pack, "key", key.text);
+    lh_request_event (request, "storage.delete", &pack);
+    pack = lh_pack_new ();
     lh_pack_map (pack, 2);
     lh_pack_kv_str (pack, "key", key.text);
     lh_pack_kv_bool (pack, "deleted", true);
@@ -909,6 +934,7 @@ s_upload_commit (lh_request_t *request, void *state)
         else {
             lh_debug (S_NAME, lh_request_trace (request), "upload %s committed key=%s %" PRIu64 " bytes",
                       upload_id, key, info.size);
+            s_publish_put (request, key, &info, upload_id);
             s_reply_written (request, key, &info);
         }
         free (key);

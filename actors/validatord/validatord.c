@@ -42,6 +42,7 @@ typedef struct {
     s_state_t *state;                   //  shared state
     const char *kind;                   //  fill, email, sms, playbook
     const char *model;                  //  model name as given
+    const char *provider_asked;         //  provider named beside it, or NULL
     const char *prompt;                 //  the caller's prompt
     const char *system;                 //  system prompt, or NULL
     json_t *context;                    //  context, or NULL
@@ -50,11 +51,14 @@ typedef struct {
     int64_t max_tokens;                 //  sent to chat
     char trace [S_TRACE_MAX + 1];       //  session id / trace id
     char bus_trace [LH_TRACE_SIZE + 1]; //  trace carried on the bus
+    char span_id [LH_SPAN_SIZE + 1];    //  the latest chat call's span, or ""
     char timestamp [40];                //  when the call started
     int64_t start;                      //  zclock_mono at start
     char *provider;                     //  provider that answered, or NULL
-    json_t *history;                    //  [{iteration, verdict_kind, error?, response?}]
-    json_t *attempts;                   //  session-log attempts
+    json_t *history;                    //  [{iteration, verdict_kind, error?, response?,
+                                        //    raw, status}]
+    json_t *attempts;                   //  session-log attempts [{iteration, verdict_kind,
+                                        //    error?, span_id}]
 } s_iterate_t;
 
 
@@ -243,6 +247,7 @@ static uint32_t
 s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reason_p)
 {
     *reply_p = NULL;
+    self->span_id [0] = 0;
     lh_pack_t *pack = lh_pack_new ();
     char *error = NULL;
     int rc = lh_json_to_pack (body, pack, &lh_limits_default, &error);
@@ -282,6 +287,7 @@ s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reaso
     }
     lh_reply_t *reply = NULL;
     lh_client_wait (client, id, &reply);
+    snprintf (self->span_id, sizeof (self->span_id), "%s", lh_reply_span (reply));
     uint32_t status = lh_reply_status (reply);
     if (status != LH_ST_OK) {
         const char *reason = lh_reply_reason (reply);
@@ -294,8 +300,26 @@ s_chat_call (s_iterate_t *self, json_t *body, lh_reply_t **reply_p, char **reaso
 
 
 //  --------------------------------------------------------------------------
+//  The original system's coarse status of a step, from our verdict kind:
+//  accepted, no_json, infra_error, or invalid (the validator refused it)
+
+static const char *
+s_step_status (const char *verdict)
+{
+    if (streq (verdict, "accepted") || streq (verdict, "no_json")
+    ||  streq (verdict, "infra_error"))
+        return verdict;
+    return "invalid";
+}
+
+
+//  --------------------------------------------------------------------------
 //  Append one attempt to the history and the session-log attempts. error
-//  is a tagged 422 body, a string, or NULL (all borrowed).
+//  is a tagged 422 body, a string, or NULL (all borrowed). History items
+//  carry ours (iteration from 1, verdict_kind, error, response) and the
+//  original's (raw, status); session-log attempts count from 0, as the
+//  original's rows do, and carry its span_id (the attempt's chat call span,
+//  "" when tracing is off).
 
 static void
 s_record (s_iterate_t *self, int64_t iteration, const char *verdict, json_t *error,
@@ -303,7 +327,8 @@ s_record (s_iterate_t *self, int64_t iteration, const char *verdict, json_t *err
 {
     json_t *entry = json_pack ("{s:I,s:s}", "iteration", (json_int_t) iteration,
                                "verdict_kind", verdict);
-    json_t *attempt = json_deep_copy (entry);
+    json_t *attempt = json_pack ("{s:I,s:s}", "iteration", (json_int_t) iteration - 1,
+                                 "verdict_kind", verdict);
     if (error) {
         json_object_set (entry, "error", error);
         if (json_is_string (error))
@@ -318,29 +343,63 @@ s_record (s_iterate_t *self, int64_t iteration, const char *verdict, json_t *err
                                  field? " ": "", field? field: "", reason? reason: ""));
         }
     }
-    if (response) {
-        char *kept = s_cut (response, S_RESPONSE_KEEP);
+    char *kept = response? s_cut (response, S_RESPONSE_KEEP): NULL;
+    if (kept)
         json_object_set_new (entry, "response", json_string (kept));
-        free (kept);
-    }
+    json_object_set_new (entry, "raw", json_string (kept? kept: ""));
+    json_object_set_new (entry, "status", json_string (s_step_status (verdict)));
+    free (kept);
+    //  the span of this attempt's chat call ("" when tracing is off)
+    json_object_set_new (attempt, "span_id", json_string (self->span_id));
     json_array_append_new (self->history, entry);
     json_array_append_new (self->attempts, attempt);
 }
 
 
 //  --------------------------------------------------------------------------
-//  Write the session-log row for this call
+//  Publish iterate.verdict: the call's final verdict (docs/observerd.md)
+
+static void
+s_publish_verdict (s_iterate_t *self, const char *verdict, int64_t iterations)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "session_id", self->trace);
+    lh_pack_kv_str (pack, "kind", self->kind);
+    lh_pack_kv_str (pack, "model", self->model);
+    if (self->provider)
+        lh_pack_kv_str (pack, "provider", self->provider);
+    lh_pack_kv_str (pack, "final_verdict", verdict);
+    lh_pack_kv_uint (pack, "status", streq (verdict, "accepted")? LH_ST_OK:
+                                     streq (verdict, "infra_error")? LH_ST_BAD_GATEWAY:
+                                     LH_ST_UNPROCESSABLE);
+    lh_pack_kv_int (pack, "iterations", iterations);
+    lh_pack_kv_int (pack, "max_iterations", self->max_iterations);
+    lh_pack_kv_int (pack, "duration_ms", zclock_mono () - self->start);
+    lh_pack_close (pack);
+    lh_request_event (self->request, "iterate.verdict", &pack);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write the session-log row for this call (and publish its verdict)
 
 static void
 s_log_row (s_iterate_t *self, const char *verdict, int64_t iterations, json_t *artifact)
 {
+    s_publish_verdict (self, verdict, iterations);
     if (!lh_session_log_enabled (self->state->log))
         return;
     const char *provider = self->provider;
     lh_provider_t routed;
     char model [256];
-    if (!provider && lh_chatd_route (self->model, &routed, model, sizeof (model)) == 0)
+    char *error = NULL;
+    char *qualified = lh_chatd_qualify (self->model, self->provider_asked, &error);
+    free (error);
+    if (!provider && qualified
+    &&  lh_chatd_route (qualified, &routed, model, sizeof (model)) == 0)
         provider = lh_chatd_provider_name (routed);
+    free (qualified);
     char *prompt = s_cut (self->prompt, S_PROMPT_LOG_MAX);
     json_t *row = json_pack ("{s:s,s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:I,s:I,s:s,s:O}",
         "schema", LH_SESSION_SCHEMA,
@@ -418,6 +477,7 @@ s_iterate_input (s_iterate_t *self, json_t *input)
     self->kind = json_string_value (json_object_get (input, "kind"));
     self->prompt = json_string_value (json_object_get (input, "prompt"));
     self->model = json_string_value (json_object_get (input, "model"));
+    json_t *provider = json_object_get (input, "provider");
     self->system = json_string_value (json_object_get (input, "system"));
     self->context = json_object_get (input, "context");
     json_t *system = json_object_get (input, "system");
@@ -438,6 +498,21 @@ s_iterate_input (s_iterate_t *self, json_t *input)
     if (!self->model || !*self->model)
         return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "model",
                                       "model must be a non-empty string");
+    if (provider && !json_is_null (provider)) {
+        //  The original's clients name the provider beside the model
+        self->provider_asked = json_string_value (provider);
+        char *error = NULL;
+        char *qualified = self->provider_asked
+                        ? lh_chatd_qualify (self->model, self->provider_asked, &error): NULL;
+        free (qualified);
+        if (!qualified) {
+            int rc = lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "provider", "%s",
+                                            error? error: "provider must be a string: ollama, "
+                                            "ollama_cloud, openrouter, opencode or kimi");
+            free (error);
+            return rc;
+        }
+    }
     if (system && !json_is_null (system) && !json_is_string (system))
         return lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "system",
                                       "system must be a string");
@@ -530,6 +605,8 @@ s_iterate (lh_request_t *request, void *state)
                                   "messages", s_messages (&self, failed_reply, feedback),
                                   "temperature", self.temperature,
                                   "max_tokens", (json_int_t) self.max_tokens);
+        if (self.provider_asked)
+            json_object_set_new (chat, "provider", json_string (self.provider_asked));
         lh_reply_t *reply = NULL;
         char *reason = NULL;
         uint32_t status = s_chat_call (&self, chat, &reply, &reason);
@@ -693,6 +770,12 @@ lh_validatord_test (bool verbose)
                      "\"max_iterations\": 0}", "max_iterations" },
         { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"m\", "
                      "\"trace_id\": \"a b\"}", "trace_id" },
+        { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"m\", "
+                     "\"provider\": \"openai\"}", "provider" },
+        { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"m\", "
+                     "\"provider\": 3}", "provider" },
+        { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"ollama/m\", "
+                     "\"provider\": \"ollama_cloud\"}", "provider" },
     };
     for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
         lh_testbus_expect (bus, "validatord", bad [index].op, bad [index].json, 400,

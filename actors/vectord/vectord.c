@@ -43,6 +43,7 @@ typedef struct {
     size_t k_max;                       //  largest k / ef
     size_t batch_max;                   //  most items per add
     int compact_pct;                    //  tombstone ratio for compaction
+    size_t cache_entries;               //  search answers cached per index
     char *endpoint;                     //  link for the snapshot thread
     char *server_key;                   //  link server key or NULL
     zcert_t *cert;                      //  link certificate (borrowed)
@@ -338,6 +339,7 @@ s_restore_all (s_state_t *self, const lh_link_t *link)
             zstr_free (&path);
             continue;
         }
+        lh_vindex_set_cache (index, self->cache_entries);
         if (!tried) {
             tried = true;
             client = lh_client_new (link, "vectord-restore");
@@ -430,6 +432,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     int64_t k_max = lh_config_int (config, "vectord/k_max");
     int64_t batch_max = lh_config_int (config, "vectord/batch_max");
     self->compact_pct = (int) lh_config_int (config, "vectord/compact_pct");
+    self->cache_entries = (size_t) lh_config_int (config, "vectord/cache_entries");
     self->endpoint = strdup (link && link->endpoint? link->endpoint: "");
     self->server_key = link && link->server_key? strdup (link->server_key): NULL;
     self->cert = link? link->cert: NULL;
@@ -602,6 +605,7 @@ s_create (lh_request_t *request, void *state)
     lh_vindex_t *index = lh_vindex_create (path, name, &params, self->map_bytes, &error);
     s_entry_t *entry = NULL;
     if (index) {
+        lh_vindex_set_cache (index, self->cache_entries);
         entry = (s_entry_t *) zmalloc (sizeof (s_entry_t));
         entry->index = index;
         entry->dir = path;
@@ -619,6 +623,12 @@ s_create (lh_request_t *request, void *state)
     }
     lh_info (S_NAME, lh_request_trace (request), "created index '%s' (dim %zu, %s)",
              name, params.dim, lh_metric_name (params.metric));
+    lh_pack_t *event = lh_pack_new ();
+    lh_pack_map (event, 3);
+    lh_pack_kv_str (event, "name", name);
+    lh_pack_kv_uint (event, "dim", params.dim);
+    lh_pack_kv_str (event, "metric", lh_metric_name (params.metric));
+    lh_request_event (request, "vectors.create", &event);
     lh_pack_t *pack = lh_pack_new ();
     lh_vindex_info (entry->index, pack);
     lh_request_reply_pack (request, LH_ST_CREATED, &pack);
@@ -715,9 +725,46 @@ s_drop (lh_request_t *request, void *state)
     lh_storage_destroy (&storage);
     lh_info (S_NAME, lh_request_trace (request), "dropped index '%s'", name);
     lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 1);
+    lh_pack_kv_str (pack, "name", name);
+    lh_request_event (request, "vectors.drop", &pack);
+    pack = lh_pack_new ();
     lh_pack_map (pack, 2);
     lh_pack_kv_str (pack, "name", name);
     lh_pack_kv_bool (pack, "dropped", true);
+    lh_request_reply_pack (request, LH_ST_OK, &pack);
+}
+
+
+//  --------------------------------------------------------------------------
+//  {name, field: n, count}: the body of an add's or a delete's event and
+//  reply
+
+static lh_pack_t *
+s_changed_pack (const char *name, const char *field, uint64_t n, uint64_t count)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3);
+    lh_pack_kv_str (pack, "name", name);
+    lh_pack_kv_uint (pack, field, n);
+    lh_pack_kv_uint (pack, "count", count);
+    return pack;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Items were added or deleted (durably): publish topic {name, field: n,
+//  count} unless nothing changed (n = 0), and answer the same body
+
+static void
+s_changed (lh_request_t *request, const char *topic, const char *name, const char *field,
+           uint64_t n, uint64_t count)
+{
+    if (n) {
+        lh_pack_t *event = s_changed_pack (name, field, n, count);
+        lh_request_event (request, topic, &event);
+    }
+    lh_pack_t *pack = s_changed_pack (name, field, n, count);
     lh_request_reply_pack (request, LH_ST_OK, &pack);
 }
 
@@ -800,12 +847,7 @@ s_add (lh_request_t *request, void *state)
         goto done;
     }
     lh_vindex_maybe_compact (entry->index, self->compact_pct);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 3);
-    lh_pack_kv_str (pack, "name", name);
-    lh_pack_kv_uint (pack, "added", count);
-    lh_pack_kv_uint (pack, "count", lh_vindex_size (entry->index));
-    lh_request_reply_pack (request, LH_ST_OK, &pack);
+    s_changed (request, "vectors.add", name, "added", count, lh_vindex_size (entry->index));
 done:
     free (vitems);
     free (vectors);
@@ -877,12 +919,8 @@ s_delete (lh_request_t *request, void *state)
         goto done;
     }
     lh_vindex_maybe_compact (entry->index, self->compact_pct);
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 3);
-    lh_pack_kv_str (pack, "name", name);
-    lh_pack_kv_uint (pack, "deleted", (uint64_t) deleted);
-    lh_pack_kv_uint (pack, "count", lh_vindex_size (entry->index));
-    lh_request_reply_pack (request, LH_ST_OK, &pack);
+    s_changed (request, "vectors.delete", name, "deleted", (uint64_t) deleted,
+               lh_vindex_size (entry->index));
 done:
     free (texts);
     free (sizes);

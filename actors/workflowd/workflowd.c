@@ -26,6 +26,7 @@
 #include "lh_wfstore.h"
 #include "lh_json.h"
 #include "lh_log.h"
+#include "lh_trace.h"
 #include <sodium.h>
 #include <pthread.h>
 #include <poll.h>
@@ -55,6 +56,8 @@ typedef struct {
     msgpack_zone zone;                  //  holds object
     msgpack_object object;              //  output, decoded
     bool decoded;                       //  object is valid
+    lh_span_t *span;                    //  its call's CLIENT span while traced
+                                        //  and in flight, else NULL
 } s_node_t;
 
 //  One run
@@ -63,6 +66,7 @@ typedef struct {
     lh_wfdef_t *def;                    //  the definition run
     const char *trigger;                //  "call" or "event"
     char trace [LH_TRACE_SIZE + 1];     //  trace id every call carries
+    lh_span_t span;                     //  the run's span (active while traced)
     zframe_t *inputs;                   //  the inputs, a msgpack map
     msgpack_zone zone;                  //  holds inputs_object
     msgpack_object inputs_object;       //  inputs, decoded
@@ -160,10 +164,13 @@ s_wake (s_state_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Create a run (def and inputs taken)
+//  Create a run (def and inputs taken). While tracing is on the run gets
+//  a span of its own, a child of parent (the workflow_run request's span;
+//  NULL or "" for an event's run: a root), ended when the run ends.
 
 static s_run_t *
-s_run_new (lh_wfdef_t **def_p, zframe_t **inputs_p, const char *trigger, const char *trace)
+s_run_new (lh_wfdef_t **def_p, zframe_t **inputs_p, const char *trigger, const char *trace,
+           const char *parent)
 {
     s_run_t *run = (s_run_t *) zmalloc (sizeof (s_run_t));
     assert (run);
@@ -177,6 +184,11 @@ s_run_new (lh_wfdef_t **def_p, zframe_t **inputs_p, const char *trigger, const c
         snprintf (run->trace, sizeof (run->trace), "%s", trace);
     else
         lh_trace_mint (run->trace);
+    char name [LH_SPAN_NAME_MAX + 1];
+    snprintf (name, sizeof (name), "workflow %s", lh_wfdef_name (run->def));
+    lh_span_start (&run->span, run->trace, parent, S_NAME, name, LH_SPAN_INTERNAL);
+    lh_span_attr_str (&run->span, "lh.run_id", run->id);
+    lh_span_attr_str (&run->span, "lh.trigger", trigger);
     msgpack_zone_init (&run->zone, 1024);
     int rc = lh_msgpack_unpack (zframe_data (run->inputs), zframe_size (run->inputs),
                                 &lh_limits_default, &run->zone, &run->inputs_object);
@@ -201,6 +213,7 @@ s_run_destroy (s_run_t **run_p)
     if (run) {
         for (size_t index = 0; index < lh_wfdef_count (run->def); index++) {
             s_node_t *node = &run->nodes [index];
+            free (node->span);
             free (node->error);
             zframe_destroy (&node->output);
             if (node->decoded)
@@ -386,6 +399,20 @@ static void s_node_start (s_runner_t *runner, s_run_t *run, size_t index);
 
 
 //  --------------------------------------------------------------------------
+//  End a node's call span, if one is in flight, with status
+
+static void
+s_node_span_end (s_node_t *node, uint32_t status)
+{
+    if (node->span) {
+        lh_span_end (node->span, status);
+        free (node->span);
+        node->span = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
 //  A node ended (succeeded, failed, or skipped): its audit row and event;
 //  then start what can start now, or skip what never can; end the run
 //  when nothing is left. error is copied (NULL: none); output is taken.
@@ -395,6 +422,7 @@ s_node_end (s_runner_t *runner, s_run_t *run, size_t index, s_status_t status,
             const char *error, zframe_t **output_p)
 {
     s_node_t *node = &run->nodes [index];
+    s_node_span_end (node, status == S_SUCCEEDED? LH_ST_OK: LH_ST_INTERNAL);
     node->status = status;
     node->ended_ms = s_now_ms ();
     node->retry_at = 0;
@@ -490,6 +518,8 @@ s_node_end (s_runner_t *runner, s_run_t *run, size_t index, s_status_t status,
         if (all_done) {
             run->status = all_succeeded? S_SUCCEEDED: S_FAILED;
             run->ended_ms = s_now_ms ();
+            lh_span_attr_str (&run->span, "lh.run_status", s_status_names [run->status]);
+            lh_span_end (&run->span, all_succeeded? LH_ST_OK: LH_ST_INTERNAL);
         }
     }
 }
@@ -531,11 +561,25 @@ s_node_start (s_runner_t *runner, s_run_t *run, size_t index)
     uint32_t timeout = lh_wfdef_node_timeout (run->def, index);
     char idem [LH_IDEM_MAX + 1];
     snprintf (idem, sizeof (idem), "wf-%s-%s", run->id, lh_wfdef_node_id (run->def, index));
+    //  Traced: the call's CLIENT span, a child of the run's; its id is the
+    //  callee's parent ("ps")
+    if (run->span.active && !node->span) {
+        node->span = (lh_span_t *) malloc (sizeof (lh_span_t));
+        assert (node->span);
+        char name [LH_SPAN_NAME_MAX + 1];
+        snprintf (name, sizeof (name), "%s.%s", svc, op);
+        lh_span_start (node->span, run->trace, run->span.id, S_NAME, name, LH_SPAN_CLIENT);
+        lh_span_attr_str (node->span, "rpc.service", svc);
+        lh_span_attr_str (node->span, "rpc.method", op);
+        lh_span_attr_str (node->span, "lh.node", lh_wfdef_node_id (run->def, index));
+        lh_span_attr_int (node->span, "lh.attempt", node->attempts + 1);
+    }
     lh_call_opts_t opts = {
         .timeout_ms = timeout? timeout: self->node_timeout_ms,
         .idem = lh_wfdef_node_retries (run->def, index)? idem: NULL,
         .queue = true,
-        .trace = run->trace
+        .trace = run->trace,
+        .span = node->span? node->span->id: NULL
     };
     size_t size;
     const void *data = lh_pack_data (pack, &size);
@@ -600,6 +644,7 @@ s_on_reply (s_runner_t *runner, lh_reply_t *reply)
     s_node_t *node = &run->nodes [index];
     node->request = 0;
     uint32_t status = lh_reply_status (reply);
+    s_node_span_end (node, status);     //  a retry makes a new one
     const char *svc = lh_wfdef_node_svc (run->def, index), *op = lh_wfdef_node_op (run->def, index);
     if (status >= 200 && status < 300) {
         size_t size;
@@ -736,7 +781,7 @@ s_on_event (s_runner_t *runner, lh_reply_t *event)
             continue;
         }
         zframe_t *frame = lh_pack_frame (&inputs);
-        s_run_t *run = s_run_new (&def, &frame, "event", NULL);
+        s_run_t *run = s_run_new (&def, &frame, "event", NULL, NULL);
         run->refs = 1;
         lh_info (S_NAME, run->trace, "%s (bseq %" PRIu64 ") started run %s of %s", header->topic,
                  header->bseq, run->id, name);
@@ -1588,7 +1633,8 @@ s_workflow_run (lh_request_t *request, void *state)
         return;
     }
     zframe_t *frame = lh_pack_frame (&pack);
-    s_run_t *run = s_run_new (&def, &frame, "call", lh_request_trace (request));
+    s_run_t *run = s_run_new (&def, &frame, "call", lh_request_trace (request),
+                              lh_request_span_id (request));
     //  The first record is written before anything runs: the run id we
     //  answer with is always there to ask about
     lh_wfbatch_t *batch = lh_wfstore_begin (self->store);

@@ -230,6 +230,11 @@ class Test:
         if not os.access(self.lakehouse, os.X_OK):
             raise Skip("%s is not built" % self.lakehouse)
         self.tmp = tempfile.mkdtemp(prefix="lh-%s-" % name)
+        #  `lakehouse up` and `broker` record themselves for the tools in
+        #  LAKEHOUSE_HOME/current (docs/tools.md): each test has its own,
+        #  so tests never see each other's (or the user's) instance
+        self.home = os.path.join(self.tmp, "home")
+        os.environ["LAKEHOUSE_HOME"] = self.home
         self.procs = []
         self.peers = []
         self.keep = []                      # peers to heartbeat while polling

@@ -38,11 +38,15 @@ def plain_sets(t):
 
 
 def tool_config(t):
-    """A config file for the tools (so ./conf/lakehouse.cfg never leaks in)."""
+    """A config file for the tools (so ./conf/lakehouse.cfg never leaks in):
+    plain loopback tcp, as the brokers of these tests run (the tools follow
+    the config's bus/curve; with CURVE they would present CERTS/tap.cert)."""
     path = os.path.join(t.tmp, "tools.cfg")
     if not os.path.exists(path):
+        values = {"log/level": "warn"}
+        values.update(plain_sets(t))
         with open(path, "w") as f:
-            f.write(lhtest.zpl({"log/level": "warn"}))
+            f.write(lhtest.zpl(values))
     return path
 
 

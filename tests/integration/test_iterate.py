@@ -119,7 +119,7 @@ def body(t, fake):
             and row["iterations"] == 1 and row["max_iterations"] == 3
             and row["session_id"] == "trace-first-1" and row["provider"] == "ollama"
             and row["model"] == "ollama/m-first"
-            and row["attempts"] == [{"iteration": 1, "verdict_kind": "accepted"}]
+            and row["attempts"] == [{"iteration": 0, "verdict_kind": "accepted", "span_id": ""}]
             and row["artifact"]["fills"][0]["candidate_id"] == "w-1"
             and row["timestamp"].endswith("Z") and len(row["timestamp"]) == 27,
             "first shot row: accepted, grounded, the artifact", row)

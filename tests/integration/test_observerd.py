@@ -73,13 +73,15 @@ def start_node(t, b, data):
 
 def wait_subscribed(t, publisher, caller):
     """observerd's subscriber connects on its own thread: publish a probe
-    until it is counted (bounded)."""
+    until it is counted (bounded). The publisher reads its socket between
+    probes: after a quiet spell (a node restarting) the broker may have
+    forgotten it, and only a peer that reads the BYE says HELLO again."""
     deadline = now() + 15
     while now() < deadline:
         publisher.publish("probe.hello", body={"probe": True})
         if observer(caller, "stats")["received"] > 0:
             return
-        caller.idle(0.05)
+        publisher.idle(0.05)
     raise lhtest.Failure("observerd never received a probe event")
 
 

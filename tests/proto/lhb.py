@@ -29,7 +29,7 @@ import zmq
 SIGNATURE = b"LHB1"
 
 #  Header keys and their wire types (SPEC section 2 + BUS.md extras)
-STR_KEYS = ("t", "svc", "op", "topic", "idem", "tr", "src", "uid", "name", "ops")
+STR_KEYS = ("t", "svc", "op", "topic", "idem", "tr", "ps", "src", "uid", "name", "ops")
 UINT_KEYS = ("id", "cid", "dl", "st", "credit", "bseq", "brx", "att",
              "hb_ivl", "hb_live", "max_msg")
 BOOL_KEYS = ("q",)

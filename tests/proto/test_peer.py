@@ -71,7 +71,8 @@ def main(t):
     t.keep.append(wk)
     t.wait_workers(c, "pyecho", 1, timeout=5)
     body = {"hello": "world", "n": [1, 2, 3]}
-    rid = c.request("pyecho", "echo", body=body, dl=3000)
+    rid = c.request("pyecho", "echo", body=body, dl=3000,
+                    tr="4bf92f3577b34da6a3ce929d0e0e4736", ps="00f067aa0ba902b7")
     req = wk.recv_req(3)
     t.check(req is not None, "Python worker receives the REQ")
     h = req.h
@@ -85,6 +86,8 @@ def main(t):
     t.check(isinstance(h.get("dl"), int) and 0 < h["dl"] <= 3000,
             "worker receives the remaining deadline (0 < dl <= 3000)", h)
     t.check(req.body == pack(body), "REQ body forwarded verbatim")
+    t.check(h.get("tr") == "4bf92f3577b34da6a3ce929d0e0e4736" and h.get("ps") == "00f067aa0ba902b7",
+            "REQ keeps its trace id (tr) and parent span id (ps)", h)
     wk.reply(req, 200, raw=req.body)
     rep = c.wait_reply(rid, 3)
     t.check(rep is not None and rep.st == 200 and rep.h.get("cid") == rid,
@@ -215,7 +218,7 @@ def main(t):
         h[key] = value
         attack("wrong type %s=%r" % (key, value), [[SIGNATURE, hdr(**h), pack([])]])
     #  Strings too long for their fields (SPEC: malformed)
-    for key, size in (("svc", 65), ("op", 65), ("idem", 129), ("tr", 33),
+    for key, size in (("svc", 65), ("op", 65), ("idem", 129), ("tr", 33), ("ps", 17),
                       ("name", 65), ("topic", 256), ("ops", 1025), ("src", 65),
                       ("uid", 41)):
         h = dict(base)
