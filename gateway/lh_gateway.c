@@ -943,10 +943,13 @@ s_upload_failed (s_request_t *request)
 
 //  --------------------------------------------------------------------------
 //  The early ingest's answer came (on the connection's own HTTP thread).
-//  The request waits for it (its body is in): answer now. Its body still
-//  streams: keep the answer; a refusal stops the upload (the rest of the
-//  body is dropped, the refusal is the answer). The request is gone:
-//  drop it.
+//  Its success or a refusal (4xx: a bad CSV, a drift, too large) is the
+//  answer: now if the request waits for it (its body is in), else kept,
+//  a refusal stopping the upload (the rest of the body is dropped). A
+//  failure of its own (5xx or none: a deadline that counted a slow upload,
+//  a worker lost) is not the answer: the ingest is asked again once the
+//  source is whole, as without the early call. The request is gone: drop
+//  it.
 
 static void
 s_early_done (void *arg, lh_reply_t *reply, zlist_t *parts)
@@ -958,6 +961,29 @@ s_early_done (void *arg, lh_reply_t *reply, zlist_t *parts)
         free (early);
         return;
     }
+    uint32_t status = reply? lh_reply_status (reply): 0;
+    bool final = status == LH_ST_OK || (status >= 400 && status < 500);
+    if (!final) {
+        lh_info (S_ACTOR, request->trace, "the ingest asked while the body streamed failed "
+                 "(%u %s): asking again once the source is stored", status,
+                 reply && lh_reply_reason (reply)? lh_reply_reason (reply): "no answer");
+        s_bus_discard (NULL, reply, parts);
+        request->early = NULL;
+        free (early);
+        if (request->waiting) {
+            zframe_t *body = lh_ingest_request (lh_gw_upload_name (request->upload),
+                                                lh_gw_upload_key (request->upload));
+            lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace,
+                                    .span = lh_trace_on ()? request->span: NULL };
+            lh_bus_pump_t *pump = lh_http_pool_pump ();
+            if (!pump || lh_bus_pump_submit (pump, request->match.service, request->match.op,
+                                             &body, &opts, s_bus_done, request)) {
+                zframe_destroy (&body);
+                MHD_resume_connection (request->connection);    //  no reply: 503
+            }
+        }
+        return;
+    }
     if (request->waiting) {
         request->early = NULL;
         free (early);
@@ -967,7 +993,7 @@ s_early_done (void *arg, lh_reply_t *reply, zlist_t *parts)
     early->done = true;
     early->reply = reply;
     early->parts = parts;
-    if (!reply || lh_reply_status (reply) != LH_ST_OK)
+    if (status != LH_ST_OK)
         lh_gw_upload_destroy (&request->upload);        //  aborts it
 }
 

@@ -23,7 +23,10 @@ queryd in one process).
   early in a 7 MiB CSV (400 bad_csv, the refusal stops the upload) and
   another schema under an existing name (409 schema_drift, the dataset
   untouched), and a client gone mid-body: each leaves no source, no
-  upload and no dataset behind.
+  upload and no dataset behind. A body slower than the request's deadline
+  (X-Lakehouse-Timeout-Ms 3000, the last parts paced over 5 s): the ingest
+  asked while it streamed times out, and is asked again once the source is
+  stored (200).
 """
 
 import json
@@ -273,6 +276,32 @@ def main(t):
     st, _, body = h.request("GET", "/v1/catalog/list")
     names = [d["name"] for d in json.loads(body)["datasets"]]
     t.check(not {"ragged_big", "gone"} & set(names), "... and no dataset", names)
+    #  A client slower than the deadline: the early ingest's 504 is not
+    #  the answer, the ingest is asked again after the upload
+    slow = socket.create_connection((h.host, h.port), timeout=30)
+    slow.sendall(b"POST /v1/ingest?name=slow HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                 b"X-Lakehouse-Timeout-Ms: 3000\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(good) + good[:1536 * 1024])
+    rest = good[1536 * 1024:]
+    step = len(rest) // 10 + 1
+    for at in range(0, len(rest), step):
+        time.sleep(0.5)             #  a slow client, not a synchronisation
+        slow.sendall(rest[at:at + step])
+    answer = b""
+    while True:
+        chunk = slow.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    slow.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    doc = json.loads(body) if gw.status_of(answer) == 200 else None
+    t.check(doc and doc.get("row_count") == len(lines) - 1,
+            "a body slower than its 3 s deadline -> 200 with %d rows" % (len(lines) - 1),
+            answer[:400])
+    t.check("the ingest asked while the body streamed failed (504" in h.wait_log("failed (504"),
+            "... after the early ingest's 504, the ingest asked again once the source was stored",
+            [line for line in h.log().splitlines() if "streamed failed" in line])
 
     st, reply = post_json("/v1/sql", {"sql": "SELEC 1"})
     t.check(st == 400 and reply["error"]["kind"] == "bad_sql", "bad SQL -> 400 bad_sql", reply)
