@@ -8,12 +8,12 @@
 
 #include "lh_acl.h"
 
-#define S_ROLES         5
+#define S_ROLES         6
 #define S_LISTS         4
 #define S_ENTRIES_MAX   256             //  entries in one list
 
 //  The roles, in a fixed order (the index of a role in s_roles)
-static const char *s_roles [S_ROLES] = { "actor", "gateway", "client", "admin", "tap" };
+static const char *s_roles [S_ROLES] = { "actor", "gateway", "client", "admin", "tap", "mcp" };
 
 //  The lists of a role
 typedef enum { S_SERVE, S_CALL, S_PUBLISH, S_SUBSCRIBE } s_kind_t;
@@ -397,7 +397,8 @@ lh_acl_test (bool verbose)
     assert (lh_acl_admin_op ("broker", "reload") && !lh_acl_admin_op ("broker", "stats"));
 
     //  Events: catalogd's workers publish catalog.*, nobody else; actors
-    //  subscribe to anything, clients to nothing, admin to anything
+    //  subscribe to anything, clients to nothing, gateway and mcp to
+    //  catalog.*, admin to anything
     assert (lh_acl_may_publish (acl, "actor", "catalogd", "catalog.changed"));
     assert (!lh_acl_may_publish (acl, "actor", "queryd", "catalog.changed"));
     assert (!lh_acl_may_publish (acl, "actor", NULL, "catalog.changed"));
@@ -407,7 +408,14 @@ lh_acl_test (bool verbose)
     assert (lh_acl_may_subscribe (acl, "actor", NULL, "catalog.changed"));
     assert (lh_acl_may_subscribe (acl, "actor", NULL, ""));
     assert (!lh_acl_may_subscribe (acl, "client", NULL, "catalog."));
-    assert (!lh_acl_may_subscribe (acl, "gateway", NULL, "catalog."));
+    assert (!lh_acl_may_subscribe (acl, "gateway", NULL, ""));
+    assert (!lh_acl_may_publish (acl, "mcp", NULL, "catalog.changed"));
+    //  The gateway (for /mcp) and lakehouse mcp hear of catalog changes
+    assert (lh_acl_may_subscribe (acl, "gateway", NULL, "catalog.changed"));
+    assert (lh_acl_may_subscribe (acl, "mcp", NULL, "catalog.changed"));
+    assert (!lh_acl_may_subscribe (acl, "mcp", NULL, "workflow."));
+    assert (lh_acl_may_call (acl, "mcp", "pathwayd", "search"));
+    assert (!lh_acl_may_call (acl, "mcp", "broker", "unbind"));
     assert (lh_acl_may_subscribe (acl, "admin", NULL, ""));
     assert (!lh_acl_may_subscribe (acl, "tap", NULL, "x"));
 

@@ -3,7 +3,7 @@
     table of roles, read by the broker (every READY, REQ, PUB and SUB) and
     by the gateway (every HTTP request, before anything reaches the bus)
 
-    Every peer has one role: actor, gateway, client, admin or tap (from its
+    Every peer has one role: actor, gateway, client, admin, tap or mcp (from its
     CURVE certificate, from the plain-tcp endpoint's bus/plain_role, or
     from the launcher's in-process grant: docs/broker.md "Roles"). Each
     role has four lists, comma-separated (blanks around entries ignored):
@@ -50,8 +50,8 @@ extern "C" {
 
 typedef struct _lh_acl_t lh_acl_t;
 
-//  The roles, "actor|gateway|client|admin|tap" (a config range)
-#define LH_ACL_ROLES    "actor|gateway|client|admin|tap"
+//  The roles, "actor|gateway|client|admin|tap|mcp" (a config range)
+#define LH_ACL_ROLES    "actor|gateway|client|admin|tap|mcp"
 
 //  Create an ACL holding the defaults of every acl/ key
 lh_acl_t *

@@ -36,7 +36,7 @@ s_role_valid (const char *role)
 {
     return role && (streq (role, "actor") || streq (role, "gateway")
         || streq (role, "client") || streq (role, "admin")
-        || streq (role, "tap") || streq (role, "broker"));
+        || streq (role, "tap") || streq (role, "mcp") || streq (role, "broker"));
 }
 
 
@@ -89,7 +89,7 @@ lh_cert_create (const char *dir, const char *name, const char *role,
     }
     if (!s_role_valid (role)) {
         *error_p = zsys_sprintf ("role '%s' is not one of actor, gateway, client, "
-                                 "admin, tap, broker", role? role: "");
+                                 "admin, tap, mcp, broker", role? role: "");
         return -1;
     }
     if (days < 0) {
@@ -240,7 +240,7 @@ lh_cert_ensure_local (const char *dir, char **error_p)
 {
     static const char *local [][2] = {
         { "broker", "broker" }, { "admin", "admin" }, { "tap", "tap" },
-        { "node", "actor" }, { "gateway", "gateway" }
+        { "node", "actor" }, { "gateway", "gateway" }, { "mcp", "mcp" }
     };
     char *allow = zsys_sprintf ("%s/allow", dir);
     int rc = 0;
@@ -659,7 +659,7 @@ lh_cert_test (bool verbose)
     char *local_allow = zsys_sprintf ("%s/allow", local);
     allow = lh_allow_new (local_allow);
     assert (lh_allow_refresh (allow) == 1);
-    assert (lh_allow_size (allow) == 4);      //  admin, tap, node, gateway
+    assert (lh_allow_size (allow) == 5);      //  admin, tap, node, gateway, mcp
     lh_allow_destroy (&allow);
     free (local_allow);
     free (local);

@@ -7,7 +7,7 @@
     metadata carries:
 
         name        the peer's name; its HELLO must say exactly this
-        role        actor, gateway, client, admin, tap (or broker)
+        role        actor, gateway, client, admin, tap, mcp (or broker)
         keyid       first 8 characters of the public key (Z85), for logs
         expires     UTC "YYYY-MM-DDTHH:MM:SSZ", or "never"
 
@@ -77,9 +77,9 @@ char *
     lh_cert_server_key (const char *value, char **error_p);
 
 //  Make sure DIR holds the local certificate set that `lakehouse up`
-//  needs: broker (server), admin, tap, node (actor), gateway, each with a
-//  public copy in DIR/allow (not the broker's). Creates only what is
-//  missing. Returns 0, or -1 and a sentence in *error_p (caller frees).
+//  needs: broker (server), admin, tap, node (actor), gateway, mcp (
+//  role mcp, for `lakehouse mcp`), each with a public copy in DIR/allow (not the
+//  broker's). Creates only what is missing. Returns 0, or -1 and a sentence in *error_p (caller frees).
 int
     lh_cert_ensure_local (const char *dir, char **error_p);
 

@@ -49,6 +49,7 @@
 #include "lh_ingest_upload.h"
 #include "lh_gw_upload.h"
 #include "lh_gw_download.h"
+#include "lh_mcp_http.h"
 #include "lh_json.h"
 #include "lh_log.h"
 #include "lh_trace.h"
@@ -124,6 +125,7 @@ typedef struct {
     uint64_t received;                  //  streamed body bytes so far
     uint64_t progress_mark;             //  received when the timeout last restarted
     char etag [67];                     //  ETag header to send, or ""
+    void *mcp;                          //  a /mcp request's state (lh_mcp_http), or NULL
 } s_request_t;
 
 //  An ingest asked while its source is still uploading (POST /v1/ingest
@@ -187,6 +189,7 @@ typedef struct {
     pthread_mutex_t conn_lock;          //  guards the registry
     s_conn_t *conns;                    //  open connections
     size_t read_timeouts;               //  connections cut by the read timeout
+    lh_mcp_http_t *mcp;                 //  MCP at /mcp, or NULL (mcp/http off)
 } self_t;
 
 
@@ -423,6 +426,7 @@ s_request_destroy (s_request_t **request_p)
         s_request_t *request = *request_p;
         lh_gw_upload_destroy (&request->upload);
         s_early_forget (&request->early);
+        lh_mcp_http_end (&request->mcp);
         lh_reply_destroy (&request->reply);
         if (request->parts) {
             zframe_t *part;
@@ -1420,6 +1424,45 @@ s_request_take (s_request_t *request, const char *data, size_t size)
 
 
 //  --------------------------------------------------------------------------
+//  May the caller of an /mcp request call svc.op? The check its token's
+//  role gets on /v1/bus/SVC/OP (acl/ROLE/call; admin ops need admin), for
+//  each bus call one of its tool calls makes (lh_mcp_http_allow_fn)
+
+static bool
+s_mcp_allow (void *arg, const char *svc, const char *op)
+{
+    s_request_t *request = (s_request_t *) arg;
+    self_t *self = (self_t *) request->owner;
+    return request->role && lh_acl_may_call (self->acl, request->role, svc, op);
+}
+
+
+//  --------------------------------------------------------------------------
+//  /mcp (lh_mcp_http.h): answered now, or suspended while it waits on the
+//  bus and served again when resumed
+
+static enum MHD_Result
+s_serve_mcp (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    if (!self->mcp)
+        return s_respond_error (connection, request, 404, "no_such_route",
+                                "MCP is off on this gateway (mcp/http)", 0);
+    lh_mcp_http_request_t mcp = { connection, request->method, request->body, request->size,
+                                  request->trace, s_mcp_allow, request };
+    lh_mcp_http_answer_t answer;
+    if (lh_mcp_http_serve (self->mcp, &mcp, &request->mcp, &answer) == 1) {
+        request->waiting = true;
+        MHD_suspend_connection (connection);
+        return MHD_YES;
+    }
+    if (!answer.response)
+        return MHD_NO;
+    return s_respond_with (connection, request, answer.status, answer.response, answer.size,
+                           answer.content_type, 0);
+}
+
+
+//  --------------------------------------------------------------------------
 //  The access handler: called once with the headers, once per piece of
 //  body, and once more when the request is complete.
 
@@ -1442,6 +1485,8 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
     if (request->waiting) {
         //  Resumed: the pump has answered
         request->waiting = false;
+        if (request->mcp)
+            return s_serve_mcp (self, connection, request);
         return s_answer (self, connection, request);
     }
     bool streaming = request->match.route
@@ -1465,6 +1510,8 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
     if (route->service == NULL) {
         if (streq (request->match.op, "health"))
             return s_serve_health (self, connection, request);
+        if (streq (request->match.op, "mcp"))
+            return s_serve_mcp (self, connection, request);
         return s_respond_error (connection, request, LH_ST_INTERNAL, "internal",
                                 "route has no local handler", 0);
     }
@@ -2054,6 +2101,10 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
     self->conn_per_ip = (unsigned) conn_per_ip;
     self->conn_max = (unsigned) conn_max;
 
+    //  MCP at /mcp, before any HTTP thread may serve it
+    if (lh_config_bool (config, "mcp/http"))
+        self->mcp = lh_mcp_http_new (config, &self->link, self->name);
+
     //  One listening socket, shared by the HTTP threads' daemons
     self->listen_fd = s_listen_open (&address, address_size, detail_p);
     if (self->listen_fd < 0) {
@@ -2127,6 +2178,8 @@ s_self_tick (self_t *self)
         self->next_token_check = now + self->token_check_ms;
     }
     s_read_timeouts (self);
+    if (self->mcp)
+        lh_mcp_http_tick (self->mcp);
     if (now >= self->next_health) {
         s_health_refresh (self);
         self->next_health = zclock_mono () + self->health_ms;
@@ -2173,8 +2226,12 @@ s_self_destroy (self_t **self_p)
         self_t *self = *self_p;
         //  Each HTTP thread answers what waits on its pump, stops its
         //  daemon and ends; its streaming bus client is destroyed by the
-        //  thread-specific destructor as it ends.
+        //  thread-specific destructor as it ends. MCP streams end first:
+        //  a connection still suspended would stop a daemon for good.
+        if (self->mcp)
+            lh_mcp_http_stop (self->mcp);
         lh_http_pool_destroy (&self->pool);
+        lh_mcp_http_destroy (&self->mcp);
         if (self->listen_fd >= 0)
             close (self->listen_fd);
         zhashx_destroy (&self->per_ip);

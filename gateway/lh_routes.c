@@ -110,6 +110,11 @@ static const lh_route_t s_routes [] = {
                                                                          LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
     LH_ROUTE ("GET",    "/v1/workflows/runs/{run_id}", "workflowd", "run_get", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     LH_ROUTE ("GET",    "/v1/workflows/stats", "workflowd", "stats", NULL, LH_IN_NONE,  LH_OUT_JSON,   0, NULL, NULL),
+    //  MCP, streamable HTTP (SPEC 5.9, docs/mcp.md): answered by the gateway (lh_mcp_http.c)
+    LH_ROUTE ("POST",   "/mcp",               NULL,       "mcp",    NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
+              "mcp/body_max", NULL),
+    LH_ROUTE ("GET",    "/mcp",               NULL,       "mcp",    NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
+    LH_ROUTE ("DELETE", "/mcp",               NULL,       "mcp",    NULL, LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
 };
 
 #define S_ROUTE_COUNT   (sizeof (s_routes) / sizeof (s_routes [0]))

@@ -20,6 +20,8 @@
     lakehouse [options] workflow run FILE [--input NAME=TEXT | NAME:=JSON ...]
                                             run a workflow file (YAML or JSON) through
                                             workflowd, showing each node as it goes
+    lakehouse [options] mcp                 an MCP server on stdin/stdout for agents
+                                            (lh_mcp_stdio.h, docs/mcp.md)
     lakehouse config                        print every key with its default
     lakehouse [options] certs new NAME --role ROLE [--out DIR] [--allow DIR] [--days N]
                                             a new CURVE certificate (secret file 0600)
@@ -48,7 +50,7 @@
     Security (docs/operations.md): with bus/curve (the default) every tcp
     endpoint of the broker is CURVE. `up` and `broker` create the local
     certificate set under CERTS (bus/certs, else DATA_DIR/certs) on first
-    run: broker, admin, tap, node, gateway, with public copies of all but
+    run: broker, admin, tap, node, gateway, mcp, with public copies of all but
     the broker's in CERTS/allow. `node` and `gateway` connect with
     bus/cert (default CERTS/node.cert, CERTS/gateway.cert) and the broker
     key bus/server_key (default CERTS/broker.cert). Every peer has a role
@@ -57,12 +59,13 @@
     the broker admin ops); peers of a plain-tcp endpoint get
     bus/plain_role.
 
-    The client commands (ingest, corpus, playbook-lift, distill, workflow)
+    The client commands (ingest, corpus, playbook-lift, distill, workflow, mcp)
     and certs find the system as buscall does (common/lh_tool.h: --config,
     else $LAKEHOUSE_CONFIG, else ./conf/lakehouse.cfg, else the running
     instance recorded in LAKEHOUSE_HOME/current, else defaults); the client
     commands link with the admin certificate and say at once when the
-    handshake is refused.
+    handshake is refused (mcp links with its own, bus/cert else
+    CERTS/mcp.cert, and says only that it cannot reach the broker).
 
     Each running command writes DATA_DIR/COMMAND.pid (up.pid, broker.pid,
     node.pid, gateway.pid) and removes it on a clean stop; `up` and
@@ -107,6 +110,7 @@
 #include "lh_tap.h"
 #include "lh_corpus.h"
 #include "lh_lift.h"
+#include "lh_mcp_stdio.h"
 #include "lh_acl.h"
 #include "lh_distill_cli.h"
 #include "lh_wfcli.h"
@@ -207,7 +211,8 @@ s_usage (FILE *file)
         "       lakehouse [options] corpus build --dataset NAME --id-column C --text-columns A,B\n"
         "                 --index NAME [--metadata-columns X,Y] [--batch N] [--model M]\n"
         "       lakehouse [options] workflow run FILE [--input NAME=TEXT|NAME:=JSON ...]\n"
-        "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n");
+        "       lakehouse [options] playbook-lift [--seed S] [--workers N] [--queries Q]\n"
+        "       lakehouse [options] mcp\n");
     lh_distill_cli_usage (file);
     fprintf (file,
         "\n"
@@ -217,10 +222,10 @@ s_usage (FILE *file)
         "  gateway              the HTTP gateway (gateway/listen) against bus/endpoint\n"
         "  config               print every config key with its default\n"
         "  certs new NAME       a CURVE certificate: NAME.cert + NAME.cert_secret (0600)\n"
-        "                       in --out (default CERTS), role actor|gateway|client|admin|tap,\n"
+        "                       in --out (default CERTS), role actor|gateway|client|admin|tap|mcp,\n"
         "                       a public copy in --allow (default CERTS/allow when --out\n"
         "                       is not given), valid --days (default 365; 0 = never)\n"
-        "  certs init           create the local set (broker admin tap node gateway)\n"
+        "  certs init           create the local set (broker admin tap node gateway mcp)\n"
         "  certs show FILE      print a certificate's public key and metadata\n"
         "  ingest FILE          upload a CSV (FILE, or - for stdin) into storaged and ingest\n"
         "                       it as dataset --name, with a progress line (docs/ingestd.md)\n"
@@ -228,6 +233,8 @@ s_usage (FILE *file)
         "                       (embedd) and add them to a vectord index, with progress\n"
         "  playbook-lift        measure recall cold and warm (use_playbook) on a generated\n"
         "                       roster against the running system; prints a markdown report\n"
+        "  mcp                  an MCP server (protocol 2025-11-25) on stdin/stdout: the\n"
+        "                       lakehouse as tools and resources for agents (docs/mcp.md)\n"
         "  distill STAGE        distilld's stages from the shell, progress on stderr,\n"
         "                       the reply as JSON on stdout (docs/distilld.md)\n"
         "  workflow run FILE    run a workflow (YAML or JSON) through workflowd with a\n"
@@ -1912,7 +1919,7 @@ main (int argc, char *argv [])
     &&  !streq (args.command, "config") && !streq (args.command, "certs")
     &&  !streq (args.command, "ingest") && !streq (args.command, "corpus")
     &&  !streq (args.command, "playbook-lift") && !streq (args.command, "distill")
-    &&  !streq (args.command, "workflow")) {
+    &&  !streq (args.command, "workflow") && !streq (args.command, "mcp")) {
         fprintf (stderr, "lakehouse: unknown command '%s' (see --help)\n", args.command);
         rc = -1;
     }
@@ -1967,6 +1974,12 @@ main (int argc, char *argv [])
                       streq (level, "error")? LH_LOG_ERROR: LH_LOG_INFO);
     if (streq (args.command, "certs")) {
         rc = s_run_certs (&args, config);
+        lh_config_destroy (&config);
+        s_args_destroy (&args);
+        return rc;
+    }
+    if (streq (args.command, "mcp")) {
+        rc = lh_mcp_stdio_run (config, STDIN_FILENO, STDOUT_FILENO);
         lh_config_destroy (&config);
         s_args_destroy (&args);
         return rc;
