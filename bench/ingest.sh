@@ -15,6 +15,13 @@
 #       table build, upload of the table file to storaged, registration);
 #       then the queries through queryd.sql.
 #
+#    C  ours end to end over HTTP: a fresh `lakehouse up` (storaged,
+#       catalogd, ingestd and the gateway in one process, default settings
+#       but a plain loopback bus) is sent the CSV by POST /v1/ingest?name=
+#       (a raw text/csv body, as curl --data-binary sends it): the upload,
+#       ingestd parsing it as it lands (issue 16), the table build and its
+#       upload, registration; peak RSS = the whole system's VmHWM.
+#
 #  Queries: count(*), the GROUP BY role with count and avg, the filtered AVG
 #  (state = 'OH'); each the median of 5 after a warm-up. The table reports
 #  the median over runs (and the range), the phases of our ingest from
@@ -182,6 +189,63 @@ PY
     wait "$ingestd" 2>/dev/null || true
     grep -h "ingested 'workers_$run'" "$work/ingestd-$run.err" \
         | sed 's/.*ingested/ingested/; s/ -> .*//' > "$work/phases-$run.txt" || true
+    #  C: ours over HTTP, a fresh `lakehouse up`
+    /usr/bin/python3 - "$(realpath "$BUILD/lakehouse")" "$work" "$run" "$csv" <<'PY'
+import http.client, json, os, re, signal, subprocess, sys, time
+lakehouse, work, run, csv = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+config = os.path.join(work, "up.cfg")
+with open(config, "w") as f:
+    f.write("log\n    level = info\n")
+sets = {"bus/endpoint": "tcp://127.0.0.1:*", "bus/tap": "", "bus/plain": "true",
+        "bus/curve": "false", "bus/plain_role": "actor", "bus/inproc": "inproc://lh-bench-%d" % run,
+        "actors/run": "storaged,catalogd,ingestd", "data/dir": os.path.join(work, "var-up%d" % run),
+        "gateway/listen": "127.0.0.1:0"}
+args = [lakehouse, "up", "--config", config]
+for key, value in sets.items():
+    args += ["--set", "%s=%s" % (key, value)]
+err = open(os.path.join(work, "up-%d.err" % run), "w")
+proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, cwd=work, text=True)
+url = None
+try:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"gateway ready on http://([^:/]+):(\d+)", line)
+        if m:
+            url = (m.group(1), int(m.group(2)))
+            break
+    assert url, "lakehouse up did not say its gateway is ready"
+    size = os.path.getsize(csv)
+    conn = http.client.HTTPConnection(url[0], url[1], timeout=600, blocksize=1 << 20)
+    start = time.monotonic()
+    with open(csv, "rb") as body:
+        conn.request("POST", "/v1/ingest?name=http_%d" % run, body=body,
+                     headers={"Content-Type": "text/csv", "Content-Length": str(size)})
+        resp = conn.getresponse()
+        data = resp.read()
+    wall = time.monotonic() - start
+    assert resp.status == 200, (resp.status, data[:300])
+    rows = json.loads(data)["row_count"]
+    hwm = 0
+    with open("/proc/%d/status" % proc.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    json.dump({"wall_s": wall, "rss_mib": hwm / 1024.0, "rows": rows},
+              open(os.path.join(work, "http-%d.json" % run), "w"))
+finally:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+PY
+    grep -h "ingested 'http_$run'" "$work/up-$run.err" \
+        | sed 's/.*ingested/ingested/; s/ -> .*//' > "$work/http-phases-$run.txt" || true
+    rm -rf "$work/var-up$run"
 done
 
 out=$results/ingest.md
@@ -195,6 +259,7 @@ def load(path):
     except Exception:
         return None
 ours = [load("%s/ours-%d.json" % (work, run)) for run in range(1, runs + 1)]
+http = [load("%s/http-%d.json" % (work, run)) for run in range(1, runs + 1)]
 duck = [load("%s/duck-%d.json" % (work, run)) for run in range(1, runs + 1)] if duck_ok else []
 duck = [d for d in duck if d and not d.get("failed")]
 def cell(values, unit, digits):
@@ -213,9 +278,12 @@ print("- machine: %d cores, %s; load average (1/5/15 min) before: %s, after: %s 
          os.environ.get("INGEST_LOAD_AFTER")))
 print("- data: gen_workers --rows %d --seed 1: %d bytes (%.0f MiB), 18 columns" % (rows, size, size / 1048576))
 print("- settings: %s" % (os.environ.get("INGEST_SETS") or "defaults"))
-print("- method: bench/ingest.sh; %d runs, DuckDB and ours interleaved (A B A B); ours = wall time of "
+print("- method: bench/ingest.sh; %d runs, DuckDB and ours interleaved (A B C A B C); ours = wall time of "
       "ingestd.ingest over the bus from storaged (inference, table build, upload of the table file, "
-      "registration) in a fresh ingestd process (peak RSS = its VmHWM); DuckDB = read_csv_auto into a "
+      "registration) in a fresh ingestd process (peak RSS = its VmHWM); POST /v1/ingest = the CSV "
+      "sent over HTTP to a fresh `lakehouse up` (storaged, catalogd, ingestd, gateway in one process; "
+      "ingestd parses the upload as it lands), from the first byte sent to the answer (peak RSS = "
+      "the process's VmHWM); DuckDB = read_csv_auto into a "
       "table in a fresh database file (@duckdb/node-api); queries through queryd.sql, each the median "
       "of 5 after a warm-up. Cells: median over runs (min–max).\n" % runs)
 print("| | ours | DuckDB | ours / DuckDB |")
@@ -226,6 +294,13 @@ ratio = "%.2f×" % (statistics.median(ow) / statistics.median(dw)) if ow and dw 
 print("| ingest wall time | %s | %s | %s |" % (cell(ow, "s", 2), cell(dw, "s", 2), ratio))
 print("| peak RSS | %s | %s | |" % (cell([o["rss_mib"] for o in ours if o], "MiB", 0),
                                    cell([d["rss_mib"] for d in duck], "MiB", 0)))
+hw = [h["wall_s"] for h in http if h]
+hratio = "%.2f×" % (statistics.median(hw) / statistics.median(dw)) if hw and dw else "-"
+print("| POST /v1/ingest end to end (upload + ingest) | %s | %s | %s |"
+      % (cell(hw, "s", 2), cell(dw, "s", 2), hratio))
+print("| peak RSS of the whole system (`lakehouse up`) | %s | %s | |"
+      % (cell([h["rss_mib"] for h in http if h], "MiB", 0),
+         cell([d["rss_mib"] for d in duck], "MiB", 0)))
 for name, label in (("count", "count(*)"), ("group_by", "GROUP BY role, count, avg"),
                     ("filtered_avg", "AVG WHERE state = 'OH'")):
     print("| %s | %s | %s | |" % (label, cell([o["queries_ms"][name] for o in ours if o], "ms", 1),
@@ -236,6 +311,13 @@ print("\nOur ingest's phases, per run (ingestd's log line, ms):\n")
 for run in range(1, runs + 1):
     try:
         text = open("%s/phases-%d.txt" % (work, run)).read().strip()
+    except OSError:
+        text = ""
+    print("- run %d: %s" % (run, text or "-"))
+print("\nPOST /v1/ingest, ingestd's log line per run (the read overlaps the upload):\n")
+for run in range(1, runs + 1):
+    try:
+        text = open("%s/http-phases-%d.txt" % (work, run)).read().strip()
     except OSError:
         text = ""
     print("- run %d: %s" % (run, text or "-"))

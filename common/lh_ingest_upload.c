@@ -1,16 +1,18 @@
 /*  =========================================================================
     lh_ingest_upload - stream bytes into storaged, then ingest them
 
-    See lh_ingest_upload.h. The part buffer grows with what arrives, up to
-    part_size, so a small body costs what it is; a multipart upload is only
-    begun once a whole part is waiting.
+    See lh_ingest_upload.h. Every storaged call goes through the typed
+    storage client (lh_storage). The first part is buffered here, growing
+    with what arrives up to part_size, so a small body costs what it is and
+    goes as one put; once a whole part is waiting, a multipart upload is
+    begun and the storage client's uploader holds the parts from then on.
     =========================================================================
 */
 
 #include "lh_ingest_upload.h"
+#include "lh_storage.h"
 #include "lh_body.h"
 #include "lh_log.h"
-#include <sodium.h>
 
 #define S_ACTOR         "ingest_upload"
 #define S_READ_CHUNK    (256 * 1024)    //  bytes read from a file at a time
@@ -23,21 +25,18 @@ typedef enum {
 } s_state_t;
 
 struct _lh_ingest_upload_t {
-    lh_client_t *client;                //  bus client (borrowed)
+    lh_storage_t *storage;              //  storaged, over the caller's client
     char *key;                          //  object key
     lh_ingest_upload_opts_t opts;       //  options (strings copied below)
-    char *trace;                        //  copy of opts.trace
-    char *span;                         //  copy of opts.span
-    char *if_none_match;                //  copy of opts.if_none_match
     char *if_match;                     //  copy of opts.if_match
+    lh_storage_cond_t cond;             //  the conditions, for every call
     s_state_t state;                    //  where we are
-    char *buffer;                       //  the part being filled
+    char *buffer;                       //  the first part, until the upload begins
     size_t size;                        //  bytes in it
     size_t capacity;                    //  allocated
-    char *upload_id;                    //  multipart upload, once begun
-    size_t part_max;                    //  storaged's largest part
-    uint32_t part;                      //  last part number sent
+    lh_storage_upload_t *upload;        //  multipart upload, once begun
     uint64_t bytes;                     //  bytes taken
+    uint64_t progress_mark;             //  bytes at the last progress call
     uint64_t records;                   //  CSV record ends seen
     bool in_quotes;                     //  CSV scanner: inside a quoted field
     bool line_open;                     //  CSV scanner: bytes since the last record end
@@ -45,7 +44,7 @@ struct _lh_ingest_upload_t {
     char *kind;                         //  error kind
     char *reason;                       //  error reason
     uint64_t retry_after_ms;            //  advised retry, 0 = none
-    char etag [65];                     //  ETag once finished
+    char etag [LH_STORAGE_ETAG_MAX + 1];    //  ETag once finished
 };
 
 
@@ -59,65 +58,28 @@ s_fail (lh_ingest_upload_t *self, uint32_t status, const char *kind,
     if (self->status)
         return;
     self->status = status;
-    self->kind = strdup (kind? kind: lh_status_kind (status));
-    self->reason = strdup (reason? reason: lh_status_text (status));
+    self->kind = strdup (kind && *kind? kind: lh_status_kind (status));
+    self->reason = strdup (reason && *reason? reason: lh_status_text (status));
     self->retry_after_ms = retry_after_ms;
     self->state = S_FAILED;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Record the error a non-200 reply carries
+//  Record the failure of the storage client's last operation (status, as
+//  it returned it); returns the status
 
-static void
-s_fail_reply (lh_ingest_upload_t *self, lh_reply_t *reply, const char *op)
+static uint32_t
+s_fail_storage (lh_ingest_upload_t *self, uint32_t status)
 {
-    uint32_t status = lh_reply_status (reply);
-    const msgpack_object *object = lh_reply_object (reply);
-    const msgpack_object *error = object? lh_obj_get (object, "error"): NULL;
-    char kind [LH_NAME_MAX + 1] = "";
-    const char *text;
-    size_t size;
-    if (error && lh_obj_str (error, "kind", &text, &size) && size < sizeof (kind)) {
-        memcpy (kind, text, size);
-        kind [size] = 0;
-    }
+    lh_reply_t *reply = lh_storage_reply (self->storage);
+    const msgpack_object *error = reply? lh_obj_get (lh_reply_object (reply), "error"): NULL;
     uint64_t retry = 0;
     if (error)
         lh_obj_uint (error, "retry_after_ms", &retry);
-    const char *reason = lh_reply_reason (reply);
-    char fallback [128];
-    if (!reason) {
-        snprintf (fallback, sizeof (fallback), "storaged.%s answered %u", op, status);
-        reason = fallback;
-    }
     s_fail (self, status >= 200 && status <= 599? status: LH_ST_BAD_GATEWAY,
-            *kind? kind: NULL, reason, retry);
-}
-
-
-//  --------------------------------------------------------------------------
-//  One storaged call; returns the reply when it is 200, else records the
-//  error and returns NULL
-
-static lh_reply_t *
-s_call (lh_ingest_upload_t *self, const char *op, lh_pack_t **pack_p)
-{
-    zframe_t *body = lh_pack_frame (pack_p);
-    lh_call_opts_t opts = { .timeout_ms = self->opts.timeout_ms, .trace = self->trace,
-                            .span = self->span };
-    lh_reply_t *reply = NULL;
-    lh_client_call (self->client, "storaged", op, zframe_data (body), zframe_size (body),
-                    &opts, &reply);
-    zframe_destroy (&body);
-    if (reply && lh_reply_status (reply) == LH_ST_OK)
-        return reply;
-    if (reply)
-        s_fail_reply (self, reply, op);
-    else
-        s_fail (self, LH_ST_UNAVAILABLE, "storage_unavailable", "storaged did not answer", 0);
-    lh_reply_destroy (&reply);
-    return NULL;
+            lh_storage_kind (self->storage), lh_storage_reason (self->storage), retry);
+    return self->status;
 }
 
 
@@ -127,112 +89,47 @@ s_call (lh_ingest_upload_t *self, const char *op, lh_pack_t **pack_p)
 static void
 s_abort (lh_ingest_upload_t *self)
 {
-    if (!self->upload_id)
-        return;
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "upload_id", self->upload_id);
-    zframe_t *body = lh_pack_frame (&pack);
-    lh_call_opts_t opts = { .timeout_ms = self->opts.timeout_ms, .trace = self->trace,
-                            .span = self->span };
-    lh_reply_t *reply = NULL;
-    lh_client_call (self->client, "storaged", "upload_abort", zframe_data (body),
-                    zframe_size (body), &opts, &reply);
-    zframe_destroy (&body);
-    lh_reply_destroy (&reply);
-    zstr_free (&self->upload_id);
+    lh_storage_upload_abort (&self->upload);
 }
 
 
 //  --------------------------------------------------------------------------
-//  Pack the conditions (if any) as map pairs; returns how many
+//  Tell the progress function, once per part_size bytes (and at the end)
 
-static uint32_t
-s_conditions (lh_ingest_upload_t *self, lh_pack_t *pack)
+static void
+s_progress (lh_ingest_upload_t *self, bool end)
 {
-    uint32_t count = 0;
-    if (self->if_none_match) {
-        if (pack)
-            lh_pack_kv_str (pack, "if_none_match", self->if_none_match);
-        count++;
+    if (self->opts.progress
+    &&  (end || self->bytes - self->progress_mark >= self->opts.part_size)) {
+        self->progress_mark = self->bytes;
+        self->opts.progress (self->opts.progress_arg, self->bytes, lh_ingest_upload_rows (self));
     }
-    if (self->if_match) {
-        if (pack)
-            lh_pack_kv_str (pack, "if_match", self->if_match);
-        count++;
-    }
-    return count;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Begin the multipart upload. Returns 0 or -1 (error recorded).
+//  Begin the multipart upload and hand it the buffered first part.
+//  Returns 0 or -1 (error recorded).
 
 static int
 s_begin (lh_ingest_upload_t *self)
 {
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1 + s_conditions (self, NULL) + (self->opts.size_declared > 0));
-    lh_pack_kv_str (pack, "key", self->key);
-    s_conditions (self, pack);
-    if (self->opts.size_declared > 0)
-        lh_pack_kv_uint (pack, "size", self->opts.size_declared);
-    lh_reply_t *reply = s_call (self, "upload_begin", &pack);
-    if (!reply)
-        return -1;
-    const msgpack_object *object = lh_reply_object (reply);
-    uint64_t part_max = 0;
-    const char *text;
-    size_t size;
-    if (object && lh_obj_str (object, "upload_id", &text, &size)) {
-        self->upload_id = (char *) malloc (size + 1);
-        assert (self->upload_id);
-        memcpy (self->upload_id, text, size);
-        self->upload_id [size] = 0;
-    }
-    if (object)
-        lh_obj_uint (object, "part_max", &part_max);
-    lh_reply_destroy (&reply);
-    if (!self->upload_id) {
-        s_fail (self, LH_ST_BAD_GATEWAY, "bad_reply", "storaged.upload_begin gave no upload_id", 0);
+    uint32_t status = lh_storage_upload_begin_sized (self->storage, self->key, &self->cond,
+                                                     self->opts.size_declared,
+                                                     self->opts.part_size, &self->upload);
+    if (status != LH_ST_OK) {
+        s_fail_storage (self, status);
         return -1;
     }
-    self->part_max = part_max > 0 && part_max < self->opts.part_size? (size_t) part_max
-                                                                    : self->opts.part_size;
-    return 0;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Send the buffer as parts (of at most part_max each). Returns 0 or -1.
-
-static int
-s_flush (lh_ingest_upload_t *self)
-{
-    if (!self->upload_id && s_begin (self))
+    status = lh_storage_upload_write (self->upload, self->buffer, self->size);
+    free (self->buffer);
+    self->buffer = NULL;
+    self->size = self->capacity = 0;
+    if (status != LH_ST_OK) {
+        s_fail_storage (self, status);
+        s_abort (self);
         return -1;
-    size_t offset = 0;
-    while (offset < self->size) {
-        size_t size = self->size - offset;
-        if (size > self->part_max)
-            size = self->part_max;
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 3);
-        lh_pack_kv_str (pack, "upload_id", self->upload_id);
-        lh_pack_kv_uint (pack, "part", ++self->part);
-        lh_pack_str (pack, "data");
-        lh_pack_bin (pack, self->buffer + offset, size);
-        lh_reply_t *reply = s_call (self, "upload_part", &pack);
-        if (!reply) {
-            s_abort (self);
-            return -1;
-        }
-        lh_reply_destroy (&reply);
-        offset += size;
     }
-    self->size = 0;
-    if (self->opts.progress)
-        self->opts.progress (self->opts.progress_arg, self->bytes, lh_ingest_upload_rows (self));
     return 0;
 }
 
@@ -299,7 +196,6 @@ lh_ingest_upload_new (lh_client_t *client, const char *key,
     assert (client && key);
     lh_ingest_upload_t *self = (lh_ingest_upload_t *) zmalloc (sizeof (lh_ingest_upload_t));
     assert (self);
-    self->client = client;
     self->key = strdup (key);
     if (opts)
         self->opts = *opts;
@@ -307,11 +203,14 @@ lh_ingest_upload_new (lh_client_t *client, const char *key,
         self->opts.part_size = LH_INGEST_PART_SIZE;
     if (self->opts.timeout_ms == 0)
         self->opts.timeout_ms = LH_INGEST_CALL_MS;
-    self->trace = opts && opts->trace? strdup (opts->trace): NULL;
-    self->span = opts && opts->span? strdup (opts->span): NULL;
-    self->if_none_match = opts && opts->if_none_match? strdup (opts->if_none_match): NULL;
+    self->storage = lh_storage_new (client, self->opts.trace, self->opts.timeout_ms);
+    lh_storage_set_busy_tries (self->storage, 1);   //  503 busy is the caller's to answer
+    lh_storage_set_span (self->storage, self->opts.span);
+    self->opts.trace = NULL;            //  not kept: the storage client has them
+    self->opts.span = NULL;
+    self->cond.if_none_match = opts && opts->if_none_match;
     self->if_match = opts && opts->if_match? strdup (opts->if_match): NULL;
-    self->part_max = self->opts.part_size;
+    self->cond.if_match = self->if_match;
     return self;
 }
 
@@ -325,15 +224,11 @@ lh_ingest_upload_destroy (lh_ingest_upload_t **self_p)
     assert (self_p);
     if (*self_p) {
         lh_ingest_upload_t *self = *self_p;
-        if (self->state != S_DONE)
-            s_abort (self);
+        s_abort (self);
+        lh_storage_destroy (&self->storage);
         free (self->key);
-        free (self->trace);
-        free (self->span);
-        free (self->if_none_match);
         free (self->if_match);
         free (self->buffer);
-        free (self->upload_id);
         free (self->kind);
         free (self->reason);
         free (self);
@@ -352,26 +247,19 @@ lh_ingest_upload_check (lh_ingest_upload_t *self)
     assert (self);
     if (self->state != S_OPEN)
         return self->status? (int) self->status: LH_ST_INTERNAL;
-    if (self->upload_id || self->opts.size_declared <= self->opts.part_size)
+    if (self->upload || self->opts.size_declared <= self->opts.part_size)
         return 0;
     if (s_over_limit (self, self->opts.size_declared))
         return (int) self->status;
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 3 + s_conditions (self, NULL));
-    lh_pack_kv_str (pack, "key", self->key);
-    s_conditions (self, pack);
-    lh_pack_kv_uint (pack, "size", self->opts.size_declared);
-    lh_pack_kv_bool (pack, "dry_run", true);
-    lh_reply_t *reply = s_call (self, "upload_begin", &pack);
-    if (!reply)
-        return (int) self->status;
-    lh_reply_destroy (&reply);
-    return 0;
+    uint32_t status = lh_storage_upload_check (self->storage, self->key, &self->cond,
+                                               self->opts.size_declared);
+    return status == LH_ST_OK? 0: (int) s_fail_storage (self, status);
 }
 
 
 //  --------------------------------------------------------------------------
-//  Take size bytes; sends a part each time one is full
+//  Take size bytes: into the first part's buffer until it is full, then
+//  into the multipart upload (which sends each part as it fills)
 
 int
 lh_ingest_upload_write (lh_ingest_upload_t *self, const void *data, size_t size)
@@ -385,18 +273,10 @@ lh_ingest_upload_write (lh_ingest_upload_t *self, const void *data, size_t size)
     }
     s_scan (self, (const char *) data, size);
     self->bytes += size;
-    const char *bytes = (const char *) data;
-    while (size > 0) {
-        size_t room = self->opts.part_size - self->size;
-        if (room == 0) {
-            if (s_flush (self))
-                return (int) self->status;
-            continue;
-        }
-        size_t take = size < room? size: room;
-        if (self->size + take > self->capacity) {
+    if (!self->upload && self->size + size <= self->opts.part_size) {
+        if (self->size + size > self->capacity) {
             size_t capacity = self->capacity? self->capacity * 2: 64 * 1024;
-            while (capacity < self->size + take)
+            while (capacity < self->size + size)
                 capacity *= 2;
             if (capacity > self->opts.part_size)
                 capacity = self->opts.part_size;
@@ -405,11 +285,19 @@ lh_ingest_upload_write (lh_ingest_upload_t *self, const void *data, size_t size)
             self->buffer = buffer;
             self->capacity = capacity;
         }
-        memcpy (self->buffer + self->size, bytes, take);
-        self->size += take;
-        bytes += take;
-        size -= take;
+        memcpy (self->buffer + self->size, data, size);
+        self->size += size;
+        return 0;
     }
+    if (!self->upload && s_begin (self))
+        return (int) self->status;
+    uint32_t status = lh_storage_upload_write (self->upload, data, size);
+    if (status != LH_ST_OK) {
+        s_fail_storage (self, status);
+        s_abort (self);
+        return (int) self->status;
+    }
+    s_progress (self, false);
     return 0;
 }
 
@@ -425,45 +313,21 @@ lh_ingest_upload_finish (lh_ingest_upload_t *self)
         return 0;
     if (self->state == S_FAILED)
         return (int) self->status;
-    lh_reply_t *reply = NULL;
-    if (!self->upload_id) {
-        //  All of it fits in one put
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 2 + s_conditions (self, NULL));
-        lh_pack_kv_str (pack, "key", self->key);
-        lh_pack_str (pack, "data");
-        lh_pack_bin (pack, self->buffer? self->buffer: "", self->size);
-        s_conditions (self, pack);
-        reply = s_call (self, "put", &pack);
-    }
-    else {
-        if (self->size > 0 && s_flush (self))
-            return (int) self->status;
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_map (pack, 1 + s_conditions (self, NULL));
-        lh_pack_kv_str (pack, "upload_id", self->upload_id);
-        s_conditions (self, pack);
-        reply = s_call (self, "upload_commit", &pack);
-        if (!reply)
-            s_abort (self);             //  a failed commit may leave it open
-    }
-    if (!reply)
-        return (int) self->status;
-    const char *etag;
-    size_t size;
-    const msgpack_object *object = lh_reply_object (reply);
-    if (object && lh_obj_str (object, "etag", &etag, &size) && size < sizeof (self->etag)) {
-        memcpy (self->etag, etag, size);
-        self->etag [size] = 0;
-    }
-    lh_reply_destroy (&reply);
-    zstr_free (&self->upload_id);
+    lh_storage_info_t info;
+    uint32_t status;
+    if (!self->upload)                  //  all of it fits in one put
+        status = lh_storage_put (self->storage, self->key, self->buffer? self->buffer: "",
+                                 self->size, &self->cond, &info);
+    else
+        status = lh_storage_upload_commit (&self->upload, &info);
+    if (status != LH_ST_OK)
+        return (int) s_fail_storage (self, status);
+    snprintf (self->etag, sizeof (self->etag), "%s", info.etag);
     free (self->buffer);
     self->buffer = NULL;
     self->size = self->capacity = 0;
     self->state = S_DONE;
-    if (self->opts.progress)
-        self->opts.progress (self->opts.progress_arg, self->bytes, lh_ingest_upload_rows (self));
+    s_progress (self, true);
     return 0;
 }
 
@@ -543,6 +407,13 @@ lh_ingest_upload_key (lh_ingest_upload_t *self)
     return self->key;
 }
 
+const char *
+lh_ingest_upload_id (lh_ingest_upload_t *self)
+{
+    assert (self);
+    return self->upload? lh_storage_upload_id (self->upload): NULL;
+}
+
 
 //  --------------------------------------------------------------------------
 //  A fresh source key, "uploads/ingest/<32 random hex>.csv"
@@ -572,21 +443,18 @@ lh_ingest_request (const char *name, const char *source)
 
 
 //  --------------------------------------------------------------------------
-//  Remove a key from storaged (best effort)
+//  The msgpack body of ingestd.ingest {name, source, upload_id}
 
-static void
-s_delete (lh_client_t *client, const char *key, const char *trace)
+zframe_t *
+lh_ingest_request_follow (const char *name, const char *source, const char *upload_id)
 {
+    assert (name && source && upload_id);
     lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 1);
-    lh_pack_kv_str (pack, "key", key);
-    zframe_t *body = lh_pack_frame (&pack);
-    lh_call_opts_t opts = { .timeout_ms = LH_INGEST_CALL_MS, .trace = trace };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "storaged", "delete", zframe_data (body), zframe_size (body),
-                    &opts, &reply);
-    zframe_destroy (&body);
-    lh_reply_destroy (&reply);
+    lh_pack_map (pack, 3);
+    lh_pack_kv_str (pack, "name", name);
+    lh_pack_kv_str (pack, "source", source);
+    lh_pack_kv_str (pack, "upload_id", upload_id);
+    return lh_pack_frame (&pack);
 }
 
 
@@ -657,8 +525,11 @@ lh_ingest_file (lh_client_t *client, const char *path, const char *name,
     lh_client_call (client, "ingestd", "ingest", zframe_data (body), zframe_size (body),
                     &call_opts, reply_p);
     zframe_destroy (&body);
-    if (!opts->keep_source)
-        s_delete (client, key, opts->upload.trace);
+    if (!opts->keep_source) {
+        lh_storage_t *storage = lh_storage_new (client, opts->upload.trace, LH_INGEST_CALL_MS);
+        lh_storage_delete (storage, key);   //  best effort
+        lh_storage_destroy (&storage);
+    }
     free (key);
     return *reply_p? (int) lh_reply_status (*reply_p): LH_ST_UNAVAILABLE;
 }

@@ -3,10 +3,13 @@
 
     The upload half: an lh_ingest_upload_t takes bytes in pieces of any
     size and moves them into storaged under one key, holding at most one
-    part in memory. A body that ends before the first part is full goes as
-    one `put`; anything larger becomes a multipart upload (`upload_begin`,
-    `upload_part` 1, 2, ... in order and one at a time, `upload_commit`),
-    aborted (`upload_abort`) on any error or when destroyed unfinished.
+    part in memory (and the bus client's copy of the part in flight). A
+    body that ends before the first part is full goes as one `put`;
+    anything larger becomes a multipart upload (`upload_begin`,
+    `upload_part` 1, 2, ... in order, each sent while the next one fills,
+    `upload_commit`), aborted (`upload_abort`) on any error or when
+    destroyed unfinished. Every call goes through the typed storage client
+    (lh_storage.h).
     Used by the gateway (PUT /v1/storage/KEY, POST /v1/ingest) and by
     `lakehouse ingest`.
 
@@ -67,7 +70,7 @@ typedef struct {
     uint64_t size_max;                  //  413 past this many bytes; 0 = no limit
     const char *size_key;               //  the setting the 413 names (not copied), or NULL
     uint64_t size_declared;             //  the whole size when known ahead, 0 = unknown
-    lh_ingest_progress_fn *progress;    //  called after each part, or NULL
+    lh_ingest_progress_fn *progress;    //  called every part_size bytes and at the end, or NULL
     void *progress_arg;                 //  its argument
 } lh_ingest_upload_opts_t;
 
@@ -133,6 +136,10 @@ uint64_t
 //  The key
 const char *
     lh_ingest_upload_key (lh_ingest_upload_t *self);
+//  storaged's id of the multipart upload once it has begun (a whole part
+//  was taken), else NULL: ingestd can follow the upload by it
+const char *
+    lh_ingest_upload_id (lh_ingest_upload_t *self);
 
 //  A fresh source key, "uploads/ingest/<32 random hex>.csv"; caller frees
 char *
@@ -141,6 +148,12 @@ char *
 //  The msgpack body of ingestd.ingest {name, source}
 zframe_t *
     lh_ingest_request (const char *name, const char *source);
+
+//  The msgpack body of ingestd.ingest {name, source, upload_id}: ingestd
+//  parses the source while it is still being uploaded by upload_id
+zframe_t *
+    lh_ingest_request_follow (const char *name, const char *source,
+                              const char *upload_id);
 
 //  Options of lh_ingest_file; zero values mean the defaults
 typedef struct {

@@ -23,6 +23,21 @@ lh_job_start (lh_job_t *self, lh_client_t *client, const char *trace, uint32_t b
     else
         lh_trace_mint (self->trace);
     self->deadline = budget_ms? zclock_mono () + budget_ms: 0;
+    self->span [0] = 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The parent span of the job's calls
+
+void
+lh_job_set_span (lh_job_t *self, const char *span)
+{
+    assert (self);
+    if (span && strlen (span) == sizeof (self->span) - 1)
+        memcpy (self->span, span, sizeof (self->span));
+    else
+        self->span [0] = 0;
 }
 
 
@@ -55,6 +70,7 @@ lh_job_opts (lh_job_t *self, uint32_t timeout_ms, lh_call_opts_t *opts)
         timeout = left? left: 1;
     opts->timeout_ms = (uint32_t) timeout;
     opts->trace = self->trace;
+    opts->span = self->span [0]? self->span: NULL;
     opts->queue = true;
 }
 

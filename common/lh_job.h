@@ -35,6 +35,7 @@ extern "C" {
 typedef struct {
     lh_client_t *client;                //  the client calls go through (borrowed)
     char trace [LH_TRACE_SIZE + 1];     //  trace id of every call
+    char span [17];                     //  parent span of every call ("ps"), "" = none
     int64_t deadline;                   //  zclock_mono () ms to end by; 0 = none
 } lh_job_t;
 
@@ -44,6 +45,11 @@ typedef struct {
 void
     lh_job_start (lh_job_t *self, lh_client_t *client, const char *trace,
                   uint32_t budget_ms);
+
+//  Make the job's calls children of span (16 hex, as lh_call_opts_t's
+//  span; NULL, "" or another shape: none)
+void
+    lh_job_set_span (lh_job_t *self, const char *span);
 
 //  Milliseconds left before the job's deadline (0 if passed; UINT32_MAX
 //  when it has none)

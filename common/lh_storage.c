@@ -4,7 +4,7 @@
 */
 
 #include "lh_storage.h"
-#include <sodium.h>
+#include "lh_sha256.h"
 
 #define S_LIST_MAX      1000            //  storaged's most keys per page
 #define S_PART_HEAD     256             //  room for an upload part's msgpack head
@@ -22,6 +22,7 @@ struct _lh_storage_t {
     bool failed;                        //  reply describes a failure
     lh_storage_upload_t *upload;        //  the upload open on this client
     char kind [64];                     //  lh_storage_kind's answer
+    int busy_tries;                     //  upload_begin tries while storaged is busy
 };
 
 struct _lh_storage_upload_t {
@@ -35,6 +36,7 @@ struct _lh_storage_upload_t {
     uint32_t parts;                     //  parts sent
     uint64_t bytes;                     //  bytes taken
     uint32_t status;                    //  the failure that ended it, or 0
+    uint64_t in_flight;                 //  id of the part sent, not yet answered, or 0
 };
 
 
@@ -47,6 +49,7 @@ s_new (uint32_t timeout_ms)
     lh_storage_t *self = (lh_storage_t *) zmalloc (sizeof (lh_storage_t));
     assert (self);
     self->timeout_ms = timeout_ms;
+    self->busy_tries = S_BUSY_TRIES;
     return self;
 }
 
@@ -75,6 +78,21 @@ lh_storage_new (lh_client_t *client, const char *trace, uint32_t timeout_ms)
     lh_job_start (&self->own_job, client, trace, 0);
     self->job = &self->own_job;
     return self;
+}
+
+void
+lh_storage_set_span (lh_storage_t *self, const char *span)
+{
+    assert (self);
+    if (self->job == &self->own_job)
+        lh_job_set_span (self->job, span);
+}
+
+void
+lh_storage_set_busy_tries (lh_storage_t *self, int tries)
+{
+    assert (self && tries >= 1);
+    self->busy_tries = tries;
 }
 
 void
@@ -506,14 +524,21 @@ uint32_t
 lh_storage_read (lh_storage_t *self, const char *key, const lh_storage_info_t *info,
                  uint64_t chunk, lh_storage_read_fn *fn, void *arg)
 {
+    return lh_storage_read_at (self, key, info, 0, chunk, fn, arg);
+}
+
+uint32_t
+lh_storage_read_at (lh_storage_t *self, const char *key, const lh_storage_info_t *info,
+                    uint64_t start, uint64_t chunk, lh_storage_read_fn *fn, void *arg)
+{
     assert (self && key && info && fn);
     s_reset (self);
     if (!chunk)
         chunk = LH_STORAGE_PART_MAX;
     s_ahead_t ahead [S_READ_AHEAD];
     memset (ahead, 0, sizeof (ahead));
-    uint64_t offset = 0;                //  next byte to hand to fn
-    uint64_t asked = 0;                 //  next byte to ask for
+    uint64_t offset = start;            //  next byte to hand to fn
+    uint64_t asked = start;             //  next byte to ask for
     uint32_t status = LH_ST_OK;
     while (status == LH_ST_OK && offset < info->size) {
         //  Keep the read-ahead full
@@ -585,6 +610,49 @@ lh_storage_read (lh_storage_t *self, const char *key, const lh_storage_info_t *i
 
 
 //  --------------------------------------------------------------------------
+//  upload_read {upload_id, offset, length}: another caller's upload as it
+//  lands
+
+uint32_t
+lh_storage_upload_read (lh_storage_t *self, const char *upload_id, const char *key,
+                        uint64_t offset, uint64_t length, uint64_t *so_far, bool *readable,
+                        const void **data, size_t *size)
+{
+    assert (self && upload_id && so_far && readable && data && size);
+    s_reset (self);
+    *data = NULL;
+    *size = 0;
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "upload_id", upload_id);
+    lh_pack_kv_uint (pack, "offset", offset);
+    if (length)
+        lh_pack_kv_uint (pack, "length", length);
+    lh_pack_close (pack);
+    lh_reply_t *reply;
+    s_call (self, "upload_read", &pack, &reply);
+    if (lh_reply_status (reply) == LH_ST_OK) {
+        const msgpack_object *body = lh_reply_object (reply);
+        const msgpack_object *bytes = lh_obj_get (body, "data");
+        if (!bytes || bytes->type != MSGPACK_OBJECT_BIN || !lh_obj_uint (body, "size", so_far)
+        ||  !lh_obj_bool (body, "readable", readable))
+            return s_bad_reply (self, &reply, "upload_read", "data, size and readable");
+        const char *upload_key = NULL;
+        size_t key_size = 0;
+        if (key && (!lh_obj_str (body, "key", &upload_key, &key_size)
+                    || key_size != strlen (key) || memcmp (upload_key, key, key_size))) {
+            lh_reply_destroy (&reply);
+            return s_fail (self, LH_ST_CONFLICT, "other_key",
+                           "upload '%s' is not one of '%s'", upload_id, key);
+        }
+        *data = bytes->via.bin.ptr;
+        *size = bytes->via.bin.size;
+    }
+    return s_keep (self, &reply);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Download into a file, checking the content's SHA-256
 
 typedef struct {
@@ -597,7 +665,7 @@ static uint32_t
 s_download_take (void *arg, const void *data, size_t size)
 {
     s_download_t *self = (s_download_t *) arg;
-    crypto_hash_sha256_update (&self->sha, (const uint8_t *) data, size);
+    lh_sha256_update (&self->sha, data, size);
     const uint8_t *at = (const uint8_t *) data;
     while (size) {
         ssize_t wrote = write (self->fd, at, size);
@@ -637,10 +705,8 @@ lh_storage_download (lh_storage_t *self, const char *key, const char *path,
                          "the local file for '%s' cannot be written: %s", key,
                          strerror (download.error));
     if (status == LH_ST_OK) {
-        uint8_t digest [crypto_hash_sha256_BYTES];
-        crypto_hash_sha256_final (&download.sha, digest);
         char hex [crypto_hash_sha256_BYTES * 2 + 1];
-        sodium_bin2hex (hex, sizeof (hex), digest, sizeof (digest));
+        lh_sha256_final_hex (&download.sha, hex);
         const char *expected = sha256? sha256: head.etag;
         if (strcasecmp (hex, expected) != 0)
             status = s_fail (self, LH_ST_INTERNAL, "checksum_mismatch",
@@ -655,10 +721,36 @@ lh_storage_download (lh_storage_t *self, const char *key, const char *path,
 //  --------------------------------------------------------------------------
 //  Multipart uploads
 
+//  Pack upload_begin {key, conditions, size?, dry_run?}
+static lh_pack_t *
+s_begin_pack (const char *key, const lh_storage_cond_t *cond, uint64_t size, bool dry_run)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_open_map (pack);
+    lh_pack_kv_str (pack, "key", key);
+    if (cond)
+        s_cond_pack (pack, cond->if_none_match, cond->if_match);
+    if (size)
+        lh_pack_kv_uint (pack, "size", size);
+    if (dry_run)
+        lh_pack_kv_bool (pack, "dry_run", true);
+    lh_pack_close (pack);
+    return pack;
+}
+
 //  upload_begin {key, conditions}; *upload_p on 200
 uint32_t
 lh_storage_upload_begin (lh_storage_t *self, const char *key,
                          const lh_storage_cond_t *cond, lh_storage_upload_t **upload_p)
+{
+    return lh_storage_upload_begin_sized (self, key, cond, 0, 0, upload_p);
+}
+
+//  upload_begin {key, conditions, size?}; *upload_p on 200
+uint32_t
+lh_storage_upload_begin_sized (lh_storage_t *self, const char *key,
+                               const lh_storage_cond_t *cond, uint64_t size,
+                               size_t part_size, lh_storage_upload_t **upload_p)
 {
     assert (self && key && upload_p);
     assert (!self->upload);             //  one upload at a time per client
@@ -666,13 +758,9 @@ lh_storage_upload_begin (lh_storage_t *self, const char *key,
     bool if_none_match = cond && cond->if_none_match;
     const char *if_match = cond? cond->if_match: NULL;
     lh_reply_t *reply = NULL;
-    for (int attempt = 0; attempt < S_BUSY_TRIES; attempt++) {
+    for (int attempt = 0; attempt < self->busy_tries; attempt++) {
         s_reset (self);
-        lh_pack_t *pack = lh_pack_new ();
-        lh_pack_open_map (pack);
-        lh_pack_kv_str (pack, "key", key);
-        s_cond_pack (pack, if_none_match, if_match);
-        lh_pack_close (pack);
+        lh_pack_t *pack = s_begin_pack (key, cond, size, false);
         s_call (self, "upload_begin", &pack, &reply);
         //  Every PUT slot taken: wait as storaged says, and try again
         const msgpack_object *error = lh_obj_get (lh_reply_object (reply), "error");
@@ -686,7 +774,7 @@ lh_storage_upload_begin (lh_storage_t *self, const char *key,
         lh_obj_uint (error, "retry_after_ms", &wait);
         if (wait > S_BUSY_WAIT_MAX)
             wait = S_BUSY_WAIT_MAX;
-        if (s_time_left (self) <= wait || attempt + 1 == S_BUSY_TRIES)
+        if (s_time_left (self) <= wait || attempt + 1 == self->busy_tries)
             break;
         lh_reply_destroy (&reply);
         zclock_sleep ((int) wait);
@@ -702,16 +790,33 @@ lh_storage_upload_begin (lh_storage_t *self, const char *key,
         return s_bad_reply (self, &reply, "upload_begin", "upload_id and part_max");
     }
     lh_reply_destroy (&reply);
+    if (part_max > LH_STORAGE_PART_MAX)
+        part_max = LH_STORAGE_PART_MAX;
+    if (part_size && part_size < part_max)
+        part_max = part_size;
     lh_storage_upload_t *upload = (lh_storage_upload_t *) zmalloc (sizeof (lh_storage_upload_t));
     assert (upload);
     upload->storage = self;
     upload->upload_id = upload_id;
     upload->if_none_match = if_none_match;
     upload->if_match = if_match? strdup (if_match): NULL;
-    upload->part_max = part_max < LH_STORAGE_PART_MAX? (size_t) part_max: LH_STORAGE_PART_MAX;
+    upload->part_max = (size_t) part_max;
     self->upload = upload;
     *upload_p = upload;
     return LH_ST_OK;
+}
+
+//  upload_begin {key, conditions, size, dry_run: true}: the checks only
+uint32_t
+lh_storage_upload_check (lh_storage_t *self, const char *key,
+                         const lh_storage_cond_t *cond, uint64_t size)
+{
+    assert (self && key);
+    s_reset (self);
+    lh_pack_t *pack = s_begin_pack (key, cond, size, true);
+    lh_reply_t *reply;
+    s_call (self, "upload_begin", &pack, &reply);
+    return s_keep (self, &reply);
 }
 
 //  Free an upload and forget it on its client
@@ -768,24 +873,40 @@ s_part_done (lh_storage_upload_t *upload, lh_reply_t **reply_p)
     return status;
 }
 
-//  Send the held bytes as the next part and wait for its answer
+//  Wait for the answer to the part in flight, if any: 200, or the
+//  failure that ended the upload
+static uint32_t
+s_part_settle (lh_storage_upload_t *upload)
+{
+    if (!upload->in_flight)
+        return upload->status? upload->status: LH_ST_OK;
+    lh_reply_t *reply = s_wait (upload->storage, upload->in_flight);
+    upload->in_flight = 0;
+    return s_part_done (upload, &reply);
+}
+
+//  Send the held bytes as the next part without waiting for its answer
+//  (the bus client keeps its own copy, so the buffer fills again while
+//  storaged writes); the part before it is answered first. 200, or the
+//  failure that ended the upload.
 static uint32_t
 s_part_flush (lh_storage_upload_t *upload)
 {
+    uint32_t status = s_part_settle (upload);
+    if (status != LH_ST_OK)
+        return status;
     lh_storage_t *self = upload->storage;
     s_reset (self);
     size_t body_size;
     const uint8_t *body = s_part_body (upload, upload->buffer + S_PART_HEAD, upload->held,
                                        ++upload->parts, &body_size);
-    lh_reply_t *reply;
-    if (self->request)
-        lh_request_call (self->request, "storaged", "upload_part", body, body_size,
-                         self->timeout_ms, &reply);
-    else
-        lh_job_call (self->job, "storaged", "upload_part", body, body_size,
-                     self->timeout_ms, &reply);
+    upload->in_flight = s_send (self, "upload_part", body, body_size);
     upload->held = 0;
-    return s_part_done (upload, &reply);
+    if (!upload->in_flight)
+        upload->status = s_fail (self, LH_ST_UNAVAILABLE, "broker_unreachable",
+                                 "storaged could not be sent part %u of an upload",
+                                 upload->parts);
+    return upload->status? upload->status: LH_ST_OK;
 }
 
 uint32_t
@@ -811,6 +932,13 @@ lh_storage_upload_write (lh_storage_upload_t *upload, const void *data, size_t s
             return upload->status;
     }
     return LH_ST_OK;
+}
+
+const char *
+lh_storage_upload_id (lh_storage_upload_t *upload)
+{
+    assert (upload);
+    return upload->upload_id;
 }
 
 uint64_t
@@ -860,6 +988,11 @@ lh_storage_upload_commit (lh_storage_upload_t **upload_p, lh_storage_info_t *inf
             status = 0;
     }
     if (!status) {
+        status = s_part_settle (upload);
+        if (status == LH_ST_OK)
+            status = 0;
+    }
+    if (!status) {
         status = s_commit (upload, info);
         //  A commit ends the upload whatever it answers (412 included)
         s_upload_free (upload_p);
@@ -879,6 +1012,10 @@ lh_storage_upload_abort (lh_storage_upload_t **upload_p)
     if (!upload)
         return;
     lh_storage_t *self = upload->storage;
+    if (upload->in_flight) {
+        lh_reply_t *reply = s_wait (self, upload->in_flight);
+        lh_reply_destroy (&reply);
+    }
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_map (pack, 1);
     lh_pack_kv_str (pack, "upload_id", upload->upload_id);
@@ -1091,6 +1228,58 @@ lh_storage_test (bool verbose)
     assert (!upload && info.size == 2500);
     //  The same key again, create-only: 412 at begin
     assert (lh_storage_upload_begin (storage, "t/multi", &create, &upload) == 412 && !upload);
+    //  A size said at begin: over the key's cap (6000) is 413 at once,
+    //  and a dry run begins nothing; parts of a size chosen
+    assert (lh_storage_upload_check (storage, "t/sized", &create, 7000) == 413);
+    assert (strstr (lh_storage_reason (storage), "6000"));
+    assert (lh_storage_upload_check (storage, "t/multi", &create, 10) == 412);
+    assert (lh_storage_upload_check (storage, "t/sized", &create, 5000) == 200);
+    assert (lh_storage_head (storage, "t/sized", &info) == 404);
+    assert (lh_storage_upload_begin_sized (storage, "t/sized", NULL, 7000, 0, &upload) == 413);
+    assert (!upload);
+    assert (lh_storage_upload_begin_sized (storage, "t/sized", NULL, 2500, 400, &upload) == 200);
+    for (size_t at = 0; at < 2500; at += 1000)
+        assert (lh_storage_upload_write (upload, content + at, at + 1000 > 2500? 2500 - at: 1000) == 200);
+    assert (upload->parts == 6);
+    assert (lh_storage_upload_commit (&upload, &info) == 200 && info.size == 2500);
+    assert (upload == NULL);
+    //  Another client follows an upload as it lands, then reads the rest
+    //  from the key once it is committed
+    assert (lh_storage_upload_begin_sized (storage, "t/follow", NULL, 0, 500, &upload) == 200);
+    assert (lh_storage_upload_write (upload, content, 2200) == 200);
+    lh_storage_t *follower = lh_storage_new (client, NULL, 5000);
+    uint64_t so_far = 0, followed = 0;
+    bool readable = false;
+    for (int round = 0; round < 200 && followed < 1500; round++) {
+        assert (lh_storage_upload_read (follower, lh_storage_upload_id (upload), "t/follow",
+                                        followed, 300, &so_far, &readable, &data,
+                                        &size) == 200);
+        assert (readable && size <= 300 && followed + size <= so_far && so_far <= 2200);
+        assert (memcmp (data, content + followed, size) == 0);
+        followed += size;
+        if (!size)
+            zclock_sleep (5);
+    }
+    assert (followed >= 1500);
+    //  Only the bytes before the last part are final: 2000 of them sent, 1500 final
+    assert (so_far == 1500);
+    assert (lh_storage_upload_read (follower, lh_storage_upload_id (upload), NULL, 1501, 0,
+                                    &so_far, &readable, &data, &size) == 400);
+    //  ... and only an upload of the key the follower names
+    assert (lh_storage_upload_read (follower, lh_storage_upload_id (upload), "t/other", 0, 0,
+                                    &so_far, &readable, &data, &size) == 409);
+    assert (lh_storage_upload_read (follower, "00000000000000000000000000000000", NULL, 0, 0,
+                                    &so_far, &readable, &data, &size) == 404);
+    char *follow_id = strdup (lh_storage_upload_id (upload));
+    assert (lh_storage_upload_commit (&upload, &info) == 200 && info.size == 2200);
+    assert (lh_storage_upload_read (follower, follow_id, NULL, followed, 0, &so_far, &readable,
+                                    &data, &size) == 404);
+    free (follow_id);
+    s_test_read_t *rest = (s_test_read_t *) zmalloc (sizeof (s_test_read_t));
+    assert (lh_storage_read_at (follower, "t/follow", &info, followed, 256, s_test_read, rest) == 200);
+    assert (rest->size == 2200 - followed && memcmp (rest->data, content + followed, rest->size) == 0);
+    free (rest);
+    lh_storage_destroy (&follower);
     //  An empty upload is one empty part
     assert (lh_storage_upload_begin (storage, "t/empty", NULL, &upload) == 200);
     assert (lh_storage_upload_commit (&upload, &info) == 200 && info.size == 0);
@@ -1163,7 +1352,7 @@ lh_storage_test (bool verbose)
     zstr_free (&next);
     seen = (s_test_list_t) { 0 };
     assert (lh_storage_list_all (storage, "t/", s_test_list, &seen) == 200);
-    assert (seen.seen == 9);
+    assert (seen.seen == 11);
     seen = (s_test_list_t) { .stop_at = 3 };
     assert (lh_storage_list_all (storage, "t/", s_test_list, &seen) == 200 && seen.seen == 3);
 

@@ -87,6 +87,19 @@ lh_storage_t *
 lh_storage_t *
     lh_storage_new (lh_client_t *client, const char *trace, uint32_t timeout_ms);
 
+//  How many times upload_begin tries while storaged answers 503 busy
+//  (every PUT slot taken), waiting as it says between tries: default 20;
+//  1 answers the 503 at once, for a caller that must not sleep (the
+//  gateway's HTTP threads)
+void
+    lh_storage_set_busy_tries (lh_storage_t *self, int tries);
+
+//  Make every call a child of span (a traced caller's span id, 16 hex;
+//  NULL: none). Only for a client made by lh_storage_new (a request's
+//  calls are under its own span already).
+void
+    lh_storage_set_span (lh_storage_t *self, const char *span);
+
 //  Destroy a storage client (an upload still open is aborted first);
 //  nulls the caller's pointer
 void
@@ -172,6 +185,32 @@ uint32_t
                      const lh_storage_info_t *info, uint64_t chunk,
                      lh_storage_read_fn *fn, void *arg);
 
+//  As lh_storage_read, from byte start of the object on (start <= its size)
+uint32_t
+    lh_storage_read_at (lh_storage_t *self, const char *key,
+                        const lh_storage_info_t *info, uint64_t start, uint64_t chunk,
+                        lh_storage_read_fn *fn, void *arg);
+
+//  Follow a multipart upload in progress, begun by any caller who shared
+//  its id (storaged's upload_read): up to length bytes (0: storaged's
+//  get_max) at offset, as written so far. *data points into the reply
+//  (valid until the next operation) and *size is what came: 0 when
+//  nothing past offset has landed yet. *so_far is the upload's final
+//  bytes so far (before its last part, which may still be replaced);
+//  *readable is false when storaged cannot show an upload before its
+//  commit (its s3 backend: no bytes then). 409 when the upload is not
+//  one of key (key NULL: any). 404 once the upload is committed, aborted
+//  or expired: read its key then (lh_storage_read_at).
+uint32_t
+    lh_storage_upload_read (lh_storage_t *self, const char *upload_id, const char *key,
+                            uint64_t offset, uint64_t length, uint64_t *so_far,
+                            bool *readable, const void **data, size_t *size);
+
+//  The id of an upload (storaged's), to let another caller follow it
+//  (lh_storage_upload_read)
+const char *
+    lh_storage_upload_id (lh_storage_upload_t *upload);
+
 //  Download the object into the file at path (created or truncated),
 //  checking that its content's SHA-256 is sha256 (64 hex; NULL: the ETag
 //  the object has when the download starts). A content that does not
@@ -187,17 +226,36 @@ uint32_t
 //  Begin a multipart upload of key under cond (may be NULL; storaged
 //  checks it now and again at commit: 412). While every PUT slot is
 //  taken (503 busy) it waits as storaged says and tries again, up to 20
-//  times and never past the deadline. On 200, *upload_p is the upload,
+//  times (lh_storage_set_busy_tries) and never past the deadline. On 200, *upload_p is the upload,
 //  owned by the caller (commit or abort ends it).
 uint32_t
     lh_storage_upload_begin (lh_storage_t *self, const char *key,
                              const lh_storage_cond_t *cond,
                              lh_storage_upload_t **upload_p);
 
+//  Begin as lh_storage_upload_begin, saying more: size (0 = unknown) is
+//  the whole size when it is known ahead, so an object over the key's cap
+//  is refused now (413) rather than at the part that passes it; part_size
+//  (0 = storaged's part_max) is the bytes per part, at most part_max.
+uint32_t
+    lh_storage_upload_begin_sized (lh_storage_t *self, const char *key,
+                                   const lh_storage_cond_t *cond, uint64_t size,
+                                   size_t part_size, lh_storage_upload_t **upload_p);
+
+//  Ask storaged whether it would take an upload of size bytes under key
+//  and cond, by a dry run of upload_begin: nothing is begun and no PUT
+//  slot is held. 200, or the refusal the upload would get (413 over the
+//  key's cap, 412 condition failed, 400 bad key).
+uint32_t
+    lh_storage_upload_check (lh_storage_t *self, const char *key,
+                             const lh_storage_cond_t *cond, uint64_t size);
+
 //  Bytes of any size, in order: whole parts (storaged's part_max, at most
-//  LH_STORAGE_PART_MAX) go out as they fill, so one part is held at most.
-//  A failure (413 over the key's cap ...) ends the upload on storaged's
-//  side; later writes return the same status.
+//  LH_STORAGE_PART_MAX) go out as they fill, each sent without waiting
+//  for storaged's answer, which comes while the next part fills (the bus
+//  client holds a copy of the part in flight: two parts at most). A
+//  failure (413 over the key's cap ...) ends the upload on storaged's
+//  side; the write that learns of it, and later ones, return its status.
 uint32_t
     lh_storage_upload_write (lh_storage_upload_t *upload, const void *data,
                              size_t size);

@@ -9,7 +9,9 @@
     Streaming routes (storage PUT/GET, ingest uploads) call storaged one
     part at a time on the HTTP thread's own bus client, created lazily and
     kept in a thread-specific slot (lh_client is not thread-safe),
-    destroyed when the thread ends.
+    destroyed when the thread ends; their bodies are lh_gw_upload.c's
+    (into storaged, the ingest form) and lh_gw_download.c's (out of it,
+    ranges), this file dispatches them.
 
     One request, as the access handler sees it:
     1. first call (headers in): trace id, allow-list, route, token,
@@ -45,8 +47,9 @@
 #include "lh_acl.h"
 #include "lh_http_pool.h"
 #include "lh_ingest_upload.h"
+#include "lh_gw_upload.h"
+#include "lh_gw_download.h"
 #include "lh_mcp_http.h"
-#include "lh_multipart.h"
 #include "lh_json.h"
 #include "lh_log.h"
 #include "lh_trace.h"
@@ -57,7 +60,6 @@
 #include <signal.h>
 #include <netdb.h>
 #include <inttypes.h>
-#include <ctype.h>
 #include <sys/socket.h>
 
 #define S_ACTOR         "gateway"
@@ -68,7 +70,6 @@
 #define S_HEALTH_CALL_MS 1000           //  deadline of the health probes
 #define S_STREAM_BLOCK  (64 * 1024)     //  bytes libmicrohttpd asks of a stream at a time
 #define S_PROGRESS_STEP (1024 * 1024)   //  streamed body bytes that restart the read timeout
-#define S_FORM_NAME_MAX 256             //  longest multipart "name" field
 
 //  A connection, in the actor's registry (for the read timeout)
 typedef struct _s_conn_t s_conn_t;
@@ -81,6 +82,8 @@ struct _s_conn_t {
     bool killed;                        //  read timeout fired (under conn_lock)
     char ip [INET6_ADDRSTRLEN + 1];     //  counted in per_ip under this key, or ""
 };
+
+typedef struct _s_early_t s_early_t;
 
 //  One HTTP request in progress
 typedef struct {
@@ -116,18 +119,25 @@ typedef struct {
     bool waiting;                       //  suspended until the pump answers
     lh_reply_t *reply;                  //  the pump's answer (NULL: none came)
     zlist_t *parts;                     //  PART bodies before it
-    lh_ingest_upload_t *upload;         //  body streaming into storaged
-    lh_multipart_t *form;               //  multipart/form-data parser, or NULL
-    bool file_seen;                     //  the form had a "file" field
-    char *form_name;                    //  the form's "name" field, or NULL
-    size_t form_name_size;              //  its length
-    char *if_none_match;                //  PUT condition, or NULL
-    char *if_match;                     //  PUT condition, or NULL
+    lh_gw_upload_t *upload;             //  body streaming into storaged
+    s_early_t *early;                   //  ingestd.ingest asked while the body streams, or NULL
+    bool early_tried;                   //  ... asked once already
     uint64_t received;                  //  streamed body bytes so far
     uint64_t progress_mark;             //  received when the timeout last restarted
     char etag [67];                     //  ETag header to send, or ""
     void *mcp;                          //  a /mcp request's state (lh_mcp_http), or NULL
 } s_request_t;
+
+//  An ingest asked while its source is still uploading (POST /v1/ingest
+//  with the dataset name known early): ingestd follows the upload as it
+//  lands; its answer waits here for the request, or is dropped when the
+//  request ended first (a client gone, an upload refused)
+struct _s_early_t {
+    s_request_t *request;               //  the request, NULL once it ended
+    bool done;                          //  the answer came
+    lh_reply_t *reply;                  //  its reply
+    zlist_t *parts;                     //  its PARTs, or NULL
+};
 
 //  The actor
 typedef struct {
@@ -381,6 +391,32 @@ s_request_new (const char *url, const char *method)
 
 
 //  --------------------------------------------------------------------------
+//  The request is done with its early ingest: an answer that came is
+//  dropped; one still to come will be (the pump's callback frees it)
+
+static void
+s_early_forget (s_early_t **early_p)
+{
+    s_early_t *early = *early_p;
+    if (early) {
+        if (early->done) {
+            lh_reply_destroy (&early->reply);
+            if (early->parts) {
+                zframe_t *part;
+                while ((part = (zframe_t *) zlist_pop (early->parts)))
+                    zframe_destroy (&part);
+                zlist_destroy (&early->parts);
+            }
+            free (early);
+        }
+        else
+            early->request = NULL;
+        *early_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
 //  Destroy a request record; nulls the caller's pointer
 
 static void
@@ -388,9 +424,9 @@ s_request_destroy (s_request_t **request_p)
 {
     if (*request_p) {
         s_request_t *request = *request_p;
-        lh_ingest_upload_destroy (&request->upload);
+        lh_gw_upload_destroy (&request->upload);
+        s_early_forget (&request->early);
         lh_mcp_http_end (&request->mcp);
-        lh_multipart_destroy (&request->form);
         lh_reply_destroy (&request->reply);
         if (request->parts) {
             zframe_t *part;
@@ -398,9 +434,6 @@ s_request_destroy (s_request_t **request_p)
                 zframe_destroy (&part);
             zlist_destroy (&request->parts);
         }
-        free (request->form_name);
-        free (request->if_none_match);
-        free (request->if_match);
         free (request->path);
         free (request->body);
         free (request->error_reason);
@@ -850,14 +883,14 @@ s_answer (self_t *self, struct MHD_Connection *connection, s_request_t *request)
         //  The uploaded source has served its purpose
         lh_pack_t *pack = lh_pack_new ();
         lh_pack_map (pack, 1);
-        lh_pack_kv_str (pack, "key", lh_ingest_upload_key (request->upload));
+        lh_pack_kv_str (pack, "key", lh_gw_upload_key (request->upload));
         zframe_t *body = lh_pack_frame (&pack);
         lh_call_opts_t opts = { .timeout_ms = self->storage_timeout_ms, .trace = request->trace,
                                 .span = lh_trace_on ()? request->span: NULL };
         lh_bus_pump_t *pump = lh_http_pool_pump ();
         if (!pump || lh_bus_pump_submit (pump, "storaged", "delete", &body, &opts, s_bus_discard, NULL))
             lh_warn (S_ACTOR, request->trace, "cannot remove the uploaded source %s: no bus",
-                     lh_ingest_upload_key (request->upload));
+                     lh_gw_upload_key (request->upload));
         zframe_destroy (&body);
     }
     if (!reply)
@@ -895,104 +928,112 @@ s_serve_bus (self_t *self, struct MHD_Connection *connection, s_request_t *reque
 
 
 //  --------------------------------------------------------------------------
-//  Streaming bodies into storaged (PUT /v1/storage/KEY, POST /v1/ingest)
-
-//  --------------------------------------------------------------------------
-//  Record the error of a failed upload as the request's error
+//  Streaming bodies into storaged (PUT /v1/storage/KEY, POST /v1/ingest):
+//  the upload itself is lh_gw_upload's; here, its failure becomes the
+//  request's error
 
 static void
 s_upload_failed (s_request_t *request)
 {
-    lh_ingest_upload_t *upload = request->upload;
+    lh_gw_upload_t *upload = request->upload;
     if (request->error_status)
         return;
     snprintf (request->error_kind_copy, sizeof (request->error_kind_copy), "%s",
-              lh_ingest_upload_kind (upload));
-    s_request_fail (request, lh_ingest_upload_status (upload),
-                    request->error_kind_copy, "%s", lh_ingest_upload_reason (upload));
-    request->error_retry_ms = lh_ingest_upload_retry_after (upload);
+              lh_gw_upload_kind (upload));
+    s_request_fail (request, lh_gw_upload_status (upload),
+                    request->error_kind_copy, "%s", lh_gw_upload_reason (upload));
+    request->error_retry_ms = lh_gw_upload_retry_after (upload);
 }
 
 //  --------------------------------------------------------------------------
-//  Open the upload of a streaming route (on the calling HTTP thread's bus
-//  client). Returns 0, or -1 with the error recorded.
-
-static int
-s_upload_open (self_t *self, s_request_t *request)
-{
-    if (request->upload)
-        return 0;
-    lh_client_t *client = s_thread_client (self);
-    if (!client) {
-        s_request_fail (request, LH_ST_UNAVAILABLE, "bus_unreachable",
-                        "the gateway cannot reach the broker");
-        request->error_retry_ms = 1000;
-        return -1;
-    }
-    const lh_route_t *route = request->match.route;
-    char *key = route->in == LH_IN_UPLOAD? lh_routes_param (&request->match, "key")
-                                         : lh_ingest_source_key ();
-    assert (key);
-    lh_ingest_upload_opts_t opts = {
-        .part_size = self->part_size,
-        .timeout_ms = self->storage_timeout_ms,
-        .trace = request->trace,
-        .span = lh_trace_on ()? request->span: NULL,
-        .if_none_match = route->in == LH_IN_INGEST? "*": request->if_none_match,
-        .if_match = request->if_match,
-        .size_max = request->body_max,
-        .size_key = s_limit_key (request),
-        .size_declared = route->in == LH_IN_UPLOAD? request->declared: 0
-    };
-    request->upload = lh_ingest_upload_new (client, key, &opts);
-    free (key);
-    return 0;
-}
-
-//  --------------------------------------------------------------------------
-//  Bytes of the object: into the upload
+//  The early ingest's answer came (on the connection's own HTTP thread).
+//  Its success or a refusal (4xx: a bad CSV, a drift, too large) is the
+//  answer: now if the request waits for it (its body is in), else kept,
+//  a refusal stopping the upload (the rest of the body is dropped). A
+//  failure of its own (5xx or none: a deadline that counted a slow upload,
+//  a worker lost) is not the answer: the ingest is asked again once the
+//  source is whole, as without the early call. The request is gone: drop
+//  it.
 
 static void
-s_upload_write (s_request_t *request, const char *data, size_t size)
+s_early_done (void *arg, lh_reply_t *reply, zlist_t *parts)
 {
-    self_t *self = (self_t *) request->owner;
-    if (request->error_status || s_upload_open (self, request))
+    s_early_t *early = (s_early_t *) arg;
+    s_request_t *request = early->request;
+    if (!request) {
+        s_bus_discard (NULL, reply, parts);
+        free (early);
         return;
-    if (lh_ingest_upload_write (request->upload, data, size))
-        s_upload_failed (request);
+    }
+    uint32_t status = reply? lh_reply_status (reply): 0;
+    bool final = status == LH_ST_OK || (status >= 400 && status < 500);
+    if (!final) {
+        lh_info (S_ACTOR, request->trace, "the ingest asked while the body streamed failed "
+                 "(%u %s): asking again once the source is stored", status,
+                 reply && lh_reply_reason (reply)? lh_reply_reason (reply): "no answer");
+        s_bus_discard (NULL, reply, parts);
+        request->early = NULL;
+        free (early);
+        if (request->waiting) {
+            zframe_t *body = lh_ingest_request (lh_gw_upload_name (request->upload),
+                                                lh_gw_upload_key (request->upload));
+            lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace,
+                                    .span = lh_trace_on ()? request->span: NULL };
+            lh_bus_pump_t *pump = lh_http_pool_pump ();
+            if (!pump || lh_bus_pump_submit (pump, request->match.service, request->match.op,
+                                             &body, &opts, s_bus_done, request)) {
+                zframe_destroy (&body);
+                MHD_resume_connection (request->connection);    //  no reply: 503
+            }
+        }
+        return;
+    }
+    if (request->waiting) {
+        request->early = NULL;
+        free (early);
+        s_bus_done (request, reply, parts);
+        return;
+    }
+    early->done = true;
+    early->reply = reply;
+    early->parts = parts;
+    if (status != LH_ST_OK)
+        lh_gw_upload_destroy (&request->upload);        //  aborts it
 }
 
 //  --------------------------------------------------------------------------
-//  multipart/form-data: "file" goes to the upload, "name" is kept
+//  POST /v1/ingest whose dataset name is known (?name=, or a form's name
+//  field before its file) once the first part is in storaged: ask
+//  ingestd.ingest now with the upload's id, so ingestd parses the body as
+//  it lands instead of after the upload (docs/ingestd.md). Asked once; if
+//  it cannot be sent, the ingest is asked after the upload as usual.
 
-static int
-s_form_event (void *arg, lh_multipart_event_t event, const lh_multipart_part_t *part,
-              const char *data, size_t size)
+static void
+s_early_start (s_request_t *request)
 {
-    s_request_t *request = (s_request_t *) arg;
-    const char *key = part->name;
-    if (request->error_status || event == LH_MULTIPART_END)
-        return 0;
-    if (streq (key, "file")) {
-        request->file_seen = true;
-        if (size)
-            s_upload_write (request, data, size);
+    if (request->early_tried || request->error_status
+    ||  request->match.route->in != LH_IN_INGEST || !request->upload)
+        return;
+    const char *upload_id = lh_gw_upload_id (request->upload);
+    const char *name = lh_gw_upload_name_known (request->upload);
+    if (!upload_id || !name)
+        return;
+    request->early_tried = true;
+    lh_bus_pump_t *pump = lh_http_pool_pump ();
+    s_early_t *early = (s_early_t *) zmalloc (sizeof (s_early_t));
+    assert (early);
+    early->request = request;
+    zframe_t *body = lh_ingest_request_follow (name, lh_gw_upload_key (request->upload),
+                                               upload_id);
+    lh_call_opts_t opts = { .timeout_ms = request->timeout_ms, .trace = request->trace,
+                            .span = lh_trace_on ()? request->span: NULL };
+    if (!pump || lh_bus_pump_submit (pump, request->match.service, request->match.op, &body,
+                                     &opts, s_early_done, early)) {
+        zframe_destroy (&body);
+        free (early);
+        return;
     }
-    else
-    if (streq (key, "name") && size) {
-        if (request->form_name_size + size > S_FORM_NAME_MAX) {
-            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the form field 'name' is longer than %d bytes", S_FORM_NAME_MAX);
-            return 0;
-        }
-        char *name = (char *) realloc (request->form_name, request->form_name_size + size + 1);
-        assert (name);
-        memcpy (name + request->form_name_size, data, size);
-        request->form_name_size += size;
-        name [request->form_name_size] = 0;
-        request->form_name = name;
-    }
-    return 0;
+    request->early = early;
 }
 
 //  --------------------------------------------------------------------------
@@ -1003,8 +1044,8 @@ s_form_event (void *arg, lh_multipart_event_t event, const lh_multipart_part_t *
 static enum MHD_Result
 s_stream_take (s_request_t *request, const char *data, size_t size)
 {
-    if (request->error_status) {
-        lh_ingest_upload_destroy (&request->upload);       //  aborts it
+    if (request->error_status || (request->early && request->early->done)) {
+        lh_gw_upload_destroy (&request->upload);        //  aborts it
         s_request_discard (request, size);
         return MHD_YES;
     }
@@ -1013,14 +1054,11 @@ s_stream_take (s_request_t *request, const char *data, size_t size)
         request->progress_mark = request->received;
         __atomic_store_n (&request->conn->since, zclock_usecs (), __ATOMIC_RELAXED);
     }
-    if (request->form) {
-        if (lh_multipart_feed (request->form, data, size, s_form_event, request))
-            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the multipart/form-data body is malformed: %s",
-                            lh_multipart_error (request->form));
-    }
+    self_t *self = (self_t *) request->owner;
+    if (lh_gw_upload_take (request->upload, s_thread_client (self), data, size))
+        s_upload_failed (request);
     else
-        s_upload_write (request, data, size);
+        s_early_start (request);
     return MHD_YES;
 }
 
@@ -1030,332 +1068,91 @@ s_stream_take (s_request_t *request, const char *data, size_t size)
 static enum MHD_Result
 s_serve_upload (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
-    if (s_upload_open (self, request) == 0 && lh_ingest_upload_finish (request->upload))
+    lh_gw_upload_t *upload = request->upload;
+    if (lh_gw_upload_finish (upload, s_thread_client (self)))
         s_upload_failed (request);
     if (request->error_status)
         return s_respond_error (connection, request, request->error_status, request->error_kind,
                                 request->error_reason, request->error_retry_ms);
-    lh_ingest_upload_t *upload = request->upload;
-    snprintf (request->etag, sizeof (request->etag), "\"%s\"", lh_ingest_upload_etag (upload));
+    snprintf (request->etag, sizeof (request->etag), "\"%s\"", lh_gw_upload_etag (upload));
     json_t *body = json_object ();
-    json_object_set_new (body, "key", json_string (lh_ingest_upload_key (upload)));
-    json_object_set_new (body, "etag", json_string (lh_ingest_upload_etag (upload)));
-    json_object_set_new (body, "size", json_integer ((json_int_t) lh_ingest_upload_bytes (upload)));
+    json_object_set_new (body, "key", json_string (lh_gw_upload_key (upload)));
+    json_object_set_new (body, "etag", json_string (lh_gw_upload_etag (upload)));
+    json_object_set_new (body, "size", json_integer ((json_int_t) lh_gw_upload_size (upload)));
     return s_respond_json (connection, request, LH_ST_OK, body, 0);
 }
 
 //  --------------------------------------------------------------------------
-//  POST /v1/ingest: the body is in storaged; call ingestd through the pump
+//  POST /v1/ingest: the body is in storaged; ingestd, asked early, answers
+//  when it has parsed the rest (the connection waits suspended), or is
+//  called now through the pump. An early refusal is the answer as it is.
 
 static enum MHD_Result
 s_serve_ingest (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
-    if (request->form) {
-        if (lh_multipart_finish (request->form))
-            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the multipart/form-data body is incomplete: %s",
-                            lh_multipart_error (request->form));
-        else
-        if (!request->file_seen)
-            s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                            "the multipart/form-data body has no field 'file'");
+    s_early_t *early = request->early;
+    if (early && early->done) {
+        request->reply = early->reply;
+        request->parts = early->parts;
+        early->reply = NULL;
+        early->parts = NULL;
+        if (lh_reply_status (request->reply) != LH_ST_OK || !request->upload)
+            return s_answer (self, connection, request);
     }
-    const char *name = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "name");
-    if (!name || !*name)
-        name = request->form_name;
-    if (!name || !*name)
-        s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                        "the dataset name is required: ?name=NAME, or a form field 'name'");
-    if (!request->error_status
-    &&  s_upload_open (self, request) == 0 && lh_ingest_upload_finish (request->upload))
+    if (lh_gw_upload_finish (request->upload, s_thread_client (self)))
         s_upload_failed (request);
     if (request->error_status)
         return s_respond_error (connection, request, request->error_status, request->error_kind,
                                 request->error_reason, request->error_retry_ms);
-    zframe_t *body = lh_ingest_request (name, lh_ingest_upload_key (request->upload));
+    if (early && early->done)
+        return s_answer (self, connection, request);
+    if (early) {
+        //  The answer comes on this thread once ingestd has read the rest
+        request->connection = connection;
+        request->waiting = true;
+        MHD_suspend_connection (connection);
+        return MHD_YES;
+    }
+    zframe_t *body = lh_ingest_request (lh_gw_upload_name (request->upload),
+                                        lh_gw_upload_key (request->upload));
     return s_submit (self, connection, request, request->match.service, request->match.op, &body);
 }
 
 
 //  --------------------------------------------------------------------------
-//  GET /v1/storage/KEY: the object streamed from storaged.get in ranges of
-//  gateway/part_size, read on the connection's HTTP thread as libmicrohttpd
-//  asks for bytes. An object replaced while it is read cuts the response.
-
-typedef struct {
-    self_t *self;                       //  the gateway
-    char *key;                          //  object key
-    char trace [LH_TRACE_SIZE + 1];     //  trace id
-    char span [17];                     //  the request's span ("ps"), "" = none
-    uint32_t timeout_ms;                //  deadline of each get
-    char etag [65];                     //  ETag of the first range
-    uint64_t size;                      //  object size
-    uint64_t base;                      //  first byte sent (a Range's start)
-    uint64_t length;                    //  bytes sent
-    uint64_t offset;                    //  offset of the range held
-    lh_reply_t *reply;                  //  the range held
-    const char *data;                   //  its bytes (inside reply)
-    size_t data_size;                   //  how many
-} s_stream_t;
-
-//  --------------------------------------------------------------------------
-//  One storaged.get on the calling thread's client, a child of the
-//  request's span (NULL or "": none); NULL if no client
-
-static lh_reply_t *
-s_stream_get (self_t *self, const char *key, uint64_t offset, const char *trace,
-              const char *span, uint32_t timeout_ms)
-{
-    lh_client_t *client = s_thread_client (self);
-    if (!client)
-        return NULL;
-    lh_pack_t *pack = lh_pack_new ();
-    lh_pack_map (pack, 3);
-    lh_pack_kv_str (pack, "key", key);
-    lh_pack_kv_uint (pack, "offset", offset);
-    lh_pack_kv_uint (pack, "length", self->part_size);
-    zframe_t *body = lh_pack_frame (&pack);
-    lh_call_opts_t opts = { .timeout_ms = timeout_ms, .trace = trace,
-                            .span = span && *span? span: NULL };
-    lh_reply_t *reply = NULL;
-    lh_client_call (client, "storaged", "get", zframe_data (body), zframe_size (body),
-                    &opts, &reply);
-    zframe_destroy (&body);
-    return reply;
-}
-
-//  --------------------------------------------------------------------------
-//  Hold a 200 get reply as the stream's range. Returns 0, or -1 if the
-//  reply is not a range of the same object.
-
-static int
-s_stream_hold (s_stream_t *stream, lh_reply_t *reply)
-{
-    const msgpack_object *object = lh_reply_object (reply);
-    const msgpack_object *data = object? lh_obj_get (object, "data"): NULL;
-    const char *etag;
-    size_t etag_size;
-    uint64_t size = 0, offset = 0;
-    if (lh_reply_status (reply) != LH_ST_OK || !data || data->type != MSGPACK_OBJECT_BIN
-    ||  !lh_obj_uint (object, "size", &size) || !lh_obj_uint (object, "offset", &offset)
-    ||  !lh_obj_str (object, "etag", &etag, &etag_size) || etag_size >= sizeof (stream->etag))
-        return -1;
-    if (stream->etag [0]) {
-        if (size != stream->size || strlen (stream->etag) != etag_size
-        ||  memcmp (stream->etag, etag, etag_size) != 0)
-            return -1;
-    }
-    else {
-        memcpy (stream->etag, etag, etag_size);
-        stream->etag [etag_size] = 0;
-        stream->size = size;
-    }
-    lh_reply_destroy (&stream->reply);
-    stream->reply = reply;
-    stream->offset = offset;
-    stream->data = data->via.bin.ptr;
-    stream->data_size = data->via.bin.size;
-    return 0;
-}
-
-//  --------------------------------------------------------------------------
-//  libmicrohttpd wants bytes at pos
-
-static ssize_t
-s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
-{
-    s_stream_t *stream = (s_stream_t *) cls;
-    if (pos >= stream->length)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    pos += stream->base;                //  position in the object
-    if (pos < stream->offset || pos >= stream->offset + stream->data_size) {
-        lh_reply_t *reply = s_stream_get (stream->self, stream->key, pos, stream->trace,
-                                          stream->span, stream->timeout_ms);
-        if (!reply || s_stream_hold (stream, reply) || stream->data_size == 0
-        ||  pos != stream->offset) {
-            lh_warn (S_ACTOR, stream->trace, "GET %s cut at byte %" PRIu64 ": %s", stream->key,
-                     pos, reply && lh_reply_status (reply) != LH_ST_OK
-                          ? (lh_reply_reason (reply)? lh_reply_reason (reply): "storaged failed")
-                          : "the object changed or ended while it was read");
-            if (reply != stream->reply)
-                lh_reply_destroy (&reply);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-    }
-    size_t have = (size_t) (stream->offset + stream->data_size - pos);
-    if (have > stream->base + stream->length - pos)
-        have = (size_t) (stream->base + stream->length - pos);
-    size_t take = have < max? have: max;
-    memcpy (buf, stream->data + (pos - stream->offset), take);
-    return (ssize_t) take;
-}
-
-//  --------------------------------------------------------------------------
-//  The response is done with the stream
-
-static void
-s_stream_free (void *cls)
-{
-    s_stream_t *stream = (s_stream_t *) cls;
-    lh_reply_destroy (&stream->reply);
-    free (stream->key);
-    free (stream);
-}
-
-//  --------------------------------------------------------------------------
-//  Parse a Range header of one byte range: "bytes=FIRST-LAST", "bytes=
-//  FIRST-" or "bytes=-SUFFIX". Returns 0 with *first and *last (UINT64_MAX:
-//  to the end) or *suffix set (nonzero *suffix: the last that many bytes),
-//  -1 for anything else (several ranges, other units, bad syntax), which
-//  is ignored: the whole object is sent (RFC 9110 allows that).
-
-static int
-s_range_parse (const char *text, uint64_t *first, uint64_t *last, uint64_t *suffix)
-{
-    *first = 0;
-    *last = UINT64_MAX;
-    *suffix = 0;
-    if (strncmp (text, "bytes=", 6) != 0 || strchr (text, ','))
-        return -1;
-    const char *cursor = text + 6;
-    char *end;
-    if (*cursor == '-') {
-        if (!isdigit ((unsigned char) cursor [1]))
-            return -1;
-        errno = 0;
-        *suffix = strtoull (cursor + 1, &end, 10);
-        return errno || *end || *suffix == 0? -1: 0;
-    }
-    if (!isdigit ((unsigned char) *cursor))
-        return -1;
-    errno = 0;
-    *first = strtoull (cursor, &end, 10);
-    if (errno || *end != '-')
-        return -1;
-    cursor = end + 1;
-    if (*cursor == 0)
-        return 0;
-    if (!isdigit ((unsigned char) *cursor))
-        return -1;
-    *last = strtoull (cursor, &end, 10);
-    return errno || *end || *last < *first? -1: 0;
-}
-
-//  --------------------------------------------------------------------------
-//  416: the range starts at or past the end of the object
-
-static enum MHD_Result
-s_respond_unsatisfiable (struct MHD_Connection *connection, s_request_t *request,
-                         const char *range, uint64_t size)
-{
-    char reason [160];
-    snprintf (reason, sizeof (reason), "the range '%.40s' is outside the object, "
-              "which has %" PRIu64 " bytes", range, size);
-    json_t *error = json_object ();
-    json_object_set_new (error, "kind", json_string ("range_not_satisfiable"));
-    json_object_set_new (error, "reason", json_string (reason));
-    json_t *body = json_object ();
-    json_object_set_new (body, "error", error);
-    char *text = json_dumps (body, JSON_COMPACT);
-    json_decref (body);
-    assert (text);
-    size_t text_size = strlen (text);
-    struct MHD_Response *response = MHD_create_response_from_buffer (
-        text_size, text, MHD_RESPMEM_MUST_FREE);
-    if (!response) {
-        free (text);
-        return MHD_NO;
-    }
-    char content_range [48];
-    snprintf (content_range, sizeof (content_range), "bytes */%" PRIu64, size);
-    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
-    return s_respond_with (connection, request, 416, response, text_size,
-                           "application/json", 0);
-}
-
-//  --------------------------------------------------------------------------
-//  GET /v1/storage/KEY: first range now (its errors are the answer), the
-//  rest as the response is sent. One byte range (Range: bytes=...) is
-//  answered 206 with Content-Range; a range past the end 416.
+//  GET /v1/storage/KEY: the object streamed from storaged (lh_gw_download:
+//  the first range now, its errors the answer; the rest as it is sent)
 
 static enum MHD_Result
 s_serve_stream (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
-    uint64_t first = 0, last = UINT64_MAX, suffix = 0;
-    const char *range = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_RANGE);
-    bool ranged = range && s_range_parse (range, &first, &last, &suffix) == 0;
-
-    s_stream_t *stream = (s_stream_t *) zmalloc (sizeof (s_stream_t));
-    assert (stream);
-    stream->self = self;
-    stream->key = lh_routes_param (&request->match, "key");
-    assert (stream->key);
-    memcpy (stream->trace, request->trace, sizeof (stream->trace));
+    lh_client_t *client = s_thread_client (self);
+    if (!client)
+        return s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
+                                "the gateway cannot reach the broker", 1000);
+    char *key = lh_routes_param (&request->match, "key");
+    assert (key);
+    lh_gw_download_t *download = lh_gw_download_new (client, key, request->trace,
+                                                     request->timeout_ms, self->part_size);
     if (lh_trace_on ())
-        memcpy (stream->span, request->span, sizeof (stream->span));
-    stream->timeout_ms = request->timeout_ms;
-    //  The first get: at the range's start (a suffix needs the size first)
-    lh_reply_t *reply = s_stream_get (self, stream->key, suffix? 0: first,
-                                      stream->trace, stream->span, stream->timeout_ms);
-    if (ranged && reply && lh_reply_status (reply) == LH_ST_BAD_REQUEST) {
-        //  Past the end: storaged says bad_range; the size makes the 416
-        lh_reply_destroy (&reply);
-        reply = s_stream_get (self, stream->key, 0, stream->trace, stream->span,
-                              stream->timeout_ms);
-        if (reply && lh_reply_status (reply) == LH_ST_OK && s_stream_hold (stream, reply) == 0) {
-            uint64_t size = stream->size;
-            s_stream_free (stream);
-            return s_respond_unsatisfiable (connection, request, range, size);
-        }
-    }
-    if (!reply || lh_reply_status (reply) != LH_ST_OK || s_stream_hold (stream, reply)) {
-        s_stream_free (stream);
-        enum MHD_Result rc;
-        if (!reply)
-            rc = s_respond_error (connection, request, LH_ST_UNAVAILABLE, "bus_unreachable",
-                                  "the gateway cannot reach the broker", 1000);
-        else
-        if (lh_reply_status (reply) != LH_ST_OK)
-            rc = s_respond_reply (self, connection, request, reply, NULL);
-        else
-            rc = s_respond_error (connection, request, LH_ST_BAD_GATEWAY, "bad_reply",
-                                  "storaged.get answered without data, size or etag", 0);
-        lh_reply_destroy (&reply);
+        lh_gw_download_set_span (download, request->span);
+    free (key);
+    unsigned status = lh_gw_download_open (download, MHD_lookup_connection_value (
+        connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE));
+    if (status != LH_ST_OK && status != 206 && status != 416) {
+        enum MHD_Result rc = s_respond_reply (self, connection, request,
+                                              lh_gw_download_reply (download), NULL);
+        lh_gw_download_destroy (&download);
         return rc;
     }
-    uint64_t size = stream->size;
-    if (ranged) {
-        if (suffix)
-            first = suffix < size? size - suffix: 0;
-        if (first >= size) {
-            s_stream_free (stream);
-            return s_respond_unsatisfiable (connection, request, range, size);
-        }
-        if (last >= size)
-            last = size - 1;
-        stream->base = first;
-        stream->length = last - first + 1;
-    }
-    else
-        stream->length = size;
-    snprintf (request->etag, sizeof (request->etag), "\"%s\"", stream->etag);
-    uint64_t length = stream->length;
-    struct MHD_Response *response = MHD_create_response_from_callback (
-        length, S_STREAM_BLOCK, s_stream_read, stream, s_stream_free);
-    if (!response) {
-        s_stream_free (stream);
+    if (*lh_gw_download_etag (download))
+        snprintf (request->etag, sizeof (request->etag), "\"%s\"", lh_gw_download_etag (download));
+    size_t size;
+    const char *content_type;
+    struct MHD_Response *response = lh_gw_download_response (&download, &size, &content_type);
+    if (!response)
         return MHD_NO;
-    }
-    MHD_add_response_header (response, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    if (ranged) {
-        char content_range [80];
-        snprintf (content_range, sizeof (content_range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
-                  first, last, size);
-        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
-    }
-    return s_respond_with (connection, request, ranged? 206: LH_ST_OK, response,
-                           (size_t) length, "application/octet-stream", 0);
+    return s_respond_with (connection, request, status, response, size, content_type, 0);
 }
 
 
@@ -1391,52 +1188,35 @@ s_serve_health (self_t *self, struct MHD_Connection *connection, s_request_t *re
 
 
 //  --------------------------------------------------------------------------
-//  Headers of a streaming route: PUT conditions, the multipart parser
+//  Headers of a streaming route: its upload, with the PUT conditions or
+//  the ingest's multipart parser
 
 static void
 s_stream_begin (self_t *self, struct MHD_Connection *connection, s_request_t *request)
 {
-    if (request->match.route->in == LH_IN_UPLOAD) {
-        const char *none_match = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
-        const char *match = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_IF_MATCH);
-        if (none_match) {
-            if (streq (none_match, "*"))
-                request->if_none_match = strdup ("*");
-            else
-                s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                                "If-None-Match on PUT must be * (create only)");
-        }
-        if (match) {
-            if (strncmp (match, "W/", 2) == 0)
-                match += 2;
-            size_t size = strlen (match);
-            if (size >= 2 && match [0] == '"' && match [size - 1] == '"') {
-                match++;
-                size -= 2;
-            }
-            if (size == 0 || size > 128 || memchr (match, ',', size))
-                s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                                "If-Match on PUT must be one ETag");
-            else
-                request->if_match = strndup (match, size);
-        }
-    }
-    else {
-        const char *type = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                        MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (type && strncasecmp (type, "multipart/form-data", 19) == 0) {
-            char boundary [LH_MULTIPART_BOUNDARY_MAX + 1];
-            const char *reason;
-            if (lh_multipart_boundary (type, boundary, sizeof (boundary), &reason) == 0)
-                request->form = lh_multipart_new (boundary, NULL);
-            else
-                s_request_fail (request, LH_ST_BAD_REQUEST, "bad_request",
-                                "the multipart/form-data Content-Type has no usable boundary: %s",
-                                reason);
-        }
-    }
+    bool put = request->match.route->in == LH_IN_UPLOAD;
+    char *key = put? lh_routes_param (&request->match, "key"): NULL;
+    const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+    lh_gw_upload_opts_t opts = {
+        .ingest = !put,
+        .key = key,
+        .name = put? NULL: MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "name"),
+        .part_size = self->part_size,
+        .timeout_ms = self->storage_timeout_ms,
+        .trace = request->trace,
+        .span = lh_trace_on ()? request->span: NULL,
+        .size_max = request->body_max,
+        .size_key = s_limit_key (request),
+        .declared = length? strtoull (length, NULL, 10): 0
+    };
+    request->upload = lh_gw_upload_new (&opts);
+    free (key);
+    if (lh_gw_upload_headers (request->upload,
+            MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
+            MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH),
+            MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        s_upload_failed (request);
 }
 
 
@@ -1588,10 +1368,10 @@ s_request_begin (self_t *self, struct MHD_Connection *connection, s_request_t *r
         //  answered before the body is sent, whatever its size
         if (streaming && request->match.route->in == LH_IN_UPLOAD && !request->error_status
         &&  declared > self->part_size) {
-            if (s_upload_open (self, request) == 0 && lh_ingest_upload_check (request->upload))
+            if (lh_gw_upload_check (request->upload, s_thread_client (self)))
                 s_upload_failed (request);
             if (request->error_status) {
-                lh_ingest_upload_destroy (&request->upload);
+                lh_gw_upload_destroy (&request->upload);
                 return s_respond_error (connection, request, request->error_status,
                                         request->error_kind, request->error_reason,
                                         request->error_retry_ms);

@@ -116,6 +116,7 @@
 #include "lh_wfcli.h"
 #include "lh_tool.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <pthread.h>
 #include <malloc.h>
@@ -1887,6 +1888,17 @@ main (int argc, char *argv [])
     //  A reader of stdout that goes away (lakehouse up --tap | head) is an
     //  EPIPE for the tap to handle, never the end of the whole system
     signal (SIGPIPE, SIG_IGN);
+    //  glibc gives a thread that allocates while others do an arena of its
+    //  own, up to 8 per core, and each arena keeps what was freed in it up
+    //  to its trim threshold: with the dozens of threads of `lakehouse up`
+    //  passing megabyte parts and ranges around, one 340 MB POST /v1/ingest
+    //  peaked at 133 MiB. No more arenas than cores (no more threads run at
+    //  once): 77 MiB (bench/results/ingest.md). MALLOC_ARENA_MAX in the
+    //  environment still rules.
+    if (!getenv ("MALLOC_ARENA_MAX")) {
+        long cores = sysconf (_SC_NPROCESSORS_ONLN);
+        mallopt (M_ARENA_MAX, cores > 2? (int) cores: 2);
+    }
 
     s_args_t args = { .sets = zlist_new (), .words = zlist_new (), .inputs = zlist_new (),
                       .tap = lh_tap_new ("lakehouse") };

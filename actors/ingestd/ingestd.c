@@ -9,7 +9,7 @@
 #include "lh_log.h"
 #include "lh_ingest_upload.h"
 #include <sqlite3.h>
-#include <sodium.h>
+#include "lh_sha256.h"
 
 #define S_NAME          "ingestd"
 #define S_NAME_MAX      128             //  longest dataset name
@@ -19,6 +19,8 @@
 #define S_BATCH_COUNT   4               //  batches in flight
 #define S_SAMPLE_ROWS   1000            //  rows whose types start the table
 #define S_SAMPLE_BYTES  (4 * 1024 * 1024)
+#define S_FOLLOW_WAIT_MS 10             //  wait for the next part of a followed upload
+#define S_UPLOAD_ID_MAX 64              //  longest upload_id
 
 typedef enum {
     S_SPEC_SAMPLING,                    //  keeping the first rows
@@ -81,6 +83,7 @@ typedef struct {
     const char *trace;                  //  trace id, for logs
     char name [S_NAME_MAX + 1];         //  dataset name
     char *source;                       //  storaged key of the CSV
+    char *upload_id;                    //  its upload, followed as it lands, or NULL
     uint64_t size;                      //  source size
     char etag [LH_STORAGE_ETAG_MAX + 1];    //  source ETag (SHA-256 hex)
     uint32_t status;                    //  failure status, 0 = none yet
@@ -271,18 +274,19 @@ s_feed (void *arg, const void *data, size_t size)
 
 
 //  --------------------------------------------------------------------------
-//  Read the whole source from storaged in ranges into a table reader, two
-//  gets in flight so storaged reads and sends the next range while this
-//  one is parsed. Returns 0, or -1 with the failure noted.
+//  Read the source from byte start to its end from storaged in ranges into
+//  a table reader, two gets in flight so storaged reads and sends the next
+//  range while this one is parsed, and finish the reader. Returns 0, or -1
+//  with the failure noted.
 
 static int
-s_read_source (s_ingest_t *self, lh_csv_table_t *table)
+s_read_rest (s_ingest_t *self, lh_csv_table_t *table, uint64_t start)
 {
     lh_storage_info_t head = { .size = self->size };
     snprintf (head.etag, sizeof (head.etag), "%s", self->etag);
     s_feed_t feed = { self, table };
-    uint32_t status = lh_storage_read (self->storage, self->source, &head,
-                                       self->state->read_chunk, s_feed, &feed);
+    uint32_t status = lh_storage_read_at (self->storage, self->source, &head, start,
+                                          self->state->read_chunk, s_feed, &feed);
     if (status == LH_ST_NOT_FOUND)
         s_fail (self, LH_ST_CONFLICT, "source_changed",
                 "the source '%s' was deleted during the ingest", self->source);
@@ -299,6 +303,92 @@ s_read_source (s_ingest_t *self, lh_csv_table_t *table)
     if (rc == -2)
         s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s", lh_csv_table_error (table));
     return rc? -1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Read the whole source (its head is known) into a table reader
+
+static int
+s_read_source (s_ingest_t *self, lh_csv_table_t *table)
+{
+    return s_read_rest (self, table, 0);
+}
+
+
+static int s_head_source (s_ingest_t *self);
+
+//  --------------------------------------------------------------------------
+//  Read the source while it is still being uploaded (ingest with an
+//  upload_id): the upload's bytes as they land (storaged's upload_read),
+//  waiting S_FOLLOW_WAIT_MS when nothing new has, until the upload ends;
+//  then the source's head (so size and ETag) and the rest from the key.
+//  An upload that ends without a commit fails the ingest. Returns 0, or
+//  -1 with the failure noted.
+
+static int
+s_follow_source (s_ingest_t *self, lh_csv_table_t *table)
+{
+    s_feed_t feed = { self, table };
+    uint64_t offset = 0;
+    while (true) {
+        uint64_t so_far;
+        bool readable;
+        const void *data;
+        size_t size;
+        uint32_t status = lh_storage_upload_read (self->storage, self->upload_id,
+                                                  self->source, offset,
+                                                  self->state->read_chunk, &so_far,
+                                                  &readable, &data, &size);
+        if (status == LH_ST_NOT_FOUND)
+            break;                      //  committed, or aborted: the key says
+        if (status == LH_ST_CONFLICT) {
+            s_fail (self, LH_ST_CONFLICT, "source_changed", "the upload '%s' is not one of "
+                    "the source '%s'", self->upload_id, self->source);
+            return -1;
+        }
+        if (status != LH_ST_OK) {
+            s_fail_storage (self, "the source upload's read");
+            return -1;
+        }
+        if (offset + size > (uint64_t) self->state->max_bytes) {
+            s_fail (self, LH_ST_TOO_LARGE, "too_large",
+                    "the source is over %" PRId64 " bytes; ingestd accepts at most that "
+                    "(raise ingest/max_bytes to ingest more)", self->state->max_bytes);
+            return -1;
+        }
+        if (size) {
+            if (s_feed (&feed, data, size)) {
+                if (!self->status)
+                    s_fail (self, LH_ST_BAD_REQUEST, "bad_csv", "%s",
+                            lh_csv_table_error (table));
+                return -1;
+            }
+            offset += size;
+            continue;
+        }
+        //  Nothing new has landed: wait a little for the next part
+        if (lh_request_time_left (self->request) <= S_FOLLOW_WAIT_MS) {
+            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
+            return -1;
+        }
+        zclock_sleep (S_FOLLOW_WAIT_MS);
+        lh_keepalive ();
+    }
+    lh_storage_info_t info;
+    if (lh_storage_head (self->storage, self->source, &info) == LH_ST_NOT_FOUND) {
+        s_fail (self, LH_ST_CONFLICT, "source_changed", "the upload of the source '%s' ended "
+                "without a commit (aborted) during the ingest", self->source);
+        return -1;
+    }
+    if (s_head_source (self))
+        return -1;
+    if (self->size < offset) {
+        s_fail (self, LH_ST_CONFLICT, "source_changed",
+                "the source '%s' changed during the ingest", self->source);
+        return -1;
+    }
+    return s_read_rest (self, table, offset);
 }
 
 
@@ -957,7 +1047,7 @@ s_table_hash (s_ingest_t *self, const char *path, char *hex)
     assert (buffer);
     size_t size;
     while ((size = s_read_part (self, fd, buffer, chunk, &rc)) > 0) {
-        crypto_hash_sha256_update (&state, buffer, size);
+        lh_sha256_update (&state, buffer, size);
         if (lh_request_time_left (self->request) == 0) {
             s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
             rc = -1;
@@ -966,10 +1056,7 @@ s_table_hash (s_ingest_t *self, const char *path, char *hex)
     }
     close (fd);
     free (buffer);
-    uint8_t digest [crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final (&state, digest);
-    for (size_t index = 0; index < sizeof (digest); index++)
-        sprintf (hex + 2 * index, "%02x", digest [index]);
+    lh_sha256_final_hex (&state, hex);
     return rc;
 }
 
@@ -1136,14 +1223,20 @@ s_ingest (lh_request_t *request, void *state)
         return;
     }
     if (lh_request_strdup (request, body, "source", LH_FIELD_REQUIRED | LH_FIELD_NONEMPTY,
-                           1024, &self.source))
+                           1024, &self.source)
+    ||  lh_request_strdup (request, body, "upload_id", LH_FIELD_NONEMPTY, S_UPLOAD_ID_MAX,
+                           &self.upload_id)) {
+        free (self.source);
         return;
+    }
     memcpy (self.name, name, name_size);
     self.name [name_size] = 0;
     self.storage = lh_storage_new_request (request, self.state->timeout_ms);
     int64_t started = zclock_mono ();
     char fingerprint [65] = "", key [400] = "", dataset_id [64] = "", *path = NULL;
-    int rc = s_head_source (&self);
+    //  A source still being uploaded is followed as it lands: its head
+    //  comes at the end of the first pass
+    int rc = self.upload_id? 0: s_head_source (&self);
     if (rc == 0) {
         path = zsys_sprintf ("%s/build-XXXXXX", self.state->tmp_dir);
         int fd = mkstemp (path);
@@ -1160,7 +1253,8 @@ s_ingest (lh_request_t *request, void *state)
         rc = s_build_open (&self, path);
     if (rc == 0) {
         self.schema = lh_csv_table_new (self.state->record_max, false, s_row_first, &self);
-        rc = s_read_source (&self, self.schema);
+        rc = self.upload_id? s_follow_source (&self, self.schema)
+                           : s_read_source (&self, self.schema);
         //  The rows still queued go in (or, on failure, are dropped)
         if (s_loader_finish (&self, rc != 0 || self.spec == S_SPEC_FAILED))
             rc = -1;
@@ -1283,6 +1377,7 @@ s_ingest (lh_request_t *request, void *state)
     lh_csv_table_destroy (&self.schema);
     free (self.types);
     free (self.source);
+    free (self.upload_id);
     lh_storage_destroy (&self.storage);
 }
 
@@ -1362,6 +1457,18 @@ const lh_service_t lh_ingestd_service = {
 #include "storaged.h"
 #include "catalogd.h"
 
+//  The body of an ingest that follows an upload
+static zframe_t *
+s_test_follow_body (const char *name, const char *source, const char *upload_id)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_pack_map (pack, 3);
+    lh_pack_kv_str (pack, "name", name);
+    lh_pack_kv_str (pack, "source", source);
+    lh_pack_kv_str (pack, "upload_id", upload_id);
+    return lh_pack_frame (&pack);
+}
+
 void
 lh_ingestd_test (bool verbose)
 {
@@ -1410,6 +1517,47 @@ lh_ingestd_test (bool verbose)
         lh_testbus_expect (bus, "ingestd", "ingest", bad [index].json, 400, NULL, bad [index].field);
     assert (lh_testbus_status (bus, "ingestd", "ingest",
                                "{\"name\": \"w\", \"source\": \"uploads/none.csv\"}") == 404);
+    lh_testbus_expect (bus, "ingestd", "ingest", "{\"name\": \"w\", \"source\": \"x\", "
+                       "\"upload_id\": 7}", 400, NULL, "upload_id");
+
+    //  A source followed while it is uploaded: the ingest is asked first,
+    //  the parts come after, the answer after the commit
+    lh_client_t *client = lh_testbus_client_new (bus, "ingestd-test");
+    lh_storage_t *storage = lh_storage_new (client, NULL, 5000);
+    lh_storage_upload_t *upload;
+    assert (lh_storage_upload_begin_sized (storage, "uploads/f.csv", NULL, 0, 64, &upload) == 200);
+    zframe_t *frame = s_test_follow_body ("f", "uploads/f.csv", lh_storage_upload_id (upload));
+    lh_call_opts_t opts = { .timeout_ms = 10000 };
+    uint64_t id = lh_client_send (client, "ingestd", "ingest", zframe_data (frame),
+                                  zframe_size (frame), &opts);
+    assert (id);
+    zframe_destroy (&frame);
+    assert (lh_storage_upload_write (upload, "id,name\n", 8) == 200);
+    for (int row = 0; row < 300; row++) {
+        char line [32];
+        snprintf (line, sizeof (line), "%d,n%d\n", row, row);
+        assert (lh_storage_upload_write (upload, line, strlen (line)) == 200);
+        if (row % 100 == 0)
+            zclock_sleep (20);          //  the ingest waits for parts meanwhile
+    }
+    assert (lh_storage_upload_commit (&upload, NULL) == 200);
+    assert (lh_client_wait (client, id, &reply) == 0 && lh_reply_status (reply) == 200);
+    assert (lh_obj_uint (lh_reply_object (reply), "row_count", &rows) && rows == 300);
+    lh_reply_destroy (&reply);
+    //  ... and one aborted under it (after some parts): 409
+    assert (lh_storage_upload_begin_sized (storage, "uploads/g.csv", NULL, 0, 64, &upload) == 200);
+    frame = s_test_follow_body ("g", "uploads/g.csv", lh_storage_upload_id (upload));
+    id = lh_client_send (client, "ingestd", "ingest", zframe_data (frame), zframe_size (frame),
+                         &opts);
+    zframe_destroy (&frame);
+    for (int row = 0; row < 20; row++)
+        assert (lh_storage_upload_write (upload, "1,abcdefgh\n", 11) == 200);
+    zclock_sleep (50);
+    lh_storage_upload_abort (&upload);
+    assert (lh_client_wait (client, id, &reply) == 0 && lh_reply_status (reply) == 409);
+    lh_reply_destroy (&reply);
+    lh_storage_destroy (&storage);
+    lh_client_destroy (&client);
     lh_testbus_destroy (&bus);
     printf ("OK\n");
 }

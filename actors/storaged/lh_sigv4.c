@@ -4,7 +4,7 @@
 */
 
 #include "lh_sigv4.h"
-#include <sodium.h>
+#include "lh_sha256.h"
 
 //  A name/value pair while sorting
 typedef struct {
@@ -27,9 +27,10 @@ s_pair_compare (const void *a, const void *b)
 void
 lh_sigv4_sha256_hex (const void *data, size_t size, char *hex)
 {
-    uint8_t digest [crypto_hash_sha256_BYTES];
-    crypto_hash_sha256 (digest, (const uint8_t *) data, size);
-    sodium_bin2hex (hex, 65, digest, sizeof (digest));
+    crypto_hash_sha256_state state;
+    crypto_hash_sha256_init (&state);
+    lh_sha256_update (&state, data, size);      //  payloads of whole parts
+    lh_sha256_final_hex (&state, hex);
 }
 
 

@@ -112,6 +112,10 @@ typedef struct {
                                uint64_t *total, lh_store_error_t *error);
     int (*upload_part_write) (void *handle, void **ticket_p, const void *data,
                               lh_store_error_t *error);
+    //  Optional (NULL: an upload's bytes cannot be read before its commit)
+    int (*upload_read) (void *handle, const char *upload_id, uint64_t offset,
+                        size_t length, void **data_p, size_t *got, char **key_p,
+                        uint64_t *size, lh_store_error_t *error);
 } lh_store_backend_t;
 
 typedef struct _lh_store_t lh_store_t;
@@ -203,6 +207,17 @@ int
                           char **key_p, uint64_t *size, uint32_t *next_part,
                           lh_store_error_t *error);
 
+//  Bytes of an upload in progress, as written so far: up to length at
+//  offset into *data_p (malloc'd, caller frees; NULL when *got is 0),
+//  *key_p its key (caller frees), *size its final bytes so far (those
+//  before its last part, which may still be sent again and replaced). A backend that
+//  cannot read an upload before its commit gives no bytes and *readable
+//  false. 404 when there is no such upload (committed, aborted, expired).
+int
+    lh_store_upload_read (lh_store_t *self, const char *upload_id, uint64_t offset,
+                          size_t length, void **data_p, size_t *got, char **key_p,
+                          uint64_t *size, bool *readable, lh_store_error_t *error);
+
 //  Append part number `part` (the next one, or the last one again)
 int
     lh_store_upload_part (lh_store_t *self, const char *upload_id,
@@ -258,22 +273,6 @@ int
     lh_store_cond_check (const lh_store_cond_t *cond, bool exists,
                          const char *current_etag, const char *key,
                          lh_store_error_t *error);
-
-//  SHA-256 update over libsodium's streaming state (start it with
-//  crypto_hash_sha256_init, end it with crypto_hash_sha256_final): the
-//  same state and digest, computed with the x86 SHA extensions when the
-//  CPU has them (several times faster), else by libsodium
-void
-    lh_store_sha256_update (crypto_hash_sha256_state *state, const void *data,
-                            size_t size);
-
-//  True if lh_store_sha256_update uses the CPU's SHA extensions
-bool
-    lh_store_sha256_accelerated (void);
-
-//  Self test of the SHA-256 update against libsodium's
-void
-    lh_store_sha256_test (bool verbose);
 
 //  Hex-encode size bytes into text (2 * size + 1 bytes)
 void

@@ -23,6 +23,8 @@
 */
 
 #include "lh_store.h"
+#include "lh_sha256.h"
+#include "lh_actor.h"
 #include <sodium.h>
 #include <dirent.h>
 #include <sys/file.h>
@@ -121,7 +123,7 @@ static void *
 s_hash_run (void *arg)
 {
     s_hash_job_t *job = (s_hash_job_t *) arg;
-    lh_store_sha256_update (job->state, job->data, job->size);
+    lh_sha256_update (job->state, job->data, job->size);
     return NULL;
 }
 
@@ -145,6 +147,53 @@ s_hash_write (int fd, crypto_hash_sha256_state *state, const void *data, size_t 
         pthread_join (thread, NULL);
     errno = code;
     return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  fsync a file that may hold hundreds of megabytes not yet on the device
+//  (an upload's commit): on a busy disk that takes seconds, so it runs on
+//  a helper thread while this one keeps its worker's bus session alive
+//  (lh_keepalive every S_FSYNC_BEAT_MS). Returns 0 or -1 (errno set).
+
+#define S_FSYNC_BEAT_MS 100             //  keepalive interval during an fsync
+
+typedef struct {
+    int fd;                             //  file to sync
+    int rc;                             //  fsync's result
+    int code;                           //  its errno
+} s_fsync_job_t;
+
+static void *
+s_fsync_run (void *arg)
+{
+    s_fsync_job_t *job = (s_fsync_job_t *) arg;
+    job->rc = fsync (job->fd);
+    job->code = errno;
+    return NULL;
+}
+
+static int
+s_fsync_alive (int fd)
+{
+    s_fsync_job_t job = { fd, 0, 0 };
+    pthread_t thread;
+    if (pthread_create (&thread, NULL, s_fsync_run, &job))
+        return fsync (fd);
+    while (true) {
+        struct timespec until;
+        clock_gettime (CLOCK_REALTIME, &until);
+        until.tv_nsec += S_FSYNC_BEAT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np (thread, NULL, &until) == 0)
+            break;
+        lh_keepalive ();
+    }
+    errno = job.code;
+    return job.rc;
 }
 
 
@@ -837,6 +886,52 @@ s_fs_upload_stat (void *handle, const char *upload_id, char **key_p,
 
 
 //  --------------------------------------------------------------------------
+//  Bytes of an upload in progress, as written so far: up to length at
+//  offset. No lock: the state file names only bytes already in the data
+//  file, and a data file renamed by a commit meanwhile still reads.
+
+static int
+s_fs_upload_read (void *handle, const char *upload_id, uint64_t offset, size_t length,
+                  void **data_p, size_t *got, char **key_p, uint64_t *size,
+                  lh_store_error_t *error)
+{
+    s_fs_t *self = (s_fs_t *) handle;
+    s_upload_t state;
+    if (s_upload_read (self, upload_id, &state, error))
+        return -1;
+    //  The last part may still be sent again (and replaced): only the
+    //  bytes before it are final
+    uint64_t final = state.prev_size;
+    if (offset > final)
+        return lh_store_error (error, 400, "bad_range", "offset %" PRIu64 " is past the %"
+                               PRIu64 " final bytes upload '%s' has so far", offset, final,
+                               upload_id);
+    size_t take = final - offset < length? (size_t) (final - offset): length;
+    char path [PATH_MAX];
+    snprintf (path, sizeof (path), "%s/%s/data", self->uploads, upload_id);
+    int fd = take? open (path, O_RDONLY | O_CLOEXEC): -1;
+    if (take && fd < 0)
+        return lh_store_error (error, 404, "no_such_upload",
+                               "no upload '%s' (finished, aborted or expired)", upload_id);
+    uint8_t *data = take? (uint8_t *) malloc (take): NULL;
+    assert (data || !take);
+    if (take && s_pread_all (fd, data, take, (off_t) (S_HEADER_SIZE + offset))) {
+        close (fd);
+        free (data);
+        return s_io_error (error, "read upload of", state.key);
+    }
+    if (fd >= 0)
+        close (fd);
+    *key_p = strdup (state.key);
+    assert (*key_p);
+    *data_p = data;
+    *got = take;
+    *size = final;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  A part accepted and not yet written: the upload stays locked meanwhile
 
 typedef struct {
@@ -994,7 +1089,7 @@ s_fs_upload_commit (void *handle, const char *upload_id,
     bool consumed = false;              //  data moved out of the upload
     if (ftruncate (fd, (off_t) (S_HEADER_SIZE + state.size))
     ||  s_pwrite_all (fd, header, S_HEADER_SIZE, 0)
-    ||  fsync (fd))
+    ||  s_fsync_alive (fd))
         rc = s_io_error (error, "finish upload of", state.key);
     if (rc == 0) {
         //  Move the data aside first, so a failed condition keeps it out
@@ -1104,6 +1199,7 @@ static const lh_store_backend_t s_fs_backend = {
     .remove = s_fs_remove,
     .upload_begin = s_fs_upload_begin,
     .upload_stat = s_fs_upload_stat,
+    .upload_read = s_fs_upload_read,
     .upload_part = s_fs_upload_part,
     .upload_commit = s_fs_upload_commit,
     .upload_abort = s_fs_upload_abort,

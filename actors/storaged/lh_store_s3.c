@@ -37,6 +37,7 @@
 #include "lh_store_s3.h"
 #include "lh_s3_parse.h"
 #include "lh_sigv4.h"
+#include "lh_sha256.h"
 #include "lh_log.h"
 #include "lh_actor.h"
 #include <curl/curl.h>
@@ -1198,7 +1199,7 @@ s_s3_upload_part (void *handle, const char *upload_id, uint32_t part,
             memcpy (upload->pending + upload->pending_size, data, size);
         upload->pending_size += size;
         upload->last_size = size;
-        crypto_hash_sha256_update (&upload->hash, (const uint8_t *) data, size);
+        lh_sha256_update (&upload->hash, data, size);
         pthread_mutex_lock (&self->lock);
         upload->size += size;
         upload->next_part = part + 1;

@@ -944,6 +944,53 @@ s_upload_commit (lh_request_t *request, void *state)
 
 
 //  --------------------------------------------------------------------------
+//  upload_read {upload_id, offset?, length?}: the bytes of an upload in
+//  progress as written so far, so a reader can follow it as it lands
+
+static void
+s_upload_read (lh_request_t *request, void *state)
+{
+    s_state_t *self = (s_state_t *) state;
+    const msgpack_object *body = lh_request_map (request);
+    char *upload_id = body? s_upload_id (request, body): NULL;
+    if (!upload_id)
+        return;
+    int64_t offset = 0, length = (int64_t) self->get_max;
+    if (lh_request_int (request, body, "offset", 0, 0, INT64_MAX, &offset)
+    ||  lh_request_int (request, body, "length", 0, 1, INT64_MAX, &length)) {
+        free (upload_id);
+        return;
+    }
+    if ((uint64_t) length > self->get_max)
+        length = (int64_t) self->get_max;
+    void *data = NULL;
+    size_t got = 0;
+    char *key = NULL;
+    uint64_t size = 0;
+    bool readable = false;
+    lh_store_error_t error;
+    if (lh_store_upload_read (self->store, upload_id, (uint64_t) offset, (size_t) length,
+                              &data, &got, &key, &size, &readable, &error))
+        s_store_error (request, &error);
+    else {
+        lh_pack_t *pack = lh_pack_new ();
+        lh_pack_map (pack, 6);
+        lh_pack_kv_str (pack, "upload_id", upload_id);
+        lh_pack_kv_str (pack, "key", key);
+        lh_pack_kv_uint (pack, "size", size);
+        lh_pack_kv_uint (pack, "offset", (uint64_t) offset);
+        lh_pack_kv_bool (pack, "readable", readable);
+        lh_pack_str (pack, "data");
+        lh_pack_bin (pack, data? data: "", got);
+        lh_request_reply_pack (request, LH_ST_OK, &pack);
+    }
+    free (data);
+    free (key);
+    free (upload_id);
+}
+
+
+//  --------------------------------------------------------------------------
 //  upload_abort {upload_id}
 
 static void
@@ -980,6 +1027,7 @@ static const lh_op_t s_ops [] = {
     { "upload_part", s_upload_part },
     { "upload_commit", s_upload_commit },
     { "upload_abort", s_upload_abort },
+    { "upload_read", s_upload_read },
     { NULL, NULL }
 };
 

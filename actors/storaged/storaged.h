@@ -20,6 +20,14 @@
                   -> {upload_id, part, size}   (size = bytes so far)
     upload_commit {upload_id, if_none_match?, if_match?} -> {key, etag, size}
     upload_abort  {upload_id} -> {upload_id, aborted: true}
+    upload_read   {upload_id, offset?: 0, length?: get_max}
+                  -> {upload_id, key, size, offset, readable, data: bin}
+                  (an upload in progress as written so far: size = its
+                  final bytes so far, those before the last part, which
+                  may still be sent again; data = up to length of them at offset; readable
+                  false when the backend cannot show them before the
+                  commit (s3): data is then empty. 404 once the upload is
+                  committed, aborted or expired: read the key then)
 
     Errors: 400 bad key (reason names the rule) or bad body, 404 no such
     key / upload, 412 condition failed, 413 over the key's cap or part_max

@@ -208,6 +208,23 @@ def main(t):
     suite(t, peer)
     s3_specific(t, peer, port)
 
+    #  upload_read: S3 cannot show an upload's parts before its commit, so
+    #  a follower (ingestd) is told readable false and waits for the commit
+    st, body = call(peer, "upload_begin", {"key": "docs/follow.csv"})
+    uid = body["upload_id"]
+    for part in (1, 2):
+        st, body = call(peer, "upload_part", {"upload_id": uid, "part": part,
+                                              "data": b"1,2\n" * 75})
+        t.check(st == 200, "s3: part %d of a followed upload" % part, (st, body))
+    st, body = call(peer, "upload_read", {"upload_id": uid, "offset": 0})
+    t.check(st == 200 and body["readable"] is False and body["data"] == b""
+            and body["key"] == "docs/follow.csv",
+            "s3: upload_read of an upload in progress -> readable false, no bytes", (st, body))
+    st, body = call(peer, "upload_commit", {"upload_id": uid})
+    t.check(st == 200 and body["size"] == 600, "... committed", (st, body))
+    st, body = call(peer, "upload_read", {"upload_id": uid})
+    t.check(st == 404, "... upload_read 404 once committed", (st, body))
+
     #  Virtual-host addressing: BUCKET.s3.localhost (s3rver runs with
     #  --service-endpoint localhost; *.localhost is loopback for libcurl)
     _, endpoint = harness(t, "storaged", sets=s3_sets(
