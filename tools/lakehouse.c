@@ -1892,12 +1892,14 @@ main (int argc, char *argv [])
     //  own, up to 8 per core, and each arena keeps what was freed in it up
     //  to its trim threshold: with the dozens of threads of `lakehouse up`
     //  passing megabyte parts and ranges around, one 340 MB POST /v1/ingest
-    //  peaked at 133 MiB. No more arenas than cores (no more threads run at
-    //  once): 77 MiB (bench/results/ingest.md). MALLOC_ARENA_MAX in the
+    //  peaked at 139 MiB. Two arenas per core: 103-115 MiB, the load mix
+    //  a few per cent below glibc's default (one per core: 87 MiB, but the
+    //  mix lost up to 30 % to threads queueing on arena locks; four per
+    //  core: up to 130 MiB; docs/operations.md). MALLOC_ARENA_MAX in the
     //  environment still rules.
     if (!getenv ("MALLOC_ARENA_MAX")) {
         long cores = sysconf (_SC_NPROCESSORS_ONLN);
-        mallopt (M_ARENA_MAX, cores > 2? (int) cores: 2);
+        mallopt (M_ARENA_MAX, cores > 0? 2 * (int) cores: 4);
     }
 
     s_args_t args = { .sets = zlist_new (), .words = zlist_new (), .inputs = zlist_new (),
