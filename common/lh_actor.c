@@ -47,6 +47,7 @@
 #define S_WORKERS_MAX       256         //  most workers one service may run
 #define S_CREDIT_MAX        1000        //  most credit a worker offers
 #define S_BATCH             100         //  bus messages handled between other duties
+#define S_CONFLICT_TRIES    3           //  READYs refused 409 before a worker gives up
 
 //  Every declared config key, to look actors/NAME/workers up only if it
 //  exists (lh_config asserts on an undeclared key)
@@ -446,23 +447,24 @@ s_worker_recv (s_worker_t *self)
             if (status == LH_ST_CONFLICT) {
                 //  Another process serves this single-instance service. It
                 //  may be one that just died and the broker has not yet
-                //  forgotten: try once more after the broker's liveness
-                //  window; refused again, we stop for good (the runner
-                //  says why)
+                //  forgotten: try again after the broker's liveness window,
+                //  S_CONFLICT_TRIES times in all (a loaded broker may notice
+                //  the death late); refused each time, we stop for good
+                //  (the runner says why)
                 char *reason = s_bye_reason (msg.body);
                 zsock_destroy (&self->sock);
                 self->welcomed = false;
                 int64_t window = (int64_t) self->hb_ivl * (self->hb_live + 1);
-                if (self->conflicts++ == 0) {
-                    lh_warn (self->name, NULL, "broker refused us (409): %s; trying once more "
+                if (++self->conflicts < S_CONFLICT_TRIES) {
+                    lh_warn (self->name, NULL, "broker refused us (409): %s; trying again "
                              "in %" PRId64 " ms, in case that process has died",
                              reason? reason: "conflict", window);
                     self->reconnect_at = zclock_mono () + window;
                     free (reason);
                 }
                 else {
-                    lh_error (self->name, NULL, "broker refused us (409) again: %s; not serving",
-                              reason? reason: "conflict");
+                    lh_error (self->name, NULL, "broker refused us (409) %d times: %s; not serving",
+                              self->conflicts, reason? reason: "conflict");
                     char *expected = NULL;
                     if (!__atomic_compare_exchange_n (&self->runner->refused, &expected, reason,
                                                       false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))

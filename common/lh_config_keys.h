@@ -47,6 +47,7 @@ LH_KEY ("log/level",           STR,  "info", "debug|info|warn|error",           
 
 //  Actors: which ones `lakehouse up` runs, and how many workers each
 LH_KEY ("actors/run",          STR,  "*", "",                    "Actors `lakehouse up` starts: comma-separated names, or * for all.")
+LH_KEY ("actors/trim_ms",      INT,  "10000", "0..86400000",         "`lakehouse up` and `node` give the heap's free memory back to the system (malloc_trim) this often, ms; 0 = never.")
 LH_KEY ("actors/echo/workers", INT,  "2", "1..256",                    "Worker threads of the echo service.")
 LH_KEY ("actors/echo/credit",   INT,  "8", "1..1000",                   "Requests one echo worker holds at once: it serves one while the rest wait in its socket, so back-to-back requests need no broker round trip each. 1 = one at a time (a busy worker takes no more; what the queue-limit tests use).")
 LH_KEY ("actors/echo/tag",     STR,  "", "",                     "Extra field 'tag' added to echo replies when set (replay tests).")
@@ -151,7 +152,7 @@ LH_KEY ("queryd/cache_dir",     STR,  "", "",                    "Local cache of
 LH_KEY ("queryd/attach_max",    INT,  "10", "1..10",                  "Datasets attached at once per connection (Debian's SQLite allows 10); least recently used are detached.")
 LH_KEY ("queryd/refresh_ms",    INT,  "30000", "100..86400000",               "Full catalog refresh period, ms (catalog.changed events apply in between).")
 LH_KEY ("queryd/storage_timeout_ms", INT, "30000", "1..4294967295",           "Deadline of each call queryd makes to catalogd or storaged, ms.")
-LH_KEY ("queryd/mmap_bytes",    INT,  "268435456", "0..1099511627776",           "SQLite mmap_size of each attached dataset file, bytes (0 = no mmap).")
+LH_KEY ("queryd/mmap_bytes",    INT,  "0", "0..1099511627776",           "SQLite mmap_size of each attached dataset file, bytes (0 = no mmap: reads go through the page cache, not into the process's RSS; see docs/queryd.md).")
 
 //  Security: CURVE certificates and who may do what (SPEC 3, docs/operations.md "Security")
 LH_KEY ("bus/curve",           BOOL, "true", "",                 "CURVE on every tcp/ipc bus link (the broker's endpoints and the links to them). false = plain tcp, loopback only, and only with bus/plain = true.")
@@ -210,6 +211,7 @@ LH_KEY ("vectord/dim_max",      INT,  "4096", "1..65536",                "Larges
 LH_KEY ("vectord/k_max",        INT,  "1000", "1..100000",                "Largest k (and ef) of a search; above it 400.")
 LH_KEY ("vectord/batch_max",    INT,  "10000", "1..10000000",               "Most items in one add; more is refused with 413.")
 LH_KEY ("vectord/compact_pct",  INT,  "20", "1..1000",                  "Rebuild an index's graph when its tombstones pass this percent of its live vectors.")
+LH_KEY ("vectord/cache_entries", INT, "2048", "0..1000000",              "Search answers kept per index (each valid until the index next changes; answers over 8 KiB are not kept); 0 = no cache.")
 
 //  embedd: embeddings with a per-text LRU cache (SPEC 5.6, docs/embedd.md)
 LH_KEY ("actors/embedd/workers", INT, "2", "1..256",                   "Worker threads of the embedd service.")

@@ -102,6 +102,7 @@
 
 #include <signal.h>
 #include <pthread.h>
+#include <malloc.h>
 
 #define S_EXIT_FAILURE      1           //  failure at run time
 #define S_EXIT_USAGE        2           //  bad command line or config
@@ -1303,14 +1304,26 @@ s_services_start (s_self_t *self, const lh_link_t *link, int timeout_ms)
 
 //  --------------------------------------------------------------------------
 //  Serve until SIGINT or SIGTERM (returns 0), or until the broker refuses
-//  one of our services for good (returns -1, printed)
+//  one of our services for good (returns -1, printed). Every
+//  actors/trim_ms the heap's free memory goes back to the system
+//  (malloc_trim): dozens of threads share glibc's arenas, and the buffers
+//  of a bulk load (a corpus build's embed replies and vectord adds, ~1 MB
+//  each; storaged's mallopt keeps blocks up to a part off mmap) leave
+//  tens of megabytes free inside them that nothing else would return.
 
 static int
 s_serve (s_self_t *self)
 {
-    while (!s_signalled (self, 500))
+    int64_t trim_ms = lh_config_int (self->config, "actors/trim_ms");
+    int64_t next_trim = zclock_mono () + trim_ms;
+    while (!s_signalled (self, 500)) {
         if (s_services_refused (self))
             return -1;
+        if (trim_ms > 0 && zclock_mono () >= next_trim) {
+            malloc_trim (0);
+            next_trim = zclock_mono () + trim_ms;
+        }
+    }
     return 0;
 }
 

@@ -236,8 +236,12 @@ s_state_open (lh_config_t *config, const char **error)
         block = 32 * 1024 * 1024;       //  glibc's largest mmap threshold
     mallopt (M_MMAP_THRESHOLD, (int) block);
     mallopt (M_TRIM_THRESHOLD, (int) (2 * block));
-    //  Clean up after a process that died with uploads open
-    lh_store_sweep (self->store, self->upload_ttl_ms);
+    //  Clean up after a process that died with uploads open. On the fs
+    //  backend this process is the only one serving the store (storaged is
+    //  single-instance there), so every upload and temp file left on disk
+    //  is abandoned, whatever its age; on s3 another process may own an
+    //  upload, so only those idle past the TTL go
+    lh_store_sweep (self->store, streq (backend, "fs")? -1000: self->upload_ttl_ms);
     self->next_sweep = zclock_mono () + S_SWEEP_MS;
     lh_info (S_NAME, NULL, "%s backend ready", backend);
     return self;

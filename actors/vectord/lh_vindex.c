@@ -4,15 +4,44 @@
 */
 
 #include "lh_vindex.h"
+#include "lh_vmeta.h"
 #include "lh_log.h"
 #include <lmdb.h>
 #include <pthread.h>
+#include <sodium.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define S_NAME          "vectord"
 #define S_OP_ADD        1
 #define S_OP_DELETE     2
 #define S_BATCH         256             //  vectors per graph step on restore
 #define S_NAME_MAX      64
+#define S_CACHE_WAYS    4               //  result cache: entries per set
+#define S_CACHE_REPLY_MAX 8192          //  larger replies are not cached
+#define S_RELEASE_MS    1000            //  LMDB map pages let go at most this often
+#define S_RELEASE_ITEMS 4096            //  ... and every this many items a scan reads
+
+//  One cached search reply
+typedef struct {
+    unsigned char key [16];             //  BLAKE2b-128 of the request
+    uint64_t version;                   //  the index's version it holds for
+    uint64_t used;                      //  tick of its last use
+    size_t found;                       //  results in it
+    size_t size;                        //  reply bytes
+    char *reply;                        //  the packed array, or NULL (empty slot)
+} s_cached_t;
+
+//  Search results by request, valid while the index's version holds
+typedef struct {
+    pthread_mutex_t lock;               //  guards the rest
+    s_cached_t *slots;                  //  sets x S_CACHE_WAYS, or NULL (off)
+    size_t sets;                        //  sets
+    uint64_t tick;                      //  use counter
+    uint64_t hits, misses;              //  lookups
+    size_t bytes;                       //  reply bytes held
+} s_cache_t;
 
 struct _lh_vindex_t {
     char *name;                         //  index name
@@ -24,12 +53,24 @@ struct _lh_vindex_t {
     MDB_dbi labels_db;                  //  label -> id
     MDB_dbi log_db;                     //  seq -> op | label
     lh_hnsw_t *graph;                   //  the HNSW graph
+    lh_vmeta_t *meta;                   //  label <-> id, metadata, in memory
+    pthread_rwlock_t view_lock;         //  searches read graph + meta under it;
+                                        //  a change applies both under it
+    uint64_t version;                   //  bumped at every applied change
+    s_cache_t cache;                    //  search results by request
+    int64_t released_ms;                //  last let-go of LMDB's map pages
+    void *map_addr;                     //  LMDB's read-only map of data.mdb, or NULL
+    size_t map_size;                    //  its length
     pthread_mutex_t write_lock;         //  serialises every change
     uint64_t next_label;                //  next fresh label
     uint64_t seq;                       //  last change number
     uint64_t snapshot_seq;              //  change the stored snapshot has
     int64_t created_ms;                 //  creation time
 };
+
+
+static void
+    s_map_locate (lh_vindex_t *self);
 
 
 //  --------------------------------------------------------------------------
@@ -134,6 +175,7 @@ s_env_open (lh_vindex_t *self, size_t map_bytes, bool create, const char **error
         *error = "cannot open the index's LMDB environment";
         return -1;
     }
+    s_map_locate (self);
     MDB_txn *txn;
     if (mdb_txn_begin (self->env, NULL, 0, &txn)) {
         *error = "cannot begin an LMDB transaction";
@@ -176,7 +218,237 @@ s_new (const char *dir)
     assert (self);
     self->dir = strdup (dir);
     pthread_mutex_init (&self->write_lock, NULL);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init (&attr);
+    //  Writers first, as the graph's own lock: searches must not starve adds
+    pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init (&self->view_lock, &attr);
+    pthread_rwlockattr_destroy (&attr);
+    pthread_mutex_init (&self->cache.lock, NULL);
+    self->meta = lh_vmeta_new ();
+    lh_vindex_set_cache (self, LH_VINDEX_CACHE_ENTRIES);
     return self;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Let go of the LMDB map's pages this process has mapped. The map is
+//  read-only and shared (no MDB_WRITEMAP): the pages stay in the page
+//  cache and a later read maps them again, but they leave our RSS. Every
+//  read faults in the 64 KiB around it, so writes and restores would
+//  otherwise leave most of the file mapped. At most every S_RELEASE_MS
+//  unless forced.
+
+static void
+s_map_release (lh_vindex_t *self, bool force)
+{
+    int64_t now = zclock_mono ();
+    if (!self->map_addr || (!force && now - self->released_ms < S_RELEASE_MS))
+        return;
+    self->released_ms = now;
+    MDB_envinfo info;
+    size_t used = self->map_size;
+    if (mdb_env_info (self->env, &info) == 0) {
+        //  Only the part of the map the file covers can have pages mapped
+        size_t file = (info.me_last_pgno + 1) * (size_t) sysconf (_SC_PAGESIZE);
+        used = file < used? file: used;
+    }
+    if (madvise (self->map_addr, used, MADV_DONTNEED))
+        lh_warn (S_NAME, NULL, "index '%s': madvise of its LMDB map failed: %s", self->name,
+                 strerror (errno));
+}
+
+
+//  --------------------------------------------------------------------------
+//  Where LMDB mapped data.mdb (it does not say unless the map is fixed):
+//  the mapping of the file's inode in /proc/self/maps. Leaves map_addr
+//  NULL when the map is writable (MDB_WRITEMAP) or not found.
+
+static void
+s_map_locate (lh_vindex_t *self)
+{
+    unsigned flags = 0;
+    struct stat file;
+    char *path = zsys_sprintf ("%s/data.mdb", self->dir);
+    int found = stat (path, &file);
+    zstr_free (&path);
+    if (mdb_env_get_flags (self->env, &flags) || (flags & MDB_WRITEMAP) || found)
+        return;
+    FILE *maps = fopen ("/proc/self/maps", "r");
+    char line [4096 + 128];
+    while (maps && fgets (line, sizeof (line), maps)) {
+        unsigned long start, end, offset, inode;
+        unsigned int major, minor;
+        char perms [8];
+        if (sscanf (line, "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &offset,
+                    &major, &minor, &inode) == 7
+        &&  inode == (unsigned long) file.st_ino && offset == 0
+        &&  makedev (major, minor) == file.st_dev && perms [1] == '-') {
+            self->map_addr = (void *) start;
+            self->map_size = end - start;
+            break;
+        }
+    }
+    if (maps)
+        fclose (maps);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Fill the in-memory records from the items (caller holds the view lock
+//  for writing, or nobody else sees the index yet)
+
+static int
+s_meta_load (lh_vindex_t *self, MDB_txn *txn)
+{
+    lh_vmeta_destroy (&self->meta);
+    self->meta = lh_vmeta_new ();
+    size_t vector_bytes = self->params.dim * sizeof (float);
+    MDB_cursor *cursor;
+    MDB_val key, value;
+    if (mdb_cursor_open (txn, self->items_db, &cursor))
+        return -1;
+    int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    for (size_t count = 1; rc == 0; count++) {
+        if (value.mv_size >= 8 + vector_bytes && key.mv_size > 0
+        &&  key.mv_size <= LH_VINDEX_ID_MAX)
+            lh_vmeta_put (self->meta, s_read64 ((const unsigned char *) value.mv_data),
+                          (const char *) key.mv_data, key.mv_size,
+                          (const char *) value.mv_data + 8 + vector_bytes,
+                          value.mv_size - 8 - vector_bytes);
+        if (count % S_RELEASE_ITEMS == 0)
+            s_map_release (self, true);
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    return rc == MDB_NOTFOUND? 0: -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The result cache: empty it (caller holds its lock, or owns the index)
+
+static void
+s_cache_clear (s_cache_t *cache)
+{
+    for (size_t slot = 0; cache->slots && slot < cache->sets * S_CACHE_WAYS; slot++)
+        free (cache->slots [slot].reply);
+    free (cache->slots);
+    cache->slots = NULL;
+    cache->sets = 0;
+    cache->bytes = 0;
+}
+
+//  The key of a search request: what decides its answer
+static void
+s_cache_key (lh_vindex_t *self, const float *query, size_t k, size_t ef,
+             const msgpack_object *exclude, const msgpack_object *filter, unsigned char *key)
+{
+    crypto_generichash_state state;
+    crypto_generichash_init (&state, NULL, 0, 16);
+    crypto_generichash_update (&state, (const unsigned char *) query,
+                               self->params.dim * sizeof (float));
+    uint64_t numbers [2] = { k, ef };
+    crypto_generichash_update (&state, (const unsigned char *) numbers, sizeof (numbers));
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    if (exclude)
+        msgpack_pack_object (&packer, *exclude);
+    else
+        msgpack_pack_nil (&packer);
+    if (filter)
+        msgpack_pack_object (&packer, *filter);
+    else
+        msgpack_pack_nil (&packer);
+    crypto_generichash_update (&state, (const unsigned char *) buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    crypto_generichash_final (&state, key, 16);
+}
+
+//  Pack the cached answer of key at version into pack; true on a hit
+static bool
+s_cache_get (lh_vindex_t *self, const unsigned char *key, uint64_t version, lh_pack_t *pack,
+             size_t *found)
+{
+    s_cache_t *cache = &self->cache;
+    bool hit = false;
+    pthread_mutex_lock (&cache->lock);
+    if (cache->slots) {
+        s_cached_t *set = cache->slots + (key [0] | key [1] << 8 | key [2] << 16) % cache->sets
+                                       * S_CACHE_WAYS;
+        for (size_t way = 0; way < S_CACHE_WAYS && !hit; way++)
+            if (set [way].reply && set [way].version == version
+            &&  memcmp (set [way].key, key, 16) == 0) {
+                set [way].used = ++cache->tick;
+                lh_pack_raw (pack, set [way].reply, set [way].size);
+                *found = set [way].found;
+                hit = true;
+            }
+        if (hit)
+            cache->hits++;
+        else
+            cache->misses++;
+    }
+    pthread_mutex_unlock (&cache->lock);
+    return hit;
+}
+
+//  Keep an answer: in its set, over a stale entry, else the least used
+static void
+s_cache_put (lh_vindex_t *self, const unsigned char *key, uint64_t version,
+             const void *reply, size_t size, size_t found)
+{
+    s_cache_t *cache = &self->cache;
+    if (size > S_CACHE_REPLY_MAX)
+        return;
+    pthread_mutex_lock (&cache->lock);
+    if (cache->slots) {
+        s_cached_t *set = cache->slots + (key [0] | key [1] << 8 | key [2] << 16) % cache->sets
+                                       * S_CACHE_WAYS;
+        s_cached_t *victim = &set [0];
+        for (size_t way = 0; way < S_CACHE_WAYS; way++) {
+            s_cached_t *slot = &set [way];
+            if (!slot->reply || slot->version != version || memcmp (slot->key, key, 16) == 0) {
+                victim = slot;
+                break;
+            }
+            if (slot->used < victim->used)
+                victim = slot;
+        }
+        cache->bytes -= victim->size;
+        free (victim->reply);
+        victim->reply = (char *) malloc (size);
+        assert (victim->reply);
+        memcpy (victim->reply, reply, size);
+        memcpy (victim->key, key, 16);
+        victim->version = version;
+        victim->used = ++cache->tick;
+        victim->found = found;
+        victim->size = size;
+        cache->bytes += size;
+    }
+    pthread_mutex_unlock (&cache->lock);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Size the result cache: about entries answers (0 = off); clears it
+
+void
+lh_vindex_set_cache (lh_vindex_t *self, size_t entries)
+{
+    assert (self);
+    pthread_mutex_lock (&self->cache.lock);
+    s_cache_clear (&self->cache);
+    if (entries > 0) {
+        self->cache.sets = (entries + S_CACHE_WAYS - 1) / S_CACHE_WAYS;
+        self->cache.slots = (s_cached_t *) calloc (self->cache.sets * S_CACHE_WAYS,
+                                                   sizeof (s_cached_t));
+        assert (self->cache.slots);
+    }
+    pthread_mutex_unlock (&self->cache.lock);
 }
 
 
@@ -243,6 +515,10 @@ lh_vindex_destroy (lh_vindex_t **self_p)
         if (self->env)
             mdb_env_close (self->env);
         lh_hnsw_destroy (&self->graph);
+        lh_vmeta_destroy (&self->meta);
+        s_cache_clear (&self->cache);
+        pthread_mutex_destroy (&self->cache.lock);
+        pthread_rwlock_destroy (&self->view_lock);
         pthread_mutex_destroy (&self->write_lock);
         free (self->name);
         free (self->dir);
@@ -324,10 +600,12 @@ s_rebuild (lh_vindex_t *self, MDB_txn *txn)
     MDB_val key, value;
     mdb_cursor_open (txn, self->items_db, &cursor);
     int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
-    while (rc == 0 && batch.rc == 0) {
+    for (size_t count = 1; rc == 0 && batch.rc == 0; count++) {
         if (value.mv_size >= 8 + vector_bytes)
             s_batch_push (&batch, s_read64 ((const unsigned char *) value.mv_data),
                           (const char *) value.mv_data + 8);
+        if (count % S_RELEASE_ITEMS == 0)
+            s_map_release (self, true);
         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
     }
     mdb_cursor_close (cursor);
@@ -396,6 +674,7 @@ lh_vindex_restore (lh_vindex_t *self, const char *graph_path, uint64_t graph_seq
 {
     assert (self);
     pthread_mutex_lock (&self->write_lock);
+    pthread_rwlock_wrlock (&self->view_lock);
     MDB_txn *txn;
     int rc = -1;
     *rebuilt = true;
@@ -415,8 +694,13 @@ lh_vindex_restore (lh_vindex_t *self, const char *graph_path, uint64_t graph_seq
             rc = s_rebuild (self, txn);
             *rebuilt = true;
         }
+        if (rc == 0)
+            rc = s_meta_load (self, txn);
         mdb_txn_abort (txn);
     }
+    self->version++;
+    s_map_release (self, true);
+    pthread_rwlock_unlock (&self->view_lock);
     pthread_mutex_unlock (&self->write_lock);
     return rc;
 }
@@ -456,7 +740,11 @@ s_unlink (lh_vindex_t *self, MDB_txn *txn, MDB_val *id)
 
 
 //  --------------------------------------------------------------------------
-//  Add (or replace) items durably
+//  Add (or replace) items durably. An item re-added with the very vector
+//  it has keeps its label: only its metadata is written, the graph is
+//  left alone (a playbook entry recorded again is such a re-add; a fresh
+//  label would leave a tombstone behind each time, and the tombstones a
+//  graph rebuild every few hundred records).
 
 int
 lh_vindex_add (lh_vindex_t *self, const lh_vitem_t *items, size_t count,
@@ -466,11 +754,14 @@ lh_vindex_add (lh_vindex_t *self, const lh_vitem_t *items, size_t count,
     size_t dim = self->params.dim;
     size_t vector_bytes = dim * sizeof (float);
     uint64_t *labels = (uint64_t *) malloc ((count + 1) * sizeof (uint64_t));
+    uint64_t *graph_labels = (uint64_t *) malloc ((count + 1) * sizeof (uint64_t));
     uint64_t *removed = (uint64_t *) malloc ((count + 1) * sizeof (uint64_t));
     float *vectors = (float *) malloc ((count + 1) * vector_bytes);
-    size_t removed_count = 0;
+    size_t *metadata_at = (size_t *) malloc ((count + 1) * 2 * sizeof (size_t));
+    size_t removed_count = 0, graph_count = 0;
     zchunk_t *value_buffer = zchunk_new (NULL, 8 + vector_bytes + 256);
-    assert (labels && removed && vectors && value_buffer);
+    zchunk_t *metadata = zchunk_new (NULL, 4096);
+    assert (labels && graph_labels && removed && vectors && metadata_at && value_buffer && metadata);
     int rc = -1;
 
     pthread_mutex_lock (&self->write_lock);
@@ -483,7 +774,9 @@ lh_vindex_add (lh_vindex_t *self, const lh_vitem_t *items, size_t count,
     for (size_t index = 0; index < count; index++) {
         const lh_vitem_t *item = &items [index];
         MDB_val id = { item->id_size, (void *) item->id }, old;
-        uint64_t label = self->next_label++;
+        bool exists = mdb_get (txn, self->items_db, &id, &old) == 0 && old.mv_size >= 8 + vector_bytes;
+        bool same = exists && memcmp ((const char *) old.mv_data + 8, item->vector, vector_bytes) == 0;
+        uint64_t label = same? s_read64 ((const unsigned char *) old.mv_data): self->next_label++;
         //  The value: label, vector, metadata (given, or kept from before)
         zchunk_set (value_buffer, NULL, 0);
         unsigned char label_bytes [8];
@@ -495,23 +788,35 @@ lh_vindex_add (lh_vindex_t *self, const lh_vitem_t *items, size_t count,
                 zchunk_extend (value_buffer, item->metadata, item->metadata_size);
         }
         else
-        if (mdb_get (txn, self->items_db, &id, &old) == 0 && old.mv_size > 8 + vector_bytes)
+        if (exists && old.mv_size > 8 + vector_bytes)
             zchunk_extend (value_buffer, (const char *) old.mv_data + 8 + vector_bytes,
                            old.mv_size - 8 - vector_bytes);
+        //  The metadata as stored, for the in-memory record after the commit
+        metadata_at [2 * index] = zchunk_size (metadata);
+        metadata_at [2 * index + 1] = zchunk_size (value_buffer) - 8 - vector_bytes;
+        zchunk_extend (metadata, zchunk_data (value_buffer) + 8 + vector_bytes,
+                       metadata_at [2 * index + 1]);
+        MDB_val value = { zchunk_size (value_buffer), zchunk_data (value_buffer) };
+        labels [index] = label;
+        if (same) {
+            if (mdb_put (txn, self->items_db, &id, &value, 0))
+                goto failed;
+            continue;
+        }
         uint64_t previous = s_unlink (self, txn, &id);
         if (previous) {
             removed [removed_count++] = previous;
             if (s_log (self, txn, S_OP_DELETE, previous))
                 goto failed;
         }
-        MDB_val value = { zchunk_size (value_buffer), zchunk_data (value_buffer) };
         MDB_val lkey = { 8, label_bytes };
         if (mdb_put (txn, self->items_db, &id, &value, 0)
         ||  mdb_put (txn, self->labels_db, &lkey, &id, 0)
         ||  s_log (self, txn, S_OP_ADD, label))
             goto failed;
-        labels [index] = label;
-        memcpy (vectors + index * dim, item->vector, vector_bytes);
+        graph_labels [graph_count] = label;
+        memcpy (vectors + graph_count * dim, item->vector, vector_bytes);
+        graph_count++;
     }
     if (s_params_write (self, txn))
         goto failed;
@@ -519,13 +824,22 @@ lh_vindex_add (lh_vindex_t *self, const lh_vitem_t *items, size_t count,
         txn = NULL;
         goto failed;
     }
-    //  Durable: now the graph, in one exclusive step
-    if (lh_hnsw_apply (self->graph, labels, vectors, count, removed, removed_count)) {
+    //  Durable: now the graph and the records, together for searches
+    rc = 0;
+    pthread_rwlock_wrlock (&self->view_lock);
+    if ((graph_count || removed_count)
+    &&  lh_hnsw_apply (self->graph, graph_labels, vectors, graph_count, removed, removed_count)) {
         *error = "out of memory adding to the graph";
         lh_error (S_NAME, NULL, "index '%s': graph add failed after commit", self->name);
+        rc = -1;
     }
-    else
-        rc = 0;
+    for (size_t index = 0; index < count; index++)
+        lh_vmeta_put (self->meta, labels [index], items [index].id, items [index].id_size,
+                      zchunk_data (metadata) + metadata_at [2 * index],
+                      metadata_at [2 * index + 1]);
+    self->version++;
+    pthread_rwlock_unlock (&self->view_lock);
+    s_map_release (self, false);
     goto done;
 failed:
     if (txn)
@@ -536,9 +850,12 @@ failed:
 done:
     pthread_mutex_unlock (&self->write_lock);
     zchunk_destroy (&value_buffer);
+    zchunk_destroy (&metadata);
     free (labels);
+    free (graph_labels);
     free (removed);
     free (vectors);
+    free (metadata_at);
     return rc;
 }
 
@@ -575,7 +892,13 @@ lh_vindex_delete (lh_vindex_t *self, const char **ids, const size_t *sizes,
         }
         else
         if (!failed && s_params_write (self, txn) == 0 && mdb_txn_commit (txn) == 0) {
+            pthread_rwlock_wrlock (&self->view_lock);
             lh_hnsw_remove (self->graph, removed, removed_count);
+            for (size_t index = 0; index < removed_count; index++)
+                lh_vmeta_remove (self->meta, removed [index]);
+            self->version++;
+            pthread_rwlock_unlock (&self->view_lock);
+            s_map_release (self, false);
             rc = (int) removed_count;
         }
         else {
@@ -593,11 +916,11 @@ lh_vindex_delete (lh_vindex_t *self, const char **ids, const size_t *sizes,
 
 
 //  --------------------------------------------------------------------------
-//  Search: the filter sees exclusions and metadata through a read txn
+//  Search: the filter sees exclusions and metadata in the in-memory
+//  records; nothing is read from LMDB
 
 typedef struct {
     lh_vindex_t *index;                 //  the index
-    MDB_txn *txn;                       //  read transaction
     uint64_t *excluded;                 //  sorted labels to leave out
     size_t excluded_count;              //  how many
     const msgpack_object *filter;       //  metadata equalities, or NULL
@@ -610,19 +933,6 @@ s_compare64 (const void *a, const void *b)
     return x < y? -1: x > y;
 }
 
-//  Item of a label in the read txn: 0 and the value, or -1
-static int
-s_item (s_search_t *self, uint64_t label, MDB_val *id, MDB_val *item)
-{
-    unsigned char label_key [8];
-    s_key64 (label, label_key);
-    MDB_val lkey = { 8, label_key };
-    if (mdb_get (self->txn, self->index->labels_db, &lkey, id)
-    ||  mdb_get (self->txn, self->index->items_db, id, item))
-        return -1;
-    return 0;
-}
-
 static bool
 s_search_filter (uint64_t label, void *arg)
 {
@@ -632,17 +942,16 @@ s_search_filter (uint64_t label, void *arg)
         return false;
     if (!self->filter || self->filter->via.map.size == 0)
         return true;
-    MDB_val id, item;
-    size_t vector_bytes = self->index->params.dim * sizeof (float);
-    if (s_item (self, label, &id, &item) || item.mv_size <= 8 + vector_bytes)
+    const lh_vrecord_t *record = lh_vmeta_by_label (self->index->meta, label);
+    if (!record || record->metadata_size == 0)
         return false;
     msgpack_zone zone;
     msgpack_zone_init (&zone, 512);
     msgpack_object metadata;
     bool pass = false;
-    if (msgpack_unpack ((const char *) item.mv_data + 8 + vector_bytes,
-                        item.mv_size - 8 - vector_bytes, NULL, &zone, &metadata)
-        == MSGPACK_UNPACK_SUCCESS && metadata.type == MSGPACK_OBJECT_MAP) {
+    if (msgpack_unpack (lh_vrecord_metadata (record), record->metadata_size, NULL, &zone,
+                        &metadata) == MSGPACK_UNPACK_SUCCESS
+    &&  metadata.type == MSGPACK_OBJECT_MAP) {
         pass = true;
         for (uint32_t index = 0; pass && index < self->filter->via.map.size; index++) {
             const msgpack_object_kv *want = &self->filter->via.map.ptr [index];
@@ -666,59 +975,67 @@ lh_vindex_search (lh_vindex_t *self, const float *query, size_t k, size_t ef,
                   lh_pack_t *pack)
 {
     assert (self);
-    s_search_t search = { self, NULL, NULL, 0, filter };
+    unsigned char key [16];
+    bool cached = self->cache.slots != NULL;
+    if (cached)
+        s_cache_key (self, query, k, ef, exclude, filter, key);
+    pthread_rwlock_rdlock (&self->view_lock);
+    //  The version cannot change while the view is held
+    size_t found = 0;
+    if (cached && s_cache_get (self, key, self->version, pack, &found)) {
+        pthread_rwlock_unlock (&self->view_lock);
+        return found;
+    }
+    s_search_t search = { self, NULL, 0, filter };
+    if (exclude && exclude->type == MSGPACK_OBJECT_ARRAY && exclude->via.array.size) {
+        search.excluded = (uint64_t *) malloc (exclude->via.array.size * sizeof (uint64_t));
+        assert (search.excluded);
+        for (uint32_t index = 0; index < exclude->via.array.size; index++) {
+            const msgpack_object *id = &exclude->via.array.ptr [index];
+            if (id->type != MSGPACK_OBJECT_STR || id->via.str.size == 0)
+                continue;
+            const lh_vrecord_t *record = lh_vmeta_by_id (self->meta, id->via.str.ptr,
+                                                         id->via.str.size);
+            if (record)
+                search.excluded [search.excluded_count++] = record->label;
+        }
+        qsort (search.excluded, search.excluded_count, sizeof (uint64_t), s_compare64);
+    }
     lh_hit_t *hits = (lh_hit_t *) malloc ((k + 1) * sizeof (lh_hit_t));
     assert (hits);
-    size_t found = 0;
-    if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &search.txn) == 0) {
-        if (exclude && exclude->type == MSGPACK_OBJECT_ARRAY && exclude->via.array.size) {
-            search.excluded = (uint64_t *) malloc (exclude->via.array.size * sizeof (uint64_t));
-            assert (search.excluded);
-            for (uint32_t index = 0; index < exclude->via.array.size; index++) {
-                const msgpack_object *id = &exclude->via.array.ptr [index];
-                MDB_val key, item;
-                if (id->type != MSGPACK_OBJECT_STR || id->via.str.size == 0)
-                    continue;
-                key.mv_size = id->via.str.size;
-                key.mv_data = (void *) id->via.str.ptr;
-                if (mdb_get (search.txn, self->items_db, &key, &item) == 0 && item.mv_size >= 8)
-                    search.excluded [search.excluded_count++] = s_read64 ((const unsigned char *) item.mv_data);
-            }
-            qsort (search.excluded, search.excluded_count, sizeof (uint64_t), s_compare64);
-        }
-        bool filtered = search.excluded_count || (filter && filter->via.map.size);
-        found = lh_hnsw_search (self->graph, query, k, ef, filtered? s_search_filter: NULL,
-                                &search, search.excluded_count, hits);
-    }
-    //  Results whose item is gone (a delete raced the search) are left out
-    MDB_val *ids = (MDB_val *) calloc (found + 1, sizeof (MDB_val));
-    MDB_val *items = (MDB_val *) calloc (found + 1, sizeof (MDB_val));
+    bool filtered = search.excluded_count || (filter && filter->via.map.size);
+    found = lh_hnsw_search (self->graph, query, k, ef, filtered? s_search_filter: NULL,
+                            &search, search.excluded_count, hits);
+    //  Every label the graph returns has its record: both change together
+    const lh_vrecord_t **records = (const lh_vrecord_t **) calloc (found + 1, sizeof (void *));
     size_t kept = 0;
     for (size_t index = 0; index < found; index++)
-        if (s_item (&search, hits [index].label, &ids [index], &items [index]) == 0)
+        if ((records [index] = lh_vmeta_by_label (self->meta, hits [index].label)))
             kept++;
-        else
-            ids [index].mv_data = NULL;
-    size_t vector_bytes = self->params.dim * sizeof (float);
+    size_t start = 0;
+    lh_pack_data (pack, &start);
     lh_pack_array (pack, (uint32_t) kept);
     for (size_t index = 0; index < found; index++) {
-        if (!ids [index].mv_data)
+        const lh_vrecord_t *record = records [index];
+        if (!record)
             continue;
         lh_pack_map (pack, 3);
         lh_pack_str (pack, "id");
-        lh_pack_strn (pack, (const char *) ids [index].mv_data, ids [index].mv_size);
+        lh_pack_strn (pack, record->id, record->id_size);
         lh_pack_kv_double (pack, "distance", hits [index].distance);
         lh_pack_str (pack, "metadata");
-        if (items [index].mv_size > 8 + vector_bytes)
-            lh_pack_raw (pack, (const char *) items [index].mv_data + 8 + vector_bytes,
-                         items [index].mv_size - 8 - vector_bytes);
+        if (record->metadata_size > 0)
+            lh_pack_raw (pack, lh_vrecord_metadata (record), record->metadata_size);
         else
             lh_pack_map (pack, 0);
     }
-    if (search.txn)
-        mdb_txn_abort (search.txn);
-    free (ids);
-    free (items);
+    if (cached) {
+        size_t end;
+        const char *data = (const char *) lh_pack_data (pack, &end);
+        s_cache_put (self, key, self->version, data + start, end - start, kept);
+    }
+    pthread_rwlock_unlock (&self->view_lock);
+    free (records);
     free (search.excluded);
     free (hits);
     return kept;
@@ -735,8 +1052,14 @@ lh_vindex_info (lh_vindex_t *self, lh_pack_t *pack)
     uint64_t seq = self->seq, snapshot_seq = self->snapshot_seq;
     pthread_mutex_unlock (&self->write_lock);
     size_t count = lh_hnsw_size (self->graph);
-    size_t memory = lh_hnsw_memory (self->graph);
-    lh_pack_map (pack, 13);
+    pthread_rwlock_rdlock (&self->view_lock);
+    size_t memory = lh_hnsw_memory (self->graph) + lh_vmeta_memory (self->meta);
+    pthread_rwlock_unlock (&self->view_lock);
+    pthread_mutex_lock (&self->cache.lock);
+    uint64_t hits = self->cache.hits, misses = self->cache.misses;
+    memory += self->cache.bytes + self->cache.sets * S_CACHE_WAYS * sizeof (s_cached_t);
+    pthread_mutex_unlock (&self->cache.lock);
+    lh_pack_map (pack, 15);
     lh_pack_kv_str (pack, "name", self->name);
     lh_pack_kv_uint (pack, "dim", self->params.dim);
     lh_pack_kv_str (pack, "metric", lh_metric_name (self->params.metric));
@@ -749,6 +1072,8 @@ lh_vindex_info (lh_vindex_t *self, lh_pack_t *pack)
     lh_pack_kv_uint (pack, "snapshot_seq", snapshot_seq);
     lh_pack_kv_uint (pack, "memory_bytes", memory);
     lh_pack_kv_uint (pack, "bytes_per_vector", count? memory / count: 0);
+    lh_pack_kv_uint (pack, "cache_hits", hits);
+    lh_pack_kv_uint (pack, "cache_misses", misses);
     lh_pack_kv_int (pack, "created_ms", self->created_ms);
 }
 
@@ -859,7 +1184,10 @@ lh_vindex_maybe_compact (lh_vindex_t *self, int ratio_pct)
     if (deleted < 64 || deleted * 100 < live * (size_t) ratio_pct)
         return 0;
     pthread_mutex_lock (&self->write_lock);
+    pthread_rwlock_wrlock (&self->view_lock);
     int rc = lh_hnsw_compact (self->graph) == 0? 1: 0;
+    self->version++;
+    pthread_rwlock_unlock (&self->view_lock);
     pthread_mutex_unlock (&self->write_lock);
     if (rc)
         lh_info (S_NAME, NULL, "index '%s': compacted %zu tombstones (%zu live)",
@@ -887,6 +1215,25 @@ s_test_search (lh_vindex_t *index, const float *query, size_t k,
     lh_pack_destroy (&pack);
     assert (results->type == MSGPACK_OBJECT_ARRAY && results->via.array.size == found);
     return found;
+}
+
+//  A number of the index's info
+static uint64_t
+s_test_info (lh_vindex_t *index, const char *field)
+{
+    lh_pack_t *pack = lh_pack_new ();
+    lh_vindex_info (index, pack);
+    size_t size;
+    const void *data = lh_pack_data (pack, &size);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 1024);
+    msgpack_object info;
+    assert (msgpack_unpack ((const char *) data, size, NULL, &zone, &info) == MSGPACK_UNPACK_SUCCESS);
+    uint64_t value = 0;
+    assert (lh_obj_uint (&info, field, &value));
+    msgpack_zone_destroy (&zone);
+    lh_pack_destroy (&pack);
+    return value;
 }
 
 static bool
@@ -935,6 +1282,42 @@ lh_vindex_test (bool verbose)
     assert (s_test_id (&results.via.array.ptr [1], "c"));
     const msgpack_object *metadata = lh_obj_get (&results.via.array.ptr [0], "metadata");
     assert (metadata && metadata->type == MSGPACK_OBJECT_MAP && metadata->via.map.size == 1);
+
+    //  The same search again is answered from the cache, the same bytes
+    uint64_t hits = s_test_info (index, "cache_hits");
+    lh_pack_t *first = lh_pack_new (), *again = lh_pack_new ();
+    assert (lh_vindex_search (index, vectors [2], 3, 0, NULL, NULL, first) == 3);
+    assert (lh_vindex_search (index, vectors [2], 3, 0, NULL, NULL, again) == 3);
+    size_t first_size, again_size;
+    const void *first_data = lh_pack_data (first, &first_size);
+    const void *again_data = lh_pack_data (again, &again_size);
+    assert (first_size == again_size && memcmp (first_data, again_data, first_size) == 0);
+    assert (s_test_info (index, "cache_hits") == hits + 1);
+    lh_pack_destroy (&first);
+    lh_pack_destroy (&again);
+    //  c re-added with its own vector and new metadata: the same label
+    //  (no tombstone), and the next search sees the new metadata, not the
+    //  cached answer
+    lh_pack_t *blue = lh_pack_new ();
+    lh_pack_map (blue, 1);
+    lh_pack_kv_str (blue, "color", "blue");
+    size_t blue_size;
+    const void *blue_data = lh_pack_data (blue, &blue_size);
+    uint64_t seq_before = lh_vindex_seq (index);
+    lh_vitem_t recolor = { "c", 1, vectors [2], blue_data, blue_size, true };
+    assert (lh_vindex_add (index, &recolor, 1, &error) == 0);
+    assert (lh_hnsw_deleted (lh_vindex_graph (index)) == 0 && lh_vindex_size (index) == 3);
+    assert (lh_vindex_seq (index) == seq_before);
+    assert (s_test_search (index, vectors [2], 1, NULL, NULL, &zone, &results) == 1);
+    assert (s_test_id (&results.via.array.ptr [0], "c"));
+    metadata = lh_obj_get (&results.via.array.ptr [0], "metadata");
+    const char *color;
+    size_t color_size;
+    assert (lh_obj_str (metadata, "color", &color, &color_size) && color_size == 4
+            && memcmp (color, "blue", 4) == 0);
+    lh_vitem_t back = { "c", 1, vectors [2], red_data, red_size, true };
+    assert (lh_vindex_add (index, &back, 1, &error) == 0);
+    lh_pack_destroy (&blue);
 
     //  Re-add a without metadata: vector replaced, metadata kept
     float moved [4] = { 0, 0, 1, 0 };

@@ -14,14 +14,28 @@
 
     An add or delete is one LMDB write transaction (fsynced at commit)
     before the graph changes and before the caller acknowledges it, so an
-    acknowledged change survives kill -9. Every add gets fresh labels (a
-    re-added id is a delete of its old label and an add). The log holds
+    acknowledged change survives kill -9. An add gets fresh labels (a
+    re-added id is a delete of its old label and an add), except an id
+    re-added with the very vector it has: it keeps its label and only its
+    metadata is written (no log entry, the graph untouched). The log holds
     the changes since the last graph snapshot: restoring loads the snapshot
     and replays the log after its seq, or, without a usable snapshot,
     rebuilds the graph from the items.
 
-    Thread safety: search runs in parallel with everything; writes
-    (add, delete, snapshot, compaction) are serialised by the index.
+    Beside the graph, every live item's label, id and metadata are kept in
+    memory (lh_vmeta): searches read nothing from LMDB. LMDB's map is read
+    only by writes and restores, and the pages they fault in are let go
+    (madvise MADV_DONTNEED on the read-only map) after a restore, during
+    its scans, and at most once a second after writes, so the index's RSS
+    is its graph and records, not its file. A cache of search answers
+    (lh_vindex_set_cache) is keyed by the request (vector, k, ef,
+    exclude_ids, filter) and valid for the index's version, which every
+    applied change bumps.
+
+    Thread safety: searches run in parallel with each other and see the
+    graph and the records of one moment (a readers-writer lock, the
+    writers applying a change hold briefly); writes (add, delete,
+    snapshot, compaction) are serialised by the index.
     =========================================================================
 */
 
@@ -36,6 +50,7 @@ extern "C" {
 #endif
 
 #define LH_VINDEX_ID_MAX    256         //  longest id, bytes
+#define LH_VINDEX_CACHE_ENTRIES 2048    //  search answers cached by default
 
 //  One item of an add: borrowed pointers
 typedef struct {
@@ -104,8 +119,14 @@ size_t
                       const msgpack_object *exclude, const msgpack_object *filter,
                       lh_pack_t *pack);
 
+//  Size the search cache: about entries answers are kept (0: none), each
+//  valid until the index next changes. Clears it.
+void
+    lh_vindex_set_cache (lh_vindex_t *self, size_t entries);
+
 //  Pack {name, dim, metric, m, ef_construction, ef, count, deleted, seq,
-//  snapshot_seq, memory_bytes} as one map
+//  snapshot_seq, memory_bytes, bytes_per_vector, cache_hits, cache_misses,
+//  created_ms} as one map
 void
     lh_vindex_info (lh_vindex_t *self, lh_pack_t *pack);
 

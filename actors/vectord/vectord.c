@@ -43,6 +43,7 @@ typedef struct {
     size_t k_max;                       //  largest k / ef
     size_t batch_max;                   //  most items per add
     int compact_pct;                    //  tombstone ratio for compaction
+    size_t cache_entries;               //  search answers cached per index
     char *endpoint;                     //  link for the snapshot thread
     char *server_key;                   //  link server key or NULL
     zcert_t *cert;                      //  link certificate (borrowed)
@@ -338,6 +339,7 @@ s_restore_all (s_state_t *self, const lh_link_t *link)
             zstr_free (&path);
             continue;
         }
+        lh_vindex_set_cache (index, self->cache_entries);
         if (!tried) {
             tried = true;
             client = lh_client_new (link, "vectord-restore");
@@ -430,6 +432,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     int64_t k_max = lh_config_int (config, "vectord/k_max");
     int64_t batch_max = lh_config_int (config, "vectord/batch_max");
     self->compact_pct = (int) lh_config_int (config, "vectord/compact_pct");
+    self->cache_entries = (size_t) lh_config_int (config, "vectord/cache_entries");
     self->endpoint = strdup (link && link->endpoint? link->endpoint: "");
     self->server_key = link && link->server_key? strdup (link->server_key): NULL;
     self->cert = link? link->cert: NULL;
@@ -602,6 +605,7 @@ s_create (lh_request_t *request, void *state)
     lh_vindex_t *index = lh_vindex_create (path, name, &params, self->map_bytes, &error);
     s_entry_t *entry = NULL;
     if (index) {
+        lh_vindex_set_cache (index, self->cache_entries);
         entry = (s_entry_t *) zmalloc (sizeof (s_entry_t));
         entry->index = index;
         entry->dir = path;

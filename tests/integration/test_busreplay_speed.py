@@ -7,7 +7,7 @@ Four echo requests are recorded with gaps of >= 250, 400 and 250 ms
 synchronise). They are replayed with --speed original against a fresh
 system whose own tap is read by bustap: the replayed REQs arrive in the
 recorded order, and each gap (broker receive times on the new system) is
-the recorded gap within a generous tolerance (-30 ms .. +300 ms). The
+the recorded gap within a generous tolerance (-30 ms .. +1 s). The
 default, --speed instant, sends them back to back.
 """
 
@@ -79,8 +79,11 @@ def main(t):
     t.check(order == list(range(len(GAPS) + 1)), "replayed in the recorded order", order)
     new_gaps = [brx_of(b) - brx_of(a) for a, b in zip(reqs, reqs[1:])]
     t.note("replayed gaps %s" % ["%.3f" % g for g in new_gaps])
-    t.check(all(r - 0.03 <= n <= r + 0.3 for r, n in zip(rec_gaps, new_gaps)),
-            "--speed original keeps the recorded gaps (-30 ms .. +300 ms)")
+    #  The lower bound is the point (busreplay waited the recorded gap);
+    #  the upper one only says it did not wait for something else, and is
+    #  wide because a loaded 2-core machine delays any wake-up
+    t.check(all(r - 0.03 <= n <= r + 1.0 for r, n in zip(rec_gaps, new_gaps)),
+            "--speed original keeps the recorded gaps (-30 ms .. +1 s)")
     t.check(all(c["verdict"] == "match" for c in cases), "and every case matches")
 
     reqs, cases = replayed_reqs(t, target, tpeer, path, "--from-bseq", str(recorded[0]["bseq"]))
