@@ -99,7 +99,9 @@
         if (!node)
             return;
         node.hidden = !error;
-        node.textContent = error? error.message || String(error): '';
+        node.textContent = !error? ''
+            : error.status === 401? 'This gateway needs a bearer token: type it above (' + error.message + ')'
+            : error.message || String(error);
     }
 
     //  ----------------------------------------------------------------
@@ -138,13 +140,39 @@
     }
 
     //  ----------------------------------------------------------------
+    //  Latency histograms, as broker.stats {latency: true} gives them:
+    //  [[value_us, count], ...], cumulative since the broker started
+
+    //  The buckets of now less those of before (the requests in between)
+    function difference(now, before) {
+        const old = new Map(before);
+        return now.map(([value, count]) => [value, count - (old.get(value) || 0)])
+                  .filter(([, count]) => count > 0);
+    }
+
+    //  A percentile of a histogram, or null when it is empty
+    function percentile(buckets, fraction) {
+        const total = buckets.reduce((sum, [, count]) => sum + count, 0);
+        if (!total)
+            return null;
+        const target = Math.max(1, fraction * total);
+        let seen = 0;
+        for (const [value, count] of buckets) {
+            seen += count;
+            if (seen >= target)
+                return value;
+        }
+        return buckets [buckets.length - 1][0];
+    }
+
+    //  ----------------------------------------------------------------
     //  Charts: small hand-made SVG
 
     //  Lines over time: series is [{name, points: [[t, value], ...]}]
     function lineChart(node, series, unit) {
         const width = 520, height = 200, left = 56, right = 8, top = 8, bottom = 22;
         const chart = svg('svg', {viewBox: `0 0 ${width} ${height}`, class: 'plot', role: 'img'});
-        const all = series.flatMap(s => s.points);
+        const all = series.flatMap(s => s.points).filter(p => p [1] !== null);
         if (!all.length) {
             node.replaceChildren(el('p', 'muted', 'no samples yet'));
             return;
@@ -166,8 +194,24 @@
         const legend = el('div', 'legend');
         series.forEach((s, index) => {
             const colour = PALETTE [index % PALETTE.length];
-            const points = s.points.map(p => x(p [0]).toFixed(1) + ',' + y(p [1]).toFixed(1)).join(' ');
-            chart.append(svg('polyline', {points, fill: 'none', stroke: colour, 'stroke-width': 2}));
+            //  A sample without requests (null) breaks the line
+            let segment = [];
+            const flush = () => {
+                if (segment.length === 1)
+                    chart.append(svg('circle', {cx: segment [0][0], cy: segment [0][1], r: 2.5, fill: colour}));
+                else
+                if (segment.length)
+                    chart.append(svg('polyline', {points: segment.map(p => p.join(',')).join(' '),
+                                                  fill: 'none', stroke: colour, 'stroke-width': 2}));
+                segment = [];
+            };
+            for (const [t, value] of s.points) {
+                if (value === null)
+                    flush();
+                else
+                    segment.push([x(t).toFixed(1), y(value).toFixed(1)]);
+            }
+            flush();
             const swatch = el('span', 'swatch');
             swatch.style.background = colour;
             legend.append(el('span', 'key', swatch, s.name));
@@ -237,7 +281,7 @@
             const view = $('#view-services');
             try {
                 const [stats, workers] = await Promise.all([
-                    api('POST', '/v1/bus/broker/stats', {}),
+                    api('POST', '/v1/bus/broker/stats', {latency: true}),
                     api('POST', '/v1/bus/broker/workers', {})
                 ]);
                 problem($('.error', view), null);
@@ -256,25 +300,37 @@
                 const seconds = this.last? (now - this.last.at) / 1000: 0;
                 const rate = before && seconds > 0? ((s.requests - before.requests) / seconds).toFixed(1): '—';
                 const errors = Object.entries(s.errors || {}).map(([st, n]) => st + '×' + n).join(' ') || '—';
-                if (s.p99_us !== undefined && name !== 'broker') {
+                //  The p99 of the requests answered since the last sample:
+                //  the difference of two cumulative histograms
+                if (name !== 'broker' && Array.isArray(s.latency)) {
                     const series = this.samples.get(name) || [];
-                    series.push([now, s.p99_us]);
+                    const p99 = before && Array.isArray(before.latency)
+                              ? percentile(difference(s.latency, before.latency), 0.99): null;
+                    series.push([now, p99]);
                     if (series.length > SAMPLES)
                         series.shift();
                     this.samples.set(name, series);
                 }
-                return row([name, s.workers, s.queued, s.requests, rate, s.replies, errors,
-                            micros(s.p50_us), micros(s.p99_us), s.dropped], s.workers? null: 'down');
+                const answered = s.latency? s.latency.length > 0: s.p99_us > 0;
+                return row([name, name === 'broker'? 'built in': s.workers, s.queued, s.requests, rate,
+                            s.replies, errors, answered? micros(s.p50_us): '—', answered? micros(s.p99_us): '—',
+                            s.dropped], s.workers || name === 'broker'? null: 'down');
             });
             fill($('#services-table tbody'), rows, 'no service has registered', 10);
             this.last = {stats, at: now};
             //  The busiest few services' p99 over time
-            const busiest = names.filter(n => this.samples.has(n))
+            const busiest = names.filter(n => this.samples.has(n) && this.samples.get(n).some(p => p [1] !== null))
                 .sort((a, b) => stats.services [b].requests - stats.services [a].requests).slice(0, 6);
             lineChart($('#latency-chart'), busiest.map(name => ({name, points: this.samples.get(name)})),
                       micros);
-            //  Workers grouped by host: the part of the worker's name after '@', else "local"
-            const byHost = workers.map(w => ({host: (w.src || '').includes('@')? w.src.split('@').pop(): 'local', ...w}))
+            //  Workers by host: a worker in the broker's own process is named
+            //  SERVICE-N; one on another host has its node's certificate name
+            const host = w => {
+                const src = String(w.src || '');
+                return src.startsWith(w.service + '-') && /^\d+$/.test(src.slice(w.service.length + 1))
+                     ? "broker's host": src;
+            };
+            const byHost = workers.map(w => ({host: host(w), ...w}))
                 .sort((a, b) => a.host.localeCompare(b.host) || a.service.localeCompare(b.service)
                                 || String(a.src).localeCompare(String(b.src)));
             fill($('#workers-table tbody'),

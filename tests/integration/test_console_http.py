@@ -156,6 +156,18 @@ def main(t):
         st, hdrs, body = h.request("GET", path)
         t.check(st == 404, "GET %s -> 404" % path, (st, body))
 
+    #  broker.stats {latency: true}: each service's histogram, for the
+    #  console's latency chart
+    for n in range(5):
+        h.request("POST", "/v1/bus/echo/echo", b"{}", auth)
+    st, _, body = h.request("POST", "/v1/bus/broker/stats", b'{"latency": true}', auth)
+    echo_stats = json.loads(body)["services"]["echo"]
+    t.check(st == 200 and sum(c for _, c in echo_stats["latency"]) == echo_stats["replies"] >= 5
+            and all(v > 0 for v, _ in echo_stats["latency"]),
+            "broker.stats {latency: true}: echo's histogram counts its replies", echo_stats)
+    st, _, body = h.request("POST", "/v1/bus/broker/stats", b"{}", auth)
+    t.check("latency" not in json.loads(body)["services"]["echo"], "without it, no histogram")
+
     #  Who may read the tap
     st, hdrs, body = h.request("GET", "/v1/tap/stream")
     t.check(st == 401, "the tap stream without a token -> 401", (st, body))
