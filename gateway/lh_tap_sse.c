@@ -20,6 +20,15 @@
     Every other resume happens on the hub's thread, so no connection is
     resumed twice. A suspended connection cannot close (libmicrohttpd does
     not look at it), so its stream stays valid until it is resumed.
+
+    Pausing. When every open stream's ring is full (every client stalled
+    or slower than the tap), the hub stops reading the tap: formatting
+    lines only to drop them would take CPU the broker may need. The tap's
+    SUB then fills to its high-water mark and the broker's XPUB drops its
+    copies (dropped.tap), which costs the broker nothing (issue 5). A
+    reader that takes events out of a full ring wakes the hub, which
+    reads on; lh_tap finds the broker's bseq gap and every stream gets a
+    "gap" event saying how many messages it missed.
     =========================================================================
 */
 
@@ -94,7 +103,20 @@ struct _lh_tap_sse_t {
     struct MHD_Connection **resume;     //  the thread's list of connections to resume
     size_t resumes;                     //  entries in it
     uint64_t lines;                     //  tap lines handled (hub thread)
+    bool paused;                        //  every stream's ring is full: the tap is not read
 };
+
+
+//  --------------------------------------------------------------------------
+//  Wake the hub's thread (a stream opened, or a paused hub has room again)
+
+static void
+s_hub_wake (lh_tap_sse_t *self)
+{
+    uint64_t one = 1;
+    ssize_t rc = write (self->wake_fd, &one, sizeof (one));
+    (void) rc;                          //  a counter at its maximum is signalled already
+}
 
 
 //  --------------------------------------------------------------------------
@@ -196,10 +218,14 @@ s_hub_line (void *arg, const lh_tap_line_t *line)
     self->lines++;
     s_event_t *event = NULL;
     int64_t now = zclock_mono ();
+    bool full = true;                   //  every stream's ring full after this line
     pthread_mutex_lock (&self->lock);
     for (s_stream_t *stream = self->streams; stream; stream = stream->next) {
-        if (stream->ended || !s_stream_wants (stream, line))
+        if (stream->ended || !s_stream_wants (stream, line)) {
+            if (stream->count < self->buffer)
+                full = false;
             continue;
+        }
         if (!event) {
             char *text = line->warning
                        ? zsys_sprintf ("event: gap\ndata: %.*s\n\n", (int) line->size, line->json)
@@ -211,11 +237,27 @@ s_hub_line (void *arg, const lh_tap_line_t *line)
                 break;
         }
         s_stream_push (stream, event, now);
+        if (stream->count < self->buffer)
+            full = false;
     }
     if (event && event->refs == 0)
         free (event);
+    self->paused = full && self->streams && !self->stopping;
     pthread_mutex_unlock (&self->lock);
     s_hub_resume (self);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Is the hub paused: every stream's ring full (hub thread)
+
+static bool
+s_hub_paused (lh_tap_sse_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool paused = self->paused;
+    pthread_mutex_unlock (&self->lock);
+    return paused;
 }
 
 
@@ -309,6 +351,7 @@ s_hub_actor (zsock_t *pipe, void *args)
     int64_t next_tick = zclock_mono () + S_TICK_MS;
     bool terminated = false;
     while (!terminated) {
+        bool paused = s_hub_paused (self);
         zmq_pollitem_t items [3] = {
             { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
             { NULL, self->wake_fd, ZMQ_POLLIN, 0 },
@@ -316,7 +359,7 @@ s_hub_actor (zsock_t *pipe, void *args)
         };
         int64_t now = zclock_mono ();
         long wait = next_tick > now? (long) (next_tick - now): 0;
-        if (zmq_poll (items, sub? 3: 2, wait) == -1 && zmq_errno () != EINTR)
+        if (zmq_poll (items, sub && !paused? 3: 2, wait) == -1 && zmq_errno () != EINTR)
             break;
         if (items [0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (pipe);
@@ -358,8 +401,9 @@ s_hub_actor (zsock_t *pipe, void *args)
             zsock_destroy (&sub);
             lh_tap_destroy (&tap);
         }
-        //  Read what the tap has, a bounded batch at a time
-        for (size_t count = 0; sub && count < S_DRAIN_MAX
+        //  Read what the tap has, a bounded batch at a time, unless every
+        //  stream's ring is full
+        for (size_t count = 0; sub && count < S_DRAIN_MAX && !s_hub_paused (self)
                             && (zsock_events (sub) & ZMQ_POLLIN); count++) {
             zmsg_t *msg = zmsg_recv (sub);
             if (!msg)
@@ -482,6 +526,7 @@ s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
     s_stream_t *stream = (s_stream_t *) cls;
     lh_tap_sse_t *hub = stream->hub;
     size_t size = 0;
+    bool wake_hub = false;
     pthread_mutex_lock (&hub->lock);
     if (stream->dropped && max >= S_NOTICE_MAX) {
         size = (size_t) snprintf (buf, max, "event: dropped\ndata: {\"dropped\":%" PRIu64
@@ -505,13 +550,22 @@ s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
             s_event_release (event);
         }
     }
+    //  Room in a ring: a paused hub reads the tap again
+    if (hub->paused && stream->count < hub->buffer) {
+        hub->paused = false;
+        wake_hub = true;
+    }
     if (size || stream->ended) {
         pthread_mutex_unlock (&hub->lock);
+        if (wake_hub)
+            s_hub_wake (hub);
         return size? (ssize_t) size: MHD_CONTENT_READER_END_OF_STREAM;
     }
     //  Nothing to send: suspend until an event comes
     stream->state = S_SUSPENDING;
     pthread_mutex_unlock (&hub->lock);
+    if (wake_hub)
+        s_hub_wake (hub);
     MHD_suspend_connection (stream->connection);
     pthread_mutex_lock (&hub->lock);
     bool wake = stream->state == S_WAKE;
@@ -673,6 +727,7 @@ lh_tap_sse_open (lh_tap_sse_t *self, struct MHD_Connection *connection,
     }
     else {
         s_stream_push (stream, event, zclock_mono ());
+        self->paused = false;           //  its ring has room
         stream->next = self->streams;
         if (self->streams)
             self->streams->prev = stream;
@@ -686,9 +741,7 @@ lh_tap_sse_open (lh_tap_sse_t *self, struct MHD_Connection *connection,
         free (stream);
         return status;
     }
-    uint64_t one = 1;
-    ssize_t rc = write (self->wake_fd, &one, sizeof (one));
-    (void) rc;                          //  a counter at its maximum is signalled already
+    s_hub_wake (self);
     struct MHD_Response *response = MHD_create_response_from_callback (
         MHD_SIZE_UNKNOWN, S_BLOCK, s_stream_read, stream, s_stream_free);
     if (!response) {
@@ -797,6 +850,9 @@ lh_tap_sse_test (bool verbose)
         s_test_line (hub, bseq % 2? "echo": "other", bseq);
     assert (all->count == 4 && all->dropped == 6);
     assert (echo->count == 4 && echo->dropped == 1);
+    //  Both rings full: the hub pauses (reads no tap); a reader that takes
+    //  an event unpauses it
+    assert (hub->paused);
     char buffer [1024];
     ssize_t size = s_stream_read (all, 0, buffer, sizeof (buffer) - 1);
     assert (size > 0);
@@ -806,6 +862,10 @@ lh_tap_sse_test (bool verbose)
     assert (strncmp (buffer, "event: dropped\ndata: {\"dropped\":6,\"total\":6}\n\n"
                              "id: 7\ndata: {\"bseq\":7}\n\n", 70) == 0);
     assert (strstr (buffer, "id: 10\ndata: {\"bseq\":10}\n\n") && all->count == 0);
+    assert (!hub->paused);
+    s_test_line (hub, "other", 12);     //  echo's ring is full, all's is not
+    assert (!hub->paused && all->count == 1);
+    s_stream_read (all, 0, buffer, sizeof (buffer) - 1);
     //  A reader with little room takes an event in pieces
     size = s_stream_read (echo, 0, buffer, S_NOTICE_MAX);
     assert (size == S_NOTICE_MAX && echo->dropped == 0 && echo->offset > 0);

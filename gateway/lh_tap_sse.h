@@ -17,6 +17,12 @@
     when an event comes (or every heartbeat, which also finds a client
     that went away).
 
+    When every open stream's ring is full, the hub stops reading the tap
+    until a reader takes an event: the broker's tap then drops its copies
+    (dropped.tap, at no cost to the broker) and the streams are told by a
+    "gap" event how many they missed. A stalled client costs the broker
+    nothing, not even the hub's CPU (bench/results/tap.md).
+
         lh_tap_sse_opts_t opts = { .tap = { .endpoint = "inproc://..." },
                                    .roles = "tap,admin", .buffer = 1000,
                                    .streams_max = 16, .heartbeat_ms = 15000 };
