@@ -63,7 +63,7 @@
         if (us === undefined || us === null)
             return '—';
         if (us < 1000)
-            return us + ' µs';
+            return (Number.isInteger(us)? us: us.toFixed(1)) + ' µs';
         if (us < 1000000)
             return (us / 1000).toFixed(us < 10000? 2: 1) + ' ms';
         return (us / 1000000).toFixed(2) + ' s';
