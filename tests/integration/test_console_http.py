@@ -89,7 +89,10 @@ class Stream:
             if left <= 0:
                 raise lhtest.Failure("no event within %.1f s" % timeout)
             self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise lhtest.Failure("no event within %.1f s" % timeout)
             if not chunk:
                 raise lhtest.Failure("the stream closed")
             self.buffer += chunk
