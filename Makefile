@@ -33,6 +33,9 @@ LDLIBS   = $(PKG_LIBS) -lpthread -lm
 LIB_SRC  = $(wildcard proto/*.c common/*.c broker/*.c gateway/*.c actors/*/*.c)
 LIB_CXX  = $(wildcard proto/*.cpp common/*.cpp broker/*.cpp gateway/*.cpp actors/*/*.cpp)
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(patsubst %.cpp,$(BUILD)/%.o,$(LIB_CXX))
+#  The web console's files (console/), compiled in as byte arrays
+CONSOLE  = $(sort $(wildcard console/*.html console/*.js console/*.css console/*.svg))
+LIB_OBJ += $(BUILD)/gen/lh_console_files.o
 LIB      = $(BUILD)/liblakehouse.a
 LINK     = $(if $(LIB_CXX),$(CXX),$(CC))
 
@@ -57,6 +60,13 @@ $(BUILD)/%.o: %.c $(HEADERS)
 $(BUILD)/%.o: %.cpp $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(LH_CXXFLAGS) $(INCS) -c $< -o $@
+
+$(BUILD)/gen/lh_console_files.c: $(CONSOLE) scripts/embed-files
+	@mkdir -p $(dir $@)
+	scripts/embed-files $(CONSOLE) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/lh_console_files.o: $(BUILD)/gen/lh_console_files.c gateway/lh_console.h
+	$(CC) $(CFLAGS) $(LH_CFLAGS) $(INCS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -2005,7 +2005,7 @@ s_handle_pipe (self_t *self)
     else
     if (streq (command, "STATS")) {
         self->now = lh_broker_now_ms ();
-        json_t *stats = lh_broker_stats_json (self);
+        json_t *stats = lh_broker_stats_json (self, false);
         char *text = json_dumps (stats, JSON_COMPACT);
         zsock_send (self->pipe, "ss", "0", text? text: "{}");
         free (text);

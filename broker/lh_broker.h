@@ -81,7 +81,7 @@
     stats       -> {"uptime_ms", "bseq", "peers", "redelivered",
                    "services": {NAME: {"requests", "replies", "errors":
                    {"404": n, ...}, "queued", "workers", "p50_us", "p99_us",
-                   "dropped"}}, "dropped": {"malformed", "unroutable",
+                   "dropped", "latency"?}}, "dropped": {"malformed", "unroutable",
                    "full", "late_reply", "tap", "sub"},
                    "refused": {"handshake", "zap", "revoked", "name",
                    "serve", "call", "admin", "grant", "publish",
@@ -102,7 +102,10 @@
     request, BYE 401, the peer forgotten; a revoked worker is forgotten as
     soon as the allow set changes).
                    (p50/p99: REQ received -> worker's REP forwarded, from a
-                   fixed log histogram, within ~6 %; docs/broker.md)
+                   fixed log histogram, within ~6 %; docs/broker.md;
+                   body {"latency": true} adds each service's histogram,
+                   "latency": [[value_us, count], ...] for its non-empty
+                   buckets, for percentiles between two samples)
     =========================================================================
 */
 

@@ -446,8 +446,9 @@ void
 void
     lh_broker_serve_builtin (self_t *self, peer_t *peer, lh_msg_t *msg, service_t *service);
 
-//  broker.stats (and the STATS pipe command) as a new JSON value
+//  broker.stats (and the STATS pipe command) as a new JSON value; with
+//  latency, each service's non-empty histogram buckets too
 json_t *
-    lh_broker_stats_json (self_t *self);
+    lh_broker_stats_json (self_t *self, bool latency);
 
 #endif

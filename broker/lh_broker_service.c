@@ -48,6 +48,44 @@ s_body_str (lh_msg_t *msg, const char *key)
 
 
 //  --------------------------------------------------------------------------
+//  Is a boolean field of a request body true
+
+static bool
+s_body_true (lh_msg_t *msg, const char *key)
+{
+    if (!msg->body)
+        return false;
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 256);
+    msgpack_object object;
+    bool value = false;
+    if (lh_msgpack_unpack (zframe_data (msg->body), zframe_size (msg->body),
+                           &lh_limits_default, &zone, &object) == 0)
+        lh_obj_bool (&object, key, &value);
+    msgpack_zone_destroy (&zone);
+    return value;
+}
+
+
+//  --------------------------------------------------------------------------
+//  A service's latency histogram, its non-empty buckets: [[value_us,
+//  count], ...] (value_us: the bucket's middle). Two samples of it give
+//  the latencies of the requests between them (the console's chart).
+
+static json_t *
+s_latency_json (service_t *service)
+{
+    json_t *buckets = json_array ();
+    for (size_t bucket = 0; bucket < S_LAT_BUCKETS; bucket++)
+        if (service->latency [bucket])
+            json_array_append_new (buckets, json_pack ("[I, I]",
+                (json_int_t) lh_broker_latency_value (bucket),
+                (json_int_t) service->latency [bucket]));
+    return buckets;
+}
+
+
+//  --------------------------------------------------------------------------
 //  broker.services: every service, its ops, workers and queue depth
 
 static json_t *
@@ -108,10 +146,11 @@ s_workers_json (self_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  broker.stats (and the STATS pipe command): counters of everything
+//  broker.stats (and the STATS pipe command): counters of everything; with
+//  latency, each service's histogram too
 
 json_t *
-lh_broker_stats_json (self_t *self)
+lh_broker_stats_json (self_t *self, bool latency)
 {
     json_t *services = json_object ();
     for (service_t *service = (service_t *) zhashx_first (self->services);
@@ -135,6 +174,9 @@ lh_broker_stats_json (self_t *self)
             "p50_us", (json_int_t) lh_broker_latency_percentile (service, 0.50),
             "p99_us", (json_int_t) lh_broker_latency_percentile (service, 0.99),
             "dropped", (json_int_t) service->dropped));
+        if (latency)
+            json_object_set_new (json_object_get (services, service->name), "latency",
+                                 s_latency_json (service));
     }
     //  The span exporter of the broker's process (lh_trace.h)
     lh_trace_stats_t trace;
@@ -250,7 +292,7 @@ lh_broker_serve_builtin (self_t *self, peer_t *peer, lh_msg_t *msg, service_t *s
         json = s_workers_json (self);
     else
     if (streq (header->op, "stats"))
-        json = lh_broker_stats_json (self);
+        json = lh_broker_stats_json (self, s_body_true (msg, "latency"));
     else
     if (streq (header->op, "bind") || streq (header->op, "unbind")
     ||  streq (header->op, "reload")) {

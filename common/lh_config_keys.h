@@ -120,6 +120,7 @@ LH_KEY ("models/weak_models",   STR,  "qwen2.5:0.5b,llama3.2:1b", "", "Models kn
 LH_KEY ("actors/validatord/workers", INT, "4", "1..256",               "Worker threads of the validatord service (iterate holds one for the whole loop).")
 LH_KEY ("validatord/roster",    STR,  "", "",                    "Worker roster, a JSONL file (reloaded when it changes); empty = an empty roster.")
 LH_KEY ("validatord/session_log", STR, "sessions/iterate.jsonl", "", "Session log (JSONL, one row per iterate); relative to data/dir; empty = off.")
+LH_KEY ("validatord/sessions_scan_max", INT, "4194304", "4096..1073741824", "The sessions op (GET /v1/iterate/sessions) reads at most this many bytes from the end of the session log, bytes.")
 LH_KEY ("validatord/chat_timeout_ms", INT, "180000", "1..4294967295",         "Deadline of each chatd.chat call made by iterate, ms (capped by the caller's deadline).")
 LH_KEY ("validatord/max_iterations_cap", INT, "10", "1..1000",          "Largest max_iterations accepted by iterate; above it 400.")
 LH_KEY ("validatord/prompt_max_tokens", INT, "8000", "100..10000000",         "Bound on an iterate retry prompt, tokens (about 4 characters each); the failed attempt is cut to fit.")
@@ -183,6 +184,10 @@ LH_KEY ("acl/mcp/publish",     STR,  "", "",                     "Topics role mc
 LH_KEY ("acl/mcp/subscribe",   STR,  "catalog.", "",             "Topic prefixes role mcp may subscribe to: catalog.changed, which `lakehouse mcp` turns into resource notifications.")
 LH_KEY ("bus/plain_role",      STR,  "client", "actor|gateway|client|admin|tap|mcp", "Role of every peer of a plain-tcp endpoint (bus/curve = false): the ACL applies to it as to any other peer. Nodes serving over plain tcp need actor.")
 LH_KEY ("gateway/admin_cert",  STR,  "", "",                     "Standalone gateway: a role admin certificate for a second bus connection, used only when a caller with an admin token calls a broker admin op; empty = none (then those get 403). `lakehouse up` needs none.")
+LH_KEY ("gateway/tap_roles",   STR,  "tap,admin", "",            "Roles whose tokens may open GET /v1/tap/stream, the broker's tap as Server-Sent Events (comma-separated roles; empty = nobody).")
+LH_KEY ("gateway/tap_buffer",  INT,  "1000", "1..1000000",          "Tap messages held per tap stream for a client that reads slower than they come; past it the oldest are dropped and the stream is told how many.")
+LH_KEY ("gateway/tap_streams", INT,  "16", "1..1024",               "Tap streams open at once, all clients; past it 429.")
+LH_KEY ("gateway/tap_cert",    STR,  "", "",                        "Standalone gateway: the role tap certificate with which it reads bus/tap for GET /v1/tap/stream; empty = CERTS/tap.cert when it exists, else no tap stream (503). `lakehouse up` needs none.")
 
 //  The HTTP gateway, continued: streaming and per-route deadlines (docs/http.md)
 LH_KEY ("gateway/part_size",    INT,  "4194304", "4096..268435456",             "Bytes per storaged call when an HTTP body streams in (upload parts) or out (get ranges); keep it <= storaged/part_max.")

@@ -83,6 +83,8 @@ struct _lh_tap_t {
     int write_wait;                     //  ms to wait for room, -1 = no limit
     size_t unwritten;                   //  bytes the output did not take
     bool sink_closed;                   //  the output's reader went away
+    lh_tap_line_fn *line_fn;            //  takes the lines instead, or NULL
+    void *line_arg;                     //  its argument
 };
 
 
@@ -290,6 +292,18 @@ lh_tap_set_output (lh_tap_t *self, FILE *file)
 
 
 //  --------------------------------------------------------------------------
+//  Hand every line to fn instead of the output
+
+void
+lh_tap_set_handler (lh_tap_t *self, lh_tap_line_fn *fn, void *arg)
+{
+    assert (self);
+    self->line_fn = fn;
+    self->line_arg = arg;
+}
+
+
+//  --------------------------------------------------------------------------
 //  Record every shown message to path
 
 int
@@ -476,16 +490,33 @@ s_check_gap (lh_tap_t *self, const lh_header_t *header)
     self->last_bseq = bseq;
     if (last == 0 || bseq == last + 1)
         return;
+    char text [160];
     if (bseq <= last) {
-        fprintf (self->out, self->pretty
-                 ? "!! bseq went back from %" PRIu64 " to %" PRIu64 " (broker restarted?)\n"
-                 : "{\"warning\": \"bseq_reset\", \"after\": %" PRIu64 ", \"next\": %" PRIu64 "}\n",
-                 last, bseq);
+        if (self->line_fn) {
+            int size = snprintf (text, sizeof text, "{\"warning\":\"bseq_reset\",\"after\":%"
+                                 PRIu64 ",\"next\":%" PRIu64 "}", last, bseq);
+            lh_tap_line_t line = { .svc = "", .op = "", .tr = "", .bseq = bseq,
+                                   .warning = true, .json = text, .size = (size_t) size };
+            self->line_fn (self->line_arg, &line);
+        }
+        else
+            fprintf (self->out, self->pretty
+                     ? "!! bseq went back from %" PRIu64 " to %" PRIu64 " (broker restarted?)\n"
+                     : "{\"warning\": \"bseq_reset\", \"after\": %" PRIu64 ", \"next\": %" PRIu64 "}\n",
+                     last, bseq);
         return;
     }
     uint64_t missed = bseq - last - 1;
     self->gaps++;
     self->missed += missed;
+    if (self->line_fn) {
+        int size = snprintf (text, sizeof text, "{\"warning\":\"bseq_gap\",\"after\":%" PRIu64
+                             ",\"next\":%" PRIu64 ",\"missed\":%" PRIu64 "}", last, bseq, missed);
+        lh_tap_line_t line = { .svc = "", .op = "", .tr = "", .bseq = bseq,
+                               .warning = true, .json = text, .size = (size_t) size };
+        self->line_fn (self->line_arg, &line);
+        return;
+    }
     fprintf (self->out, self->pretty
              ? "!! bseq gap: %" PRIu64 " -> %" PRIu64 ", %" PRIu64 " message(s) missed (the tap dropped them)\n"
              : "{\"warning\": \"bseq_gap\", \"after\": %" PRIu64 ", \"next\": %" PRIu64 ", \"missed\": %" PRIu64 "}\n",
@@ -547,7 +578,7 @@ s_show (lh_tap_t *self, const char *svc, const char *op, const lh_header_t *head
     if (self->bodies && bytes > 0)
         decoded = lh_json_from_msgpack (zframe_data (body), bytes, NULL, &decode_error);
 
-    if (self->pretty)
+    if (self->pretty && !self->line_fn)
         s_show_row (self, svc, op, header, when, bytes, has_latency, latency_us,
                     decoded, decode_error);
     else {
@@ -581,6 +612,16 @@ s_show (lh_tap_t *self, const char *svc, const char *op, const lh_header_t *head
         if (decode_error)
             json_object_set_new (line, "body_error", json_string (decode_error));
         char *text = json_dumps (line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (text && self->line_fn) {
+            lh_tap_line_t shown = {
+                .svc = svc, .op = op, .tr = (header->has & LH_H_TR)? header->tr: "",
+                .st = (header->has & LH_H_ST)? header->st: 0,
+                .bseq = (header->has & LH_H_BSEQ)? header->bseq: 0,
+                .json = text, .size = strlen (text)
+            };
+            self->line_fn (self->line_arg, &shown);
+        }
+        else
         if (text)
             fprintf (self->out, "%s\n", text);
         free (text);
@@ -1080,6 +1121,38 @@ s_test_handle (lh_tap_t *tap, zmsg_t *msg)
 
 
 //  --------------------------------------------------------------------------
+//  Selftest helper: a line handler that keeps what it was told
+
+typedef struct {
+    size_t count;                       //  lines
+    size_t warnings;                    //  of them warnings
+    char last_svc [LH_NAME_MAX + 1];    //  the last message's svc
+    char last_op [LH_TOPIC_MAX + 1];    //  its op
+    char last_tr [LH_TRACE_SIZE + 1];   //  its trace id
+    uint32_t last_st;                   //  its status
+    char last_json [512];               //  its line
+} s_test_lines_t;
+
+static void
+s_test_line (void *arg, const lh_tap_line_t *line)
+{
+    s_test_lines_t *lines = (s_test_lines_t *) arg;
+    lines->count++;
+    assert (line->size == strlen (line->json));
+    if (line->warning) {
+        lines->warnings++;
+        assert (strstr (line->json, "\"warning\":\"bseq_gap\""));
+        return;
+    }
+    snprintf (lines->last_svc, sizeof lines->last_svc, "%s", line->svc);
+    snprintf (lines->last_op, sizeof lines->last_op, "%s", line->op);
+    snprintf (lines->last_tr, sizeof lines->last_tr, "%s", line->tr);
+    lines->last_st = line->st;
+    snprintf (lines->last_json, sizeof lines->last_json, "%s", line->json);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Selftest
 
 void
@@ -1311,6 +1384,24 @@ lh_tap_test (bool verbose)
             records++;
         assert (records == 100);
         lh_lhrec_destroy (&rec);
+    }
+
+    //  A line handler takes the lines (messages and gap warnings) as JSON,
+    //  with svc, op, tr and st beside them, whatever --pretty says
+    {
+        tap = lh_tap_new ("test");
+        char *argv [] = { "x", "--pretty" };
+        int argn = 1;
+        assert (lh_tap_option (tap, 2, argv, &argn, &error) == 1);
+        s_test_lines_t lines = { 0 };
+        lh_tap_set_handler (tap, s_test_line, &lines);
+        assert (s_test_handle (tap, s_test_request ("echo", 5, 1, 1000, "cc")) == 0);
+        assert (s_test_handle (tap, s_test_reply (LH_T_REP, "echo", 5, 404, 4, 1300, 1, "cc")) == 0);
+        assert (lines.count == 3 && lines.warnings == 1);
+        assert (streq (lines.last_svc, "echo") && streq (lines.last_op, "echo"));
+        assert (streq (lines.last_tr, "cc") && lines.last_st == 404);
+        assert (strstr (lines.last_json, "\"latency_us\":300}") && lines.last_json [0] == '{');
+        lh_tap_destroy (&tap);
     }
 
     //  A recording that cannot be created

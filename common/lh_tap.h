@@ -79,6 +79,27 @@ void
 void
     lh_tap_set_output (lh_tap_t *self, FILE *file);
 
+//  One message shown (or one gap warning), as a line handler sees it
+typedef struct {
+    const char *svc;                    //  service; "evt" for an event
+    const char *op;                     //  op; the topic for an event
+    const char *tr;                     //  trace id, or ""
+    uint32_t st;                        //  status of a reply, 0 = none
+    uint64_t bseq;                      //  broker sequence number, 0 = none
+    bool warning;                       //  a gap warning, not a message
+    const char *json;                   //  bustap's JSON line, no newline
+    size_t size;                        //  its length
+} lh_tap_line_t;
+
+//  Called for each line instead of printing it; line is valid for the
+//  call only
+typedef void (lh_tap_line_fn) (void *arg, const lh_tap_line_t *line);
+
+//  Hand every line (messages that pass the filters, gap warnings) to fn
+//  instead of the output, as JSON whatever --pretty says; NULL prints again
+void
+    lh_tap_set_handler (lh_tap_t *self, lh_tap_line_fn *fn, void *arg);
+
 //  Record every shown message to path (.lhrec), with the broker's name,
 //  the tap endpoint and the filters in its header record. Returns 0, or
 //  -1 and *error_p (caller frees).

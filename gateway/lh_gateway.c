@@ -50,6 +50,9 @@
 #include "lh_gw_upload.h"
 #include "lh_gw_download.h"
 #include "lh_mcp_http.h"
+#include "lh_multipart.h"
+#include "lh_console.h"
+#include "lh_tap_sse.h"
 #include "lh_json.h"
 #include "lh_log.h"
 #include "lh_trace.h"
@@ -190,6 +193,11 @@ typedef struct {
     s_conn_t *conns;                    //  open connections
     size_t read_timeouts;               //  connections cut by the read timeout
     lh_mcp_http_t *mcp;                 //  MCP at /mcp, or NULL (mcp/http off)
+    lh_tap_sse_t *tap_sse;              //  GET /v1/tap/stream's hub
+    char *tap_endpoint;                 //  the broker's tap (copy), or NULL
+    char *tap_server_key;               //  its broker key (copy), or NULL
+    lh_link_t tap_link;                 //  how the hub reads it
+    char *no_tap;                       //  why there is none (copy), or NULL
 } self_t;
 
 
@@ -1188,6 +1196,53 @@ s_serve_health (self_t *self, struct MHD_Connection *connection, s_request_t *re
 
 
 //  --------------------------------------------------------------------------
+//  GET /console, /console/FILE: the web console's files (lh_console.h)
+
+static enum MHD_Result
+s_serve_console (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    const lh_console_file_t *file = lh_console_find (request->path);
+    if (!file)
+        return s_respond_error (connection, request, 404, "no_such_route",
+                                "the console has no such file", 0);
+    struct MHD_Response *response;
+    unsigned status = lh_console_respond (file,
+        MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
+        &response);
+    if (!response)
+        return MHD_NO;
+    return s_respond_with (connection, request, status, response,
+                           status == 200? file->size: 0, file->content_type, 0);
+}
+
+
+//  --------------------------------------------------------------------------
+//  GET /v1/tap/stream?service=&op=&trace=: the broker's tap as Server-Sent
+//  Events, for callers of a role in gateway/tap_roles (lh_tap_sse.h)
+
+static enum MHD_Result
+s_serve_tap_stream (self_t *self, struct MHD_Connection *connection, s_request_t *request)
+{
+    struct MHD_Response *response;
+    const char *kind;
+    char *reason = NULL;
+    int status = lh_tap_sse_open (self->tap_sse, connection, request->role,
+        MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "service"),
+        MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "op"),
+        MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "trace"),
+        &response, &kind, &reason);
+    if (status) {
+        enum MHD_Result rc = s_respond_error (connection, request, (unsigned) status, kind,
+                                              reason, status == 503? 1000: 0);
+        free (reason);
+        return rc;
+    }
+    return s_respond_with (connection, request, LH_ST_OK, response, 0,
+                           LH_TAP_SSE_CONTENT_TYPE, 0);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Headers of a streaming route: its upload, with the PUT conditions or
 //  the ingest's multipart parser
 
@@ -1512,6 +1567,10 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
             return s_serve_health (self, connection, request);
         if (streq (request->match.op, "mcp"))
             return s_serve_mcp (self, connection, request);
+        if (streq (request->match.op, "console"))
+            return s_serve_console (self, connection, request);
+        if (streq (request->match.op, "tap_stream"))
+            return s_serve_tap_stream (self, connection, request);
         return s_respond_error (connection, request, LH_ST_INTERNAL, "internal",
                                 "route has no local handler", 0);
     }
@@ -2056,6 +2115,29 @@ s_self_start (self_t *self, lh_config_t *config, char **detail_p)
         *detail_p = error;
         return -1;
     }
+    //  Tap streams: who may open one, the broker's tap to read
+    const char *tap_roles = lh_config_str (config, "gateway/tap_roles");
+    char *roles = strdup (tap_roles);
+    assert (roles);
+    char *save = NULL;
+    for (char *role = strtok_r (roles, ", ", &save); role; role = strtok_r (NULL, ", ", &save))
+        if (!lh_acl_role_valid (role)) {
+            *detail_p = zsys_sprintf ("config gateway/tap_roles: '%s' is not a role (%s)",
+                                      role, LH_ACL_ROLES);
+            free (roles);
+            return -1;
+        }
+    free (roles);
+    lh_tap_sse_opts_t tap_opts = {
+        .tap = self->tap_link,
+        .no_tap = self->no_tap? self->no_tap: "the gateway has no tap to read",
+        .roles = tap_roles,
+        .buffer = (size_t) lh_config_int (config, "gateway/tap_buffer"),
+        .streams_max = (size_t) lh_config_int (config, "gateway/tap_streams"),
+        .heartbeat_ms = 15000
+    };
+    self->tap_sse = lh_tap_sse_new (&tap_opts);
+
     //  Tokens and allow-list
     self->auth = lh_http_auth_new (lh_config_str (config, "gateway/token_file"),
                                    lh_config_str (config, "gateway/allow"), &error);
@@ -2209,6 +2291,14 @@ s_self_new (zsock_t *pipe, lh_gateway_args_t *args)
         self->admin_link.server_key = self->admin_server_key;
         self->admin_link.cert = args->admin_link.cert;
     }
+    if (args->tap.endpoint) {
+        self->tap_endpoint = strdup (args->tap.endpoint);
+        self->tap_server_key = args->tap.server_key? strdup (args->tap.server_key): NULL;
+        self->tap_link.endpoint = self->tap_endpoint;
+        self->tap_link.server_key = self->tap_server_key;
+        self->tap_link.cert = args->tap.cert;
+    }
+    self->no_tap = args->no_tap? strdup (args->no_tap): NULL;
     pthread_mutex_init (&self->admin_lock, NULL);
     self->name = strdup (args->name? args->name: "gateway");
     pthread_mutex_init (&self->health_lock, NULL);
@@ -2226,12 +2316,17 @@ s_self_destroy (self_t **self_p)
         self_t *self = *self_p;
         //  Each HTTP thread answers what waits on its pump, stops its
         //  daemon and ends; its streaming bus client is destroyed by the
-        //  thread-specific destructor as it ends. MCP streams end first:
-        //  a connection still suspended would stop a daemon for good.
+        //  thread-specific destructor as it ends. MCP and tap streams end
+        //  first: a connection still suspended would stop a daemon for good.
         if (self->mcp)
             lh_mcp_http_stop (self->mcp);
+        lh_tap_sse_stop (self->tap_sse);
         lh_http_pool_destroy (&self->pool);
         lh_mcp_http_destroy (&self->mcp);
+        lh_tap_sse_destroy (&self->tap_sse);
+        free (self->tap_endpoint);
+        free (self->tap_server_key);
+        free (self->no_tap);
         if (self->listen_fd >= 0)
             close (self->listen_fd);
         zhashx_destroy (&self->per_ip);

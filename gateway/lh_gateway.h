@@ -46,6 +46,11 @@
     the broker checks again and which may not call the broker admin ops.
     Those go, for admin-token callers only, over admin_link, a second
     connection with role admin, when the process gives one.
+
+    The console (lh_console.h): GET /console and /console/FILE serve the
+    web console's files, compiled in. GET /v1/tap/stream (lh_tap_sse.h)
+    streams the broker's tap, read on args' tap link, as Server-Sent
+    Events to callers of a role in gateway/tap_roles. docs/console.md.
     =========================================================================
 */
 
@@ -66,6 +71,9 @@ typedef struct {
     lh_link_t admin_link;               //  role admin, for admin callers of the broker
                                         //  admin ops; endpoint NULL = none
     const char *name;                   //  bus client name; NULL = "gateway"
+    lh_link_t tap;                      //  the broker's tap, read for GET /v1/tap/stream
+                                        //  (lh_tap_sse.h); endpoint NULL = none
+    const char *no_tap;                 //  why there is none (that route's 503), or NULL
 } lh_gateway_args_t;
 
 //  The gateway actor; args is an lh_gateway_args_t *

@@ -24,7 +24,7 @@
 #define S_NAME_MAX      64              //  longest token name
 
 //  The roles a token may carry: the first is every token's default
-static const char *s_roles [] = { "client", "admin" };
+static const char *s_roles [] = { "client", "admin", "tap" };
 #define S_ROLE_COUNT    (sizeof (s_roles) / sizeof (s_roles [0]))
 
 //  One accepted token, as its hash, with its role and name
@@ -172,7 +172,7 @@ s_token_line (s_token_t *tokens, size_t *count, const char *line, size_t length,
                 &&  memcmp (field + 5, s_roles [index], size - 5) == 0)
                     break;
             if (index == S_ROLE_COUNT) {
-                *error_p = s_error ("%s: a token's role is client or admin, not '%.*s'",
+                *error_p = s_error ("%s: a token's role is client, admin or tap, not '%.*s'",
                                     where, (int) (size - 5 > 32? 32: size - 5), field + 5);
                 return -1;
             }
@@ -749,9 +749,11 @@ lh_http_auth_test (bool verbose)
     setenv ("LAKEHOUSE_TOKEN", "env-primary-0123456789", 1);
     s_test_write (path, "# roles\nfile-client-0123456789\n"
                         "file-admin-0123456789 role=admin name=ops\n"
-                        "file-named-0123456789   name=ci role=client\n", 0600);
+                        "file-named-0123456789   name=ci role=client\n"
+                        "file-tapper-0123456789 role=tap name=wall\n", 0600);
     auth = lh_http_auth_new (path, NULL, &error);
-    assert (auth && lh_http_auth_tokens (auth) == 4);
+    assert (auth && lh_http_auth_tokens (auth) == 5);
+    assert (streq (lh_http_auth_role (auth, "Bearer file-tapper-0123456789"), "tap"));
     assert (streq (lh_http_auth_role (auth, "Bearer env-primary-0123456789"), "client"));
     assert (streq (lh_http_auth_role (auth, "Bearer file-client-0123456789"), "client"));
     assert (streq (lh_http_auth_role (auth, "Bearer file-admin-0123456789"), "admin"));
@@ -759,7 +761,8 @@ lh_http_auth_test (bool verbose)
     assert (lh_http_auth_role (auth, "Bearer file-admin-012345678") == NULL);
     assert (lh_http_auth_role (auth, NULL) == NULL);
     char *described = lh_http_auth_describe (auth);
-    assert (streq (described, "primary (client), secondary (client), ops (admin), ci (client)"));
+    assert (streq (described, "primary (client), secondary (client), ops (admin), ci (client), "
+                              "wall (tap)"));
     assert (!strstr (described, "0123456789"));
     zstr_free (&described);
     //  A reload that demotes the admin token takes its role away

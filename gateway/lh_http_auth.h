@@ -22,9 +22,10 @@
     fixed-length hashes, every token compared every time).
 
     Each token has a role, client (the default, and always for the
-    environment's tokens) or admin; with no token configured every caller
-    is client. The gateway checks the role against the ACL (lh_acl.h)
-    for each request.
+    environment's tokens), admin or tap; with no token configured every
+    caller is client. The gateway checks the role against the ACL
+    (lh_acl.h) for each request; tap (whose acl/tap/call is empty by
+    default) is for GET /v1/tap/stream (gateway/tap_roles).
 
     A reload (SIGHUP, the RELOAD pipe command, or the file's mtime
     changing) re-reads both sources. A reload that fails, or that would
@@ -74,8 +75,8 @@ size_t
 bool
     lh_http_auth_check (lh_http_auth_t *self, const char *authorization);
 
-//  The role this Authorization header value grants: "client" or "admin"
-//  (a static string), "client" when no token is configured, NULL when
+//  The role this Authorization header value grants: "client", "admin" or
+//  "tap" (a static string), "client" when no token is configured, NULL when
 //  the token is missing or not accepted. Thread-safe.
 const char *
     lh_http_auth_role (lh_http_auth_t *self, const char *authorization);

@@ -16,6 +16,10 @@
 static const lh_route_t s_routes [] = {
     LH_ROUTE ("GET",    "/health",            NULL,    "health", NULL, LH_IN_NONE, LH_OUT_JSON, LH_ROUTE_OPEN, NULL, NULL),
     LH_ROUTE ("POST",   "/v1/bus/{svc}/{op}", "{svc}", "{op}",   NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
+    //  The console (docs/console.md): its files, the tap as Server-Sent Events
+    LH_ROUTE ("GET",    "/console",           NULL,    "console", NULL, LH_IN_NONE, LH_OUT_JSON, LH_ROUTE_OPEN, NULL, NULL),
+    LH_ROUTE ("GET",    "/console/{file*}",   NULL,    "console", NULL, LH_IN_NONE, LH_OUT_JSON, LH_ROUTE_OPEN, NULL, NULL),
+    LH_ROUTE ("GET",    "/v1/tap/stream",     NULL,    "tap_stream", NULL, LH_IN_NONE, LH_OUT_JSON, 0, NULL, NULL),
     //  storaged (SPEC 5.1, docs/storaged.md)
     LH_ROUTE ("GET",    "/v1/storage",        "storaged", "list", "prefix,start_after,continuation,limit:int",
                                                                          LH_IN_NONE,   LH_OUT_JSON,   0, NULL, NULL),
@@ -40,6 +44,8 @@ static const lh_route_t s_routes [] = {
     LH_ROUTE ("POST",   "/v1/validate",       "validatord", "validate", NULL, LH_IN_JSON, LH_OUT_JSON, 0, NULL, NULL),
     LH_ROUTE ("POST",   "/v1/iterate",        "validatord", "iterate",  NULL, LH_IN_JSON, LH_OUT_JSON, 0,
               NULL, "gateway/iterate_timeout_ms"),
+    LH_ROUTE ("GET",    "/v1/iterate/sessions", "validatord", "sessions", "limit:int,since", LH_IN_NONE,
+                                                                         LH_OUT_JSON,   0, NULL, NULL),
     //  vectord and embedd (SPEC 5.5, 5.6; docs/vectord.md, docs/embedd.md)
     LH_ROUTE ("POST",   "/v1/vectors/index",  "vectord",  "create", NULL, LH_IN_JSON,   LH_OUT_JSON,   0,
               NULL, "gateway/vectors_timeout_ms"),
@@ -592,6 +598,14 @@ lh_routes_test (bool verbose)
         { "GET",    "/v1/chat/providers",   200, "chatd", "providers" },
         { "POST",   "/v1/validate",         200, "validatord", "validate" },
         { "POST",   "/v1/iterate",          200, "validatord", "iterate" },
+        { "GET",    "/v1/iterate/sessions", 200, "validatord", "sessions" },
+        { "POST",   "/v1/iterate/sessions", 405, NULL,   NULL },
+        { "GET",    "/console",             200, "",     "console" },
+        { "GET",    "/console/console.js",  200, "",     "console" },
+        { "GET",    "/console/",            404, NULL,   NULL },
+        { "POST",   "/console",             405, NULL,   NULL },
+        { "GET",    "/v1/tap/stream",       200, "",     "tap_stream" },
+        { "POST",   "/v1/tap/stream",       405, NULL,   NULL },
         { "POST",   "/v1/pathway/add",      200, "pathwayd", "add" },
         { "POST",   "/v1/pathway/add_idempotent", 200, "pathwayd", "add_idempotent" },
         { "POST",   "/v1/pathway/update",   200, "pathwayd", "update" },

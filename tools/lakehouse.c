@@ -193,6 +193,10 @@ typedef struct {
     lh_tap_t *tap;                      //  in-process tap reader, or NULL
     zactor_t *tap_reader;               //  its actor while it runs, or NULL
     const char *record;                 //  --record, or NULL
+    char *gateway_tap;                  //  the tap endpoint the gateway reads, or NULL
+    zcert_t *gateway_tap_cert;          //  standalone gateway: its tap certificate, or NULL
+    char *gateway_tap_key;              //  the broker's key for the tap, or NULL
+    char *no_tap;                       //  why the gateway has no tap, or NULL
 } s_self_t;
 
 
@@ -730,6 +734,10 @@ s_self_destroy (s_self_t **self_p)
     free (self->server_key);
     zcert_destroy (&self->admin_cert);
     free (self->admin_key);
+    zcert_destroy (&self->gateway_tap_cert);
+    free (self->gateway_tap_key);
+    free (self->gateway_tap);
+    free (self->no_tap);
     zcert_t *cert;
     while ((cert = (zcert_t *) zlist_pop (self->inproc_certs)))
         zcert_destroy (&cert);
@@ -1454,6 +1462,87 @@ s_gateway_announce (s_self_t *self)
 
 
 //  --------------------------------------------------------------------------
+//  up: the gateway reads the broker's tap in-process (GET /v1/tap/stream),
+//  on an inproc endpoint only this process knows, as `up --tap` does; not
+//  when bus/tap is empty (no tap at all, then)
+
+static void
+s_gateway_tap_inproc (s_self_t *self)
+{
+    if (!*lh_config_str (self->config, "bus/tap")) {
+        self->no_tap = strdup ("the broker's tap is off (bus/tap is empty)");
+        return;
+    }
+    zuuid_t *uuid = zuuid_new ();
+    char *endpoint = zsys_sprintf ("%s-%s-gwtap", lh_config_str (self->config, "bus/inproc"),
+                                   zuuid_str (uuid));
+    zuuid_destroy (&uuid);
+    char *detail = NULL;
+    if (s_broker_command (self, "TAP", endpoint, NULL, &detail) == 0)
+        self->gateway_tap = endpoint;
+    else {
+        lh_warn ("lakehouse", NULL, "the gateway gets no tap stream: cannot bind %s: %s",
+                 endpoint, detail);
+        self->no_tap = zsys_sprintf ("the broker's tap could not be bound for the gateway: %s",
+                                     detail);
+        free (endpoint);
+    }
+    free (detail);
+}
+
+
+//  --------------------------------------------------------------------------
+//  lakehouse gateway: the tap it reads for GET /v1/tap/stream is bus/tap,
+//  with a role tap certificate (gateway/tap_cert, else CERTS/tap.cert when
+//  it exists) unless the link is plain. Without one the stream answers
+//  503 saying why; the gateway runs all the same.
+
+static void
+s_gateway_tap_remote (s_self_t *self)
+{
+    lh_config_t *config = self->config;
+    const char *tap = lh_config_str (config, "bus/tap");
+    if (!*tap) {
+        self->no_tap = strdup ("bus/tap is empty: the gateway has no tap to read");
+        return;
+    }
+    char *path = NULL;
+    if (*lh_config_str (config, "gateway/tap_cert"))
+        path = strdup (lh_config_str (config, "gateway/tap_cert"));
+    else
+    if (lh_config_bool (config, "bus/curve")) {
+        char *dir = lh_cert_dir (config);
+        path = zsys_sprintf ("%s/tap.cert", dir);
+        free (dir);
+        if (!zsys_file_exists (path)) {
+            self->no_tap = zsys_sprintf ("no tap certificate: set gateway/tap_cert (a role "
+                                         "tap certificate; %s does not exist)", path);
+            free (path);
+            return;
+        }
+    }
+    lh_link_t link;
+    char *error = NULL;
+    if (lh_cert_link (config, tap, "tap", path, NULL, &link, &self->gateway_tap_cert,
+                      &self->gateway_tap_key, &error) != 0) {
+        self->no_tap = zsys_sprintf ("gateway/tap_cert: %s", error);
+        free (error);
+    }
+    else
+    if (self->gateway_tap_cert && (!zcert_meta (self->gateway_tap_cert, "role")
+                                   || !streq (zcert_meta (self->gateway_tap_cert, "role"), "tap"))) {
+        self->no_tap = zsys_sprintf ("gateway/tap_cert: '%s' is not a role tap certificate", path);
+        zcert_destroy (&self->gateway_tap_cert);
+    }
+    else
+        self->gateway_tap = strdup (tap);
+    if (self->no_tap)
+        lh_warn ("lakehouse", NULL, "the gateway gets no tap stream: %s", self->no_tap);
+    free (path);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Start the gateway actor against link (its own role) and admin_link
 //  (role admin, only for admin-token callers of the broker admin ops; may
 //  be NULL); keep its URL. An empty gateway/listen starts nothing. Returns
@@ -1467,6 +1556,10 @@ s_gateway_start (s_self_t *self, const lh_link_t *link, const lh_link_t *admin_l
     lh_gateway_args_t args = { .config = self->config, .link = *link };
     if (admin_link)
         args.admin_link = *admin_link;
+    args.tap.endpoint = self->gateway_tap;
+    args.tap.server_key = self->gateway_tap_key;
+    args.tap.cert = self->gateway_tap_cert;
+    args.no_tap = self->no_tap;
     self->gateway = zactor_new (lh_gateway_actor, &args);
     assert (self->gateway);
     char *status = NULL, *detail = NULL;
@@ -1516,6 +1609,8 @@ s_run_up (s_self_t *self)
     if (rc < 0)
         return S_EXIT_FAILURE;
     if (rc == 0) {
+        if (*lh_config_str (self->config, "gateway/listen"))
+            s_gateway_tap_inproc (self);
         if (s_gateway_start (self, &gateway_link, &admin_link) != 0)
             return S_EXIT_FAILURE;
         char *summary = s_services_summary (self);
@@ -1775,6 +1870,7 @@ s_run_gateway (s_self_t *self)
             return S_EXIT_USAGE;
         }
     }
+    s_gateway_tap_remote (self);
     if (s_gateway_start (self, &link, admin_link.endpoint? &admin_link: NULL) != 0)
         return S_EXIT_FAILURE;
     s_gateway_announce (self);
@@ -1892,12 +1988,14 @@ main (int argc, char *argv [])
     //  own, up to 8 per core, and each arena keeps what was freed in it up
     //  to its trim threshold: with the dozens of threads of `lakehouse up`
     //  passing megabyte parts and ranges around, one 340 MB POST /v1/ingest
-    //  peaked at 133 MiB. No more arenas than cores (no more threads run at
-    //  once): 77 MiB (bench/results/ingest.md). MALLOC_ARENA_MAX in the
+    //  peaked at 139 MiB. Two arenas per core: 103-115 MiB, the load mix
+    //  a few per cent below glibc's default (one per core: 87 MiB, but the
+    //  mix lost up to 30 % to threads queueing on arena locks; four per
+    //  core: up to 130 MiB; docs/operations.md). MALLOC_ARENA_MAX in the
     //  environment still rules.
     if (!getenv ("MALLOC_ARENA_MAX")) {
         long cores = sysconf (_SC_NPROCESSORS_ONLN);
-        mallopt (M_ARENA_MAX, cores > 2? (int) cores: 2);
+        mallopt (M_ARENA_MAX, cores > 0? 2 * (int) cores: 4);
     }
 
     s_args_t args = { .sets = zlist_new (), .words = zlist_new (), .inputs = zlist_new (),

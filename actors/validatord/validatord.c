@@ -19,6 +19,7 @@
 #include "lh_roster.h"
 #include "lh_roster_dataset.h"
 #include "lh_session_log.h"
+#include "lh_session_tail.h"
 #include "lh_validate.h"
 
 #define S_PROMPT_LOG_MAX    4000        //  prompt characters kept in a session row
@@ -34,6 +35,7 @@ typedef struct {
     int64_t chat_timeout_ms;            //  deadline of one chatd.chat
     int64_t max_iterations_cap;         //  largest max_iterations
     int64_t prompt_max_chars;           //  bound on a retry prompt
+    int64_t sessions_scan_max;          //  bytes the sessions op reads back
 } s_state_t;
 
 //  One iterate call in progress
@@ -132,6 +134,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->chat_timeout_ms = lh_config_int (source, "validatord/chat_timeout_ms");
     self->max_iterations_cap = lh_config_int (source, "validatord/max_iterations_cap");
     self->prompt_max_chars = lh_config_int (source, "validatord/prompt_max_tokens") * 4;
+    self->sessions_scan_max = lh_config_int (source, "validatord/sessions_scan_max");
     return self;
 }
 
@@ -701,9 +704,61 @@ s_iterate (lh_request_t *request, void *state)
     json_decref (input);
 }
 
+//  --------------------------------------------------------------------------
+//  sessions {limit?: 1..1000 (50), since?}: the newest session-log rows,
+//  newest first, as they are on disk (lh_session_tail.h)
+
+#define S_SESSIONS_LIMIT    50          //  rows without a limit
+#define S_SESSIONS_MAX      1000        //  most rows one call returns
+
+static void
+s_sessions (lh_request_t *request, void *state)
+{
+    s_state_t *self = (s_state_t *) state;
+    json_t *input = lh_request_json (request);
+    if (!input)
+        return;
+    json_t *limit = json_object_get (input, "limit");
+    json_t *since = json_object_get (input, "since");
+    if (limit && (!json_is_integer (limit) || json_integer_value (limit) < 1
+                  || json_integer_value (limit) > S_SESSIONS_MAX))
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "limit",
+                               "limit must be a whole number from 1 to %d", S_SESSIONS_MAX);
+    else
+    if (since && (!json_is_string (since) || json_string_length (since) == 0
+                  || json_string_length (since) > 64))
+        lh_request_fail_field (request, LH_ST_BAD_REQUEST, NULL, "since",
+                               "since must be an RFC 3339 time, e.g. 2026-12-07T18:00:00Z");
+    else
+    if (!lh_session_log_enabled (self->log))
+        lh_request_reply_json (request, LH_ST_OK, json_pack ("{s:[],s:i,s:b,s:b}",
+            "rows", "count", 0, "truncated", 0, "enabled", 0));
+    else {
+        json_t *rows = NULL;
+        lh_session_tail_t tail;
+        char *error = NULL;
+        if (lh_session_tail_read (lh_session_log_path (self->log),
+                                  limit? (size_t) json_integer_value (limit): S_SESSIONS_LIMIT,
+                                  since? json_string_value (since): NULL,
+                                  (size_t) self->sessions_scan_max, &rows, &tail, &error)) {
+            lh_error ("validatord", lh_request_trace (request), "sessions: %s", error);
+            lh_request_fail (request, LH_ST_INTERNAL, "log_unreadable",
+                             "the session log cannot be read (the validatord log says why)");
+        }
+        else
+            lh_request_reply_json (request, LH_ST_OK, json_pack ("{s:o,s:I,s:b,s:I,s:b}",
+                "rows", rows, "count", (json_int_t) json_array_size (rows),
+                "truncated", tail.truncated, "skipped", (json_int_t) tail.skipped,
+                "enabled", 1));
+        free (error);
+    }
+    json_decref (input);
+}
+
 static const lh_op_t s_ops [] = {
     { "validate", s_validate },
     { "iterate",  s_iterate },
+    { "sessions", s_sessions },
     { NULL, NULL }
 };
 
@@ -776,11 +831,21 @@ lh_validatord_test (bool verbose)
                      "\"provider\": 3}", "provider" },
         { "iterate", "{\"kind\": \"sms\", \"prompt\": \"p\", \"model\": \"ollama/m\", "
                      "\"provider\": \"ollama_cloud\"}", "provider" },
+        { "sessions", "{\"limit\": 0}", "limit" },
+        { "sessions", "{\"limit\": \"5\"}", "limit" },
+        { "sessions", "{\"since\": 5}", "since" },
     };
     for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
         lh_testbus_expect (bus, "validatord", bad [index].op, bad [index].json, 400,
                            "bad_request", bad [index].field);
     assert (lh_testbus_status (bus, "validatord", "validate", "[]") == 400);
+    //  sessions with the log off: no rows, and says so
+    reply = lh_testbus_call (bus, "validatord", "sessions", "{\"limit\": 5}");
+    text = lh_testbus_json (reply);
+    assert (lh_reply_status (reply) == 200);
+    assert (streq (text, "{\"rows\":[],\"count\":0,\"truncated\":false,\"enabled\":false}"));
+    zstr_free (&text);
+    lh_reply_destroy (&reply);
     //  iterate with no chatd: answered at once, 502 infra_error
     int64_t started = zclock_mono ();
     reply = lh_testbus_call (bus, "validatord", "iterate",
