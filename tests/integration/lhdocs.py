@@ -52,7 +52,8 @@ FENCE = re.compile(r"^(\s*)```+\s*([^\s`]*)")
 #  colon (127.0.0.1:3110, localhost:3110, tcp://127.0.0.1:5570) or --port
 PORTS = (("3110", "gw"), ("5570", "bus"), ("5571", "tap"), ("11434", "ollama"))
 OUTPUT_COMMENT = re.compile(r"^\s*#\s*(->\s*)?(\d{3}\b\s*)?[\[{]")
-STATUS_COMMENT = re.compile(r"#[^\n]*?\b([45]\d\d)\b")
+STATUS_COMMENT = re.compile(r"#[^\n]*?\b[45]\d\d\b")
+EXIT_COMMENT = re.compile(r"#[^\n]*?\bexits? [1-9]\d*\b")
 #  never run unmarked: they change the machine or run the suite itself
 UNSAFE = re.compile(r"(^|[\s;&|(])(sudo|apt|apt-get|systemctl|scripts/install-deps|make|tests/run|rm\s+-rf\s+/)(\s|$)")
 PAGE_TIMEOUT = 150          # seconds for one page, whatever happens
@@ -440,13 +441,17 @@ class Page:
             comments = lines[z + 1:after]
             expects_error = bool(STATUS_COMMENT.search(context)) or \
                 (after < len(lines) and "$?" in lines[after])
+            expects_exit = expects_error or bool(EXIT_COMMENT.search(context))
             got = codes.get(ext, [])
             http = [v for k, v in got if k == "http"]
             errs = [v for k, v in got if k == "err"]
             mine = "\n".join(sum((outputs.get(n, []) for n in range(a, z + 1)), []))
             shown_out = mine if mine.strip() else output
-            if not expects_error:
-                if any(v >= 400 or v == 0 for v in http):
+            if not expects_error and any(v >= 400 for v in http):
+                problems.append("line %d: HTTP %s from `%s`\n%s"
+                                % (b.line + 1 + a, http, text.strip()[:200], shown_out[-1500:]))
+            elif not expects_exit:
+                if any(v == 0 for v in http):
                     problems.append("line %d: HTTP %s from `%s`\n%s"
                                     % (b.line + 1 + a, http, text.strip()[:200], shown_out[-1500:]))
                 elif errs:
