@@ -109,6 +109,7 @@ FIELDS = {
     "workflowd.workflow_run": {"name": "str", "definition": "any", "inputs": "map", "wait": "bool"},
     "workflowd.run_get": {"run_id": "str", "outputs": "bool"},
     "workflowd.run_list": {"name": "str", "status": "str", "before": "str", "limit": "int"},
+    "validatord.sessions": {"limit": "int", "since": "str"},
     "echo.sleep": {"ms": "int"},
     "echo.fail": {"status": "int", "reason": "str", "kind": "str"},
     "echo.stream": {"n": "int", "size": "int"},
@@ -164,7 +165,7 @@ OK_2XX = {"storaged.list", "catalogd.list", "vectord.list", "embedd.stats",
           "distilld.materialize", "distilld.score", "distilld.export", "distilld.drift",
           "distilld.run", "distilld.runs", "observerd.events", "observerd.stats",
           "workflowd.workflow_list", "workflowd.run_list", "workflowd.stats",
-          "chatd.providers", "echo.whoami",
+          "chatd.providers", "validatord.sessions", "echo.whoami",
           "broker.ping", "broker.services", "broker.workers", "broker.stats"}
 
 #  Ops that take any body at all
