@@ -507,6 +507,10 @@ def main_for(t, chosen, log=print):
     root = os.environ.get("LH_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     failures = []
     totals = [0, 0, 0, 0]
+    missing = [path for path in chosen if not os.path.isfile(os.path.join(root, path))]
+    if missing:
+        raise lhtest.Failure("no such page: %s (LH_DOCS names pages by their path in the "
+                             "repository, e.g. docs/workflows.md)" % ", ".join(missing))
     for path in chosen:
         page = Page(t, root, path, log)
         start = time.monotonic()
