@@ -141,6 +141,7 @@ LH_KEY ("ingestd/page_size",    INT,  "8192", "512|1024|2048|4096|8192|16384|327
 LH_KEY ("ingestd/cache_kib",    INT,  "8192", "64..4194304",                "SQLite page cache while building a table file, KiB (bounds ingestd's memory).")
 LH_KEY ("ingestd/index_max",    INT,  "1", "0..16",                   "Covering indexes per table over low-cardinality text columns + numeric ones: the first leads with all of them, each further one with the next (0 = none).")
 LH_KEY ("ingestd/index_distinct_max", INT, "64", "1..100000",             "A text column is indexed only if it has at most this many distinct values.")
+LH_KEY ("ingestd/sort_threads", INT,  "2", "0..8",                     "Helper threads SQLite may sort with while building a table's indexes (PRAGMA threads; 0 = the building thread alone).")
 
 //  queryd: SQL over the catalogued datasets (SPEC 5.4, docs/queryd.md)
 LH_KEY ("actors/queryd/workers", INT, "2", "1..256",                   "Worker threads of the queryd service (each with its own SQLite connection).")

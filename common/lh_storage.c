@@ -948,15 +948,17 @@ lh_storage_upload_bytes (lh_storage_upload_t *upload)
     return upload->bytes;
 }
 
-//  upload_commit {upload_id, conditions}
+//  upload_commit {upload_id, key?, conditions}
 static uint32_t
-s_commit (lh_storage_upload_t *upload, lh_storage_info_t *info)
+s_commit (lh_storage_upload_t *upload, const char *key, lh_storage_info_t *info)
 {
     lh_storage_t *self = upload->storage;
     s_reset (self);
     lh_pack_t *pack = lh_pack_new ();
     lh_pack_open_map (pack);
     lh_pack_kv_str (pack, "upload_id", upload->upload_id);
+    if (key)
+        lh_pack_kv_str (pack, "key", key);
     s_cond_pack (pack, upload->if_none_match, upload->if_match);
     lh_pack_close (pack);
     lh_reply_t *reply;
@@ -971,8 +973,9 @@ s_commit (lh_storage_upload_t *upload, lh_storage_info_t *info)
     return s_keep (self, &reply);
 }
 
-uint32_t
-lh_storage_upload_commit (lh_storage_upload_t **upload_p, lh_storage_info_t *info)
+//  Send the rest and commit under key (NULL: the begin's key)
+static uint32_t
+s_upload_finish (lh_storage_upload_t **upload_p, const char *key, lh_storage_info_t *info)
 {
     assert (upload_p && *upload_p);
     lh_storage_upload_t *upload = *upload_p;
@@ -993,7 +996,7 @@ lh_storage_upload_commit (lh_storage_upload_t **upload_p, lh_storage_info_t *inf
             status = 0;
     }
     if (!status) {
-        status = s_commit (upload, info);
+        status = s_commit (upload, key, info);
         //  A commit ends the upload whatever it answers (412 included)
         s_upload_free (upload_p);
         return status;
@@ -1001,6 +1004,20 @@ lh_storage_upload_commit (lh_storage_upload_t **upload_p, lh_storage_info_t *inf
     //  The failure stays the outcome (the abort's answer is not kept)
     lh_storage_upload_abort (upload_p);
     return status;
+}
+
+uint32_t
+lh_storage_upload_commit (lh_storage_upload_t **upload_p, lh_storage_info_t *info)
+{
+    return s_upload_finish (upload_p, NULL, info);
+}
+
+uint32_t
+lh_storage_upload_commit_as (lh_storage_upload_t **upload_p, const char *key,
+                             lh_storage_info_t *info)
+{
+    assert (key);
+    return s_upload_finish (upload_p, key, info);
 }
 
 
@@ -1049,54 +1066,68 @@ s_read_full (int fd, uint8_t *buffer, size_t size)
 }
 
 uint32_t
+lh_storage_upload_send_file (lh_storage_upload_t *upload, const char *path, int flags,
+                             crypto_hash_sha256_state *hash)
+{
+    assert (upload && path);
+    if (upload->status)
+        return upload->status;
+    lh_storage_t *self = upload->storage;
+    bool release = (flags & LH_STORAGE_RELEASE) != 0;
+    int fd = open (path, (release? O_RDWR: O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) {
+        upload->status = s_fail (self, LH_ST_INTERNAL, "local_io", "the file '%s' cannot be "
+                                 "read: %s", path, strerror (errno));
+        return upload->status;
+    }
+    if (!upload->buffer) {
+        upload->buffer = (uint8_t *) malloc (S_PART_HEAD + upload->part_max);
+        assert (upload->buffer);
+    }
+    off_t offset = 0;
+    while (true) {
+        //  Fill the part straight from the file; the part before it is
+        //  on its way meanwhile (s_part_flush does not wait for it)
+        uint8_t *room = upload->buffer + S_PART_HEAD + upload->held;
+        size_t wanted = upload->part_max - upload->held;
+        ssize_t got = s_read_full (fd, room, wanted);
+        if (got < 0) {
+            upload->status = s_fail (self, LH_ST_INTERNAL, "local_io", "the file '%s' cannot "
+                                     "be read: %s", path, strerror (errno));
+            break;
+        }
+        if (hash)
+            lh_sha256_update (hash, room, (size_t) got);
+        //  The bytes are ours now: the file's pages go back at once, so
+        //  what storaged writes next can reuse them (best effort: a
+        //  filesystem without holes keeps them until the file is gone)
+        if (release && got > 0
+        &&  fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, (off_t) got)
+            && errno != EOPNOTSUPP)
+            release = false;
+        offset += (off_t) got;
+        upload->held += (size_t) got;
+        upload->bytes += (uint64_t) got;
+        if ((size_t) got < wanted || s_part_flush (upload) != LH_ST_OK)
+            break;
+    }
+    close (fd);
+    return upload->status? upload->status: LH_ST_OK;
+}
+
+uint32_t
 lh_storage_upload_file (lh_storage_t *self, const char *key, const char *path,
                         const lh_storage_cond_t *cond, lh_storage_info_t *info)
 {
     assert (self && key && path);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (access (path, R_OK))
         return s_fail (self, LH_ST_INTERNAL, "local_io", "the file to store as '%s' cannot "
                        "be read: %s", key, strerror (errno));
     lh_storage_upload_t *upload;
     uint32_t status = lh_storage_upload_begin (self, key, cond, &upload);
-    if (status != LH_ST_OK) {
-        close (fd);
+    if (status != LH_ST_OK)
         return status;
-    }
-    upload->buffer = (uint8_t *) malloc (S_PART_HEAD + upload->part_max);
-    assert (upload->buffer);
-    uint8_t *content = upload->buffer + S_PART_HEAD;
-    ssize_t size = s_read_full (fd, content, upload->part_max);
-    while (size >= 0) {
-        size_t body_size;
-        const uint8_t *body = s_part_body (upload, content, (size_t) size, ++upload->parts,
-                                           &body_size);
-        uint64_t id = s_send (self, "upload_part", body, body_size);
-        if (id == 0) {
-            upload->status = s_fail (self, LH_ST_UNAVAILABLE, "broker_unreachable",
-                                     "storaged could not be sent a part of '%s'", key);
-            break;
-        }
-        upload->bytes += (uint64_t) size;
-        //  The client holds its own copy: read the next part meanwhile
-        bool last = (size_t) size < upload->part_max;
-        ssize_t next = last? 0: s_read_full (fd, content, upload->part_max);
-        lh_reply_t *reply = s_wait (self, id);
-        if (s_part_done (upload, &reply) != LH_ST_OK)
-            break;
-        if (next < 0) {
-            upload->status = s_fail (self, LH_ST_INTERNAL, "local_io",
-                                     "the file to store as '%s' cannot be read", key);
-            break;
-        }
-        if (last || next == 0)
-            break;
-        size = next;
-    }
-    if (size < 0 && !upload->status)
-        upload->status = s_fail (self, LH_ST_INTERNAL, "local_io",
-                                 "the file to store as '%s' cannot be read", key);
-    close (fd);
+    lh_storage_upload_send_file (upload, path, 0, NULL);
     return lh_storage_upload_commit (&upload, info);
 }
 
@@ -1310,6 +1341,46 @@ lh_storage_test (bool verbose)
     assert (lh_storage_upload_file (storage, "t/file", path, &create, NULL) == 412);
     assert (lh_storage_upload_file (storage, "t/x", "/nonexistent/file", NULL, NULL) == 500);
     lh_storage_info_t head;
+    //  The same file sent into an upload, hashed on the way and released
+    //  (its pages given back, its size kept), then committed under a key
+    //  named by the hash; the begun key is never written
+    lh_storage_upload_t *sent;
+    assert (lh_storage_upload_begin_sized (storage, "t/staged", &create, 0, 700, &sent) == 200);
+    crypto_hash_sha256_state sent_hash;
+    crypto_hash_sha256_init (&sent_hash);
+    assert (lh_storage_upload_send_file (sent, path, LH_STORAGE_RELEASE, &sent_hash) == 200);
+    assert (lh_storage_upload_bytes (sent) == sizeof (content) && sent->parts == 7);
+    char sent_hex [65];
+    lh_sha256_final_hex (&sent_hash, sent_hex);
+    assert (streq (sent_hex, info.etag));
+    char *named = zsys_sprintf ("t/%s", sent_hex);
+    lh_storage_info_t named_info;
+    assert (lh_storage_upload_commit_as (&sent, named, &named_info) == 200 && !sent);
+    assert (streq (named_info.etag, info.etag) && named_info.size == sizeof (content));
+    assert (lh_storage_head (storage, named, &head) == 200 && streq (head.etag, info.etag));
+    assert (lh_storage_head (storage, "t/staged", &head) == 404);
+    zstr_free (&named);
+    struct stat released;
+    assert (stat (path, &released) == 0 && released.st_size == (off_t) sizeof (content));
+    //  Given back where the filesystem can punch holes: it reads as zeros
+    int probe = open (path, O_RDWR);
+    assert (probe >= 0);
+    if (fallocate (probe, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1) == 0) {
+        uint8_t zeros [sizeof (content)];
+        assert (pread (probe, zeros, sizeof (zeros), 0) == (ssize_t) sizeof (zeros));
+        for (size_t at = 0; at < sizeof (zeros); at++)
+            assert (zeros [at] == 0);
+    }
+    close (probe);
+    //  Sending a file that cannot be read ends the upload
+    assert (lh_storage_upload_begin (storage, "t/never", NULL, &sent) == 200);
+    assert (lh_storage_upload_send_file (sent, "/nonexistent/file", 0, NULL) == 500);
+    assert (lh_storage_upload_commit (&sent, NULL) == 500 && !sent);
+    assert (lh_storage_head (storage, "t/never", &head) == 404);
+    //  The file again, for the downloads below
+    file = fopen (path, "wb");
+    assert (file && fwrite (content, 1, sizeof (content), file) == sizeof (content));
+    fclose (file);
     assert (lh_storage_download (storage, "t/file", down, NULL, &head) == 200);
     assert (streq (head.etag, info.etag));
     file = fopen (down, "rb");
@@ -1352,7 +1423,7 @@ lh_storage_test (bool verbose)
     zstr_free (&next);
     seen = (s_test_list_t) { 0 };
     assert (lh_storage_list_all (storage, "t/", s_test_list, &seen) == 200);
-    assert (seen.seen == 11);
+    assert (seen.seen == 12);             //  the named upload among them
     seen = (s_test_list_t) { .stop_at = 3 };
     assert (lh_storage_list_all (storage, "t/", s_test_list, &seen) == 200 && seen.seen == 3);
 

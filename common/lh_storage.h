@@ -49,6 +49,7 @@
 
 #include "lh_actor.h"
 #include "lh_job.h"
+#include <sodium.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -267,6 +268,26 @@ uint32_t
 uint32_t
     lh_storage_upload_commit (lh_storage_upload_t **upload_p,
                               lh_storage_info_t *info);
+
+//  As lh_storage_upload_commit, but the object is named key, not the
+//  begin's key: for a name known only once the bytes are (content
+//  addressing). storaged checks key and its cap at the commit.
+uint32_t
+    lh_storage_upload_commit_as (lh_storage_upload_t **upload_p, const char *key,
+                                 lh_storage_info_t *info);
+
+//  Send the whole file at path as the upload's next bytes: each part is
+//  read from the file straight into the message buffer while the part
+//  before it travels. hash (may be NULL) is updated with every byte, in
+//  order. With LH_STORAGE_RELEASE the file's pages are given back as they
+//  are sent (a temporary file, deleted after: its memory is reused at
+//  once instead of the file and the object both holding it). 200, or the
+//  failure that ended the upload (500 local_io if the file cannot be
+//  read); commit or abort after either.
+#define LH_STORAGE_RELEASE  1
+uint32_t
+    lh_storage_upload_send_file (lh_storage_upload_t *upload, const char *path, int flags,
+                                 crypto_hash_sha256_state *hash);
 
 //  Abort an upload (storaged forgets its parts) and destroy it; nulls
 //  the pointer

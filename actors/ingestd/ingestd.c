@@ -43,6 +43,7 @@ typedef struct {
     char *tmp_dir;                      //  where table files are built
     int page_size;                      //  SQLite page size
     int cache_kib;                      //  SQLite cache while building
+    int sort_threads;                   //  SQLite's sorter helper threads
     int index_max;                      //  covering indexes per table
     int distinct_max;                   //  distinct values of an indexed column
 } s_state_t;
@@ -751,8 +752,8 @@ s_build_open (s_ingest_t *self, const char *path)
     char sql [300];
     snprintf (sql, sizeof (sql), "PRAGMA page_size = %d; PRAGMA journal_mode = OFF; "
               "PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; "
-              "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE",
-              self->state->page_size, self->state->cache_kib);
+              "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE; PRAGMA threads = %d",
+              self->state->page_size, self->state->cache_kib, self->state->sort_threads);
     return s_exec (self, sql);
 }
 
@@ -1002,75 +1003,44 @@ s_row_first (void *arg, char **fields, const size_t *sizes, size_t count, uint64
 
 
 //  --------------------------------------------------------------------------
-//  Read up to size bytes of the table file (fewer only at its end); a read
-//  error is noted and sets *rc
-
-static size_t
-s_read_part (s_ingest_t *self, int fd, uint8_t *data, size_t size, int *rc)
-{
-    size_t done = 0;
-    while (done < size) {
-        ssize_t got = read (fd, data + done, size - done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
-            *rc = -1;
-        }
-        if (got <= 0)
-            break;
-        done += (size_t) got;
-    }
-    return done;
-}
-
-
-//  --------------------------------------------------------------------------
-//  SHA-256 of the built table file, lowercase hex into hex [65]: the
-//  CONTENT_SHA256 of its key (SPEC 5.3). Heartbeats the bus between
-//  chunks (hundreds of MB take seconds) and stops past the deadline.
-//  Returns 0 or -1 (answered).
+//  Upload the built table file and name it by its content (SPEC 5.3):
+//  the parts go out as the file is read and hashed, and the commit names
+//  the object DATASETS/NAME/FP/SHA256.sqlite, so the file is read once.
+//  The file's pages are given back as they are sent. An object already
+//  under the key (412) is the same version: nothing to do. Fills key;
+//  returns 0 or -1.
 
 static int
-s_table_hash (s_ingest_t *self, const char *path, char *hex)
+s_upload (s_ingest_t *self, const char *path, const char *fingerprint, char *key,
+          size_t key_size)
 {
-    int rc = 0;
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    struct stat info;
+    if (stat (path, &info)) {
         s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
         return -1;
     }
-    crypto_hash_sha256_state state;
-    crypto_hash_sha256_init (&state);
-    size_t chunk = 1024 * 1024;
-    uint8_t *buffer = (uint8_t *) malloc (chunk);
-    assert (buffer);
-    size_t size;
-    while ((size = s_read_part (self, fd, buffer, chunk, &rc)) > 0) {
-        lh_sha256_update (&state, buffer, size);
-        if (lh_request_time_left (self->request) == 0) {
-            s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
-            rc = -1;
-            break;
-        }
-    }
-    close (fd);
-    free (buffer);
-    lh_sha256_final_hex (&state, hex);
-    return rc;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Upload the table file at path to key by multipart upload, the next part
-//  read while the last one travels. An object already under the key (412)
-//  is the same version: nothing to do. Returns 0 or -1.
-
-static int
-s_upload (s_ingest_t *self, const char *path, const char *key)
-{
+    //  Begun under a name of its own, never seen on the filesystem backend
+    //  (an S3 backend copies it to the real key and deletes it)
+    char staging [400];
+    snprintf (staging, sizeof (staging), LH_INGEST_TABLE_PREFIX "%s/%s/building-%08x.sqlite",
+              self->name, fingerprint, randombytes_random ());
     lh_storage_cond_t create = { .if_none_match = true };
-    uint32_t status = lh_storage_upload_file (self->storage, key, path, &create, NULL);
+    lh_storage_upload_t *upload;
+    uint32_t status = lh_storage_upload_begin_sized (self->storage, staging, &create,
+                                                     (uint64_t) info.st_size, 0, &upload);
+    if (status == LH_ST_OK) {
+        crypto_hash_sha256_state hash;
+        crypto_hash_sha256_init (&hash);
+        status = lh_storage_upload_send_file (upload, path, LH_STORAGE_RELEASE, &hash);
+        char content [65];
+        lh_sha256_final_hex (&hash, content);
+        snprintf (key, key_size, LH_INGEST_TABLE_PREFIX "%s/%s/%s.sqlite", self->name,
+                  fingerprint, content);
+        if (status == LH_ST_OK)
+            status = lh_storage_upload_commit_as (&upload, key, NULL);
+        else
+            lh_storage_upload_abort (&upload);
+    }
     if (status == LH_ST_OK || status == LH_ST_PRECONDITION)
         return 0;
     if (status == LH_ST_TOO_LARGE)
@@ -1080,6 +1050,9 @@ s_upload (s_ingest_t *self, const char *path, const char *key)
     else
     if (streq (lh_storage_kind (self->storage), "local_io"))
         s_fail (self, LH_ST_INTERNAL, "table_failed", "cannot read the table file back");
+    else
+    if (status == LH_ST_TIMEOUT)
+        s_fail (self, LH_ST_TIMEOUT, "deadline", "the ingest ran past its deadline");
     else
         s_fail_storage (self, "the table upload");
     return -1;
@@ -1308,15 +1281,9 @@ s_ingest (lh_request_t *request, void *state)
         rc = s_build_finish (&self, self.schema);
     //  The version is named by the table file's content (SPEC 5.3): the
     //  build is deterministic, so the same CSV always makes the same key
-    char content [65] = "";
-    if (rc == 0)
-        rc = s_table_hash (&self, path, content);
-    if (rc == 0)
-        snprintf (key, sizeof (key), LH_INGEST_TABLE_PREFIX "%s/%s/%s.sqlite", self.name,
-                  fingerprint, content);
     int64_t built = zclock_mono ();
     if (rc == 0)
-        rc = s_upload (&self, path, key);
+        rc = s_upload (&self, path, fingerprint, key, sizeof (key));
     int64_t uploaded = zclock_mono ();
     if (self.db)
         s_build_discard (&self, path);
@@ -1428,6 +1395,7 @@ s_state_new (lh_config_t *config, const lh_link_t *link, const char **error)
     self->timeout_ms = (uint32_t) (timeout > UINT32_MAX? UINT32_MAX: timeout);
     self->page_size = (int) page_size;
     self->cache_kib = (int) cache_kib;
+    self->sort_threads = (int) lh_config_int (config, "ingestd/sort_threads");
     self->index_max = (int) index_max;
     self->distinct_max = (int) distinct_max;
     lh_info (S_NAME, NULL, "building tables in %s", self->tmp_dir);

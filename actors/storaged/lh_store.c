@@ -194,12 +194,12 @@ lh_store_upload_part_write (lh_store_t *self, void **ticket_p, const void *data,
 }
 
 int
-lh_store_upload_commit (lh_store_t *self, const char *upload_id,
+lh_store_upload_commit (lh_store_t *self, const char *upload_id, const char *key,
                         const lh_store_cond_t *cond, char **key_p,
                         lh_store_info_t *info, lh_store_error_t *error)
 {
     assert (self);
-    return self->backend->upload_commit (self->handle, upload_id, cond, key_p,
+    return self->backend->upload_commit (self->handle, upload_id, key, cond, key_p,
                                          info, error);
 }
 

@@ -94,7 +94,7 @@ typedef struct {
     int (*upload_part) (void *handle, const char *upload_id, uint32_t part,
                         const void *data, size_t size, uint64_t *total,
                         lh_store_error_t *error);
-    int (*upload_commit) (void *handle, const char *upload_id,
+    int (*upload_commit) (void *handle, const char *upload_id, const char *key,
                           const lh_store_cond_t *cond, char **key_p,
                           lh_store_info_t *info, lh_store_error_t *error);
     int (*upload_abort) (void *handle, const char *upload_id,
@@ -244,9 +244,11 @@ int
     lh_store_upload_part_write (lh_store_t *self, void **ticket_p,
                                 const void *data, lh_store_error_t *error);
 
-//  Make the upload the object under its key, atomically
+//  Make the upload the object under key (NULL: the key it was begun
+//  with; the caller has checked it), atomically; *key_p gets the key
+//  written, cond applies to it
 int
-    lh_store_upload_commit (lh_store_t *self, const char *upload_id,
+    lh_store_upload_commit (lh_store_t *self, const char *upload_id, const char *key,
                             const lh_store_cond_t *cond, char **key_p,
                             lh_store_info_t *info, lh_store_error_t *error);
 

@@ -1254,14 +1254,14 @@ s_upload_complete (s_s3_t *self, s_upload_t *upload, const lh_store_cond_t *cond
 
 
 //  --------------------------------------------------------------------------
-//  Copy an object (of size bytes) onto itself with x-amz-meta-sha256 =
-//  etag, if it is still S3's s3_etag
+//  Copy the object from (of size bytes) to key, or onto itself, with
+//  x-amz-meta-sha256 = etag, if from is still S3's s3_etag
 
 static int
-s_meta_replace (s_s3_t *self, const char *key, uint64_t size, const char *etag,
-                const char *s3_etag, lh_store_error_t *error)
+s_copy_object (s_s3_t *self, const char *from, const char *key, uint64_t size,
+               const char *etag, const char *s3_etag, lh_store_error_t *error)
 {
-    char *encoded = lh_sigv4_encode (key, strlen (key), true);
+    char *encoded = lh_sigv4_encode (from, strlen (from), true);
     char *source = zsys_sprintf ("/%s/%s", self->bucket, encoded);
     free (encoded);
     char *quoted = zsys_sprintf ("\"%s\"", s3_etag);
@@ -1285,7 +1285,8 @@ s_meta_replace (s_s3_t *self, const char *key, uint64_t size, const char *etag,
     if (rc)
         return -1;
     if (reply.status != 200 || lh_s3_xml_error (reply.text, reply.text_size)) {
-        char *what = zsys_sprintf ("CopyObject '%s' (metadata)", key);
+        char *what = streq (from, key)? zsys_sprintf ("CopyObject '%s' (metadata)", key)
+                                       : zsys_sprintf ("CopyObject '%s' to '%s'", from, key);
         rc = s_reply_error (self, what, &reply, error);
         free (what);
     }
@@ -1296,11 +1297,14 @@ s_meta_replace (s_s3_t *self, const char *key, uint64_t size, const char *etag,
 
 //  --------------------------------------------------------------------------
 //  Commit: one PutObject if S3 never heard of the upload, else the last
-//  part, CompleteMultipartUpload and the metadata copy. The upload ends
-//  on success and on a failed condition; other failures keep it.
+//  part, CompleteMultipartUpload and the metadata copy. Under another key
+//  than the begin's, the copy goes to that key and the begun object is
+//  deleted (S3 names a multipart upload's object when it begins). The
+//  upload ends on success and on a failed condition; other failures keep
+//  it.
 
 static int
-s_s3_upload_commit (void *handle, const char *upload_id,
+s_s3_upload_commit (void *handle, const char *upload_id, const char *key,
                     const lh_store_cond_t *cond, char **key_p,
                     lh_store_info_t *info, lh_store_error_t *error)
 {
@@ -1309,8 +1313,17 @@ s_s3_upload_commit (void *handle, const char *upload_id,
     s_upload_t *upload = s_upload_take (self, upload_id, error);
     if (!upload)
         return -1;
-    *key_p = strdup (upload->key);
+    const char *target = key? key: upload->key;
+    bool renamed = !streq (target, upload->key);
+    *key_p = strdup (target);
     assert (*key_p);
+    if (renamed && upload->s3_id && upload->size > S_COPY_MAX) {
+        lh_store_error (error, LH_ST_TOO_LARGE, "too_large", "an upload of %" PRIu64 " bytes cannot be committed "
+                 "under another key on S3 (CopyObject takes at most 5 GiB): commit it under "
+                 "'%s'", upload->size, upload->key);
+        s_upload_release (self, upload, false);
+        return -1;
+    }
     crypto_hash_sha256_state hash = upload->hash;
     uint8_t digest [crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final (&hash, digest);
@@ -1322,14 +1335,14 @@ s_s3_upload_commit (void *handle, const char *upload_id,
     bool gone = false;
     if (conditional) {
         pthread_mutex_lock (&self->cond_lock);
-        rc = s_cond_head (self, upload->key, cond, s3_etag, error);
+        rc = s_cond_head (self, target, cond, s3_etag, error);
         if (rc && error->status == 412) {
             s_upload_abort_s3 (self, upload);
             gone = true;
         }
     }
     if (rc == 0 && !upload->s3_id) {
-        rc = s_put_object (self, upload->key, upload->pending, upload->pending_size,
+        rc = s_put_object (self, target, upload->pending, upload->pending_size,
                            info->etag, conditional? cond: NULL, s3_etag, error);
         gone = rc == 0 || error->status == 412;
     }
@@ -1338,21 +1351,38 @@ s_s3_upload_commit (void *handle, const char *upload_id,
         if (upload->pending_size > 0)
             rc = s_upload_flush (self, upload, error);
         char result [80] = "";
+        //  The condition is the target's: on the begun key only if it is
+        //  the target (else the lock above and its HEAD stand for it)
         if (rc == 0)
-            rc = s_upload_complete (self, upload, conditional? cond: NULL, s3_etag, result, error);
+            rc = s_upload_complete (self, upload, conditional && !renamed? cond: NULL,
+                                    s3_etag, result, error);
         gone = rc == 0 || error->status == 412 || error->status == 404;
+        if (rc == 0 && renamed) {
+            //  Once more on failure; the begun object goes either way
+            rc = s_copy_object (self, upload->key, target, upload->size, info->etag, result,
+                                error);
+            if (rc)
+                rc = s_copy_object (self, upload->key, target, upload->size, info->etag,
+                                    result, error);
+            lh_store_error_t ignored;
+            if (s_s3_remove (self, upload->key, &ignored))
+                lh_warn (S_NAME, NULL, "%s: '%s' stays behind (committed as '%s')",
+                         ignored.reason, upload->key, target);
+        }
+        else
         if (rc == 0 && upload->size <= S_COPY_MAX) {
             //  Once more on failure: the object is visible already
-            rc = s_meta_replace (self, upload->key, upload->size, info->etag, result, error);
+            rc = s_copy_object (self, target, target, upload->size, info->etag, result, error);
             if (rc)
-                rc = s_meta_replace (self, upload->key, upload->size, info->etag, result, error);
+                rc = s_copy_object (self, target, target, upload->size, info->etag, result,
+                                    error);
             if (rc)
-                lh_warn (S_NAME, NULL, "%s: '%s' keeps S3's ETag", error->reason, upload->key);
+                lh_warn (S_NAME, NULL, "%s: '%s' keeps S3's ETag", error->reason, target);
         }
         else
         if (rc == 0)
             lh_warn (S_NAME, NULL, "'%s' is over 5 GiB: it keeps S3's ETag, not its SHA-256",
-                     upload->key);
+                     target);
     }
     if (conditional)
         pthread_mutex_unlock (&self->cond_lock);

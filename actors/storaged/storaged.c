@@ -909,8 +909,11 @@ done:
 
 
 //  --------------------------------------------------------------------------
-//  upload_commit {upload_id, if_none_match?, if_match?}: the upload ends
-//  whether the commit succeeds or its condition fails
+//  upload_commit {upload_id, key?, if_none_match?, if_match?}: the upload
+//  ends whether the commit succeeds or its condition fails. With key, the
+//  object is written under it instead of the begin's key (a name known
+//  only once the bytes are: content addressing); its cap applies, and the
+//  condition is checked against it.
 
 static void
 s_upload_commit (lh_request_t *request, void *state)
@@ -922,11 +925,29 @@ s_upload_commit (lh_request_t *request, void *state)
         return;
     lh_store_cond_t cond;
     char etag [LH_STORE_ETAG_SIZE + 3];
-    if (s_cond (request, body, &cond, etag) == 0) {
+    s_key_t target;
+    bool named = lh_obj_get (body, "key") != NULL;
+    lh_store_error_t error;
+    int rc = s_cond (request, body, &cond, etag);
+    if (rc == 0 && named)
+        rc = s_key (request, body, &target);
+    if (rc == 0 && named) {
+        //  The new key's cap, for the bytes the upload holds
+        char *begun = NULL;
+        uint64_t so_far;
+        uint32_t next;
+        rc = lh_store_upload_stat (self->store, upload_id, &begun, &so_far, &next, &error);
+        if (rc)
+            s_store_error (request, &error);
+        else
+            rc = s_cap_check (self, request, target.text, so_far);
+        free (begun);
+    }
+    if (rc == 0) {
         char *key = NULL;
         lh_store_info_t info;
-        lh_store_error_t error;
-        int rc = lh_store_upload_commit (self->store, upload_id, &cond, &key, &info, &error);
+        rc = lh_store_upload_commit (self->store, upload_id, named? target.text: NULL, &cond,
+                                     &key, &info, &error);
         if (rc == 0 || error.status == LH_ST_PRECONDITION || error.status == LH_ST_NOT_FOUND)
             s_upload_touch (self, upload_id, true);
         if (rc)

@@ -48,7 +48,7 @@ FIELDS = {
     "storaged.delete": {"key": "key"},
     "storaged.upload_begin": {"key": "key", "if_none_match": "str", "if_match": "str"},
     "storaged.upload_part": {"upload_id": "id", "part": "int", "data": "bin"},
-    "storaged.upload_commit": {"upload_id": "id", "if_none_match": "str", "if_match": "str"},
+    "storaged.upload_commit": {"upload_id": "id", "key": "key", "if_none_match": "str", "if_match": "str"},
     "storaged.upload_abort": {"upload_id": "id"},
     "catalogd.register": {"name": "str", "schema_fingerprint": "str", "schema": "array",
                           "objects": "array", "row_count": "int"},

@@ -116,6 +116,33 @@ def s3_specific(t, peer, port):
     st, body = call(peer, "get", {"key": "_vectors/rand.bin", "offset": 4901})
     t.check(st == 400 and body["error"]["kind"] == "bad_range", "get past the end: 400", (st, body))
 
+    #  A multipart upload committed under another key: S3 completes it
+    #  under the begun key, copies it and deletes the begun object
+    st, body = call(peer, "upload_begin", {"key": "_vectors/staged.bin"})
+    uid = body["upload_id"]
+    for i in range(3):
+        call(peer, "upload_part", {"upload_id": uid, "part": i + 1,
+                                   "data": data[i * 2000:(i + 1) * 2000]})
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": "_vectors/named.bin",
+                                            "if_none_match": "*"})
+    t.check(st == 200 and body["key"] == "_vectors/named.bin"
+            and body["etag"] == hashlib.sha256(data).hexdigest(),
+            "multipart commit under another key", (st, body))
+    st, body = call(peer, "head", {"key": "_vectors/named.bin"})
+    t.check(st == 200 and body["etag"] == hashlib.sha256(data).hexdigest()
+            and body["size"] == 4900, "... the named object has the bytes' SHA-256", (st, body))
+    st, body = call(peer, "head", {"key": "_vectors/staged.bin"})
+    t.check(st == 404, "... and the begun key holds nothing", (st, body))
+    #  A small one (one PutObject) straight to the named key
+    st, body = call(peer, "upload_begin", {"key": "_vectors/staged-small.bin"})
+    uid = body["upload_id"]
+    call(peer, "upload_part", {"upload_id": uid, "part": 1, "data": b"small"})
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": "_vectors/named-small.bin"})
+    t.check(st == 200 and body["etag"] == hashlib.sha256(b"small").hexdigest(),
+            "small commit under another key", (st, body))
+    st, body = call(peer, "head", {"key": "_vectors/staged-small.bin"})
+    t.check(st == 404, "... and its begun key holds nothing", (st, body))
+
     #  A commit whose condition fails ends the upload, changes nothing
     st, body = call(peer, "upload_begin", {"key": "_vectors/rand.bin"})
     uid = body["upload_id"]

@@ -142,6 +142,43 @@ def suite(t, peer, big_prefix="_vectors/"):
             "upload_commit: size and SHA-256 ETag of the whole", body)
     st, body = call(peer, "get", {"key": big_prefix + "multi", "offset": 1499, "length": 2})
     t.check(body["data"] == b"AB", "range across a part boundary", body)
+
+    #  Commit under another key (a name known once the bytes are, as
+    #  ingestd names a table by its SHA-256): the new key's cap and
+    #  condition apply, a refused commit keeps the upload, and the begun
+    #  key is never written
+    st, body = call(peer, "upload_begin", {"key": big_prefix + "staged"})
+    uid = body["upload_id"]
+    named = b"n" * 1200
+    call(peer, "upload_part", {"upload_id": uid, "part": 1, "data": named})
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": 7})
+    t.check(st == 400 and body["error"]["kind"] == "bad_key", "commit under a key not a string: 400",
+            (st, body))
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": "../x"})
+    t.check(st == 400 and body["error"]["kind"] == "bad_key", "commit under a bad key: 400",
+            (st, body))
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": "docs/named"})
+    t.check(st == 413 and "cap" in reason(body), "commit under a key whose cap is smaller: 413",
+            (st, body))
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": big_prefix + "multi",
+                                            "if_none_match": "*"})
+    t.check(st == 412, "commit under an existing key with if_none_match: 412", (st, body))
+    st, body = call(peer, "get", {"key": big_prefix + "multi", "offset": 0, "length": 2})
+    t.check(st == 200 and body["data"] == b"AA", "... which is unchanged", (st, body))
+    st, body = call(peer, "upload_begin", {"key": big_prefix + "staged"})
+    uid = body["upload_id"]
+    call(peer, "upload_part", {"upload_id": uid, "part": 1, "data": named})
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": 7})
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": "docs/named"})
+    st, body = call(peer, "upload_commit", {"upload_id": uid, "key": big_prefix + "named"})
+    t.check(st == 200 and body["key"] == big_prefix + "named" and body["size"] == 1200
+            and body["etag"] == hashlib.sha256(named).hexdigest(),
+            "after two refusals the same upload commits under another key", (st, body))
+    st, body = call(peer, "get", {"key": big_prefix + "named"})
+    t.check(st == 200 and body["data"] == named, "... which holds the bytes", (st, body))
+    for key in (big_prefix + "staged", "docs/named"):
+        st, body = call(peer, "head", {"key": key})
+        t.check(st == 404, "... and %s was never written" % key, (st, body))
     st, body = call(peer, "upload_begin", {"key": "docs/over"})
     uid = body["upload_id"]
     call(peer, "upload_part", {"upload_id": uid, "part": 1, "data": b"o" * 800})
