@@ -271,7 +271,10 @@ lh_ingest_upload_write (lh_ingest_upload_t *self, const void *data, size_t size)
         s_abort (self);
         return (int) self->status;
     }
-    s_scan (self, (const char *) data, size);
+    //  Rows are counted for the progress function only (a scan of every
+    //  byte: ~0.1 s of CPU on a 340 MB roster, on the receiving thread)
+    if (self->opts.progress)
+        s_scan (self, (const char *) data, size);
     self->bytes += size;
     if (!self->upload && self->size + size <= self->opts.part_size) {
         if (self->size + size > self->capacity) {

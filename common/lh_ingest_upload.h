@@ -130,7 +130,8 @@ const char *
 //  Bytes taken so far
 uint64_t
     lh_ingest_upload_bytes (lh_ingest_upload_t *self);
-//  CSV rows seen so far (records after the header)
+//  CSV rows seen so far (records after the header); counted only when
+//  opts.progress is set, else 0
 uint64_t
     lh_ingest_upload_rows (lh_ingest_upload_t *self);
 //  The key
