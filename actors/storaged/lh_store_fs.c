@@ -1103,12 +1103,15 @@ s_fs_upload_commit (void *handle, const char *upload_id, const char *key,
     ||  s_fsync_alive (fd))
         rc = s_io_error (error, "finish upload of", *key_p);
     if (rc == 0) {
-        //  Move the data aside first, so a failed condition keeps it out
-        //  of objects/ and the upload is simply gone
+        //  A second name for the data first, so a failed condition keeps it
+        //  out of objects/ and the upload is simply gone. A link, not a
+        //  rename: the upload stays readable (upload_read) until the
+        //  object is installed, so a follower never finds neither
         char data [PATH_MAX], tmp [PATH_MAX];
         snprintf (data, sizeof (data), "%s/%s/data", self->uploads, upload_id);
         snprintf (tmp, sizeof (tmp), "%s/%s/data.commit", self->uploads, upload_id);
-        if (rename (data, tmp))
+        unlink (tmp);                   //  a crashed commit's
+        if (link (data, tmp) && rename (data, tmp))
             rc = s_io_error (error, "finish upload of", *key_p);
         else {
             consumed = true;
@@ -1270,6 +1273,51 @@ s_collect (const char *key, const lh_store_info_t *info, void *arg)
     return 0;
 }
 
+//  A follower of uploads being committed (the self test's thread): an
+//  upload that is gone must have its object visible, never neither
+typedef struct {
+    lh_store_t *store;
+    pthread_mutex_t lock;               //  over upload_id and key
+    char upload_id [LH_STORE_UPLOAD_MAX + 1];
+    char key [64];
+    int stop;                           //  atomic
+    int neither;                        //  times neither was found
+    int looks;                          //  follows made
+} s_test_follow_t;
+
+static void *
+s_test_follow (void *arg)
+{
+    s_test_follow_t *self = (s_test_follow_t *) arg;
+    while (!__atomic_load_n (&self->stop, __ATOMIC_ACQUIRE)) {
+        char upload_id [LH_STORE_UPLOAD_MAX + 1], key [64];
+        pthread_mutex_lock (&self->lock);
+        memcpy (upload_id, self->upload_id, sizeof (upload_id));
+        memcpy (key, self->key, sizeof (key));
+        pthread_mutex_unlock (&self->lock);
+        if (!*upload_id)
+            continue;
+        void *data;
+        size_t got;
+        char *upload_key;
+        uint64_t size;
+        bool readable;
+        lh_store_error_t error;
+        if (lh_store_upload_read (self->store, upload_id, 0, 1, &data, &got, &upload_key,
+                                  &size, &readable, &error) == 0) {
+            free (data);
+            free (upload_key);
+            continue;
+        }
+        lh_store_info_t info;
+        if (error.status == 404 && lh_store_head (self->store, key, &info, &error) == -1
+        &&  !__atomic_load_n (&self->stop, __ATOMIC_ACQUIRE))
+            self->neither++;
+        self->looks++;
+    }
+    return NULL;
+}
+
 void
 lh_store_fs_test (bool verbose)
 {
@@ -1403,6 +1451,35 @@ lh_store_fs_test (bool verbose)
     assert (got == 5 && memcmp (data, "named", 5) == 0);
     free (data);
     assert (lh_store_head (store, "big/staged", &info, &error) == -1 && error.status == 404);
+
+    //  An upload followed while it is committed is readable until its
+    //  object is: never neither (a follower would take it as aborted)
+    s_test_follow_t follow = { .store = store };
+    pthread_mutex_init (&follow.lock, NULL);
+    char *key_p_unused;
+    pthread_t follower;
+    assert (pthread_create (&follower, NULL, s_test_follow, &follow) == 0);
+    for (int round = 0; round < 200; round++) {
+        char key [64], id [LH_STORE_UPLOAD_MAX + 1];
+        snprintf (key, sizeof (key), "follow/%d", round);
+        assert (lh_store_upload_begin (store, key, id, &error) == 0);
+        assert (lh_store_upload_part (store, id, 1, "abc", 3, &size, &error) == 0);
+        assert (lh_store_upload_part (store, id, 2, "de", 2, &size, &error) == 0);
+        pthread_mutex_lock (&follow.lock);
+        memcpy (follow.key, key, sizeof (key));
+        memcpy (follow.upload_id, id, sizeof (id));
+        pthread_mutex_unlock (&follow.lock);
+        zclock_sleep (1);
+        assert (lh_store_upload_commit (store, id, NULL, NULL, &key_p_unused, &info, &error) == 0);
+        free (key_p_unused);
+        zclock_sleep (1);
+    }
+    __atomic_store_n (&follow.stop, 1, __ATOMIC_RELEASE);
+    pthread_join (follower, NULL);
+    pthread_mutex_destroy (&follow.lock);
+    if (verbose)
+        printf ("\n   follower: %d looks, %d saw neither", follow.looks, follow.neither);
+    assert (follow.looks > 0 && follow.neither == 0);
 
     //  A commit whose condition fails changes nothing
     assert (lh_store_upload_begin (store, "big/one", upload, &error) == 0);
