@@ -13,8 +13,9 @@
                     at worst a temp file here, never a torn object.
         uploads/ID/ a multipart upload: "data" (header + parts so far)
                     and "state" (key, next part, size, SHA-256 state),
-                    replaced by rename after each part. Commit renames
-                    "data" into objects/ like a put.
+                    two checked slots rewritten in place by turns after
+                    each part. Commit links "data" aside and renames
+                    that into objects/ like a put.
 
     Temp files and uploads untouched for the sweep age are removed by
     lh_store_sweep. Renames and conditions are serialized by one mutex
@@ -52,9 +53,27 @@ typedef struct {
     crypto_hash_sha256_state hash;      //  hash of size bytes
     crypto_hash_sha256_state prev_hash; //  hash of prev_size bytes
     char key [LH_STORE_KEY_MAX + 1];    //  the object's key
+    uint64_t seq_read;                  //  the slot's seq it was read from
 } s_upload_t;
 
 #define S_UPLOAD_MAGIC  "LHUP0001"
+
+//  The state file holds two slots, S_SLOT_SIZE bytes apart, written in
+//  place by turns (slot = seq % 2): the valid one with the higher seq is
+//  the state. A slot torn by a crash, or read while it is written (an
+//  upload_read follower), fails its check and the other one, the state
+//  before, stands. Writing a new file and renaming it over the old one,
+//  as this did before, cost 2-4 ms per part on ext4 (a rename over a file
+//  flushes it): 0.15 s of a 390 MB upload in 8 MiB parts. A state file
+//  of the old layout (one s_upload_t, no check) is read as seq 0.
+typedef struct {
+    s_upload_t state;
+    uint64_t seq;                       //  1, 2, 3 ... per write
+    uint8_t check [crypto_generichash_BYTES];   //  BLAKE2b of the above
+} s_slot_t;
+
+#define S_SLOT_SIZE     4096
+_Static_assert (sizeof (s_slot_t) <= S_SLOT_SIZE, "a state slot fits its room");
 
 
 //  --------------------------------------------------------------------------
@@ -767,9 +786,39 @@ s_upload_read (s_fs_t *self, const char *upload_id, s_upload_t *state,
     if (fd < 0)
         return lh_store_error (error, 404, "no_such_upload",
                                "no upload '%s' (finished, aborted or expired)", upload_id);
-    int rc = s_pread_all (fd, state, sizeof (s_upload_t), 0);
+    uint8_t *file = (uint8_t *) zmalloc (2 * S_SLOT_SIZE);
+    assert (file);
+    ssize_t got = pread (fd, file, 2 * S_SLOT_SIZE, 0);
     close (fd);
-    if (rc || memcmp (state->magic, S_UPLOAD_MAGIC, 8) != 0
+    const s_upload_t *found = NULL;
+    uint64_t best = 0;
+    for (int slot = 0; slot < 2 && got > 0; slot++) {
+        const s_slot_t *item = (const s_slot_t *) (file + slot * S_SLOT_SIZE);
+        if ((size_t) got < (size_t) slot * S_SLOT_SIZE + sizeof (s_slot_t))
+            break;
+        uint8_t check [crypto_generichash_BYTES];
+        crypto_generichash (check, sizeof (check), (const uint8_t *) item,
+                            offsetof (s_slot_t, check), NULL, 0);
+        if (sodium_memcmp (check, item->check, sizeof (check)) == 0
+        &&  (!found || item->seq > best)) {
+            found = &item->state;
+            best = item->seq;
+        }
+    }
+    //  The old layout: one state without seq_read, no check
+    size_t legacy = offsetof (s_upload_t, seq_read);
+    if (!found && (size_t) got == legacy) {
+        memset (state, 0, sizeof (*state));
+        memcpy (state, file, legacy);
+        found = state;
+    }
+    else
+    if (found) {
+        *state = *found;
+        state->seq_read = best;
+    }
+    free (file);
+    if (!found || memcmp (state->magic, S_UPLOAD_MAGIC, 8) != 0
     ||  state->key_size == 0 || state->key_size > LH_STORE_KEY_MAX
     ||  state->key [state->key_size] != 0 || state->next_part == 0)
         return lh_store_error (error, 500, "corrupt_upload",
@@ -778,19 +827,23 @@ s_upload_read (s_fs_t *self, const char *upload_id, s_upload_t *state,
 }
 
 static int
-s_upload_write (s_fs_t *self, const char *upload_id, const s_upload_t *state,
+s_upload_write (s_fs_t *self, const char *upload_id, s_upload_t *state,
                 lh_store_error_t *error)
 {
-    char path [PATH_MAX], tmp [PATH_MAX];
+    char path [PATH_MAX];
     snprintf (path, sizeof (path), "%s/%s/state", self->uploads, upload_id);
-    snprintf (tmp, sizeof (tmp), "%s/%s/state.new", self->uploads, upload_id);
-    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return s_io_error (error, "write upload state of", state->key);
-    int rc = s_pwrite_all (fd, state, sizeof (s_upload_t), 0);
+    s_slot_t slot;
+    memset (&slot, 0, sizeof (slot));
+    state->seq_read++;
+    slot.state = *state;
+    slot.seq = state->seq_read;
+    crypto_generichash (slot.check, sizeof (slot.check), (const uint8_t *) &slot,
+                        offsetof (s_slot_t, check), NULL, 0);
+    int rc = s_pwrite_all (fd, &slot, sizeof (slot), (off_t) (slot.seq % 2) * S_SLOT_SIZE);
     close (fd);
-    if (rc == 0)
-        rc = rename (tmp, path);
     if (rc)
         return s_io_error (error, "write upload state of", state->key);
     return 0;
@@ -1451,6 +1504,57 @@ lh_store_fs_test (bool verbose)
     assert (got == 5 && memcmp (data, "named", 5) == 0);
     free (data);
     assert (lh_store_head (store, "big/staged", &info, &error) == -1 && error.status == 404);
+
+    //  The state file's slots: a torn newer slot leaves the state before
+    //  it (the last part is sent again), and the layout of before (one
+    //  state, no check) still reads
+    {
+        char id [LH_STORE_UPLOAD_MAX + 1], path [PATH_MAX];
+        assert (lh_store_upload_begin (store, "slots/one", id, &error) == 0);
+        assert (lh_store_upload_part (store, id, 1, "abc", 3, &size, &error) == 0);
+        assert (lh_store_upload_part (store, id, 2, "de", 2, &size, &error) == 0);
+        snprintf (path, sizeof (path), "%s/uploads/%s/state", dir, id);
+        int fd = open (path, O_RDWR);
+        assert (fd >= 0);
+        //  begin, part 1, part 2: seq 3 is the newer, in slot 1
+        assert (pwrite (fd, "torn", 4, S_SLOT_SIZE + 40) == 4);
+        close (fd);
+        char *slot_key;
+        uint32_t next;
+        assert (lh_store_upload_stat (store, id, &slot_key, &size, &next, &error) == 0);
+        assert (streq (slot_key, "slots/one") && size == 3 && next == 2);
+        free (slot_key);
+        assert (lh_store_upload_part (store, id, 2, "DE", 2, &size, &error) == 0 && size == 5);
+        //  The old layout, from the valid state
+        s_slot_t newest;            //  seq 3 again, in slot 1
+        fd = open (path, O_RDWR);
+        assert (fd >= 0 && pread (fd, &newest, sizeof (newest), S_SLOT_SIZE)
+                           == (ssize_t) sizeof (newest));
+        assert (newest.seq == 3 && ftruncate (fd, 0) == 0);
+        assert (pwrite (fd, &newest.state, offsetof (s_upload_t, seq_read), 0)
+                == (ssize_t) offsetof (s_upload_t, seq_read));
+        close (fd);
+        assert (lh_store_upload_stat (store, id, &slot_key, &size, &next, &error) == 0);
+        assert (size == 5 && next == 3);
+        free (slot_key);
+        assert (lh_store_upload_part (store, id, 3, "f", 1, &size, &error) == 0 && size == 6);
+        assert (lh_store_upload_commit (store, id, NULL, NULL, &slot_key, &info, &error) == 0);
+        free (slot_key);
+        assert (lh_store_get (store, "slots/one", 0, 100, &data, &got, &info, &error) == 0);
+        assert (got == 6 && memcmp (data, "abcDEf", 6) == 0);
+        free (data);
+        //  Both slots torn: the upload is unreadable, said so
+        assert (lh_store_upload_begin (store, "slots/two", id, &error) == 0);
+        assert (lh_store_upload_part (store, id, 1, "abc", 3, &size, &error) == 0);
+        snprintf (path, sizeof (path), "%s/uploads/%s/state", dir, id);
+        fd = open (path, O_RDWR);
+        assert (fd >= 0);
+        assert (pwrite (fd, "torn", 4, 40) == 4 && pwrite (fd, "torn", 4, S_SLOT_SIZE + 40) == 4);
+        close (fd);
+        assert (lh_store_upload_stat (store, id, &slot_key, &size, &next, &error) == -1);
+        assert (error.status == 500 && streq (error.kind, "corrupt_upload"));
+        assert (lh_store_upload_abort (store, id, &error) == 0);
+    }
 
     //  An upload followed while it is committed is readable until its
     //  object is: never neither (a follower would take it as aborted)
