@@ -421,7 +421,7 @@ s_row_store (s_ingest_t *self, char **fields, const size_t *sizes, size_t count,
                 sqlite3_bind_int64 (insert, slot, strtoll (value, NULL, 10));
                 break;
             case LH_CSV_DOUBLE:
-                sqlite3_bind_double (insert, slot, strtod (value, NULL));
+                sqlite3_bind_double (insert, slot, lh_csv_decimal (value, sizes [column]));
                 break;
             default:
                 sqlite3_bind_text (insert, slot, value, (int) sizes [column], SQLITE_STATIC);
