@@ -22,6 +22,15 @@
 #define S_FOLLOW_WAIT_MS 10             //  wait for the next part of a followed upload
 #define S_UPLOAD_ID_MAX 64              //  longest upload_id
 
+//  Per column, while the file is read: are its values integers that rise
+//  strictly, line after line (an id)? Non-negative integers without
+//  leading zeros order as (length, bytes), so no parse is needed.
+typedef struct {
+    bool rising;                        //  so far, yes
+    uint8_t size;                       //  bytes of the last value (0: none yet)
+    char last [20];                     //  the last value
+} s_rising_t;
+
 typedef enum {
     S_SPEC_SAMPLING,                    //  keeping the first rows
     S_SPEC_LOADING,                     //  table created, rows inserted
@@ -92,6 +101,7 @@ typedef struct {
     char kind [32];                     //  failure kind
     char reason [600];                  //  failure reason
     zhash_t **distinct;                 //  per column: values seen, or NULL
+    s_rising_t *rising;                 //  per column: strictly rising integers?
     size_t columns;                     //  column count
     lh_csv_type_t *types;               //  column types of the table
     lh_csv_table_t *schema;             //  the first pass's table reader
@@ -822,19 +832,34 @@ s_build_finish (s_ingest_t *self, lh_csv_table_t *schema)
     self->insert = NULL;
     int rc = s_exec (self, "COMMIT");
     //  Covering indexes over the low-cardinality text / boolean columns and
-    //  the numeric ones. The first leads with every such column (up to
-    //  S_INDEX_COLUMNS) in header order: GROUP BY its first column reads
-    //  it in order, and any count, filter or aggregate over those columns
-    //  scans it instead of the wide rows (one table scan to build, where
-    //  an index per column costs a scan each). Each further index (up to
-    //  index_max) leads with the next such column, for seeks on it.
+    //  the numeric ones. The first leads with the first such column and
+    //  holds every such column (up to S_INDEX_COLUMNS) and the numeric
+    //  ones: GROUP BY its first column reads it in order, and any count,
+    //  filter or aggregate over those columns scans it instead of the wide
+    //  rows (one table scan to build, where an index per column costs a
+    //  scan each). Each further index (up to index_max) leads with the
+    //  next such column, for seeks on it. After the first column come the
+    //  numeric ones, an id (integers rising strictly through the file)
+    //  first, then the other low-cardinality ones: the sort that builds
+    //  the index settles most comparisons at the second column instead of
+    //  going through several of few values each (on the 500k roster the
+    //  index took 0.36 s instead of 0.56 s).
     size_t *lead = (size_t *) malloc ((self->columns + 1) * sizeof (size_t));
-    assert (lead);
-    size_t leads = 0;
+    size_t *numeric = (size_t *) malloc ((self->columns + 1) * sizeof (size_t));
+    assert (lead && numeric);
+    size_t leads = 0, numerics = 0;
     for (size_t column = 0; column < self->columns; column++)
         if (self->distinct && self->distinct [column]
         &&  (self->types [column] == LH_CSV_VARCHAR || self->types [column] == LH_CSV_BOOLEAN))
             lead [leads++] = column;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t column = 0; column < self->columns && numerics < S_INDEX_COLUMNS; column++) {
+            bool id = self->types [column] == LH_CSV_BIGINT
+                   && self->rising && self->rising [column].rising;
+            if ((self->types [column] == LH_CSV_BIGINT || self->types [column] == LH_CSV_DOUBLE)
+            &&  (pass == 0) == id)
+                numeric [numerics++] = column;
+        }
     s_sql_t sql = { NULL, 0, 0 };
     int indexes = 0;
     for (size_t first = 0; rc == 0 && first < leads && indexes < state->index_max; first++) {
@@ -842,22 +867,21 @@ s_build_finish (s_ingest_t *self, lh_csv_table_t *schema)
         s_sql_add (&sql, "CREATE INDEX \"_lh_%zu\" ON ", lead [first]);
         s_sql_ident (&sql, self->name);
         s_sql_add (&sql, " (");
+        s_sql_ident (&sql, lh_csv_table_name (schema, lead [first]));
+        for (size_t index = 0; index < numerics; index++) {
+            s_sql_add (&sql, ", ");
+            s_sql_ident (&sql, lh_csv_table_name (schema, numeric [index]));
+        }
         size_t width = first == 0? (leads < S_INDEX_COLUMNS? leads: S_INDEX_COLUMNS): 1;
-        for (size_t index = 0; index < width; index++) {
-            s_sql_add (&sql, index? ", ": "");
+        for (size_t index = 1; index < width; index++) {
+            s_sql_add (&sql, ", ");
             s_sql_ident (&sql, lh_csv_table_name (schema, lead [first + index]));
         }
-        size_t numeric = 0;
-        for (size_t other = 0; other < self->columns && numeric < S_INDEX_COLUMNS; other++)
-            if (self->types [other] == LH_CSV_BIGINT || self->types [other] == LH_CSV_DOUBLE) {
-                s_sql_add (&sql, ", ");
-                s_sql_ident (&sql, lh_csv_table_name (schema, other));
-                numeric++;
-            }
         s_sql_add (&sql, ")");
         rc = s_exec (self, sql.text);
         indexes++;
     }
+    free (numeric);
     free (lead);
     if (rc == 0 && indexes)
         rc = s_exec (self, "PRAGMA analysis_limit = 1000; ANALYZE");
@@ -975,12 +999,32 @@ s_row_first (void *arg, char **fields, const size_t *sizes, size_t count, uint64
         assert (self->types && self->samples);
     }
     bool fits = true;
+    if (!self->rising) {
+        self->rising = (s_rising_t *) calloc (count, sizeof (s_rising_t));
+        assert (self->rising);
+        for (size_t column = 0; column < count; column++)
+            self->rising [column].rising = true;
+    }
     for (size_t column = 0; column < count; column++) {
-        if (sizes [column] == 0)
+        s_rising_t *rising = &self->rising [column];
+        if (sizes [column] == 0) {
+            rising->rising = false;
             continue;
+        }
         int bits = lh_csv_infer_value (self->infer, column, fields [column], sizes [column]);
         if (self->spec == S_SPEC_LOADING && !s_fits (self->types [column], bits))
             fits = false;
+        if (rising->rising) {
+            size_t size = sizes [column];
+            if (!(bits & LH_CSV_IS_INT) || fields [column][0] == '-' || size > sizeof (rising->last)
+            ||  (rising->size && (size < rising->size || (size == rising->size
+                 && memcmp (fields [column], rising->last, size) <= 0))))
+                rising->rising = false;
+            else {
+                memcpy (rising->last, fields [column], size);
+                rising->size = (uint8_t) size;
+            }
+        }
     }
     if (self->spec == S_SPEC_SAMPLING) {
         s_sample_add (self, fields, sizes, count, line);
@@ -1338,6 +1382,7 @@ s_ingest (lh_request_t *request, void *state)
             zhash_destroy (&self.distinct [column]);
         free (self.distinct);
     }
+    free (self.rising);
     s_sample_free (&self);
     free (self.samples);
     lh_csv_infer_destroy (&self.infer);
