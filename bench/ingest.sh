@@ -127,8 +127,25 @@ with open(csv, "rb") as f:
 call("upload_commit", {"upload_id": uid})
 PY
 
+#  Before each measured run, the same memory state for every contender
+#  (INGEST_SETTLE=0 skips it): dirty pages written, the page cache dropped
+#  (as root), the CSV and the stored source read back in, then 3 s, so
+#  free memory is as cold for each (under a hypervisor that takes back
+#  free memory, a run that follows one which freed a lot starts warm:
+#  see "Reading" in the results)
+settle=${INGEST_SETTLE:-1}
+s_settle () {
+    [ "$settle" = 1 ] || return 0
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then echo 3 > /proc/sys/vm/drop_caches; fi
+    cat "$csv" > /dev/null
+    find "$work/var" -path '*uploads.d/workers.csv*' -type f -exec cat {} + > /dev/null 2>&1 || true
+    sleep 3
+}
+
 for run in $(seq "$RUNS"); do
     #  A: DuckDB
+    s_settle
     if [ "$duck_ok" = 1 ]; then
         NODE_PATH=$cache/node_modules node "$work/duck.cjs" "$csv" "$work/duck.db" \
             > "$work/duck-$run.json" 2> "$work/duck-$run.err" \
@@ -136,6 +153,7 @@ for run in $(seq "$RUNS"); do
         rm -f "$work/duck.db" "$work/duck.db.wal"
     fi
     #  B: ours, in a fresh ingestd process
+    s_settle
     "$BUILD/lh_data_harness" --broker "$endpoint" --services ingestd --workers 1 "${sets[@]}" \
         > "$work/ingestd-$run.out" 2> "$work/ingestd-$run.err" &
     ingestd=$!
@@ -190,6 +208,7 @@ PY
     grep -h "ingested 'workers_$run'" "$work/ingestd-$run.err" \
         | sed 's/.*ingested/ingested/; s/ -> .*//' > "$work/phases-$run.txt" || true
     #  C: ours over HTTP, a fresh `lakehouse up`
+    s_settle
     /usr/bin/python3 - "$(realpath "$BUILD/lakehouse")" "$work" "$run" "$csv" <<'PY'
 import http.client, json, os, re, signal, subprocess, sys, time
 lakehouse, work, run, csv = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -249,6 +268,7 @@ PY
 done
 
 out=$results/ingest.md
+INGEST_SETTLED=$([ "$settle" = 1 ] && { [ -w /proc/sys/vm/drop_caches ] && echo dropped || echo synced; } || echo no) \
 INGEST_LOAD_BEFORE=$load_before INGEST_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg) \
 /usr/bin/python3 - "$work" "$RUNS" "$ROWS" "$size" "$duck_ok" > "$out.tmp" <<'PY'
 import json, sys, datetime, os, statistics
@@ -285,7 +305,11 @@ print("- method: bench/ingest.sh; %d runs, DuckDB and ours interleaved (A B C A 
       "ingestd parses the upload as it lands), from the first byte sent to the answer (peak RSS = "
       "the process's VmHWM); DuckDB = read_csv_auto into a "
       "table in a fresh database file (@duckdb/node-api); queries through queryd.sql, each the median "
-      "of 5 after a warm-up. Cells: median over runs (min–max).\n" % runs)
+      "of 5 after a warm-up. Before each run: %s. Cells: median over runs (min–max).\n"
+      % (runs, {"dropped": "sync, the page cache dropped, the CSV (and the stored source) read back "
+                            "in, 3 s of quiet (INGEST_SETTLE=0 skips it)",
+                "synced": "sync, the CSV read in, 3 s of quiet (not root: the page cache kept)",
+                "no": "nothing (INGEST_SETTLE=0)"}[os.environ.get("INGEST_SETTLED", "no")]))
 print("| | ours | DuckDB | ours / DuckDB |")
 print("|---|---|---|---|")
 ow = [o["wall_s"] for o in ours if o]
