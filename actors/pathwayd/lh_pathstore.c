@@ -6,7 +6,7 @@
 
 #include "lh_pathstore.h"
 #include "lh_log.h"
-#include <lmdb.h>
+#include "lh_lmdb.h"
 #include <locale.h>
 #include <wctype.h>
 #include <sodium.h>
@@ -595,20 +595,10 @@ lh_pathstore_open (const char *dir, size_t map_bytes, size_t batch_max,
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->done, NULL);
     MDB_txn *txn = NULL;
-    if (mdb_env_create (&self->env)) {
-        *error = "cannot create an LMDB environment";
-        self->env = NULL;
-        goto failed;
-    }
-    mdb_env_set_maxdbs (self->env, 5);
-    mdb_env_set_maxreaders (self->env, S_MAX_READERS);
-    mdb_env_set_mapsize (self->env, map_bytes);
-    if (mdb_env_open (self->env, dir, MDB_NOTLS, 0600)) {
+    if (lh_lmdb_env_open (&self->env, dir, 5, S_MAX_READERS, map_bytes)) {
         *error = "cannot open the LMDB environment in pathwayd/dir";
         goto failed;
     }
-    int stale = 0;
-    mdb_reader_check (self->env, &stale);
     if (mdb_txn_begin (self->env, NULL, 0, &txn)) {
         *error = "cannot begin an LMDB transaction";
         goto failed;
@@ -621,20 +611,10 @@ lh_pathstore_open (const char *dir, size_t map_bytes, size_t batch_max,
         *error = "cannot open the store's databases";
         goto failed;
     }
-    MDB_val key = { 6, "format" }, value;
-    int rc = mdb_get (txn, self->meta, &key, &value);
-    if (rc == MDB_NOTFOUND) {
-        value.mv_data = (void *) S_FORMAT;
-        value.mv_size = strlen (S_FORMAT);
-        rc = mdb_put (txn, self->meta, &key, &value, 0);
-    }
-    else
-    if (rc == 0 && (value.mv_size != strlen (S_FORMAT) || memcmp (value.mv_data, S_FORMAT, value.mv_size))) {
-        *error = "pathwayd/dir holds a store of another format";
-        goto failed;
-    }
+    int rc = lh_lmdb_stamp (txn, self->meta, S_FORMAT);
     if (rc) {
-        *error = "cannot read the store's format";
+        *error = rc > 0? "pathwayd/dir holds a store of another format"
+                       : "cannot read the store's format";
         goto failed;
     }
     rc = mdb_txn_commit (txn);

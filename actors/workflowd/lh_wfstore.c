@@ -10,7 +10,7 @@
 */
 
 #include "lh_wfstore.h"
-#include <lmdb.h>
+#include "lh_lmdb.h"
 #include <sodium.h>
 
 #define S_MAX_READERS       510         //  concurrent read transactions
@@ -73,20 +73,10 @@ lh_wfstore_open (const char *dir, size_t map_bytes, const char **error)
     lh_wfstore_t *self = (lh_wfstore_t *) zmalloc (sizeof (lh_wfstore_t));
     assert (self);
     MDB_txn *txn = NULL;
-    if (mdb_env_create (&self->env)) {
-        *error = "cannot create an LMDB environment";
-        self->env = NULL;
-        goto failed;
-    }
-    mdb_env_set_maxdbs (self->env, LH_WF_TABLES + 1);
-    mdb_env_set_maxreaders (self->env, S_MAX_READERS);
-    mdb_env_set_mapsize (self->env, map_bytes);
-    if (mdb_env_open (self->env, dir, MDB_NOTLS, 0600)) {
+    if (lh_lmdb_env_open (&self->env, dir, LH_WF_TABLES + 1, S_MAX_READERS, map_bytes)) {
         *error = "cannot open the LMDB environment in workflowd/dir";
         goto failed;
     }
-    int stale = 0;
-    mdb_reader_check (self->env, &stale);
     if (mdb_txn_begin (self->env, NULL, 0, &txn)) {
         *error = "cannot begin an LMDB transaction";
         goto failed;
@@ -101,20 +91,10 @@ lh_wfstore_open (const char *dir, size_t map_bytes, const char **error)
         *error = "cannot open the store's tables";
         goto failed;
     }
-    MDB_val key = { 6, "format" }, value;
-    int rc = mdb_get (txn, self->meta, &key, &value);
-    if (rc == MDB_NOTFOUND) {
-        value.mv_data = (void *) S_FORMAT;
-        value.mv_size = strlen (S_FORMAT);
-        rc = mdb_put (txn, self->meta, &key, &value, 0);
-    }
-    else
-    if (rc == 0 && (value.mv_size != strlen (S_FORMAT) || memcmp (value.mv_data, S_FORMAT, value.mv_size))) {
-        *error = "workflowd/dir holds a store of another format";
-        goto failed;
-    }
+    int rc = lh_lmdb_stamp (txn, self->meta, S_FORMAT);
     if (rc) {
-        *error = "cannot read the store's format";
+        *error = rc > 0? "workflowd/dir holds a store of another format"
+                       : "cannot read the store's format";
         goto failed;
     }
     rc = mdb_txn_commit (txn);
