@@ -348,6 +348,21 @@ lh_testbus_expect (lh_testbus_t *self, const char *svc, const char *op, const ch
     assert (lh_client_recv (lh_testbus_client (self), &reply, 0) == -1);
 }
 
+lh_reply_t *
+lh_testbus_call_status (lh_testbus_t *self, const char *svc, const char *op, const char *json,
+                        uint32_t status)
+{
+    lh_reply_t *reply = lh_testbus_call (self, svc, op, json);
+    if (lh_reply_status (reply) != status) {
+        char *text = lh_testbus_json (reply);
+        fprintf (stderr, "%s.%s %.300s: %u %s (wanted %u)\n", svc, op, json? json: "(none)",
+                 lh_reply_status (reply), text, status);
+        zstr_free (&text);
+        assert (false);
+    }
+    return reply;
+}
+
 char *
 lh_testbus_error (lh_reply_t *reply)
 {

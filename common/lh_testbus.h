@@ -91,6 +91,13 @@ lh_reply_t *
     lh_testbus_call_raw (lh_testbus_t *self, const char *svc, const char *op,
                          const void *body, size_t size);
 
+//  Call svc.op with a body written as JSON (NULL: none) and return the
+//  reply (caller destroys it) if its status is status; otherwise print the
+//  request and what came, then assert
+lh_reply_t *
+    lh_testbus_call_status (lh_testbus_t *self, const char *svc, const char *op,
+                            const char *json, uint32_t status);
+
 //  The status of lh_testbus_call's reply
 uint32_t
     lh_testbus_status (lh_testbus_t *self, const char *svc, const char *op,

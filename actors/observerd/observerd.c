@@ -411,26 +411,11 @@ const lh_service_t lh_observerd_service = {
 #include "lh_testbus.h"
 #include "lh_json.h"
 
-//  Call, check the status, return the reply
-static lh_reply_t *
-s_test_call (lh_testbus_t *bus, const char *op, const char *json, uint32_t status)
-{
-    lh_reply_t *reply = lh_testbus_call (bus, "observerd", op, json);
-    if (lh_reply_status (reply) != status) {
-        char *text = lh_testbus_json (reply);
-        fprintf (stderr, "observerd.%s %s: %u %s (wanted %u)\n", op, json? json: "(none)",
-                 lh_reply_status (reply), text, status);
-        zstr_free (&text);
-        assert (false);
-    }
-    return reply;
-}
-
 //  A counter of the stats
 static uint64_t
 s_test_stat (lh_testbus_t *bus, const char *name)
 {
-    lh_reply_t *reply = s_test_call (bus, "stats", NULL, 200);
+    lh_reply_t *reply = lh_testbus_call_status (bus, "observerd", "stats", NULL, 200);
     uint64_t value = UINT64_MAX;
     lh_obj_uint (lh_reply_object (reply), name, &value);
     lh_reply_destroy (&reply);
@@ -441,7 +426,7 @@ s_test_stat (lh_testbus_t *bus, const char *name)
 static char *
 s_test_events (lh_testbus_t *bus, const char *json)
 {
-    lh_reply_t *reply = s_test_call (bus, "events", json, 200);
+    lh_reply_t *reply = lh_testbus_call_status (bus, "observerd", "events", json, 200);
     char *text = lh_testbus_json (reply);
     lh_reply_destroy (&reply);
     return text;
@@ -561,16 +546,18 @@ lh_observerd_test (bool verbose)
     assert (s_test_stat (bus, "evicted") == received + 30 - 20);
 
     //  inbox: priorities, cleaning and caps
-    lh_reply_t *reply = s_test_call (bus, "inbox", "{\"subject\": \"disk\\u0007 full\", \"sender\": "
-                                     "\"ops\", \"priority\": \"urgent\", \"tag\": \"\", "
-                                     "\"body\": \"line 1\\nline\\u0000 2\\r\"}", 201);
+    lh_reply_t *reply = lh_testbus_call_status (bus, "observerd", "inbox",
+                                                "{\"subject\": \"disk\\u0007 full\", \"sender\": "
+                                                "\"ops\", \"priority\": \"urgent\", \"tag\": \"\", "
+                                                "\"body\": \"line 1\\nline\\u0000 2\\r\"}", 201);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"topic\":\"inbox.urgent\"") && strstr (text, "\"subject\":\"disk full\""));
     assert (strstr (text, "\"body\":\"line 1\\nline 2\"") && !strstr (text, "\"tag\""));
     assert (strstr (text, "\"source\":\"testbus\""));
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "inbox", "{\"subject\": \"s\", \"sender\": \"x\", \"priority\": \"\"}", 201);
+    reply = lh_testbus_call_status (bus, "observerd", "inbox",
+                                    "{\"subject\": \"s\", \"sender\": \"x\", \"priority\": \"\"}", 201);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"topic\":\"inbox.medium\"") && strstr (text, "\"priority\":\"medium\""));
     zstr_free (&text);
@@ -580,7 +567,7 @@ lh_observerd_test (bool verbose)
     long_field [8999] = 0;
     body = zsys_sprintf ("{\"subject\": \"%.300s\", \"sender\": \"%.1000s\", \"tag\": \"t\", "
                          "\"body\": \"%.8192s\"}", long_field, long_field, long_field);
-    reply = s_test_call (bus, "inbox", body, 201);
+    reply = lh_testbus_call_status (bus, "observerd", "inbox", body, 201);
     const msgpack_object *stored = lh_obj_get (lh_reply_object (reply), "body");
     const char *value;
     size_t size;

@@ -512,26 +512,11 @@ s_test_uint (lh_reply_t *reply, const char *name)
     return value;
 }
 
-//  Call, check the status, return the reply
-static lh_reply_t *
-s_test_call (lh_testbus_t *bus, const char *op, const char *json, uint32_t status)
-{
-    lh_reply_t *reply = lh_testbus_call (bus, "pathwayd", op, json);
-    if (lh_reply_status (reply) != status) {
-        char *text = lh_testbus_json (reply);
-        fprintf (stderr, "pathwayd.%s %s: %u %s (wanted %u)\n", op, json? json: "(none)",
-                 lh_reply_status (reply), text, status);
-        zstr_free (&text);
-        assert (false);
-    }
-    return reply;
-}
-
 //  The stats as JSON text
 static char *
 s_test_stats (lh_testbus_t *bus)
 {
-    lh_reply_t *reply = s_test_call (bus, "stats", NULL, 200);
+    lh_reply_t *reply = lh_testbus_call_status (bus, "pathwayd", "stats", NULL, 200);
     char *text = lh_testbus_json (reply);
     lh_reply_destroy (&reply);
     return text;
@@ -581,9 +566,10 @@ lh_pathwayd_test (bool verbose)
     lh_testbus_start (bus, &lh_pathwayd_service, 4);
 
     //  add: 201, a ULID, version 1, RFC 3339 times, tags deduplicated
-    lh_reply_t *reply = s_test_call (bus, "add", "{\"content\": {\"task\": \"Fill 3 forklift "
-                                     "drivers\", \"city\": \"Toledo\", \"n\": 3}, "
-                                     "\"tags\": [\"Staffing\", \"forklift\", \"STAFFING\"]}", 201);
+    lh_reply_t *reply = lh_testbus_call_status (bus, "pathwayd", "add",
+                                                "{\"content\": {\"task\": \"Fill 3 forklift "
+                                                "drivers\", \"city\": \"Toledo\", \"n\": 3}, "
+                                                "\"tags\": [\"Staffing\", \"forklift\", \"STAFFING\"]}", 201);
     char *first = s_test_field (reply, "uid");
     char *created = s_test_field (reply, "created_at");
     assert (first && strlen (first) == 26);
@@ -602,12 +588,12 @@ lh_pathwayd_test (bool verbose)
                                 "{\"a\":{\"b\":[]},\"c\":\"\"}", "{}" };
     for (size_t index = 0; index < sizeof (contents) / sizeof (contents [0]); index++) {
         char *body = zsys_sprintf ("{\"content\": %s}", contents [index]);
-        reply = s_test_call (bus, "add", body, 201);
+        reply = lh_testbus_call_status (bus, "pathwayd", "add", body, 201);
         char *uid = s_test_field (reply, "uid");
         lh_reply_destroy (&reply);
         zstr_free (&body);
         body = zsys_sprintf ("{\"uid\": \"%s\"}", uid);
-        reply = s_test_call (bus, "get", body, 200);
+        reply = lh_testbus_call_status (bus, "pathwayd", "get", body, 200);
         text = lh_testbus_json (reply);
         char *want = zsys_sprintf ("\"content\":%s,", contents [index]);
         assert (strstr (text, want));
@@ -619,11 +605,13 @@ lh_pathwayd_test (bool verbose)
     }
 
     //  add_idempotent: first creates with that uid, then only counts
-    reply = s_test_call (bus, "add_idempotent", "{\"uid\": \"order-1\", \"content\": "
-                         "{\"v\": 1}, \"tags\": [\"order\"]}", 201);
+    reply = lh_testbus_call_status (bus, "pathwayd", "add_idempotent",
+                                    "{\"uid\": \"order-1\", \"content\": "
+                                    "{\"v\": 1}, \"tags\": [\"order\"]}", 201);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "add_idempotent", "{\"uid\": \"order-1\", \"content\": "
-                         "{\"v\": 99}, \"tags\": [\"other\"]}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "add_idempotent",
+                                    "{\"uid\": \"order-1\", \"content\": "
+                                    "{\"v\": 99}, \"tags\": [\"other\"]}", 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"content\":{\"v\":1}") && strstr (text, "\"tags\":[\"order\"]"));
     assert (s_test_uint (reply, "replay_count") == 1 && s_test_uint (reply, "version") == 1);
@@ -631,23 +619,26 @@ lh_pathwayd_test (bool verbose)
     lh_reply_destroy (&reply);
 
     //  update: same uid, version + 1, tags kept; earlier versions readable
-    reply = s_test_call (bus, "update", "{\"uid\": \"order-1\", \"content\": {\"v\": 2}}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "update",
+                                    "{\"uid\": \"order-1\", \"content\": {\"v\": 2}}", 200);
     assert (s_test_uint (reply, "version") == 2 && s_test_uint (reply, "replay_count") == 1);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"content\":{\"v\":2}") && strstr (text, "\"tags\":[\"order\"]"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "get", "{\"uid\": \"order-1\", \"version\": 1}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "get",
+                                    "{\"uid\": \"order-1\", \"version\": 1}", 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"content\":{\"v\":1}") && strstr (text, "\"current_version\":2"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "get", "{\"uid\": \"order-1\"}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "get", "{\"uid\": \"order-1\"}", 200);
     assert (s_test_uint (reply, "version") == 2 && !lh_obj_get (lh_reply_object (reply), "current_version"));
     lh_reply_destroy (&reply);
 
     //  revise: a new trace whose predecessor is uid, tags inherited
-    reply = s_test_call (bus, "revise", "{\"uid\": \"order-1\", \"content\": {\"v\": 3}}", 201);
+    reply = lh_testbus_call_status (bus, "pathwayd", "revise",
+                                    "{\"uid\": \"order-1\", \"content\": {\"v\": 3}}", 201);
     char *revised = s_test_field (reply, "uid");
     char *predecessor = s_test_field (reply, "predecessor");
     assert (revised && strlen (revised) == 26 && streq (predecessor, "order-1"));
@@ -660,7 +651,7 @@ lh_pathwayd_test (bool verbose)
 
     //  history: the chain backwards
     char *body = zsys_sprintf ("{\"uid\": \"%s\"}", revised);
-    reply = s_test_call (bus, "history", body, 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "history", body, 200);
     text = lh_testbus_json (reply);
     assert (s_test_uint (reply, "count") == 2);
     assert (strstr (text, "\"truncated\":false") && !strstr (text, "\"cycle\""));
@@ -669,7 +660,7 @@ lh_pathwayd_test (bool verbose)
     lh_reply_destroy (&reply);
 
     //  search: tags all-match ignoring case, text in the content, newest first
-    reply = s_test_call (bus, "search", "{\"tags\": [\"ORDER\"]}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "search", "{\"tags\": [\"ORDER\"]}", 200);
     assert (s_test_uint (reply, "count") == 2);
     const msgpack_object *results = lh_obj_get (lh_reply_object (reply), "results");
     const char *uid;
@@ -677,33 +668,36 @@ lh_pathwayd_test (bool verbose)
     assert (lh_obj_str (&results->via.array.ptr [0], "uid", &uid, &uid_size));
     assert (uid_size == 26 && memcmp (uid, revised, 26) == 0);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "search", "{\"tags\": [\"staffing\", \"Forklift\"], \"text\": \"TOLEDO\"}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "search",
+                                    "{\"tags\": [\"staffing\", \"Forklift\"], \"text\": \"TOLEDO\"}", 200);
     assert (s_test_uint (reply, "count") == 1);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "search", "{\"tags\": [\"staffing\", \"nurse\"]}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "search",
+                                    "{\"tags\": [\"staffing\", \"nurse\"]}", 200);
     assert (s_test_uint (reply, "count") == 0);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "search", "{\"limit\": 3}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "search", "{\"limit\": 3}", 200);
     text = lh_testbus_json (reply);
     assert (s_test_uint (reply, "count") == 3 && strstr (text, "\"truncated\":true"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
 
     //  retire: hidden from search, still readable by get and history
-    reply = s_test_call (bus, "retire", body, 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "retire", body, 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"retired\":true"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "search", "{\"tags\": [\"order\"]}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "search", "{\"tags\": [\"order\"]}", 200);
     assert (s_test_uint (reply, "count") == 1);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "search", "{\"tags\": [\"order\"], \"include_retired\": true}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "search",
+                                    "{\"tags\": [\"order\"], \"include_retired\": true}", 200);
     assert (s_test_uint (reply, "count") == 2);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "get", body, 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "get", body, 200);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "history", body, 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "history", body, 200);
     assert (s_test_uint (reply, "count") == 2);
     lh_reply_destroy (&reply);
     text = s_test_stats (bus);
@@ -811,7 +805,7 @@ lh_pathwayd_test (bool verbose)
         s_test_refused (bus, raws [index].op, raws [index].body, raws [index].size, true,
                         400, raws [index].error, verbose);
     //  The 413 names the setting to raise
-    reply = s_test_call (bus, "add", huge, 413);
+    reply = lh_testbus_call_status (bus, "pathwayd", "add", huge, 413);
     const char *reason;
     size_t reason_size;
     assert (lh_obj_str (lh_obj_get (lh_reply_object (reply), "error"), "reason", &reason, &reason_size));
@@ -819,7 +813,7 @@ lh_pathwayd_test (bool verbose)
     lh_reply_destroy (&reply);
     //  Right at the content limit is taken: "x" x 4093 is 4096 bytes of msgpack
     char *edge = zsys_sprintf ("{\"content\": \"%.4093s\"}", big);
-    reply = s_test_call (bus, "add", edge, 201);
+    reply = lh_testbus_call_status (bus, "pathwayd", "add", edge, 201);
     lh_reply_destroy (&reply);
     zstr_free (&edge);
     free (big);
@@ -837,9 +831,10 @@ lh_pathwayd_test (bool verbose)
     assert (streq (before, after));
     zstr_free (&before);
     zstr_free (&after);
-    reply = s_test_call (bus, "get", "{\"uid\": \"order-1\", \"version\": 1}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "get",
+                                    "{\"uid\": \"order-1\", \"version\": 1}", 200);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "search", "{\"text\": \"forklift\"}", 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "search", "{\"text\": \"forklift\"}", 200);
     assert (s_test_uint (reply, "count") == 1);
     lh_reply_destroy (&reply);
 
@@ -856,7 +851,7 @@ lh_pathwayd_test (bool verbose)
     zstr_free (&dir);
     lh_testbus_start (bus, &lh_pathwayd_service, 1);
     int64_t started = zclock_mono ();
-    reply = s_test_call (bus, "history", body, 200);
+    reply = lh_testbus_call_status (bus, "pathwayd", "history", body, 200);
     text = lh_testbus_json (reply);
     char *want = zsys_sprintf ("\"count\":2,\"truncated\":true,\"cycle\":\"%s\"", revised);
     if (!strstr (text, want)) {

@@ -2178,21 +2178,6 @@ const lh_service_t lh_workflowd_service = {
 #include "lh_testbus.h"
 #include "echo.h"
 
-//  Call, check the status, return the reply
-static lh_reply_t *
-s_test_call (lh_testbus_t *bus, const char *op, const char *json, uint32_t status)
-{
-    lh_reply_t *reply = lh_testbus_call (bus, "workflowd", op, json);
-    if (lh_reply_status (reply) != status) {
-        char *text = lh_testbus_json (reply);
-        fprintf (stderr, "workflowd.%s %.300s: %u %s (wanted %u)\n", op, json? json: "(none)",
-                 lh_reply_status (reply), text, status);
-        zstr_free (&text);
-        assert (false);
-    }
-    return reply;
-}
-
 //  A node's field of a run reply
 static const msgpack_object *
 s_test_node (lh_reply_t *reply, const char *node, const char *field)
@@ -2282,7 +2267,7 @@ s_test_wait (lh_testbus_t *bus, const char *run_id)
     int64_t until = zclock_mono () + 15000;
     lh_reply_t *reply = NULL;
     while (true) {
-        reply = s_test_call (bus, "run_get", body, 200);
+        reply = lh_testbus_call_status (bus, "workflowd", "run_get", body, 200);
         char *status = s_test_status (reply, NULL);
         bool running = streq (status, "running");
         zstr_free (&status);
@@ -2299,13 +2284,13 @@ s_test_wait (lh_testbus_t *bus, const char *run_id)
 static char *
 s_test_state (lh_testbus_t *bus)
 {
-    lh_reply_t *reply = s_test_call (bus, "stats", NULL, 200);
+    lh_reply_t *reply = lh_testbus_call_status (bus, "workflowd", "stats", NULL, 200);
     uint64_t started = 0, runs = 0, workflows = 0;
     lh_obj_uint (lh_reply_object (reply), "started", &started);
     lh_obj_uint (lh_reply_object (reply), "runs", &runs);
     lh_obj_uint (lh_reply_object (reply), "workflows", &workflows);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "workflow_list", NULL, 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_list", NULL, 200);
     char *list = lh_testbus_json (reply);
     lh_reply_destroy (&reply);
     char *text = zsys_sprintf ("%" PRIu64 "/%" PRIu64 "/%" PRIu64 " %s", started, runs, workflows, list);
@@ -2362,11 +2347,12 @@ lh_workflowd_test (bool verbose)
 
     //  Two independent nodes run together; the third reads both outputs
     int64_t started = zclock_mono ();
-    lh_reply_t *reply = s_test_call (bus, "workflow_run", "{\"definition\": {\"name\": \"pair\", "
-        "\"nodes\": {\"a\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 300}}, "
-        "\"b\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 300}}, "
-        "\"c\": {\"call\": \"echo.echo\", \"needs\": [\"a\", \"b\"], \"input\": "
-        "{\"a\": \"${nodes.a.output.slept_ms}\", \"text\": \"b slept ${nodes.b.output.slept_ms} ms\"}}}}}", 200);
+    lh_reply_t *reply = lh_testbus_call_status (bus, "workflowd", "workflow_run",
+                                                "{\"definition\": {\"name\": \"pair\", "
+                                                "\"nodes\": {\"a\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 300}}, "
+                                                "\"b\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 300}}, "
+                                                "\"c\": {\"call\": \"echo.echo\", \"needs\": [\"a\", \"b\"], \"input\": "
+                                                "{\"a\": \"${nodes.a.output.slept_ms}\", \"text\": \"b slept ${nodes.b.output.slept_ms} ms\"}}}}}", 200);
     int64_t took = zclock_mono () - started;
     s_test_expect (reply, NULL, "succeeded");
     s_test_expect (reply, "a", "succeeded");
@@ -2385,12 +2371,13 @@ lh_workflowd_test (bool verbose)
 
     //  A failing node: what needs it (directly or not) is skipped, the
     //  other branch finishes, the run fails
-    reply = s_test_call (bus, "workflow_run", "{\"definition\": {\"name\": \"broken\", \"nodes\": {"
-        "\"a\": {\"call\": \"echo.fail\", \"input\": {\"status\": 422, \"reason\": \"bad artifact\"}}, "
-        "\"b\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 50}}, "
-        "\"c\": {\"call\": \"echo.echo\", \"needs\": [\"a\", \"b\"]}, "
-        "\"d\": {\"call\": \"echo.echo\", \"needs\": [\"c\"]}, "
-        "\"e\": {\"call\": \"echo.echo\", \"needs\": [\"b\"]}}}}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_run",
+                                    "{\"definition\": {\"name\": \"broken\", \"nodes\": {"
+                                    "\"a\": {\"call\": \"echo.fail\", \"input\": {\"status\": 422, \"reason\": \"bad artifact\"}}, "
+                                    "\"b\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 50}}, "
+                                    "\"c\": {\"call\": \"echo.echo\", \"needs\": [\"a\", \"b\"]}, "
+                                    "\"d\": {\"call\": \"echo.echo\", \"needs\": [\"c\"]}, "
+                                    "\"e\": {\"call\": \"echo.echo\", \"needs\": [\"b\"]}}}}", 200);
     s_test_expect (reply, NULL, "failed");
     s_test_expect (reply, "a", "failed");
     s_test_expect (reply, "b", "succeeded");
@@ -2407,9 +2394,10 @@ lh_workflowd_test (bool verbose)
 
     //  Retries on 5xx for an idempotent op (echo.*), with the same
     //  idempotency key; a timeout fails the node
-    reply = s_test_call (bus, "workflow_run", "{\"definition\": {\"name\": \"flaky\", \"nodes\": {"
-        "\"a\": {\"call\": \"echo.fail\", \"retries\": 2, \"input\": {\"status\": 503}}, "
-        "\"slow\": {\"call\": \"echo.sleep\", \"timeout_ms\": 200, \"input\": {\"ms\": 2000}}}}}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_run",
+                                    "{\"definition\": {\"name\": \"flaky\", \"nodes\": {"
+                                    "\"a\": {\"call\": \"echo.fail\", \"retries\": 2, \"input\": {\"status\": 503}}, "
+                                    "\"slow\": {\"call\": \"echo.sleep\", \"timeout_ms\": 200, \"input\": {\"ms\": 2000}}}}}", 200);
     s_test_expect (reply, "a", "failed");
     s_test_expect (reply, "slow", "failed");
     assert (s_test_node (reply, "a", "attempts")->via.u64 == 3);
@@ -2424,31 +2412,33 @@ lh_workflowd_test (bool verbose)
     char *escaped = zsys_sprintf ("{\"definition\": \"%s\"}", "name: greet\\ninputs: [who]\\nnodes:\\n"
                                   "  hello:\\n    call: echo.echo\\n    input: {greeting: \\\"hello "
                                   "${inputs.who}\\\", who: \\\"${inputs.who}\\\"}\\n");
-    reply = s_test_call (bus, "workflow_put", escaped, 201);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_put", escaped, 201);
     text = lh_testbus_json (reply);
     assert (streq (text, "{\"name\":\"greet\",\"version\":1,\"nodes\":[\"hello\"],\"inputs\":[\"who\"]}"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "workflow_put", escaped, 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_put", escaped, 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"version\":2"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
     zstr_free (&escaped);
-    reply = s_test_call (bus, "workflow_get", "{\"name\": \"greet\"}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_get", "{\"name\": \"greet\"}", 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"definition\":{\"name\":\"greet\",\"inputs\":[\"who\"]"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "workflow_run", "{\"name\": \"greet\", \"inputs\": {\"who\": [1, 2]}}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_run",
+                                    "{\"name\": \"greet\", \"inputs\": {\"who\": [1, 2]}}", 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"output\":{\"greeting\":\"hello [1,2]\",\"who\":[1,2]}"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
 
     //  wait: false answers at once (201, running); run_get follows it
-    reply = s_test_call (bus, "workflow_run", "{\"wait\": false, \"definition\": {\"name\": \"later\", "
-                         "\"nodes\": {\"z\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 200}}}}}", 201);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_run",
+                                    "{\"wait\": false, \"definition\": {\"name\": \"later\", "
+                                    "\"nodes\": {\"z\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 200}}}}}", 201);
     s_test_expect (reply, NULL, "running");
     char *run_id = lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "run_id"));
     lh_reply_destroy (&reply);
@@ -2458,34 +2448,35 @@ lh_workflowd_test (bool verbose)
     lh_reply_destroy (&reply);
     //  outputs: false leaves the outputs out
     char *body = zsys_sprintf ("{\"run_id\": \"%s\", \"outputs\": false}", run_id);
-    reply = s_test_call (bus, "run_get", body, 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "run_get", body, 200);
     assert (!s_test_node (reply, "z", "output") && s_test_node (reply, "z", "output_sha256"));
     lh_reply_destroy (&reply);
     zstr_free (&body);
 
     //  run_list: newest first, by name, pages
-    reply = s_test_call (bus, "run_list", "{\"limit\": 2}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "run_list", "{\"limit\": 2}", 200);
     text = lh_testbus_json (reply);
     char *want = zsys_sprintf ("\"runs\":[{\"run_id\":\"%s\",\"name\":\"later\"", run_id);
     assert (strstr (text, want) && strstr (text, "\"truncated\":true") && strstr (text, "\"next\""));
     zstr_free (&want);
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "run_list", "{\"name\": \"pair\"}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "run_list", "{\"name\": \"pair\"}", 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"count\":1,") && strstr (text, "\"status\":\"succeeded\""));
     zstr_free (&text);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "run_list", "{\"status\": \"failed\"}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "run_list", "{\"status\": \"failed\"}", 200);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"count\":2,"));
     zstr_free (&text);
     lh_reply_destroy (&reply);
 
     //  An event starts a saved workflow with the event as inputs.event
-    reply = s_test_call (bus, "workflow_put", "{\"definition\": {\"name\": \"on-ping\", \"on\": \"test.ping\", "
-                         "\"nodes\": {\"a\": {\"call\": \"echo.echo\", \"input\": "
-                         "{\"name\": \"${inputs.event.body.name}\", \"topic\": \"${inputs.event.topic}\"}}}}}", 201);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_put",
+                                    "{\"definition\": {\"name\": \"on-ping\", \"on\": \"test.ping\", "
+                                    "\"nodes\": {\"a\": {\"call\": \"echo.echo\", \"input\": "
+                                    "{\"name\": \"${inputs.event.body.name}\", \"topic\": \"${inputs.event.topic}\"}}}}}", 201);
     lh_reply_destroy (&reply);
     lh_client_t *publisher = lh_testbus_client_new (bus, "publisher");
     int64_t until = zclock_mono () + 10000;
@@ -2494,7 +2485,8 @@ lh_workflowd_test (bool verbose)
         //  The runner subscribes on its own thread: publish until it hears
         assert (lh_client_publish (publisher, "test.ping.one", "\x81\xa4name\xa7workers", 14) == 0);
         zclock_sleep (50);
-        reply = s_test_call (bus, "run_list", "{\"name\": \"on-ping\", \"status\": \"succeeded\"}", 200);
+        reply = lh_testbus_call_status (bus, "workflowd", "run_list",
+                                        "{\"name\": \"on-ping\", \"status\": \"succeeded\"}", 200);
         zstr_free (&text);
         text = lh_testbus_json (reply);
         lh_reply_destroy (&reply);
@@ -2505,7 +2497,7 @@ lh_workflowd_test (bool verbose)
     char *event_run = strstr (text, "\"run_id\":\"");
     assert (event_run);
     body = zsys_sprintf ("{\"run_id\": \"%.26s\"}", event_run + 10);
-    reply = s_test_call (bus, "run_get", body, 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "run_get", body, 200);
     zstr_free (&text);
     text = lh_testbus_json (reply);
     assert (strstr (text, "\"output\":{\"name\":\"workers\",\"topic\":\"test.ping.one\"}"));
@@ -2513,7 +2505,8 @@ lh_workflowd_test (bool verbose)
     lh_reply_destroy (&reply);
     zstr_free (&body);
     lh_client_destroy (&publisher);
-    reply = s_test_call (bus, "workflow_delete", "{\"name\": \"on-ping\"}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_delete",
+                                    "{\"name\": \"on-ping\"}", 200);
     lh_reply_destroy (&reply);
 
     //  Every refusal: one reply, the status, kind and field, nothing written
@@ -2591,16 +2584,17 @@ lh_workflowd_test (bool verbose)
 
     //  A restart with a run in flight: it is not resumed but failed, each
     //  node with its audit row; saved workflows are still there
-    reply = s_test_call (bus, "workflow_run", "{\"wait\": false, \"definition\": {\"name\": \"cut\", "
-                         "\"nodes\": {\"long\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 3000}}, "
-                         "\"after\": {\"call\": \"echo.echo\", \"needs\": [\"long\"]}}}}", 201);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_run",
+                                    "{\"wait\": false, \"definition\": {\"name\": \"cut\", "
+                                    "\"nodes\": {\"long\": {\"call\": \"echo.sleep\", \"input\": {\"ms\": 3000}}, "
+                                    "\"after\": {\"call\": \"echo.echo\", \"needs\": [\"long\"]}}}}", 201);
     zstr_free (&run_id);
     run_id = lh_obj_strdup (lh_obj_get (lh_reply_object (reply), "run_id"));
     lh_reply_destroy (&reply);
     body = zsys_sprintf ("{\"run_id\": \"%s\"}", run_id);
     until = zclock_mono () + 5000;
     while (zclock_mono () < until) {
-        reply = s_test_call (bus, "run_get", body, 200);
+        reply = lh_testbus_call_status (bus, "workflowd", "run_get", body, 200);
         char *status = lh_obj_strdup (s_test_node (reply, "long", "status"));
         lh_reply_destroy (&reply);
         bool running = streq (status, "running");
@@ -2611,7 +2605,7 @@ lh_workflowd_test (bool verbose)
     }
     lh_testbus_stop (bus, "workflowd");
     lh_testbus_start (bus, &lh_workflowd_service, 1);
-    reply = s_test_call (bus, "run_get", body, 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "run_get", body, 200);
     s_test_expect (reply, NULL, "failed");
     s_test_expect (reply, "long", "failed");
     s_test_expect (reply, "after", "skipped");
@@ -2621,11 +2615,12 @@ lh_workflowd_test (bool verbose)
     s_test_audit (reply, 2);
     lh_reply_destroy (&reply);
     zstr_free (&body);
-    reply = s_test_call (bus, "stats", NULL, 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "stats", NULL, 200);
     uint64_t recovered = 0;
     assert (lh_obj_uint (lh_reply_object (reply), "recovered", &recovered) && recovered == 1);
     lh_reply_destroy (&reply);
-    reply = s_test_call (bus, "workflow_run", "{\"name\": \"greet\", \"inputs\": {\"who\": \"again\"}}", 200);
+    reply = lh_testbus_call_status (bus, "workflowd", "workflow_run",
+                                    "{\"name\": \"greet\", \"inputs\": {\"who\": \"again\"}}", 200);
     s_test_expect (reply, NULL, "succeeded");
     lh_reply_destroy (&reply);
 
