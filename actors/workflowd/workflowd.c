@@ -1320,26 +1320,37 @@ s_workflow_put (lh_request_t *request, void *state)
 
 
 //  --------------------------------------------------------------------------
+//  Read the request's "name" into name and the saved workflow's record
+//  into pack. Returns 0, or -1 with the request answered (400 for the
+//  name, 404 no_such_workflow, 500 storage_failed).
+
+static int
+s_saved (s_state_t *self, lh_request_t *request, char *name, lh_pack_t *pack)
+{
+    const msgpack_object *body = lh_request_map (request);
+    if (!body || s_read_name (request, body, LH_FIELD_REQUIRED, name))
+        return -1;
+    int rc = lh_wfstore_get (self->store, LH_WF_DEFS, name, strlen (name), pack);
+    if (rc == 1)
+        lh_request_fail_field (request, LH_ST_NOT_FOUND, "no_such_workflow", "name",
+                               "no workflow named '%s' is saved", name);
+    else
+    if (rc)
+        lh_request_fail (request, LH_ST_INTERNAL, "storage_failed", "the workflow store cannot be read");
+    return rc? -1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  workflow_get {name}
 
 static void
 s_workflow_get (lh_request_t *request, void *state)
 {
-    s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = lh_request_map (request);
     char name [LH_WF_ID_MAX + 1];
-    if (!body || s_read_name (request, body, LH_FIELD_REQUIRED, name))
-        return;
     lh_pack_t *pack = lh_pack_new ();
-    int rc = lh_wfstore_get (self->store, LH_WF_DEFS, name, strlen (name), pack);
-    if (rc == 0)
+    if (s_saved ((s_state_t *) state, request, name, pack) == 0)
         lh_request_reply_pack (request, LH_ST_OK, &pack);
-    else
-    if (rc == 1)
-        lh_request_fail_field (request, LH_ST_NOT_FOUND, "no_such_workflow", "name",
-                               "no workflow named '%s' is saved", name);
-    else
-        lh_request_fail (request, LH_ST_INTERNAL, "storage_failed", "the workflow store cannot be read");
     lh_pack_destroy (&pack);
 }
 
@@ -1410,19 +1421,13 @@ static void
 s_workflow_delete (lh_request_t *request, void *state)
 {
     s_state_t *self = (s_state_t *) state;
-    const msgpack_object *body = lh_request_map (request);
     char name [LH_WF_ID_MAX + 1];
-    if (!body || s_read_name (request, body, LH_FIELD_REQUIRED, name))
-        return;
     lh_pack_t *pack = lh_pack_new ();
-    int rc = lh_wfstore_get (self->store, LH_WF_DEFS, name, strlen (name), pack);
+    int rc = s_saved (self, request, name, pack);
     lh_pack_destroy (&pack);
-    if (rc == 1) {
-        lh_request_fail_field (request, LH_ST_NOT_FOUND, "no_such_workflow", "name",
-                               "no workflow named '%s' is saved", name);
+    if (rc)
         return;
-    }
-    lh_wfbatch_t *batch = rc == 0? lh_wfstore_begin (self->store): NULL;
+    lh_wfbatch_t *batch = lh_wfstore_begin (self->store);
     const char *reason = "the workflow store cannot be written";
     if (!batch
     ||  lh_wfbatch_delete (batch, LH_WF_DEFS, name, strlen (name), false)
