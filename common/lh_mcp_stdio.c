@@ -9,7 +9,7 @@
 
 #include "lh_mcp_stdio.h"
 #include "lh_mcp.h"
-#include "lh_cert.h"
+#include "lh_tool.h"
 #include "lh_log.h"
 #include "lh_json.h"
 #include <sys/signalfd.h>
@@ -343,31 +343,22 @@ lh_mcp_stdio_serve (lh_config_t *config, lh_client_t *client, int in_fd, int out
 int
 lh_mcp_stdio_run (lh_config_t *config, int in_fd, int out_fd)
 {
-    const char *endpoint = lh_config_str (config, "bus/endpoint");
-    lh_link_t link;
-    zcert_t *cert = NULL;
-    char *key = NULL;
-    char *error = NULL;
-    if (lh_cert_link (config, endpoint, "mcp", NULL, NULL, &link, &cert, &key, &error) != 0) {
-        fprintf (stderr, "lakehouse mcp: CURVE link to %s: %s (see bus/cert, bus/server_key; "
-                 "`lakehouse certs new mcp --role client` makes CERTS/mcp.cert)\n", endpoint, error);
-        free (error);
-        return 1;
-    }
-    lh_client_t *client = lh_client_new (&link, "mcp");
+    //  Linked as the other tools link (common/lh_tool.h) with our own
+    //  certificate (bus/cert, else CERTS/mcp.cert): a refused handshake or
+    //  nothing listening is said at once, naming the certificate and what
+    //  to do, and we exit 1
+    lh_tool_opts_t opts = { .cert_name = "mcp" };
+    int failure = 0;
+    lh_tool_link_t *link = lh_tool_link_new (config, "lakehouse mcp", &opts, &failure);
+    lh_client_t *client = link? lh_tool_link_client (link, "mcp", &failure): NULL;
     if (!client) {
-        fprintf (stderr, "lakehouse mcp: cannot reach the broker at %s (is `lakehouse up` "
-                 "running?)\n", endpoint);
-        zcert_destroy (&cert);
-        free (key);
+        lh_tool_link_destroy (&link);
         return 1;
     }
-    lh_info (S_NAME, NULL, "serving MCP on stdio against %s%s%s", endpoint,
-             cert? " as ": "", cert? zcert_meta (cert, "name"): "");
+    lh_info (S_NAME, NULL, "serving MCP on stdio against %s", lh_tool_link_endpoint (link));
     int rc = lh_mcp_stdio_serve (config, client, in_fd, out_fd);
     lh_client_destroy (&client);
-    zcert_destroy (&cert);
-    free (key);
+    lh_tool_link_destroy (&link);
     return rc;
 }
 

@@ -65,7 +65,7 @@
     instance recorded in LAKEHOUSE_HOME/current, else defaults); the client
     commands link with the admin certificate and say at once when the
     handshake is refused (mcp links with its own, bus/cert else
-    CERTS/mcp.cert, and says only that it cannot reach the broker).
+    CERTS/mcp.cert, and says so the same way).
 
     Each running command writes DATA_DIR/COMMAND.pid (up.pid, broker.pid,
     node.pid, gateway.pid) and removes it on a clean stop; `up` and

@@ -234,6 +234,12 @@ def main(t):
             and "lakehouse up` (pid %d" % up.pid in err and took < FAST_S + 2,
             "a node with a certificate the broker refuses says so at once, naming it and "
             "the running up, exit 1", (code, err, took))
+    #  `lakehouse mcp` with that certificate: the same, before any MCP
+    code, out, err, took = tool("lakehouse", "--config", node_cfg, "mcp")
+    t.check(code == 1 and out == "" and stranger in err and "allow directory" in err
+            and took < FAST_S + 2,
+            "lakehouse mcp with a certificate the broker refuses says so at once, naming "
+            "it, exit 1", (code, err, took))
     #  A second `up` on the same endpoints names the running one
     second_cfg = os.path.join(elsewhere, "second.cfg")
     with open(second_cfg, "w") as f:
