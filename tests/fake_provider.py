@@ -345,6 +345,13 @@ class FakeProvider:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
 
 def start(port=0):
     """Start a fake provider on 127.0.0.1 (ephemeral port by default)."""

@@ -77,6 +77,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def write_jsonl(path, rows):
+    """Write rows as JSON lines to path (a temporary file renamed into
+    place, so a reader never sees half of it); returns path."""
+    import json
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def zpl(values):
     """ZPL (czmq zconfig) text for {"section/key": value} settings."""
     tree = {}

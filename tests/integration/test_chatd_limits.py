@@ -30,11 +30,8 @@ RETRY_AFTER_MAX_MS = 1000
 
 
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, fake)
-    finally:
-        fake.stop()
 
 
 def body(t, fake):

@@ -105,8 +105,7 @@ def reason(body):
 
 
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         proc, endpoint = harness(t, fake)
         p = peer(t, endpoint)
         st, body = call(p, "chatd", "providers")
@@ -116,8 +115,6 @@ def main(t):
         st, body = call(p, "validatord", "validate",
                         {"kind": "playbook", "artifact": {}})
         t.check(st == 422 and "Schema" in body, "validatord answers", (st, body))
-    finally:
-        fake.stop()
 
 
 if __name__ == "__main__":

@@ -58,11 +58,8 @@ def prompts(fake, model):
 
 
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, fake)
-    finally:
-        fake.stop()
 
 
 def body(t, fake):

@@ -91,19 +91,13 @@ def call(p, svc, op, body, timeout=20.0):
 
 
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, fake)
         refused_publish(t)
-    finally:
-        fake.stop()
 
 
 def body(t, fake):
-    roster = os.path.join(t.tmp, "roster.jsonl")
-    with open(roster, "w") as f:
-        for worker in ROSTER:
-            f.write(json.dumps(worker) + "\n")
+    roster = lhtest.write_jsonl(os.path.join(t.tmp, "roster.jsonl"), ROSTER)
     sets = u.provider_sets(fake)
     sets.update({"gateway/listen": "127.0.0.1:0", "validatord/roster": roster,
                  "observerd/flush_ms": 50, "vectord/snapshot_ms": 0})

@@ -72,11 +72,8 @@ class Log:
 
 
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, fake)
-    finally:
-        fake.stop()
 
 
 def iterate(p, model, prompt="Fill 1 forklift driver in Toledo", **extra):
@@ -96,10 +93,7 @@ def one_row(t, log, what):
 
 
 def body(t, fake):
-    roster = os.path.join(t.tmp, "roster.jsonl")
-    with open(roster, "w") as f:
-        for worker in ROSTER:
-            f.write(json.dumps(worker) + "\n")
+    roster = lhtest.write_jsonl(os.path.join(t.tmp, "roster.jsonl"), ROSTER)
     sessions = os.path.join(t.tmp, "sessions.jsonl")
     proc, endpoint = u.harness(t, fake, workers=8, sets={
         "validatord/roster": roster, "validatord/session_log": sessions,

@@ -21,11 +21,8 @@ import fake_provider  # noqa: E402
 
 
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, fake)
-    finally:
-        fake.stop()
 
 
 def body(t, fake):

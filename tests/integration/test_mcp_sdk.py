@@ -206,18 +206,12 @@ def check_run(t, events, transport, dataset):
 
 def main(t):
     cache = lhmcp.npm(t)
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, cache, fake)
-    finally:
-        fake.stop()
 
 
 def body(t, cache, fake):
-    roster = os.path.join(t.tmp, "roster.jsonl")
-    with open(roster, "w") as f:
-        for worker in ROSTER:
-            f.write(json.dumps(worker) + "\n")
+    roster = lhtest.write_jsonl(os.path.join(t.tmp, "roster.jsonl"), ROSTER)
     os.environ["LAKEHOUSE_TOKEN"] = TOKEN
     sets = u.provider_sets(fake)
     sets.update({"validatord/roster": roster, "mcp/timeout_ms": 30000,

@@ -47,18 +47,12 @@ def fill(cid, name):
 
 
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, fake)
-    finally:
-        fake.stop()
 
 
 def body(t, fake):
-    roster = os.path.join(t.tmp, "roster.jsonl")
-    with open(roster, "w") as f:
-        for worker in ROSTER:
-            f.write(json.dumps(worker) + "\n")
+    roster = lhtest.write_jsonl(os.path.join(t.tmp, "roster.jsonl"), ROSTER)
     sessions = os.path.join(t.tmp, "sessions.jsonl")
     for name in ("OPENROUTER_API_KEY", "OPENCODE_API_KEY", "KIMI_API_KEY", "MOONSHOT_API_KEY"):
         os.environ.pop(name, None)

@@ -74,10 +74,7 @@ def threads(pid):
 
 
 def start(t, fake, sets):
-    roster = os.path.join(t.tmp, "roster.jsonl")
-    with open(roster, "w") as f:
-        for worker in ROSTER:
-            f.write(json.dumps(worker) + "\n")
+    roster = lhtest.write_jsonl(os.path.join(t.tmp, "roster.jsonl"), ROSTER)
     merged = u.provider_sets(fake)
     merged.update({"gateway/listen": "127.0.0.1:0", "validatord/roster": roster})
     merged.update(sets)

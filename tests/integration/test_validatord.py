@@ -18,25 +18,14 @@ import test_chatd_util as u  # noqa: E402
 import fake_provider  # noqa: E402
 
 
-def write_roster(path, workers):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        for worker in workers:
-            f.write(json.dumps(worker) + "\n")
-    os.replace(tmp, path)
-
-
 def main(t):
-    fake = fake_provider.start()
-    try:
+    with fake_provider.start() as fake:
         body(t, fake)
-    finally:
-        fake.stop()
 
 
 def body(t, fake):
     roster = os.path.join(t.tmp, "roster.jsonl")
-    write_roster(roster, [
+    lhtest.write_jsonl(roster, [
         {"candidate_id": "W-1", "name": "Ann Lee", "city": "Toledo", "state": "OH",
          "role": "forklift", "status": "active", "blacklisted_clients": ["C-7"]},
         {"candidate_id": "W-2", "name": "Bo Diaz", "city": "Toledo", "state": "OH",
@@ -115,7 +104,7 @@ def body(t, fake):
         t.check(st == 400 and reply["error"]["field"] == field, "400 naming %s" % field, (st, reply))
 
     #  The roster reloads when the file changes
-    write_roster(roster, [{"candidate_id": "W-404", "name": "Now Real", "status": "active"}])
+    lhtest.write_jsonl(roster, [{"candidate_id": "W-404", "name": "Now Real", "status": "active"}])
     st, reply = validate("fill", {"fills": [{"candidate_id": "w-404", "name": "Now Real"}]})
     t.check(st == 200, "a worker added to the roster file is found at once", (st, reply))
     st, reply = validate("fill", {"fills": [{"candidate_id": "W-1", "name": "Ann Lee"}]})
