@@ -1099,11 +1099,10 @@ lh_storage_upload_send_file (lh_storage_upload_t *upload, const char *path, int 
         if (hash)
             lh_sha256_update (hash, room, (size_t) got);
         //  The bytes are ours now: the file's pages go back at once, so
-        //  what storaged writes next can reuse them (best effort: a
-        //  filesystem without holes keeps them until the file is gone)
+        //  what storaged writes next can reuse them (best effort: on a
+        //  filesystem without holes they stay until the file is gone)
         if (release && got > 0
-        &&  fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, (off_t) got)
-            && errno != EOPNOTSUPP)
+        &&  fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, (off_t) got))
             release = false;
         offset += (off_t) got;
         upload->held += (size_t) got;
