@@ -1530,6 +1530,12 @@ s_publish (self_t *self, peer_t *peer, lh_msg_t *msg)
     out->has |= LH_H_T | LH_H_BSEQ | LH_H_BRX;
     lh_header_set_str (out, LH_H_TOPIC, header->topic);
     lh_header_set_str (out, LH_H_SRC, peer->src);
+    //  The publisher's trace context, as given (a REQ's tr and ps are
+    //  forwarded the same way)
+    if (header->has & LH_H_TR)
+        lh_header_set_str (out, LH_H_TR, header->tr);
+    if (header->has & LH_H_PS)
+        lh_header_set_str (out, LH_H_PS, header->ps);
     out->bseq = ++self->bseq;
     out->brx = self->now_us;
     int size = s_encode_out (self);

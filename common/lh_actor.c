@@ -1541,6 +1541,12 @@ lh_request_publish (lh_request_t *self, const char *topic,
     lh_header_t header;
     lh_header_init (&header, LH_T_PUB);
     lh_header_set_str (&header, LH_H_TOPIC, topic);
+    //  The request's trace, and its span while traced: a subscriber that
+    //  acts on the event (workflowd's triggers) continues that trace
+    if (strlen (self->trace) == LH_TRACE_SIZE)
+        lh_header_set_str (&header, LH_H_TR, self->trace);
+    if (self->span && *self->span->id)
+        lh_header_set_str (&header, LH_H_PS, self->span->id);
     zframe_t *frame = body && size? zframe_new (body, size): NULL;
     if (s_worker_send (self->worker, &header, &frame, 0)) {
         zframe_destroy (&frame);

@@ -165,8 +165,9 @@ s_wake (s_state_t *self)
 
 //  --------------------------------------------------------------------------
 //  Create a run (def and inputs taken). While tracing is on the run gets
-//  a span of its own, a child of parent (the workflow_run request's span;
-//  NULL or "" for an event's run: a root), ended when the run ends.
+//  a span of its own, a child of parent (the workflow_run request's span,
+//  or the span that published the event that started it; NULL or "": a
+//  root), ended when the run ends.
 
 static s_run_t *
 s_run_new (lh_wfdef_t **def_p, zframe_t **inputs_p, const char *trigger, const char *trace,
@@ -781,7 +782,11 @@ s_on_event (s_runner_t *runner, lh_reply_t *event)
             continue;
         }
         zframe_t *frame = lh_pack_frame (&inputs);
-        s_run_t *run = s_run_new (&def, &frame, "event", NULL, NULL);
+        //  In the publishing request's trace, a child of its span (when
+        //  the event carries them): one trace from the request to the run
+        s_run_t *run = s_run_new (&def, &frame, "event",
+                                  (header->has & LH_H_TR)? header->tr: NULL,
+                                  (header->has & LH_H_PS)? header->ps: NULL);
         run->refs = 1;
         lh_info (S_NAME, run->trace, "%s (bseq %" PRIu64 ") started run %s of %s", header->topic,
                  header->bseq, run->id, name);

@@ -277,6 +277,31 @@ def traced(t, fake, col):
             "each call", [(s["service"], s["name"], s["kind"], s["spanId"],
                            s.get("parentSpanId")) for s in spans])
 
+    #  A run started by an event continues the trace of the request that
+    #  published it: a workflow on "storage.", then a PUT over HTTP; the
+    #  run's span is a child of storaged's span that published storage.put
+    flow = {"name": "on_put", "on": "storage.",
+            "nodes": {"a": {"call": "echo.echo", "input": {"n": 3}}}}
+    st, _, reply = h.request("POST", "/v1/workflows/put", json.dumps({"definition": flow}).encode(),
+                             {"Content-Type": "application/json"})
+    t.check(st == 201, "POST /v1/workflows/put (on storage.) -> 201", (st, reply[:300]))
+    st, rhdrs, reply = h.request("PUT", "/v1/storage/tr/evt.bin", b"y" * 10,
+                                 {"Content-Type": "application/octet-stream"})
+    t.check(st == 200, "PUT /v1/storage/tr/evt.bin -> 200", (st, reply[:200]))
+    theirs = gw.TRACEPARENT.match(rhdrs["traceparent"]).group(1)
+    spans = col.wait(lambda spans: len([s for s in spans if s["traceId"] == theirs
+                                        and s["service"] == "echo"]) >= 1)
+    t.check(spans is not None, "the event's run's spans arrive in the PUT's trace",
+            [(s["service"], s["name"]) for s in col.spans() if s["service"] == "workflowd"][-5:])
+    spans = [s for s in spans or [] if s["traceId"] == theirs]
+    stored = one(t, spans, "storaged.put", service="storaged", name="storaged.put", kind=2)
+    run = one(t, spans, "the event's run", service="workflowd", name="workflow on_put", kind=1)
+    t.check(run.get("parentSpanId") == stored["spanId"]
+            and run["attrs"].get("lh.trigger") == "event",
+            "an event's run is a child of the span that published the event",
+            [(s["service"], s["name"], s["kind"], s["spanId"], s.get("parentSpanId"))
+             for s in spans])
+
     stats = t.stats(t.client(up.endpoint))["trace"]
     t.check(stats["enabled"] and stats["spans"] >= 10 and stats["exported"] >= 7
             and stats["dropped"] == 0 and stats["failed"] == 0,
