@@ -379,6 +379,7 @@ struct _lh_tool_link_t {
     char *endpoint;                     //  broker or tap endpoint
     bool tap;                           //  a link to the tap
     bool given;                         //  the endpoint came from an option
+    char flag [16];                     //  the option naming another, or ""
     char *cert_path;                    //  our certificate, absolute, or NULL (plain)
     char *key_source;                   //  where the server key came from, or NULL
     char *allow_dir;                    //  the broker's allow directory, for advice
@@ -416,6 +417,7 @@ lh_tool_link_new (lh_config_t *config, const char *program, const lh_tool_opts_t
     snprintf (self->program, sizeof (self->program), "%s", program);
     self->tap = opts->tap;
     self->given = opts->endpoint != NULL;
+    snprintf (self->flag, sizeof (self->flag), "%s", opts->flag? opts->flag: "");
     const char *endpoint = opts->endpoint? opts->endpoint
                          : lh_config_str (config, opts->tap? "bus/tap": "bus/endpoint");
     self->endpoint = strdup (endpoint);
@@ -659,9 +661,9 @@ s_watch_wait (lh_tool_link_t *self, zsock_t *watch)
                  self->endpoint, self->tap? "tap": "broker");
     else
         fprintf (stderr, "%s: nothing answers at %s: is `lakehouse up` running? (the %s "
-                 "endpoint comes from %s; --%s names another)\n", self->program,
+                 "endpoint comes from %s; %s names another)\n", self->program,
                  self->endpoint, self->tap? "tap": "bus", lh_tool_config_source (),
-                 self->tap? "tap": "broker");
+                 *self->flag? self->flag: "--config FILE (or LAKEHOUSE_CONFIG)");
     return LH_TOOL_UNREACHABLE;
 }
 

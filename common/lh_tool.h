@@ -111,6 +111,8 @@ typedef struct {
     bool tap;                           //  the tap (role tap) rather than the bus
     const char *cert_name;              //  default certificate under CERTS
                                         //  ("node", "gateway"), or NULL: admin / tap
+    const char *flag;                   //  the tool's option naming another
+                                        //  endpoint ("--broker"), or NULL: --config
 } lh_tool_opts_t;
 
 //  Why a link could not be made or used

@@ -343,8 +343,8 @@ main (int argc, char *argv [])
         }
     }
 
-    lh_tool_opts_t link_opts = { .endpoint = args.broker, .cert = args.cert,
-                                 .server_key = args.server_key };
+    lh_tool_opts_t link_opts = { .endpoint = args.broker, .flag = "--broker",
+                                 .cert = args.cert, .server_key = args.server_key };
     int failure = 0;
     lh_tool_link_t *link = lh_tool_link_new (config, "buscall", &link_opts, &failure);
     lh_client_t *client = link? lh_tool_link_client (link, "buscall", &failure): NULL;

@@ -1190,8 +1190,8 @@ main (int argc, char *argv [])
     lh_tool_link_t *link = NULL;
     lh_client_t *client = NULL;
     if (s_load (&args, cases) == 0) {
-        lh_tool_opts_t opts = { .endpoint = args.broker, .cert = args.cert,
-                                .server_key = args.server_key };
+        lh_tool_opts_t opts = { .endpoint = args.broker, .flag = "--broker",
+                                .cert = args.cert, .server_key = args.server_key };
         int failure = 0;
         link = lh_tool_link_new (config, "busreplay", &opts, &failure);
         client = link? lh_tool_link_client (link, "busreplay", &failure): NULL;

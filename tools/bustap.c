@@ -196,7 +196,7 @@ main (int argc, char *argv [])
     lh_log_set_level (args.verbose? LH_LOG_DEBUG:
                       streq (level, "debug")? LH_LOG_DEBUG:
                       streq (level, "error")? LH_LOG_ERROR: LH_LOG_WARN);
-    lh_tool_opts_t opts = { .endpoint = args.tap, .cert = args.cert,
+    lh_tool_opts_t opts = { .endpoint = args.tap, .flag = "--tap", .cert = args.cert,
                             .server_key = args.server_key, .tap = true };
     int failure = 0;
     int exit_code = S_EXIT_OK;

@@ -264,6 +264,24 @@ def main(t):
     code, out, err, took = tool("buscall", "echo", "echo", "{}")
     t.check(code == 64 and "built-in defaults" in err and "--config" in err,
             "with no system running, buscall says where it looked (exit 64)", (code, err))
+    #  A config naming an endpoint where nothing answers: each tool names
+    #  the option that points elsewhere, its own (buscall --broker, bustap
+    #  --tap) or --config for the lakehouse commands, which have no other
+    idle = os.path.join(elsewhere, "idle.cfg")
+    with open(idle, "w") as f:
+        f.write(lhtest.zpl({"log/level": "warn", "bus/curve": "false",
+                            "bus/endpoint": "tcp://127.0.0.1:%d" % lhtest.free_port(),
+                            "bus/tap": "tcp://127.0.0.1:%d" % lhtest.free_port()}))
+    for args, flag in ((["buscall", "--config", idle, "echo", "echo", "{}"], "--broker"),
+                       (["bustap", "--config", idle, "--count", "1"], "--tap"),
+                       (["lakehouse", "--config", idle, "mcp"], "--config FILE"),
+                       (["lakehouse", "--config", idle, "ingest", "--name", "x", idle],
+                        "--config FILE")):
+        code, out, err, took = tool(*args)
+        t.check(code != 0 and "nothing answers" in err and flag + " " in err
+                and (flag == "--config FILE" or "--config FILE" not in err),
+                "%s with nothing listening names %s" % (" ".join(args[:1] + args[3:4]), flag),
+                (code, err))
 
 
 if __name__ == "__main__":
