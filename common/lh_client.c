@@ -160,16 +160,13 @@ lh_link_connect (const lh_link_t *link)
 
 
 //  --------------------------------------------------------------------------
-//  Write a fresh random trace id: 32 lowercase hex, never all zero
+//  64 random bits: a per-thread xorshift128+ seeded once from the system's
+//  randomness (libsodium's randombytes costs a getrandom(2) per call, too
+//  much for every request; ids need to be unique, not secret)
 
-void
-lh_trace_mint (char *trace)
+uint64_t
+lh_trace_random (void)
 {
-    assert (trace);
-    static const char hex [] = "0123456789abcdef";
-    //  A per-thread xorshift128+ seeded once from the system's randomness:
-    //  libsodium's randombytes costs a getrandom(2) per call, too much for
-    //  every request. Trace ids need to be unique, not secret.
     static __thread uint64_t state [2];
     if (state [0] == 0 && state [1] == 0) {
         if (sodium_init () >= 0)
@@ -180,14 +177,26 @@ lh_trace_mint (char *trace)
         }
         state [1] |= 1;
     }
+    uint64_t s1 = state [0];
+    const uint64_t s0 = state [1];
+    state [0] = s0;
+    s1 ^= s1 << 23;
+    state [1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return state [1] + s0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Write a fresh random trace id: 32 lowercase hex, never all zero
+
+void
+lh_trace_mint (char *trace)
+{
+    assert (trace);
+    static const char hex [] = "0123456789abcdef";
     uint8_t bytes [LH_TRACE_SIZE / 2];
     for (size_t half = 0; half < 2; half++) {
-        uint64_t s1 = state [0];
-        const uint64_t s0 = state [1];
-        state [0] = s0;
-        s1 ^= s1 << 23;
-        state [1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-        uint64_t value = state [1] + s0;
+        uint64_t value = lh_trace_random ();
         memcpy (bytes + half * 8, &value, 8);
     }
     bytes [sizeof (bytes) - 1] |= 1;    //  never all zero

@@ -167,6 +167,12 @@ zsock_t *
 void
     lh_trace_mint (char *trace);
 
+//  64 random bits from the per-thread generator trace and span ids are
+//  made of: unique, not secret (a getrandom(2) per id would cost more
+//  than a span)
+uint64_t
+    lh_trace_random (void);
+
 //  ---------------------------------------------------------------------
 //  Replies
 

@@ -18,6 +18,7 @@
 
 #include "lh_trace.h"
 #include "lh_log.h"
+#include "lh_client.h"
 #include <curl/curl.h>
 #include <sodium.h>
 #include <pthread.h>
@@ -74,32 +75,15 @@ lh_trace_now_ns (void)
 
 
 //  --------------------------------------------------------------------------
-//  Write a fresh span id: 16 lowercase hex, never all zero. A per-thread
-//  xorshift128+ seeded once from the system's randomness (ids must be
-//  unique, not secret; a getrandom(2) per span would cost more than the
-//  span).
+//  Write a fresh span id: 16 lowercase hex, never all zero (from
+//  lh_trace_random, as trace ids are)
 
 void
 lh_span_mint (char *id)
 {
     assert (id);
     static const char hex [] = "0123456789abcdef";
-    static __thread uint64_t state [2];
-    if (state [0] == 0 && state [1] == 0) {
-        if (sodium_init () >= 0)
-            randombytes_buf (state, sizeof (state));
-        else {
-            state [0] = lh_trace_now_ns () ^ ((uint64_t) getpid () << 32);
-            state [1] = (uint64_t) (uintptr_t) &state ^ 0x9e3779b97f4a7c15ULL;
-        }
-        state [1] |= 1;
-    }
-    uint64_t s1 = state [0];
-    const uint64_t s0 = state [1];
-    state [0] = s0;
-    s1 ^= s1 << 23;
-    state [1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    uint64_t value = (state [1] + s0) | 1;          //  never all zero
+    uint64_t value = lh_trace_random () | 1;        //  never all zero
     for (int index = LH_SPAN_SIZE - 1; index >= 0; index--) {
         id [index] = hex [value & 15];
         value >>= 4;
