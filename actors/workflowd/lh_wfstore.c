@@ -37,11 +37,28 @@ void
 lh_wfstore_ulid (char *id)
 {
     static const char s_alphabet [] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    //  Monotonic within the process: an id made in the same millisecond as
+    //  the last one (or with the clock gone back) is the last one plus 1,
+    //  so ids sort in the order they were made (run_list, newest first)
+    static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t s_last_ms;
+    static uint8_t s_last [10];
     uint64_t ms = (uint64_t) zclock_time ();
     uint8_t bytes [16];
+    pthread_mutex_lock (&s_lock);
+    if (ms <= s_last_ms) {
+        ms = s_last_ms;
+        for (int index = 9; index >= 0 && ++s_last [index] == 0; index--)
+            ;
+    }
+    else {
+        s_last_ms = ms;
+        randombytes_buf (s_last, sizeof (s_last));
+    }
+    memcpy (bytes + 6, s_last, sizeof (s_last));
+    pthread_mutex_unlock (&s_lock);
     for (int index = 5; index >= 0; index--, ms >>= 8)
         bytes [index] = (uint8_t) ms;
-    randombytes_buf (bytes + 6, 10);
     //  128 bits, 5 at a time from the top (26 x 5 = 130: two leading zeros)
     for (int index = 0; index < LH_WF_RUN_ID_SIZE; index++) {
         int bit = index * 5 - 2;
@@ -387,6 +404,12 @@ lh_wfstore_test (bool verbose)
     lh_wfstore_ulid (second);
     assert (strlen (first) == 26 && strcmp (first, second) < 0);
     assert (strspn (first, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26 && first [0] <= '7');
+    //  Many in the same millisecond still sort in the order made
+    for (int round = 0; round < 1000; round++) {
+        memcpy (first, second, sizeof (first));
+        lh_wfstore_ulid (second);
+        assert (strcmp (first, second) < 0);
+    }
 
     char dir [] = "/tmp/lh_wfstore.XXXXXX";
     assert (mkdtemp (dir));
